@@ -1,0 +1,229 @@
+"""Argument checking shared by the native functional ops and :mod:`rnnfast.reference`.
+
+Both implementations accept exactly the same arguments and refuse exactly the same bad input, so the
+checks live here once. Each ``prepare_*`` function turns array-likes into C-contiguous arrays of one
+floating dtype (float32 or float64), checks every shape against the others, and raises ``TypeError``
+(wrong kind of data) or ``ValueError`` (wrong rank or size) naming the argument and the shapes involved.
+
+Conventions (PyTorch's, see DESIGN.md section 2), for one layer and one direction:
+
+- ``x``: (T, B, I) input sequence, time-major.
+- ``h0``, ``c0``: (B, H) initial states; ``None`` means zeros.
+- ``w_ih``: (G*H, I), ``w_hh``: (G*H, H), ``b_ih``, ``b_hh``: (G*H,) or ``None`` (no bias), where G is the
+  number of gates: 1 for the vanilla RNN, 4 for the LSTM (i, f, g, o), 3 for the GRU (r, z, n).
+- ``out``: (T, B, H) output sequence, ``h_n``/``c_n``: (B, H) final states.
+- ``workspace``: (T, B, W) what training mode saves for backward; W from :func:`workspace_width`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Optional
+
+import numpy as np
+
+CELLS = ("rnn_tanh", "rnn_relu", "lstm", "gru")
+_GATES = {"rnn_tanh": 1, "rnn_relu": 1, "lstm": 4, "gru": 3}
+# Per (t, b) row of the workspace, in units of H:
+#   LSTM: [i, f, g, o, c_t, tanh(c_t)]  (gates after their activation)
+#   GRU:  [r, z, n, W_hn h_{t-1} + b_hn] (gates after their activation)
+#   RNN:  nothing: the output h_t alone gives the activation's derivative.
+_WORKSPACE_UNITS = {"rnn_tanh": 0, "rnn_relu": 0, "lstm": 6, "gru": 4}
+_CELL_TITLE = {"rnn_tanh": "RNN", "rnn_relu": "RNN", "lstm": "LSTM", "gru": "GRU"}
+
+
+def gate_count(cell: str) -> int:
+    """Number of gates G of ``cell``: weights have G*H rows."""
+    return _GATES[check_cell(cell)]
+
+
+def workspace_width(cell: str, hidden_size: int) -> int:
+    """Width W of the training workspace (T, B, W) that ``cell``'s forward saves for its backward."""
+    return _WORKSPACE_UNITS[check_cell(cell)] * int(hidden_size)
+
+
+def check_cell(cell: str) -> str:
+    if cell not in _GATES:
+        raise ValueError(f"cell must be one of {CELLS}, got {cell!r}")
+    return cell
+
+
+def rnn_cell_name(nonlinearity: str) -> str:
+    """'tanh' -> 'rnn_tanh', 'relu' -> 'rnn_relu'; anything else is a ValueError."""
+    if nonlinearity not in ("tanh", "relu"):
+        raise ValueError(f"nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
+    return "rnn_" + nonlinearity
+
+
+def _as_array(name: str, value: Any) -> np.ndarray:
+    try:
+        arr = np.asarray(value)
+    except Exception as exc:  # ragged lists and the like
+        raise TypeError(f"{name} could not be converted to an array: {exc}") from None
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(
+            f"{name} has dtype {arr.dtype}, which cannot be cast to float32 or float64 "
+            "(only real numbers are supported)"
+        )
+    if arr.dtype.kind == "f" and arr.dtype.itemsize > 8:
+        raise TypeError(f"{name} has dtype {arr.dtype}; rnnfast computes in float32 or float64 only")
+    return arr
+
+
+def result_dtype(arrays: list[np.ndarray]) -> np.dtype:
+    """The dtype a computation over ``arrays`` runs in, by NumPy's promotion rules.
+
+    float64 if any array is float64 or every array is integer or boolean (as NumPy's own float results
+    of integer input are), otherwise float32 (float16 input is computed in float32).
+    """
+    dt = np.result_type(*arrays)
+    if dt.kind == "f":
+        return np.dtype(np.float64) if dt.itemsize >= 8 else np.dtype(np.float32)
+    return np.dtype(np.float64)
+
+
+def _cast(name: str, arr: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    if not np.can_cast(arr.dtype, dtype, casting="same_kind"):
+        raise TypeError(f"{name} has dtype {arr.dtype}, which cannot be cast to {dtype} by the 'same_kind' rule")
+    return np.ascontiguousarray(arr, dtype=dtype)
+
+
+def check_shape(name: str, arr: np.ndarray, expected: tuple[int, ...], meaning: str) -> None:
+    if arr.shape != tuple(expected):
+        raise ValueError(f"{name} has shape {arr.shape}, expected {tuple(expected)} {meaning}")
+
+
+@dataclass
+class ForwardArgs:
+    """Checked forward arguments: C-contiguous arrays of ``dtype``; optional ones may be None."""
+
+    cell: str
+    dtype: np.dtype
+    T: int
+    B: int
+    I: int
+    H: int
+    G: int
+    x: np.ndarray
+    h0: Optional[np.ndarray]
+    c0: Optional[np.ndarray]
+    w_ih: np.ndarray
+    w_hh: np.ndarray
+    b_ih: Optional[np.ndarray]
+    b_hh: Optional[np.ndarray]
+
+
+def prepare_forward(cell, x, h0, c0, w_ih, w_hh, b_ih, b_hh) -> ForwardArgs:
+    """Check and convert the arguments of a forward op (``c0`` must be None unless ``cell`` is 'lstm')."""
+    check_cell(cell)
+    title = _CELL_TITLE[cell]
+    G = _GATES[cell]
+    named = {"x": x, "h0": h0, "c0": c0, "w_ih": w_ih, "w_hh": w_hh, "b_ih": b_ih, "b_hh": b_hh}
+    if cell != "lstm" and c0 is not None:
+        raise ValueError(f"c0 is only used by the LSTM, not by the {title}")
+    if (b_ih is None) != (b_hh is None):
+        raise ValueError("b_ih and b_hh must both be given or both be None (no bias)")
+    arrays = {k: _as_array(k, v) for k, v in named.items() if v is not None}
+    dtype = result_dtype(list(arrays.values()))
+
+    xa, wih, whh = arrays["x"], arrays["w_ih"], arrays["w_hh"]
+    if xa.ndim != 3:
+        raise ValueError(f"x must be 3-D (seq_len, batch, input_size), got shape {xa.shape}")
+    T, B, I = xa.shape
+    if whh.ndim != 2:
+        raise ValueError(f"w_hh must be 2-D ({G}*hidden_size, hidden_size), got shape {whh.shape}")
+    H = whh.shape[1]
+    if whh.shape[0] != G * H:
+        raise ValueError(
+            f"w_hh has shape {whh.shape}, expected ({G}*hidden_size, hidden_size) = ({G * H}, {H}) for the "
+            f"{title} (hidden_size {H} taken from w_hh.shape[1])"
+        )
+    if H == 0:
+        raise ValueError(f"hidden_size must be at least 1, got w_hh of shape {whh.shape}")
+    check_shape("w_ih", wih, (G * H, I), f"= ({G}*hidden_size, input_size) with input_size {I} from x {xa.shape}")
+    for b in ("b_ih", "b_hh"):
+        if b in arrays:
+            check_shape(b, arrays[b], (G * H,), f"= ({G}*hidden_size,) for hidden_size {H}")
+    for s in ("h0", "c0"):
+        if s in arrays:
+            check_shape(s, arrays[s], (B, H), f"= (batch, hidden_size) for x {xa.shape} and hidden_size {H}")
+
+    conv = {k: _cast(k, v, dtype) for k, v in arrays.items()}
+    return ForwardArgs(
+        cell=cell, dtype=dtype, T=T, B=B, I=I, H=H, G=G,
+        x=conv["x"], h0=conv.get("h0"), c0=conv.get("c0"), w_ih=conv["w_ih"], w_hh=conv["w_hh"],
+        b_ih=conv.get("b_ih"), b_hh=conv.get("b_hh"),
+    )
+
+
+def output_buffer(out: Any, shape: tuple[int, ...], dtype: np.dtype, inputs: list) -> tuple[np.ndarray, bool]:
+    """Where the kernel writes the output sequence.
+
+    Returns ``(buffer, copy_back)``: the caller's ``out`` itself when the kernel can write it directly
+    (C-contiguous, the computation's dtype, no overlap with any input), otherwise a fresh array whose
+    result the caller copies into ``out`` afterwards (``copy_back`` True).
+    """
+    if out is None:
+        return np.empty(shape, dtype=dtype), False
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"out must be a numpy.ndarray, got {type(out).__name__}")
+    check_shape("out", out, shape, "= (seq_len, batch, hidden_size)")
+    if not out.flags.writeable:
+        raise ValueError("out is read-only")
+    if not np.can_cast(dtype, out.dtype, casting="same_kind"):
+        raise TypeError(f"out has dtype {out.dtype}, which cannot hold a {dtype} result by the 'same_kind' rule")
+    direct = (
+        out.dtype == dtype
+        and out.flags.c_contiguous
+        and not any(a is not None and np.may_share_memory(out, a) for a in inputs)
+    )
+    if direct:
+        return out, False
+    return np.empty(shape, dtype=dtype), True
+
+
+@dataclass
+class BackwardArgs:
+    """Checked backward arguments; ``d_out``, ``d_h_n``, ``d_c_n``, ``h0``, ``c0`` may be None (zeros)."""
+
+    fwd: ForwardArgs
+    out: np.ndarray
+    workspace: np.ndarray
+    d_out: Optional[np.ndarray]
+    d_h_n: Optional[np.ndarray]
+    d_c_n: Optional[np.ndarray]
+
+
+def prepare_backward(cell, d_out, d_h_n, d_c_n, x, h0, c0, w_ih, w_hh, out, workspace) -> BackwardArgs:
+    """Check and convert the arguments of a backward op.
+
+    ``out`` and ``workspace`` must be what the forward op returned with ``training=True`` for the same
+    ``x``, ``h0``, ``c0`` and weights; their dtype must be the computation's dtype.
+    """
+    fwd = prepare_forward(cell, x, h0, c0, w_ih, w_hh, None, None)
+    if cell != "lstm" and d_c_n is not None:
+        raise ValueError(f"d_c_n is only used by the LSTM, not by the {_CELL_TITLE[cell]}")
+    T, B, H = fwd.T, fwd.B, fwd.H
+    W = workspace_width(cell, H)
+    saved = {}
+    for name, value, shape, meaning in (
+        ("out", out, (T, B, H), "= (seq_len, batch, hidden_size), the forward output"),
+        ("workspace", workspace, (T, B, W), f"= (seq_len, batch, {W}) as saved by the forward with training=True"),
+    ):
+        arr = _as_array(name, value)
+        check_shape(name, arr, shape, meaning)
+        if arr.dtype != fwd.dtype:
+            raise TypeError(
+                f"{name} has dtype {arr.dtype} but the computation runs in {fwd.dtype}: pass the arrays the "
+                "forward op returned with training=True"
+            )
+        saved[name] = np.ascontiguousarray(arr)
+    grads = {}
+    for name, value, shape in (("d_out", d_out, (T, B, H)), ("d_h_n", d_h_n, (B, H)), ("d_c_n", d_c_n, (B, H))):
+        if value is None:
+            grads[name] = None
+            continue
+        arr = _as_array(name, value)
+        check_shape(name, arr, shape, "(the shape of the matching forward result)")
+        grads[name] = _cast(name, arr, fwd.dtype)
+    return BackwardArgs(fwd=fwd, out=saved["out"], workspace=saved["workspace"], **grads)
