@@ -1,0 +1,88 @@
+// Packed matrix multiplication for the RNN kernels.
+//
+// Every GEMM an RNN layer needs has one operand that is reused many times: the weights in the input
+// projection and in every recurrent step, the activations in the weight-gradient products. That operand
+// is the right-hand side here and is packed once (PackedMatrix) into panels of kNR columns that the
+// micro-kernel streams with unit stride; the left-hand side is read in place and packed per cache
+// block. Layout conventions: all matrices are row-major with an explicit leading dimension (elements
+// between consecutive rows).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+
+namespace rnnfast {
+
+// Owning, 64-byte-aligned, zero-initialised scratch buffer of `count` elements.
+template <typename Scalar>
+class Buffer {
+ public:
+  Buffer() = default;
+  explicit Buffer(std::int64_t count) { resize(count); }
+  void resize(std::int64_t count);
+  Scalar* data() { return data_.get(); }
+  const Scalar* data() const { return data_.get(); }
+  std::int64_t size() const { return size_; }
+
+ private:
+  struct Free {
+    void operator()(Scalar* p) const;
+  };
+  std::unique_ptr<Scalar, Free> data_;
+  std::int64_t size_ = 0;
+};
+
+// op(B), a K x N matrix, packed for the micro-kernel.
+//
+// Layout: K is cut into blocks of kKC rows; within a block, N is cut into panels of kNR columns
+// (the last panel zero-padded); each panel is stored k-major (kc rows of kNR contiguous values).
+template <typename Scalar>
+class PackedMatrix {
+ public:
+  // Packs op(B). With `transposed` false, op(B) = B stored K x N (op(B)[k][n] = b[k*ldb + n]);
+  // with `transposed` true, op(B) = B^T where B is stored N x K (op(B)[k][n] = b[n*ldb + k]),
+  // which is how PyTorch-layout weights (G*H, I) enter `x @ W^T`.
+  void pack(bool transposed, std::int64_t k, std::int64_t n, const Scalar* b, std::int64_t ldb);
+
+  std::int64_t k() const { return k_; }
+  std::int64_t n() const { return n_; }
+  // Start of the panel covering columns [panel*kNR, panel*kNR + kNR) of the K block starting at k0.
+  const Scalar* panel(std::int64_t k0, std::int64_t panel_index) const;
+
+ private:
+  std::int64_t k_ = 0, n_ = 0, n_padded_ = 0;
+  Buffer<Scalar> data_;
+};
+
+// C[M, N] = (accumulate ? C : 0) + op(A)[M, K] @ op(B)[K, N], op(B) packed.
+// With `a_transposed` false A is stored M x K (lda >= K), otherwise A is stored K x M (lda >= M).
+// C is stored M x N with ldc >= N. M, N or K may be zero.
+template <typename Scalar>
+void gemm(std::int64_t m, bool a_transposed, const Scalar* a, std::int64_t lda, const PackedMatrix<Scalar>& b,
+          bool accumulate, Scalar* c, std::int64_t ldc);
+
+// Convenience for a right-hand side used once: packs op(B) (see PackedMatrix::pack) and multiplies.
+template <typename Scalar>
+void gemm(std::int64_t m, std::int64_t n, std::int64_t k, bool a_transposed, const Scalar* a, std::int64_t lda,
+          bool b_transposed, const Scalar* b, std::int64_t ldb, bool accumulate, Scalar* c, std::int64_t ldc);
+
+// Register tile and cache blocks of the portable micro-kernel, per element type.
+template <typename Scalar>
+struct GemmTile;
+template <>
+struct GemmTile<float> {
+  static constexpr int kMR = 6;    // rows of C per micro-tile
+  static constexpr int kNR = 8;    // columns of C per micro-tile (two 16-byte vectors)
+  static constexpr int kKC = 256;  // depth of a packed block: an A micro-panel of kMR x kKC stays in L1
+  static constexpr int kMC = 96;   // rows of A packed at a time (kMC x kKC floats, 96 KiB, in L2)
+};
+template <>
+struct GemmTile<double> {
+  static constexpr int kMR = 6;
+  static constexpr int kNR = 4;
+  static constexpr int kKC = 256;
+  static constexpr int kMC = 48;
+};
+
+}  // namespace rnnfast

@@ -1,0 +1,81 @@
+// Forward and backward (BPTT) of one recurrent layer in one direction: vanilla RNN (tanh, relu), LSTM
+// and GRU, with PyTorch's conventions for weights and gates.
+//
+// Shapes use S = sequence length, B = batch, I = input size, H = hidden size, G = gates (1 RNN,
+// 4 LSTM in order i,f,g,o, 3 GRU in order r,z,n). Every array is dense and row-major (C order).
+//
+// The structure follows DESIGN.md section 3: the input projection for all S steps is one GEMM before
+// the time loop; each step multiplies the previous hidden state by the packed recurrent weights and
+// applies the gate update; backward runs a reverse loop for the gate gradients and dh_{t-1} only, and
+// computes the weight gradients and d_x afterwards as GEMMs over all S*B rows.
+#pragma once
+
+#include <cstdint>
+
+namespace rnnfast {
+
+enum class Cell { kRnnTanh = 0, kRnnRelu = 1, kLstm = 2, kGru = 3 };
+
+// Number of gates G of `cell`: weights have G*H rows.
+int gate_count(Cell cell);
+
+// Width W, per (t, b) row, of the workspace that the training forward fills for backward:
+//   RNN:  0   (the output h_t alone gives the activation's derivative)
+//   LSTM: 6H  [i, f, g, o, c_t, tanh(c_t)], gates after their activation
+//   GRU:  4H  [r, z, n, W_hn h_{t-1} + b_hn], gates after their activation
+// Saving activated gates lets backward run without any transcendental function.
+std::int64_t workspace_width(Cell cell, std::int64_t hidden);
+
+template <typename Scalar>
+struct LayerForward {
+  Cell cell = Cell::kLstm;
+  std::int64_t seq_len = 0, batch = 0, input_size = 0, hidden = 0;
+  const Scalar* x = nullptr;     // [S, B, I] input sequence
+  const Scalar* h0 = nullptr;    // [B, H] initial hidden state; nullptr means zeros
+  const Scalar* c0 = nullptr;    // [B, H] initial cell state (LSTM only); nullptr means zeros
+  const Scalar* w_ih = nullptr;  // [G*H, I] input weights
+  const Scalar* w_hh = nullptr;  // [G*H, H] recurrent weights
+  const Scalar* b_ih = nullptr;  // [G*H] input bias; nullptr means none
+  const Scalar* b_hh = nullptr;  // [G*H] recurrent bias; nullptr means none
+  Scalar* out = nullptr;         // [S, B, H] written: h_t for every step
+  Scalar* h_n = nullptr;         // [B, H] written: the final hidden state (h0 or zeros when S == 0)
+  Scalar* c_n = nullptr;         // [B, H] written: the final cell state (LSTM only)
+  Scalar* workspace = nullptr;   // [S, B, W] written when not nullptr (training), see workspace_width
+};
+
+template <typename Scalar>
+struct LayerBackward {
+  Cell cell = Cell::kLstm;
+  std::int64_t seq_len = 0, batch = 0, input_size = 0, hidden = 0;
+  // What the training forward saw and produced; the same arrays as in LayerForward.
+  const Scalar* x = nullptr;          // [S, B, I]
+  const Scalar* h0 = nullptr;         // [B, H] or nullptr (zeros)
+  const Scalar* c0 = nullptr;         // [B, H] or nullptr (zeros); LSTM only
+  const Scalar* w_ih = nullptr;       // [G*H, I]
+  const Scalar* w_hh = nullptr;       // [G*H, H]
+  const Scalar* out = nullptr;        // [S, B, H]
+  const Scalar* workspace = nullptr;  // [S, B, W]
+  // Gradients of the loss with respect to the forward's results; nullptr means zeros.
+  const Scalar* d_out = nullptr;  // [S, B, H]
+  const Scalar* d_h_n = nullptr;  // [B, H]
+  const Scalar* d_c_n = nullptr;  // [B, H], LSTM only
+  // Written (overwritten, not accumulated): gradients with respect to the forward's inputs.
+  Scalar* d_x = nullptr;     // [S, B, I]
+  Scalar* d_h0 = nullptr;    // [B, H]
+  Scalar* d_c0 = nullptr;    // [B, H], LSTM only
+  Scalar* d_w_ih = nullptr;  // [G*H, I]
+  Scalar* d_w_hh = nullptr;  // [G*H, H]
+  Scalar* d_b_ih = nullptr;  // [G*H]
+  Scalar* d_b_hh = nullptr;  // [G*H]; equals d_b_ih except in the GRU's n block
+};
+
+// Both throw std::invalid_argument when a size is negative or a required pointer is missing, and
+// std::bad_alloc when scratch memory cannot be had. The arrays must not overlap, except that the
+// inputs may share memory with one another.
+template <typename Scalar>
+void layer_forward(const LayerForward<Scalar>& args);
+
+template <typename Scalar>
+void layer_backward(const LayerBackward<Scalar>& args);
+
+}  // namespace rnnfast

@@ -1,0 +1,124 @@
+"""Functional ops: one recurrent layer in one direction, on the native kernels.
+
+Every function has the same signature and the same results as its twin in :mod:`rnnfast.reference`
+(plain NumPy, the definition these kernels are tested against). Shapes, with T the sequence length,
+B the batch, I the input size, H the hidden size and G the gate count (1 RNN, 4 LSTM, 3 GRU):
+
+- ``x`` (T, B, I); ``h0``, ``c0`` (B, H) or None for zeros;
+- ``w_ih`` (G*H, I), ``w_hh`` (G*H, H), ``b_ih``, ``b_hh`` (G*H,) or both None;
+- results ``out`` (T, B, H), ``h_n`` and ``c_n`` (B, H); with ``training=True`` also the
+  ``workspace`` (T, B, W) that the matching ``*_backward`` needs.
+
+Inputs may be any array-likes; the computation runs in float64 if any input is float64 (or all are
+integers), else in float32. ``out=`` takes an array to write the output sequence into.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional, Union
+
+import numpy as np
+
+from . import _core
+from ._checks import ForwardArgs, output_buffer, prepare_backward, prepare_forward, rnn_cell_name
+from ._types import GRUGrads, LSTMGrads, RNNGrads
+
+__all__ = [
+    "rnn", "lstm", "gru", "rnn_backward", "lstm_backward", "gru_backward",
+    "RNNGrads", "LSTMGrads", "GRUGrads",
+]
+
+ArrayLike = Any
+
+
+def _forward(a: ForwardArgs, training: bool, out: Optional[np.ndarray]) -> tuple:
+    T, B, H = a.T, a.B, a.H
+    lstm = a.cell == "lstm"
+    inputs = [a.x, a.h0, a.c0, a.w_ih, a.w_hh, a.b_ih, a.b_hh]
+    buffer, copy_back = output_buffer(out, (T, B, H), a.dtype, inputs)
+    h_n = np.empty((B, H), dtype=a.dtype)
+    c_n = np.empty((B, H), dtype=a.dtype) if lstm else None
+    workspace = np.empty((T, B, _core.workspace_width(a.cell, H)), dtype=a.dtype) if training else None
+    _core.forward(a.cell, a.x, a.h0, a.c0, a.w_ih, a.w_hh, a.b_ih, a.b_hh, buffer, h_n, c_n, workspace)
+    if copy_back:
+        np.copyto(out, buffer, casting="same_kind")
+        buffer = out
+    results = (buffer, h_n) + ((c_n,) if lstm else ())
+    return results + (workspace,) if training else results
+
+
+def _backward(cell: str, d_out, d_h_n, d_c_n, x, h0, c0, w_ih, w_hh, out, workspace) -> tuple:
+    b = prepare_backward(cell, d_out, d_h_n, d_c_n, x, h0, c0, w_ih, w_hh, out, workspace)
+    f = b.fwd
+    dt, GH = f.dtype, f.G * f.H
+    d_x = np.empty((f.T, f.B, f.I), dtype=dt)
+    d_h0 = np.empty((f.B, f.H), dtype=dt)
+    d_c0 = np.empty((f.B, f.H), dtype=dt) if cell == "lstm" else None
+    d_w_ih = np.empty((GH, f.I), dtype=dt)
+    d_w_hh = np.empty((GH, f.H), dtype=dt)
+    d_b_ih = np.empty((GH,), dtype=dt)
+    d_b_hh = np.empty((GH,), dtype=dt)
+    _core.backward(cell, f.x, f.h0, f.c0, f.w_ih, f.w_hh, b.out, b.workspace, b.d_out, b.d_h_n, b.d_c_n,
+                   d_x, d_h0, d_c0, d_w_ih, d_w_hh, d_b_ih, d_b_hh)
+    return d_x, d_h0, d_c0, d_w_ih, d_w_hh, d_b_ih, d_b_hh
+
+
+def rnn(x: ArrayLike, h0: Optional[ArrayLike], w_ih: ArrayLike, w_hh: ArrayLike, b_ih: Optional[ArrayLike] = None,
+        b_hh: Optional[ArrayLike] = None, *, nonlinearity: str = "tanh", training: bool = False,
+        out: Optional[np.ndarray] = None) -> tuple:
+    """Vanilla RNN layer: ``h_t = act(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)``, act tanh or relu.
+
+    Returns ``(out, h_n)``, or ``(out, h_n, workspace)`` with ``training=True`` (the RNN's workspace
+    has width 0: its backward needs only ``out``).
+    """
+    a = prepare_forward(rnn_cell_name(nonlinearity), x, h0, None, w_ih, w_hh, b_ih, b_hh)
+    return _forward(a, training, out)
+
+
+def lstm(x: ArrayLike, h0: Optional[ArrayLike], c0: Optional[ArrayLike], w_ih: ArrayLike, w_hh: ArrayLike,
+         b_ih: Optional[ArrayLike] = None, b_hh: Optional[ArrayLike] = None, *, training: bool = False,
+         out: Optional[np.ndarray] = None) -> tuple:
+    """LSTM layer, gates i, f, g, o: ``c_t = f*c_{t-1} + i*g``, ``h_t = o*tanh(c_t)``.
+
+    Returns ``(out, h_n, c_n)``, or ``(out, h_n, c_n, workspace)`` with ``training=True``; the workspace
+    (T, B, 6H) holds ``[i, f, g, o, c_t, tanh(c_t)]`` per row.
+    """
+    a = prepare_forward("lstm", x, h0, c0, w_ih, w_hh, b_ih, b_hh)
+    return _forward(a, training, out)
+
+
+def gru(x: ArrayLike, h0: Optional[ArrayLike], w_ih: ArrayLike, w_hh: ArrayLike, b_ih: Optional[ArrayLike] = None,
+        b_hh: Optional[ArrayLike] = None, *, training: bool = False, out: Optional[np.ndarray] = None) -> tuple:
+    """GRU layer (PyTorch's, linear before reset), gates r, z, n:
+    ``n = tanh(W_in x + b_in + r*(W_hn h + b_hn))``, ``h_t = (1-z)*n + z*h_{t-1}``.
+
+    Returns ``(out, h_n)``, or ``(out, h_n, workspace)`` with ``training=True``; the workspace
+    (T, B, 4H) holds ``[r, z, n, W_hn h_{t-1} + b_hn]`` per row.
+    """
+    a = prepare_forward("gru", x, h0, None, w_ih, w_hh, b_ih, b_hh)
+    return _forward(a, training, out)
+
+
+def rnn_backward(d_out: Optional[ArrayLike], d_h_n: Optional[ArrayLike], x: ArrayLike, h0: Optional[ArrayLike],
+                 w_ih: ArrayLike, w_hh: ArrayLike, out: np.ndarray, workspace: np.ndarray, *,
+                 nonlinearity: str = "tanh") -> RNNGrads:
+    """Backward through time of :func:`rnn`. ``out`` and ``workspace`` come from ``rnn(..., training=True)``
+    on the same ``x``, ``h0`` and weights; ``d_out`` (T, B, H) and ``d_h_n`` (B, H) may be None (zeros)."""
+    d_x, d_h0, _, d_w_ih, d_w_hh, d_b_ih, d_b_hh = _backward(
+        rnn_cell_name(nonlinearity), d_out, d_h_n, None, x, h0, None, w_ih, w_hh, out, workspace)
+    return RNNGrads(d_x, d_h0, d_w_ih, d_w_hh, d_b_ih, d_b_hh)
+
+
+def lstm_backward(d_out: Optional[ArrayLike], d_h_n: Optional[ArrayLike], d_c_n: Optional[ArrayLike], x: ArrayLike,
+                  h0: Optional[ArrayLike], c0: Optional[ArrayLike], w_ih: ArrayLike, w_hh: ArrayLike,
+                  out: np.ndarray, workspace: np.ndarray) -> LSTMGrads:
+    """Backward through time of :func:`lstm`; ``out`` and ``workspace`` from ``lstm(..., training=True)``."""
+    return LSTMGrads(*_backward("lstm", d_out, d_h_n, d_c_n, x, h0, c0, w_ih, w_hh, out, workspace))
+
+
+def gru_backward(d_out: Optional[ArrayLike], d_h_n: Optional[ArrayLike], x: ArrayLike, h0: Optional[ArrayLike],
+                 w_ih: ArrayLike, w_hh: ArrayLike, out: np.ndarray, workspace: np.ndarray) -> GRUGrads:
+    """Backward through time of :func:`gru`; ``out`` and ``workspace`` from ``gru(..., training=True)``."""
+    d_x, d_h0, _, d_w_ih, d_w_hh, d_b_ih, d_b_hh = _backward(
+        "gru", d_out, d_h_n, None, x, h0, None, w_ih, w_hh, out, workspace)
+    return GRUGrads(d_x, d_h0, d_w_ih, d_w_hh, d_b_ih, d_b_hh)

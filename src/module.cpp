@@ -1,0 +1,226 @@
+// rnnfast._core: the pybind11 binding of the C++ kernels.
+//
+// It only checks arrays and passes pointers: every array must already have the computation's dtype,
+// be C-contiguous and aligned, and have exactly the shape the kernel reads or writes. The Python layer
+// (rnnfast.functional) converts array-likes and explains bad input; these checks are the last line of
+// defence that keeps a kernel from ever touching memory outside an array, so they are never skipped.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "rnnfast/gemm.h"
+#include "rnnfast/rnn.h"
+
+namespace py = pybind11;
+using py::ssize_t;
+
+namespace {
+
+rnnfast::Cell parse_cell(const std::string& name) {
+  if (name == "rnn_tanh") return rnnfast::Cell::kRnnTanh;
+  if (name == "rnn_relu") return rnnfast::Cell::kRnnRelu;
+  if (name == "lstm") return rnnfast::Cell::kLstm;
+  if (name == "gru") return rnnfast::Cell::kGru;
+  throw py::value_error("cell must be 'rnn_tanh', 'rnn_relu', 'lstm' or 'gru', got '" + name + "'");
+}
+
+std::string shape_str(const std::vector<ssize_t>& shape) {
+  std::string s = "(";
+  for (std::size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
+  return s + (shape.size() == 1 ? ",)" : ")");
+}
+
+// Checks an array against the dtype, shape and flags a kernel needs and returns its data pointer.
+template <typename Scalar>
+class ArrayChecker {
+ public:
+  const Scalar* in(const char* name, const py::array& a, std::vector<ssize_t> shape) const {
+    check(name, a, shape);
+    return static_cast<const Scalar*>(a.data());
+  }
+  const Scalar* optional_in(const char* name, const std::optional<py::array>& a,
+                            std::vector<ssize_t> shape) const {
+    return a ? in(name, *a, std::move(shape)) : nullptr;
+  }
+  Scalar* out(const char* name, py::array& a, std::vector<ssize_t> shape) const {
+    check(name, a, shape);
+    if (!a.writeable()) throw py::value_error(std::string(name) + " is read-only");
+    return static_cast<Scalar*>(a.mutable_data());
+  }
+  Scalar* optional_out(const char* name, std::optional<py::array>& a, std::vector<ssize_t> shape) const {
+    return a ? out(name, *a, std::move(shape)) : nullptr;
+  }
+
+ private:
+  static void check(const char* name, const py::array& a, const std::vector<ssize_t>& shape) {
+    if (!a.dtype().is(py::dtype::of<Scalar>()))
+      throw py::type_error(std::string(name) + " must have dtype " + std::string(py::str(py::dtype::of<Scalar>())) +
+                           ", got " + std::string(py::str(a.dtype())));
+    std::vector<ssize_t> actual(a.shape(), a.shape() + a.ndim());
+    if (actual != shape)
+      throw py::value_error(std::string(name) + " has shape " + shape_str(actual) + ", expected " + shape_str(shape));
+    const int flags = py::detail::npy_api::NPY_ARRAY_C_CONTIGUOUS_ | py::detail::npy_api::NPY_ARRAY_ALIGNED_;
+    if ((py::detail::array_proxy(a.ptr())->flags & flags) != flags)
+      throw py::value_error(std::string(name) + " must be C-contiguous and aligned");
+  }
+};
+
+template <typename Scalar>
+void forward_typed(rnnfast::Cell cell, const py::array& x, const std::optional<py::array>& h0,
+                   const std::optional<py::array>& c0, const py::array& w_ih, const py::array& w_hh,
+                   const std::optional<py::array>& b_ih, const std::optional<py::array>& b_hh, py::array& out,
+                   py::array& h_n, std::optional<py::array>& c_n, std::optional<py::array>& workspace) {
+  const ArrayChecker<Scalar> chk;
+  if (x.ndim() != 3) throw py::value_error("x must be 3-D (seq_len, batch, input_size)");
+  if (w_hh.ndim() != 2) throw py::value_error("w_hh must be 2-D");
+  const bool lstm = cell == rnnfast::Cell::kLstm;
+  rnnfast::LayerForward<Scalar> a;
+  a.cell = cell;
+  a.seq_len = x.shape(0);
+  a.batch = x.shape(1);
+  a.input_size = x.shape(2);
+  a.hidden = w_hh.shape(1);
+  const ssize_t S = a.seq_len, B = a.batch, I = a.input_size, H = a.hidden;
+  const ssize_t GH = rnnfast::gate_count(cell) * H;
+  a.x = chk.in("x", x, {S, B, I});
+  a.h0 = chk.optional_in("h0", h0, {B, H});
+  if (!lstm && c0) throw py::value_error("c0 is only used by the LSTM");
+  a.c0 = chk.optional_in("c0", c0, {B, H});
+  a.w_ih = chk.in("w_ih", w_ih, {GH, I});
+  a.w_hh = chk.in("w_hh", w_hh, {GH, H});
+  a.b_ih = chk.optional_in("b_ih", b_ih, {GH});
+  a.b_hh = chk.optional_in("b_hh", b_hh, {GH});
+  a.out = chk.out("out", out, {S, B, H});
+  a.h_n = chk.out("h_n", h_n, {B, H});
+  if (lstm && !c_n) throw py::value_error("c_n is required for the LSTM");
+  a.c_n = lstm ? chk.optional_out("c_n", c_n, {B, H}) : nullptr;
+  a.workspace = chk.optional_out("workspace", workspace, {S, B, static_cast<ssize_t>(rnnfast::workspace_width(cell, H))});
+  py::gil_scoped_release release;
+  rnnfast::layer_forward(a);
+}
+
+template <typename Scalar>
+void backward_typed(rnnfast::Cell cell, const py::array& x, const std::optional<py::array>& h0,
+                    const std::optional<py::array>& c0, const py::array& w_ih, const py::array& w_hh,
+                    const py::array& out, const py::array& workspace, const std::optional<py::array>& d_out,
+                    const std::optional<py::array>& d_h_n, const std::optional<py::array>& d_c_n, py::array& d_x,
+                    py::array& d_h0, std::optional<py::array>& d_c0, py::array& d_w_ih, py::array& d_w_hh,
+                    py::array& d_b_ih, py::array& d_b_hh) {
+  const ArrayChecker<Scalar> chk;
+  if (x.ndim() != 3) throw py::value_error("x must be 3-D (seq_len, batch, input_size)");
+  if (w_hh.ndim() != 2) throw py::value_error("w_hh must be 2-D");
+  const bool lstm = cell == rnnfast::Cell::kLstm;
+  rnnfast::LayerBackward<Scalar> a;
+  a.cell = cell;
+  a.seq_len = x.shape(0);
+  a.batch = x.shape(1);
+  a.input_size = x.shape(2);
+  a.hidden = w_hh.shape(1);
+  const ssize_t S = a.seq_len, B = a.batch, I = a.input_size, H = a.hidden;
+  const ssize_t GH = rnnfast::gate_count(cell) * H;
+  const ssize_t W = static_cast<ssize_t>(rnnfast::workspace_width(cell, H));
+  if (!lstm && (c0 || d_c_n || d_c0)) throw py::value_error("c0, d_c_n and d_c0 are only used by the LSTM");
+  if (lstm && !d_c0) throw py::value_error("d_c0 is required for the LSTM");
+  a.x = chk.in("x", x, {S, B, I});
+  a.h0 = chk.optional_in("h0", h0, {B, H});
+  a.c0 = chk.optional_in("c0", c0, {B, H});
+  a.w_ih = chk.in("w_ih", w_ih, {GH, I});
+  a.w_hh = chk.in("w_hh", w_hh, {GH, H});
+  a.out = chk.in("out", out, {S, B, H});
+  a.workspace = chk.in("workspace", workspace, {S, B, W});
+  a.d_out = chk.optional_in("d_out", d_out, {S, B, H});
+  a.d_h_n = chk.optional_in("d_h_n", d_h_n, {B, H});
+  a.d_c_n = chk.optional_in("d_c_n", d_c_n, {B, H});
+  a.d_x = chk.out("d_x", d_x, {S, B, I});
+  a.d_h0 = chk.out("d_h0", d_h0, {B, H});
+  a.d_c0 = chk.optional_out("d_c0", d_c0, {B, H});
+  a.d_w_ih = chk.out("d_w_ih", d_w_ih, {GH, I});
+  a.d_w_hh = chk.out("d_w_hh", d_w_hh, {GH, H});
+  a.d_b_ih = chk.out("d_b_ih", d_b_ih, {GH});
+  a.d_b_hh = chk.out("d_b_hh", d_b_hh, {GH});
+  py::gil_scoped_release release;
+  rnnfast::layer_backward(a);
+}
+
+void forward(const std::string& cell_name, const py::array& x, const std::optional<py::array>& h0,
+             const std::optional<py::array>& c0, const py::array& w_ih, const py::array& w_hh,
+             const std::optional<py::array>& b_ih, const std::optional<py::array>& b_hh, py::array out,
+             py::array h_n, std::optional<py::array> c_n, std::optional<py::array> workspace) {
+  const rnnfast::Cell cell = parse_cell(cell_name);
+  if (x.dtype().is(py::dtype::of<float>()))
+    forward_typed<float>(cell, x, h0, c0, w_ih, w_hh, b_ih, b_hh, out, h_n, c_n, workspace);
+  else if (x.dtype().is(py::dtype::of<double>()))
+    forward_typed<double>(cell, x, h0, c0, w_ih, w_hh, b_ih, b_hh, out, h_n, c_n, workspace);
+  else
+    throw py::type_error("x must have dtype float32 or float64, got " + std::string(py::str(x.dtype())));
+}
+
+void backward(const std::string& cell_name, const py::array& x, const std::optional<py::array>& h0,
+              const std::optional<py::array>& c0, const py::array& w_ih, const py::array& w_hh, const py::array& out,
+              const py::array& workspace, const std::optional<py::array>& d_out,
+              const std::optional<py::array>& d_h_n, const std::optional<py::array>& d_c_n, py::array d_x,
+              py::array d_h0, std::optional<py::array> d_c0, py::array d_w_ih, py::array d_w_hh, py::array d_b_ih,
+              py::array d_b_hh) {
+  const rnnfast::Cell cell = parse_cell(cell_name);
+  if (x.dtype().is(py::dtype::of<float>()))
+    backward_typed<float>(cell, x, h0, c0, w_ih, w_hh, out, workspace, d_out, d_h_n, d_c_n, d_x, d_h0, d_c0, d_w_ih,
+                          d_w_hh, d_b_ih, d_b_hh);
+  else if (x.dtype().is(py::dtype::of<double>()))
+    backward_typed<double>(cell, x, h0, c0, w_ih, w_hh, out, workspace, d_out, d_h_n, d_c_n, d_x, d_h0, d_c0,
+                           d_w_ih, d_w_hh, d_b_ih, d_b_hh);
+  else
+    throw py::type_error("x must have dtype float32 or float64, got " + std::string(py::str(x.dtype())));
+}
+
+// Test hook for the GEMM kernel: returns op(a) @ op(b) as a new array (op = transpose when asked).
+template <typename Scalar>
+py::array gemm_typed(const py::array& a, const py::array& b, bool a_transposed, bool b_transposed) {
+  if (a.ndim() != 2 || b.ndim() != 2) throw py::value_error("a and b must be 2-D");
+  const ssize_t m = a_transposed ? a.shape(1) : a.shape(0), k = a_transposed ? a.shape(0) : a.shape(1);
+  const ssize_t kb = b_transposed ? b.shape(1) : b.shape(0), n = b_transposed ? b.shape(0) : b.shape(1);
+  if (k != kb) throw py::value_error("inner dimensions differ: op(a) is " + shape_str({m, k}) + ", op(b) is " + shape_str({kb, n}));
+  const ArrayChecker<Scalar> chk;
+  const Scalar* pa = chk.in("a", a, {a.shape(0), a.shape(1)});
+  const Scalar* pb = chk.in("b", b, {b.shape(0), b.shape(1)});
+  py::array_t<Scalar> c({m, n});
+  Scalar* pc = c.mutable_data();
+  {
+    py::gil_scoped_release release;
+    rnnfast::gemm<Scalar>(m, n, k, a_transposed, pa, a.shape(1), b_transposed, pb, b.shape(1), false, pc, n);
+  }
+  return c;
+}
+
+py::array gemm(const py::array& a, const py::array& b, bool a_transposed, bool b_transposed) {
+  if (a.dtype().is(py::dtype::of<float>())) return gemm_typed<float>(a, b, a_transposed, b_transposed);
+  if (a.dtype().is(py::dtype::of<double>())) return gemm_typed<double>(a, b, a_transposed, b_transposed);
+  throw py::type_error("a must have dtype float32 or float64");
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_core, m) {
+  m.doc() = "rnnfast native kernels. Use the wrappers in rnnfast and rnnfast.functional; these functions "
+            "require exact dtypes, shapes and C-contiguous arrays and write into the arrays they are given.";
+  m.def("forward", &forward, py::arg("cell"), py::arg("x"), py::arg("h0").none(true), py::arg("c0").none(true),
+        py::arg("w_ih"), py::arg("w_hh"), py::arg("b_ih").none(true), py::arg("b_hh").none(true), py::arg("out"),
+        py::arg("h_n"), py::arg("c_n").none(true), py::arg("workspace").none(true),
+        "One layer, one direction, forward. Writes out, h_n, c_n (LSTM) and workspace (when given).");
+  m.def("backward", &backward, py::arg("cell"), py::arg("x"), py::arg("h0").none(true), py::arg("c0").none(true),
+        py::arg("w_ih"), py::arg("w_hh"), py::arg("out"), py::arg("workspace"), py::arg("d_out").none(true),
+        py::arg("d_h_n").none(true), py::arg("d_c_n").none(true), py::arg("d_x"), py::arg("d_h0"),
+        py::arg("d_c0").none(true), py::arg("d_w_ih"), py::arg("d_w_hh"), py::arg("d_b_ih"), py::arg("d_b_hh"),
+        "One layer, one direction, backward through time. Overwrites every d_* output.");
+  m.def("gemm", &gemm, py::arg("a"), py::arg("b"), py::arg("a_transposed") = false, py::arg("b_transposed") = false,
+        "op(a) @ op(b) through the packed GEMM kernel (a test hook).");
+  m.def("workspace_width", [](const std::string& cell, std::int64_t hidden) {
+    return rnnfast::workspace_width(parse_cell(cell), hidden);
+  }, py::arg("cell"), py::arg("hidden_size"));
+  m.def("isa", []() { return std::string("generic"); },
+        "The instruction set the kernels run on: 'generic' (portable 128-bit vectors) in this build.");
+}
