@@ -1,0 +1,47 @@
+"""Type stub for the native module rnnfast._core (see src/module.cpp).
+
+The functions require exact dtypes (float32 or float64, the same for every array), exact shapes and
+C-contiguous aligned arrays; they write into the output arrays they are given. Use rnnfast.functional.
+"""
+
+from typing import Optional
+
+import numpy as np
+
+def forward(
+    cell: str,
+    x: np.ndarray,
+    h0: Optional[np.ndarray],
+    c0: Optional[np.ndarray],
+    w_ih: np.ndarray,
+    w_hh: np.ndarray,
+    b_ih: Optional[np.ndarray],
+    b_hh: Optional[np.ndarray],
+    out: np.ndarray,
+    h_n: np.ndarray,
+    c_n: Optional[np.ndarray],
+    workspace: Optional[np.ndarray],
+) -> None: ...
+def backward(
+    cell: str,
+    x: np.ndarray,
+    h0: Optional[np.ndarray],
+    c0: Optional[np.ndarray],
+    w_ih: np.ndarray,
+    w_hh: np.ndarray,
+    out: np.ndarray,
+    workspace: np.ndarray,
+    d_out: Optional[np.ndarray],
+    d_h_n: Optional[np.ndarray],
+    d_c_n: Optional[np.ndarray],
+    d_x: np.ndarray,
+    d_h0: np.ndarray,
+    d_c0: Optional[np.ndarray],
+    d_w_ih: np.ndarray,
+    d_w_hh: np.ndarray,
+    d_b_ih: np.ndarray,
+    d_b_hh: np.ndarray,
+) -> None: ...
+def gemm(a: np.ndarray, b: np.ndarray, a_transposed: bool = False, b_transposed: bool = False) -> np.ndarray: ...
+def workspace_width(cell: str, hidden_size: int) -> int: ...
+def isa() -> str: ...
