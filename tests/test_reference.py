@@ -720,9 +720,6 @@ def test_matches_torch(cell, bias):
         np.testing.assert_allclose(g.d_b_hh, m.bias_hh_l0.grad.numpy(), **tol)
 
 
-@pytest.mark.xfail(reason="_checks.prepare_backward decides the dtype without the biases (which backward does "
-                   "not receive): float64 biases with float32 everything else run the forward in float64, "
-                   "then the backward refuses the float64 out as a dtype mismatch", raises=TypeError)
 def test_backward_after_bias_promoted_forward():
     p = make_params("gru", 2, 2, 3, 4, seed=29, dtype=np.float32)
     p = dict(p, b_ih=p["b_ih"].astype(np.float64), b_hh=p["b_hh"].astype(np.float64))

@@ -113,8 +113,11 @@ class ForwardArgs:
     b_hh: Optional[np.ndarray]
 
 
-def prepare_forward(cell, x, h0, c0, w_ih, w_hh, b_ih, b_hh) -> ForwardArgs:
-    """Check and convert the arguments of a forward op (``c0`` must be None unless ``cell`` is 'lstm')."""
+def prepare_forward(cell, x, h0, c0, w_ih, w_hh, b_ih, b_hh, promote_with: tuple = ()) -> ForwardArgs:
+    """Check and convert the arguments of a forward op (``c0`` must be None unless ``cell`` is 'lstm').
+
+    ``promote_with``: further arrays whose dtypes take part in choosing the computation's dtype.
+    """
     check_cell(cell)
     title = _CELL_TITLE[cell]
     G = _GATES[cell]
@@ -124,7 +127,7 @@ def prepare_forward(cell, x, h0, c0, w_ih, w_hh, b_ih, b_hh) -> ForwardArgs:
     if (b_ih is None) != (b_hh is None):
         raise ValueError("b_ih and b_hh must both be given or both be None (no bias)")
     arrays = {k: _as_array(k, v) for k, v in named.items() if v is not None}
-    dtype = result_dtype(list(arrays.values()))
+    dtype = result_dtype(list(arrays.values()) + list(promote_with))
 
     xa, wih, whh = arrays["x"], arrays["w_ih"], arrays["w_hh"]
     if xa.ndim != 3:
@@ -200,17 +203,19 @@ def prepare_backward(cell, d_out, d_h_n, d_c_n, x, h0, c0, w_ih, w_hh, out, work
     ``out`` and ``workspace`` must be what the forward op returned with ``training=True`` for the same
     ``x``, ``h0``, ``c0`` and weights; their dtype must be the computation's dtype.
     """
-    fwd = prepare_forward(cell, x, h0, c0, w_ih, w_hh, None, None)
+    # The forward's dtype may have been set by its biases, which backward does not see: the saved
+    # arrays carry it, so they take part in the promotion.
+    out_arr, ws_arr = _as_array("out", out), _as_array("workspace", workspace)
+    fwd = prepare_forward(cell, x, h0, c0, w_ih, w_hh, None, None, promote_with=(out_arr, ws_arr))
     if cell != "lstm" and d_c_n is not None:
         raise ValueError(f"d_c_n is only used by the LSTM, not by the {_CELL_TITLE[cell]}")
     T, B, H = fwd.T, fwd.B, fwd.H
     W = workspace_width(cell, H)
     saved = {}
-    for name, value, shape, meaning in (
-        ("out", out, (T, B, H), "= (seq_len, batch, hidden_size), the forward output"),
-        ("workspace", workspace, (T, B, W), f"= (seq_len, batch, {W}) as saved by the forward with training=True"),
+    for name, arr, shape, meaning in (
+        ("out", out_arr, (T, B, H), "= (seq_len, batch, hidden_size), the forward output"),
+        ("workspace", ws_arr, (T, B, W), f"= (seq_len, batch, {W}) as saved by the forward with training=True"),
     ):
-        arr = _as_array(name, value)
         check_shape(name, arr, shape, meaning)
         if arr.dtype != fwd.dtype:
             raise TypeError(
