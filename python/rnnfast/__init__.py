@@ -1,0 +1,30 @@
+"""rnnfast: fast recurrent networks on the CPU.
+
+Layers (:class:`RNN`, :class:`LSTM`, :class:`GRU`) with PyTorch's conventions for shapes, weights and
+gates; single-layer functional ops (:func:`rnn`, :func:`lstm`, :func:`gru` and their ``*_backward``);
+and :mod:`rnnfast.reference`, the same ops in plain NumPy, which define what the kernels compute.
+"""
+
+__version__ = "0.1.0"
+
+from . import _core, functional, reference
+from ._types import GRUGrads, LSTMGrads, RNNGrads
+from .functional import gru, gru_backward, lstm, lstm_backward, rnn, rnn_backward
+from .layers import GRU, LSTM, RNN
+
+__all__ = [
+    "RNN", "LSTM", "GRU",
+    "rnn", "lstm", "gru", "rnn_backward", "lstm_backward", "gru_backward",
+    "RNNGrads", "LSTMGrads", "GRUGrads",
+    "functional", "reference", "isa", "get_num_threads", "__version__",
+]
+
+
+def isa() -> str:
+    """The instruction set the native kernels run on (``'generic'``: portable 128-bit vectors)."""
+    return _core.isa()
+
+
+def get_num_threads() -> int:
+    """Threads the native kernels use. This version runs every kernel on the calling thread."""
+    return 1
