@@ -126,7 +126,7 @@ def test_constructor_nonlinearity_and_dropout_warning():
         warnings.simplefilter("error")
         GRU(3, 4, 2, dropout=0.5)
         GRU(3, 4, dropout=0.0)
-    assert np.int64(3) and LSTM(np.int64(3), np.int32(4), np.int8(2)).num_layers == 2
+    assert LSTM(np.int64(3), np.int32(4), np.int8(2)).num_layers == 2  # NumPy integers are ints
 
 
 # ---------------------------------------------------------------------------------------------------
