@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "rnnfast/gemm.h"
+#include "rnnfast/microkernel.h"
 #include "rnnfast/rnn.h"
 
 namespace py = pybind11;
@@ -221,6 +222,22 @@ PYBIND11_MODULE(_core, m) {
   m.def("workspace_width", [](const std::string& cell, std::int64_t hidden) {
     return rnnfast::workspace_width(parse_cell(cell), hidden);
   }, py::arg("cell"), py::arg("hidden_size"));
-  m.def("isa", []() { return std::string("generic"); },
-        "The instruction set the kernels run on: 'generic' (portable 128-bit vectors) in this build.");
+  // Resolve the instruction set now, so that a bad RNNFAST_ISA fails the import with its reason.
+  try {
+    rnnfast::active_isa();
+  } catch (const std::invalid_argument& e) {
+    throw py::import_error(e.what());
+  }
+  m.def("isa", []() { return std::string(rnnfast::isa_name(rnnfast::active_isa())); },
+        "The instruction set the kernels run on: 'generic', 'avx2' or 'avx512'.");
+  m.def("available_isas", []() {
+    std::vector<std::string> names;
+    for (auto isa : {rnnfast::Isa::kGeneric, rnnfast::Isa::kAvx2, rnnfast::Isa::kAvx512})
+      if (rnnfast::isa_available(isa)) names.emplace_back(rnnfast::isa_name(isa));
+    return names;
+  }, "The instruction sets this CPU and build can run, narrowest first.");
+  m.def("set_isa", [](const std::string& name) { rnnfast::set_active_isa(rnnfast::parse_isa(name.c_str())); },
+        py::arg("name"),
+        "Switch the kernels to another instruction set (for tests and benchmarks; not while other threads run "
+        "kernels). ValueError for an unknown or unavailable one.");
 }

@@ -1,6 +1,6 @@
-// Portable packed GEMM. The micro-kernel is written with GCC/Clang vector extensions of 16 bytes, which
-// every target the wheels support has (SSE2 on x86-64, NEON on aarch64), so this file needs no
-// instruction-set flags. Wider per-ISA micro-kernels plug in behind the same PackedMatrix layout.
+// Packed GEMM driver: cache blocking and packing, portable code. The register-tile arithmetic is the
+// micro-kernel of the active instruction set (microkernel.h), so this file needs no instruction-set
+// flags.
 #include "rnnfast/gemm.h"
 
 #include <algorithm>
@@ -31,20 +31,20 @@ void Buffer<Scalar>::resize(std::int64_t count) {
 template <typename Scalar>
 void PackedMatrix<Scalar>::pack(bool transposed, std::int64_t k, std::int64_t n, const Scalar* b,
                                 std::int64_t ldb) {
-  constexpr std::int64_t kNR = GemmTile<Scalar>::kNR;
-  constexpr std::int64_t kKC = GemmTile<Scalar>::kKC;
+  kernel_ = &active_micro_kernel<Scalar>();
+  const std::int64_t tile_cols = kernel_->nr, block_depth = kernel_->kc;
   k_ = k;
   n_ = n;
-  n_padded_ = (n + kNR - 1) / kNR * kNR;
+  n_padded_ = (n + tile_cols - 1) / tile_cols * tile_cols;
   data_.resize(k * n_padded_);  // zero-filled, so padding columns stay zero
-  for (std::int64_t k0 = 0; k0 < k; k0 += kKC) {
-    const std::int64_t kc = std::min(kKC, k - k0);
-    for (std::int64_t p = 0; p * kNR < n; ++p) {
-      Scalar* dst = data_.data() + k0 * n_padded_ + p * kc * kNR;
-      const std::int64_t n0 = p * kNR, nr = std::min(kNR, n - n0);
+  for (std::int64_t k0 = 0; k0 < k; k0 += block_depth) {
+    const std::int64_t kc = std::min(block_depth, k - k0);
+    for (std::int64_t p = 0; p * tile_cols < n; ++p) {
+      Scalar* dst = data_.data() + k0 * n_padded_ + p * kc * tile_cols;
+      const std::int64_t n0 = p * tile_cols, nr = std::min(tile_cols, n - n0);
       for (std::int64_t kk = 0; kk < kc; ++kk) {
         for (std::int64_t j = 0; j < nr; ++j) {
-          dst[kk * kNR + j] = transposed ? b[(n0 + j) * ldb + (k0 + kk)] : b[(k0 + kk) * ldb + (n0 + j)];
+          dst[kk * tile_cols + j] = transposed ? b[(n0 + j) * ldb + (k0 + kk)] : b[(k0 + kk) * ldb + (n0 + j)];
         }
       }
     }
@@ -53,72 +53,28 @@ void PackedMatrix<Scalar>::pack(bool transposed, std::int64_t k, std::int64_t n,
 
 template <typename Scalar>
 const Scalar* PackedMatrix<Scalar>::panel(std::int64_t k0, std::int64_t panel_index) const {
-  const std::int64_t kc = std::min<std::int64_t>(GemmTile<Scalar>::kKC, k_ - k0);
-  return data_.data() + k0 * n_padded_ + panel_index * kc * GemmTile<Scalar>::kNR;
+  const std::int64_t kc = std::min<std::int64_t>(kernel_->kc, k_ - k0);
+  return data_.data() + k0 * n_padded_ + panel_index * kc * kernel_->nr;
 }
 
 namespace {
 
-// Packs rows [0, mc) x depth [0, kc) of op(A) (origin already applied) into micro-panels of kMR rows,
-// each stored k-major: panel[kk * kMR + i] = op(A)[i][kk]. Rows past mc are zero.
+// Packs rows [0, mc) x depth [0, kc) of op(A) (origin already applied) into micro-panels of tile_rows rows,
+// each stored k-major: panel[kk * tile_rows + i] = op(A)[i][kk]. Rows past mc are zero.
 template <typename Scalar>
-void pack_a(std::int64_t mc, std::int64_t kc, bool transposed, const Scalar* a, std::int64_t lda, Scalar* dst) {
-  constexpr int kMR = GemmTile<Scalar>::kMR;
-  for (std::int64_t i0 = 0; i0 < mc; i0 += kMR) {
-    const std::int64_t mr = std::min<std::int64_t>(kMR, mc - i0);
+void pack_a(std::int64_t mc, std::int64_t kc, int tile_rows, bool transposed, const Scalar* a, std::int64_t lda,
+            Scalar* dst) {
+  for (std::int64_t i0 = 0; i0 < mc; i0 += tile_rows) {
+    const std::int64_t mr = std::min<std::int64_t>(tile_rows, mc - i0);
     for (std::int64_t kk = 0; kk < kc; ++kk) {
-      for (std::int64_t i = 0; i < kMR; ++i) {
+      for (std::int64_t i = 0; i < tile_rows; ++i) {
         Scalar v = 0;
         if (i < mr) v = transposed ? a[kk * lda + (i0 + i)] : a[(i0 + i) * lda + kk];
-        dst[kk * kMR + i] = v;
+        dst[kk * tile_rows + i] = v;
       }
     }
-    dst += kc * kMR;
+    dst += kc * tile_rows;
   }
-}
-
-// C tile [mr x nr] (mr <= kMR, nr <= kNR) = (accumulate ? C : 0) + a_panel @ b_panel over depth kc.
-// a_panel: kc x kMR (k-major), b_panel: kc x kNR (k-major); both zero-padded to full tiles.
-template <typename Scalar>
-void micro_kernel(std::int64_t kc, const Scalar* a_panel, const Scalar* b_panel, Scalar* c, std::int64_t ldc,
-                  bool accumulate, int mr, int nr) {
-  constexpr int kMR = GemmTile<Scalar>::kMR;
-  constexpr int kNR = GemmTile<Scalar>::kNR;
-  typedef Scalar Vec __attribute__((vector_size(16)));
-  constexpr int kLanes = 16 / sizeof(Scalar);
-  constexpr int kNV = kNR / kLanes;
-  static_assert(kNR % kLanes == 0, "panel width must be whole vectors");
-
-  Vec acc[kMR][kNV];
-  for (int i = 0; i < kMR; ++i)
-    for (int j = 0; j < kNV; ++j) acc[i][j] = Vec{};
-  for (std::int64_t kk = 0; kk < kc; ++kk) {
-    Vec b[kNV];
-    for (int j = 0; j < kNV; ++j) std::memcpy(&b[j], b_panel + kk * kNR + j * kLanes, sizeof(Vec));
-    for (int i = 0; i < kMR; ++i) {
-      const Scalar a = a_panel[kk * kMR + i];
-      for (int j = 0; j < kNV; ++j) acc[i][j] += a * b[j];
-    }
-  }
-  if (mr == kMR && nr == kNR) {
-    for (int i = 0; i < kMR; ++i) {
-      for (int j = 0; j < kNV; ++j) {
-        Vec v = acc[i][j];
-        if (accumulate) {
-          Vec old;
-          std::memcpy(&old, c + i * ldc + j * kLanes, sizeof(Vec));
-          v += old;
-        }
-        std::memcpy(c + i * ldc + j * kLanes, &v, sizeof(Vec));
-      }
-    }
-    return;
-  }
-  // Edge tile: spill to a local array and write only the rows and columns that exist.
-  Scalar tile[kMR][kNR];
-  std::memcpy(tile, acc, sizeof(tile));
-  for (int i = 0; i < mr; ++i)
-    for (int j = 0; j < nr; ++j) c[i * ldc + j] = (accumulate ? c[i * ldc + j] : Scalar(0)) + tile[i][j];
 }
 
 }  // namespace
@@ -126,10 +82,9 @@ void micro_kernel(std::int64_t kc, const Scalar* a_panel, const Scalar* b_panel,
 template <typename Scalar>
 void gemm(std::int64_t m, bool a_transposed, const Scalar* a, std::int64_t lda, const PackedMatrix<Scalar>& b,
           bool accumulate, Scalar* c, std::int64_t ldc) {
-  constexpr int kMR = GemmTile<Scalar>::kMR;
-  constexpr int kNR = GemmTile<Scalar>::kNR;
-  constexpr std::int64_t kKC = GemmTile<Scalar>::kKC;
-  constexpr std::int64_t kMC = GemmTile<Scalar>::kMC;
+  const MicroKernel<Scalar>& kernel = b.kernel();
+  const int tile_rows = kernel.mr, tile_cols = kernel.nr;
+  const std::int64_t block_depth = kernel.kc, block_rows = kernel.mc;
   const std::int64_t n = b.n(), k = b.k();
   if (m <= 0 || n <= 0) return;
   if (k == 0) {
@@ -137,20 +92,20 @@ void gemm(std::int64_t m, bool a_transposed, const Scalar* a, std::int64_t lda, 
       for (std::int64_t i = 0; i < m; ++i) std::fill(c + i * ldc, c + i * ldc + n, Scalar(0));
     return;
   }
-  Buffer<Scalar> a_packed(kMC * kKC);
-  for (std::int64_t k0 = 0; k0 < k; k0 += kKC) {
-    const std::int64_t kc = std::min(kKC, k - k0);
+  Buffer<Scalar> a_packed(block_rows * block_depth);
+  for (std::int64_t k0 = 0; k0 < k; k0 += block_depth) {
+    const std::int64_t kc = std::min(block_depth, k - k0);
     const bool acc = accumulate || k0 > 0;
-    for (std::int64_t i0 = 0; i0 < m; i0 += kMC) {
-      const std::int64_t mc = std::min(kMC, m - i0);
+    for (std::int64_t i0 = 0; i0 < m; i0 += block_rows) {
+      const std::int64_t mc = std::min(block_rows, m - i0);
       const Scalar* a_block = a_transposed ? a + k0 * lda + i0 : a + i0 * lda + k0;
-      pack_a(mc, kc, a_transposed, a_block, lda, a_packed.data());
-      for (std::int64_t p = 0; p * kNR < n; ++p) {
+      pack_a(mc, kc, tile_rows, a_transposed, a_block, lda, a_packed.data());
+      for (std::int64_t p = 0; p * tile_cols < n; ++p) {
         const Scalar* b_panel = b.panel(k0, p);
-        const int nr = static_cast<int>(std::min<std::int64_t>(kNR, n - p * kNR));
-        for (std::int64_t i = 0; i < mc; i += kMR) {
-          const int mr = static_cast<int>(std::min<std::int64_t>(kMR, mc - i));
-          micro_kernel(kc, a_packed.data() + i * kc, b_panel, c + (i0 + i) * ldc + p * kNR, ldc, acc, mr, nr);
+        const int nr = static_cast<int>(std::min<std::int64_t>(tile_cols, n - p * tile_cols));
+        for (std::int64_t i = 0; i < mc; i += tile_rows) {
+          const int mr = static_cast<int>(std::min<std::int64_t>(tile_rows, mc - i));
+          kernel.rows[mr](kc, a_packed.data() + i * kc, b_panel, c + (i0 + i) * ldc + p * tile_cols, ldc, acc, nr);
         }
       }
     }

@@ -12,6 +12,8 @@
 #include <cstdint>
 #include <memory>
 
+#include "rnnfast/microkernel.h"
+
 namespace rnnfast {
 
 // Owning, 64-byte-aligned, zero-initialised scratch buffer of `count` elements.
@@ -33,10 +35,12 @@ class Buffer {
   std::int64_t size_ = 0;
 };
 
-// op(B), a K x N matrix, packed for the micro-kernel.
+// op(B), a K x N matrix, packed for the micro-kernel of the instruction set active when it is packed
+// (it keeps that kernel, so a pack is always multiplied by the kernel whose layout it has).
 //
-// Layout: K is cut into blocks of kKC rows; within a block, N is cut into panels of kNR columns
-// (the last panel zero-padded); each panel is stored k-major (kc rows of kNR contiguous values).
+// Layout: K is cut into blocks of kc rows; within a block, N is cut into panels of nr columns (the
+// last panel zero-padded); each panel is stored k-major (kc rows of nr contiguous values). kc and nr
+// are the kernel's.
 template <typename Scalar>
 class PackedMatrix {
  public:
@@ -47,10 +51,12 @@ class PackedMatrix {
 
   std::int64_t k() const { return k_; }
   std::int64_t n() const { return n_; }
-  // Start of the panel covering columns [panel*kNR, panel*kNR + kNR) of the K block starting at k0.
+  const MicroKernel<Scalar>& kernel() const { return *kernel_; }
+  // Start of the panel covering columns [panel*nr, panel*nr + nr) of the K block starting at k0.
   const Scalar* panel(std::int64_t k0, std::int64_t panel_index) const;
 
  private:
+  const MicroKernel<Scalar>* kernel_ = nullptr;
   std::int64_t k_ = 0, n_ = 0, n_padded_ = 0;
   Buffer<Scalar> data_;
 };
@@ -66,23 +72,5 @@ void gemm(std::int64_t m, bool a_transposed, const Scalar* a, std::int64_t lda, 
 template <typename Scalar>
 void gemm(std::int64_t m, std::int64_t n, std::int64_t k, bool a_transposed, const Scalar* a, std::int64_t lda,
           bool b_transposed, const Scalar* b, std::int64_t ldb, bool accumulate, Scalar* c, std::int64_t ldc);
-
-// Register tile and cache blocks of the portable micro-kernel, per element type.
-template <typename Scalar>
-struct GemmTile;
-template <>
-struct GemmTile<float> {
-  static constexpr int kMR = 6;    // rows of C per micro-tile
-  static constexpr int kNR = 8;    // columns of C per micro-tile (two 16-byte vectors)
-  static constexpr int kKC = 256;  // depth of a packed block: an A micro-panel of kMR x kKC stays in L1
-  static constexpr int kMC = 96;   // rows of A packed at a time (kMC x kKC floats, 96 KiB, in L2)
-};
-template <>
-struct GemmTile<double> {
-  static constexpr int kMR = 6;
-  static constexpr int kNR = 4;
-  static constexpr int kKC = 256;
-  static constexpr int kMC = 48;
-};
 
 }  // namespace rnnfast

@@ -1,0 +1,86 @@
+// The micro-kernel source shared by every instruction set. Include it only from a
+// kernels/microkernel_<isa>.cpp file, after defining
+//   RNNFAST_ISA_NAMESPACE  the namespace of this copy (generic, avx2, avx512)
+//   RNNFAST_ISA_ENUM       its Isa value
+//   RNNFAST_VEC_BYTES      the vector width in bytes (16, 32, 64)
+// Everything here lives in that namespace and uses no inline function from another header: an inline
+// function compiled with -mavx512f and merged by the linker with the generic copy would crash CPUs
+// without AVX-512 (the ODR trap DESIGN.md warns about).
+#include <cstdint>
+#include <cstring>
+#include <utility>
+
+#include "rnnfast/microkernel.h"
+
+namespace rnnfast {
+namespace RNNFAST_ISA_NAMESPACE {
+namespace {
+
+// kRows x (kNV vectors) tile; see MicroKernel::Fn for the contract. The accumulators stay in
+// registers: kRows * kNV vectors plus kNV for the B row and one broadcast.
+template <typename Scalar, int kMR, int kNV, int kRows>
+void tile(std::int64_t kc, const Scalar* a_panel, const Scalar* b_panel, Scalar* c, std::int64_t ldc,
+          bool accumulate, int n) {
+  typedef Scalar Vec __attribute__((vector_size(RNNFAST_VEC_BYTES)));
+  constexpr int kLanes = RNNFAST_VEC_BYTES / sizeof(Scalar);
+  constexpr int kNR = kNV * kLanes;
+  Vec acc[kRows][kNV];
+  for (int i = 0; i < kRows; ++i)
+    for (int j = 0; j < kNV; ++j) acc[i][j] = Vec{};
+  for (std::int64_t k = 0; k < kc; ++k) {
+    Vec b[kNV];
+    for (int j = 0; j < kNV; ++j) std::memcpy(&b[j], b_panel + k * kNR + j * kLanes, sizeof(Vec));
+    for (int i = 0; i < kRows; ++i) {
+      const Scalar a = a_panel[k * kMR + i];
+      for (int j = 0; j < kNV; ++j) acc[i][j] += a * b[j];
+    }
+  }
+  if (n == kNR) {
+    for (int i = 0; i < kRows; ++i) {
+      for (int j = 0; j < kNV; ++j) {
+        Vec v = acc[i][j];
+        if (accumulate) {
+          Vec old;
+          std::memcpy(&old, c + i * ldc + j * kLanes, sizeof(Vec));
+          v += old;
+        }
+        std::memcpy(c + i * ldc + j * kLanes, &v, sizeof(Vec));
+      }
+    }
+    return;
+  }
+  Scalar spill[kRows][kNR];  // edge tile: write only the n columns that exist
+  std::memcpy(spill, acc, sizeof(spill));
+  for (int i = 0; i < kRows; ++i)
+    for (int j = 0; j < n; ++j) c[i * ldc + j] = (accumulate ? c[i * ldc + j] : Scalar(0)) + spill[i][j];
+}
+
+template <typename Scalar, int kMR, int kNV, int... kRowsMinusOne>
+MicroKernel<Scalar> make_kernel(int kc, int mc, std::integer_sequence<int, kRowsMinusOne...>) {
+  static_assert(kMR <= kMaxTileRows, "tile taller than the table");
+  return MicroKernel<Scalar>{RNNFAST_ISA_ENUM,
+                             kMR,
+                             kNV * int(RNNFAST_VEC_BYTES / sizeof(Scalar)),
+                             kc,
+                             mc,
+                             {nullptr, &tile<Scalar, kMR, kNV, kRowsMinusOne + 1>...}};
+}
+
+}  // namespace
+}  // namespace RNNFAST_ISA_NAMESPACE
+}  // namespace rnnfast
+
+// Defines RNNFAST_ISA_NAMESPACE::kernel_f32/f64 with a tile of MR rows by NV vectors.
+#define RNNFAST_DEFINE_KERNELS(MR32, NV32, KC32, MC32, MR64, NV64, KC64, MC64)                               \
+  namespace rnnfast {                                                                                        \
+  namespace RNNFAST_ISA_NAMESPACE {                                                                          \
+  const MicroKernel<float>& kernel_f32() {                                                                   \
+    static const MicroKernel<float> k = make_kernel<float, MR32, NV32>(KC32, MC32, std::make_integer_sequence<int, MR32>{}); \
+    return k;                                                                                                \
+  }                                                                                                          \
+  const MicroKernel<double>& kernel_f64() {                                                                  \
+    static const MicroKernel<double> k = make_kernel<double, MR64, NV64>(KC64, MC64, std::make_integer_sequence<int, MR64>{}); \
+    return k;                                                                                                \
+  }                                                                                                          \
+  }                                                                                                          \
+  }

@@ -1,0 +1,71 @@
+// The GEMM micro-kernel interface and the instruction-set dispatch.
+//
+// A micro-kernel computes one tile of C = op(A) op(B) from a packed A micro-panel and a packed B panel
+// (see gemm.h for the layouts). One templated source (kernels/microkernel_impl.h) is compiled once per
+// instruction set, each copy in its own namespace and translation unit with its own flags, and the
+// copy to use is chosen at run time; no code compiled for a wider instruction set is reachable on a
+// CPU without it.
+#pragma once
+
+#include <cstdint>
+
+namespace rnnfast {
+
+enum class Isa { kGeneric = 0, kAvx2 = 1, kAvx512 = 2 };
+
+constexpr int kMaxTileRows = 16;
+
+// One instruction set's micro-kernels for one element type.
+template <typename Scalar>
+struct MicroKernel {
+  // C tile [rows x n] = (accumulate ? C : 0) + A_panel[rows x kc] B_panel[kc x nr], where
+  //   a_panel: kc x mr, k-major (a_panel[k*mr + i]); rows <= mr of it are used;
+  //   b_panel: kc x nr, k-major (b_panel[k*nr + j]), zero-padded past column n;
+  //   c: row-major with leading dimension ldc; only columns [0, n) (n <= nr) are written.
+  using Fn = void (*)(std::int64_t kc, const Scalar* a_panel, const Scalar* b_panel, Scalar* c, std::int64_t ldc,
+                      bool accumulate, int n);
+  Isa isa;
+  int mr;   // rows of the register tile
+  int nr;   // columns of the register tile (a whole number of vectors)
+  int kc;   // depth of a packed block: a B panel of kc x nr stays in L1
+  int mc;   // rows of A packed per block (a multiple of mr): mc x kc stays in L2
+  Fn rows[kMaxTileRows + 1];  // rows[r] computes an r-row tile, 1 <= r <= mr (no work on padding rows)
+};
+
+const char* isa_name(Isa isa);
+
+// Whether this CPU (and this build) can run `isa`.
+bool isa_available(Isa isa);
+
+// The instruction set the kernels use: the widest available one, unless the environment variable
+// RNNFAST_ISA (generic | avx2 | avx512) names another, read at the first call. set_active_isa
+// changes it (for tests and benchmarks); it throws std::invalid_argument for an unavailable one.
+Isa active_isa();
+void set_active_isa(Isa isa);
+Isa parse_isa(const char* name);  // throws std::invalid_argument for an unknown name
+
+template <typename Scalar>
+const MicroKernel<Scalar>& micro_kernel(Isa isa);
+
+template <typename Scalar>
+const MicroKernel<Scalar>& active_micro_kernel() {
+  return micro_kernel<Scalar>(active_isa());
+}
+
+// Per-ISA tables, defined in kernels/microkernel_<isa>.cpp.
+namespace generic {
+const MicroKernel<float>& kernel_f32();
+const MicroKernel<double>& kernel_f64();
+}  // namespace generic
+#if defined(__x86_64__) || defined(_M_X64)
+namespace avx2 {
+const MicroKernel<float>& kernel_f32();
+const MicroKernel<double>& kernel_f64();
+}  // namespace avx2
+namespace avx512 {
+const MicroKernel<float>& kernel_f32();
+const MicroKernel<double>& kernel_f64();
+}  // namespace avx512
+#endif
+
+}  // namespace rnnfast
