@@ -73,8 +73,10 @@ def _as_array(name: str, value: Any) -> np.ndarray:
 def result_dtype(arrays: list[np.ndarray]) -> np.dtype:
     """The dtype a computation over ``arrays`` runs in, by NumPy's promotion rules.
 
-    float64 if any array is float64 or every array is integer or boolean (as NumPy's own float results
-    of integer input are), otherwise float32 (float16 input is computed in float32).
+    ``np.result_type`` of the arrays decides, as for any NumPy expression over them: a float64 result
+    (float64 among the inputs, or float32 mixed with int32/int64, as NumPy promotes) runs in float64; a
+    float32 or float16 result runs in float32 (float16 is not computed natively); an integer or boolean
+    result runs in float64, as NumPy's own float results of integer input do.
     """
     dt = np.result_type(*arrays)
     if dt.kind == "f":
