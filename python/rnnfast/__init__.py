@@ -11,12 +11,13 @@ from . import _core, functional, reference
 from ._types import GRUGrads, LSTMGrads, RNNGrads
 from .functional import gru, gru_backward, lstm, lstm_backward, rnn, rnn_backward
 from .layers import GRU, LSTM, RNN
+from . import nn
 
 __all__ = [
     "RNN", "LSTM", "GRU",
     "rnn", "lstm", "gru", "rnn_backward", "lstm_backward", "gru_backward",
     "RNNGrads", "LSTMGrads", "GRUGrads",
-    "functional", "reference", "isa", "get_num_threads", "__version__",
+    "functional", "reference", "nn", "isa", "get_num_threads", "__version__",
 ]
 
 
