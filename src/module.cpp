@@ -75,7 +75,8 @@ template <typename Scalar>
 void forward_typed(rnnfast::Cell cell, const py::array& x, const std::optional<py::array>& h0,
                    const std::optional<py::array>& c0, const py::array& w_ih, const py::array& w_hh,
                    const std::optional<py::array>& b_ih, const std::optional<py::array>& b_hh, py::array& out,
-                   py::array& h_n, std::optional<py::array>& c_n, std::optional<py::array>& workspace) {
+                   py::array& h_n, std::optional<py::array>& c_n, std::optional<py::array>& workspace,
+                   const std::optional<py::array>& lengths) {
   const ArrayChecker<Scalar> chk;
   if (x.ndim() != 3) throw py::value_error("x must be 3-D (seq_len, batch, input_size)");
   if (w_hh.ndim() != 2) throw py::value_error("w_hh must be 2-D");
@@ -101,6 +102,7 @@ void forward_typed(rnnfast::Cell cell, const py::array& x, const std::optional<p
   if (lstm && !c_n) throw py::value_error("c_n is required for the LSTM");
   a.c_n = lstm ? chk.optional_out("c_n", c_n, {B, H}) : nullptr;
   a.workspace = chk.optional_out("workspace", workspace, {S, B, static_cast<ssize_t>(rnnfast::workspace_width(cell, H))});
+  a.lengths = ArrayChecker<std::int64_t>().optional_in("lengths", lengths, {B});  // values checked by the kernel
   py::gil_scoped_release release;
   rnnfast::layer_forward(a);
 }
@@ -111,7 +113,7 @@ void backward_typed(rnnfast::Cell cell, const py::array& x, const std::optional<
                     const py::array& out, const py::array& workspace, const std::optional<py::array>& d_out,
                     const std::optional<py::array>& d_h_n, const std::optional<py::array>& d_c_n, py::array& d_x,
                     py::array& d_h0, std::optional<py::array>& d_c0, py::array& d_w_ih, py::array& d_w_hh,
-                    py::array& d_b_ih, py::array& d_b_hh) {
+                    py::array& d_b_ih, py::array& d_b_hh, const std::optional<py::array>& lengths) {
   const ArrayChecker<Scalar> chk;
   if (x.ndim() != 3) throw py::value_error("x must be 3-D (seq_len, batch, input_size)");
   if (w_hh.ndim() != 2) throw py::value_error("w_hh must be 2-D");
@@ -144,6 +146,7 @@ void backward_typed(rnnfast::Cell cell, const py::array& x, const std::optional<
   a.d_w_hh = chk.out("d_w_hh", d_w_hh, {GH, H});
   a.d_b_ih = chk.out("d_b_ih", d_b_ih, {GH});
   a.d_b_hh = chk.out("d_b_hh", d_b_hh, {GH});
+  a.lengths = ArrayChecker<std::int64_t>().optional_in("lengths", lengths, {B});
   py::gil_scoped_release release;
   rnnfast::layer_backward(a);
 }
@@ -151,12 +154,13 @@ void backward_typed(rnnfast::Cell cell, const py::array& x, const std::optional<
 void forward(const std::string& cell_name, const py::array& x, const std::optional<py::array>& h0,
              const std::optional<py::array>& c0, const py::array& w_ih, const py::array& w_hh,
              const std::optional<py::array>& b_ih, const std::optional<py::array>& b_hh, py::array out,
-             py::array h_n, std::optional<py::array> c_n, std::optional<py::array> workspace) {
+             py::array h_n, std::optional<py::array> c_n, std::optional<py::array> workspace,
+             const std::optional<py::array>& lengths) {
   const rnnfast::Cell cell = parse_cell(cell_name);
   if (x.dtype().is(py::dtype::of<float>()))
-    forward_typed<float>(cell, x, h0, c0, w_ih, w_hh, b_ih, b_hh, out, h_n, c_n, workspace);
+    forward_typed<float>(cell, x, h0, c0, w_ih, w_hh, b_ih, b_hh, out, h_n, c_n, workspace, lengths);
   else if (x.dtype().is(py::dtype::of<double>()))
-    forward_typed<double>(cell, x, h0, c0, w_ih, w_hh, b_ih, b_hh, out, h_n, c_n, workspace);
+    forward_typed<double>(cell, x, h0, c0, w_ih, w_hh, b_ih, b_hh, out, h_n, c_n, workspace, lengths);
   else
     throw py::type_error("x must have dtype float32 or float64, got " + std::string(py::str(x.dtype())));
 }
@@ -166,14 +170,14 @@ void backward(const std::string& cell_name, const py::array& x, const std::optio
               const py::array& workspace, const std::optional<py::array>& d_out,
               const std::optional<py::array>& d_h_n, const std::optional<py::array>& d_c_n, py::array d_x,
               py::array d_h0, std::optional<py::array> d_c0, py::array d_w_ih, py::array d_w_hh, py::array d_b_ih,
-              py::array d_b_hh) {
+              py::array d_b_hh, const std::optional<py::array>& lengths) {
   const rnnfast::Cell cell = parse_cell(cell_name);
   if (x.dtype().is(py::dtype::of<float>()))
     backward_typed<float>(cell, x, h0, c0, w_ih, w_hh, out, workspace, d_out, d_h_n, d_c_n, d_x, d_h0, d_c0, d_w_ih,
-                          d_w_hh, d_b_ih, d_b_hh);
+                          d_w_hh, d_b_ih, d_b_hh, lengths);
   else if (x.dtype().is(py::dtype::of<double>()))
     backward_typed<double>(cell, x, h0, c0, w_ih, w_hh, out, workspace, d_out, d_h_n, d_c_n, d_x, d_h0, d_c0,
-                           d_w_ih, d_w_hh, d_b_ih, d_b_hh);
+                           d_w_ih, d_w_hh, d_b_ih, d_b_hh, lengths);
   else
     throw py::type_error("x must have dtype float32 or float64, got " + std::string(py::str(x.dtype())));
 }
@@ -211,11 +215,14 @@ PYBIND11_MODULE(_core, m) {
   m.def("forward", &forward, py::arg("cell"), py::arg("x"), py::arg("h0").none(true), py::arg("c0").none(true),
         py::arg("w_ih"), py::arg("w_hh"), py::arg("b_ih").none(true), py::arg("b_hh").none(true), py::arg("out"),
         py::arg("h_n"), py::arg("c_n").none(true), py::arg("workspace").none(true),
-        "One layer, one direction, forward. Writes out, h_n, c_n (LSTM) and workspace (when given).");
+        py::arg("lengths").none(true) = py::none(),
+        "One layer, one direction, forward. Writes out, h_n, c_n (LSTM) and workspace (when given). lengths: "
+        "int64 (batch,), sorted non-increasing, each in [0, seq_len].");
   m.def("backward", &backward, py::arg("cell"), py::arg("x"), py::arg("h0").none(true), py::arg("c0").none(true),
         py::arg("w_ih"), py::arg("w_hh"), py::arg("out"), py::arg("workspace"), py::arg("d_out").none(true),
         py::arg("d_h_n").none(true), py::arg("d_c_n").none(true), py::arg("d_x"), py::arg("d_h0"),
         py::arg("d_c0").none(true), py::arg("d_w_ih"), py::arg("d_w_hh"), py::arg("d_b_ih"), py::arg("d_b_hh"),
+        py::arg("lengths").none(true) = py::none(),
         "One layer, one direction, backward through time. Overwrites every d_* output.");
   m.def("gemm", &gemm, py::arg("a"), py::arg("b"), py::arg("a_transposed") = false, py::arg("b_transposed") = false,
         "op(a) @ op(b) through the packed GEMM kernel (a test hook).");

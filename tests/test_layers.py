@@ -287,10 +287,14 @@ def test_forward_validation(backend):
         g(x, (h, h))
     with pytest.raises(ValueError, match=r"h0 has shape \(4, 2, 4\), expected \(2, 5, 4\)"):
         g(x, h)
-    with pytest.raises(NotImplementedError, match="lengths"):
-        m(x, lengths=[5, 4])
-    with pytest.raises(NotImplementedError, match="lengths"):
-        g.forward(x, lengths=np.array([5, 4]), training=True)
+    with pytest.raises(ValueError, match=r"lengths has shape \(3,\), expected \(batch,\) = \(2,\)"):
+        m(x, lengths=[5, 4, 3])
+    with pytest.raises(ValueError, match=r"lengths must lie in \[0, seq_len\] = \[0, 5\]"):
+        m.forward(x, lengths=np.array([6, 4]), training=True)
+    with pytest.raises(ValueError, match=r"lengths must lie in"):
+        m(x, lengths=[-1, 4])
+    with pytest.raises(TypeError, match=r"lengths must be integers, got dtype float64"):
+        m(x, lengths=[5.0, 4.0])
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -138,65 +138,122 @@ void gru_step_rows(std::int64_t rows, std::int64_t hidden, const Scalar* gx, con
   }
 }
 
+
+// Rows of the batch still running at step t, given lengths sorted non-increasing: a prefix of the
+// batch whose size only shrinks as t grows. Without lengths every row runs all S steps.
+class ActiveRows {
+ public:
+  ActiveRows(const std::int64_t* lengths, std::int64_t batch, std::int64_t seq_len)
+      : lengths_(lengths), batch_(batch), seq_len_(seq_len) {}
+  std::int64_t at(std::int64_t t) const {
+    if (lengths_ == nullptr) return t < seq_len_ ? batch_ : 0;
+    // Binary search for the first row whose length is <= t.
+    std::int64_t lo = 0, hi = batch_;
+    while (lo < hi) {
+      const std::int64_t mid = (lo + hi) / 2;
+      if (lengths_[mid] > t)
+        lo = mid + 1;
+      else
+        hi = mid;
+    }
+    return lo;
+  }
+  // Steps that any row runs: the longest length.
+  std::int64_t steps() const { return lengths_ == nullptr ? seq_len_ : (batch_ > 0 ? lengths_[0] : 0); }
+
+ private:
+  const std::int64_t* lengths_;
+  std::int64_t batch_, seq_len_;
+};
+
+template <typename Args>
+void check_lengths(const Args& a) {
+  if (a.lengths == nullptr) return;
+  for (std::int64_t b = 0; b < a.batch; ++b) {
+    if (a.lengths[b] < 0 || a.lengths[b] > a.seq_len)
+      throw std::invalid_argument("rnnfast: a length is outside [0, seq_len]");
+    if (b > 0 && a.lengths[b] > a.lengths[b - 1])
+      throw std::invalid_argument("rnnfast: lengths must be sorted non-increasing");
+  }
+}
+
 }  // namespace
 
 template <typename Scalar>
 void layer_forward(const LayerForward<Scalar>& a) {
   check_sizes(a);
+  check_lengths(a);
   const std::int64_t S = a.seq_len, B = a.batch, I = a.input_size, H = a.hidden;
   const std::int64_t G = gate_count(a.cell), GH = G * H, W = workspace_width(a.cell, H);
   const bool lstm = a.cell == Cell::kLstm, gru = a.cell == Cell::kGru;
   if (a.x == nullptr || a.w_ih == nullptr || a.w_hh == nullptr || a.out == nullptr || a.h_n == nullptr ||
       (lstm && a.c_n == nullptr))
     throw std::invalid_argument("rnnfast: layer_forward: missing array");
+  const ActiveRows active(a.lengths, B, S);
+  const std::int64_t steps = active.steps();  // steps past every sequence's end are not computed
 
-  // Input projection for all steps: gx[S*B, GH] = X W_ih^T + bias. The recurrent bias is folded in
-  // here too, except for the GRU, whose reset gate multiplies W_hn h + b_hn as a whole.
-  Buffer<Scalar> gx(S * B * GH);  // zero-filled
+  // Input projection for all steps: gx[steps*B, GH] = X W_ih^T + bias. The recurrent bias is folded
+  // in here too, except for the GRU, whose reset gate multiplies W_hn h + b_hn as a whole.
+  Buffer<Scalar> gx(steps * B * GH);  // zero-filled
   const Scalar* folded_b_hh = gru ? nullptr : a.b_hh;
   if (a.b_ih != nullptr || folded_b_hh != nullptr) {
-    for (std::int64_t row = 0; row < S * B; ++row) {
+    for (std::int64_t row = 0; row < steps * B; ++row) {
       Scalar* dst = gx.data() + row * GH;
       for (std::int64_t j = 0; j < GH; ++j)
         dst[j] = (a.b_ih != nullptr ? a.b_ih[j] : Scalar(0)) + (folded_b_hh != nullptr ? folded_b_hh[j] : Scalar(0));
     }
   }
-  gemm(S * B, GH, I, false, a.x, I, true, a.w_ih, I, /*accumulate=*/true, gx.data(), GH);
+  gemm(steps * B, GH, I, false, a.x, I, true, a.w_ih, I, /*accumulate=*/true, gx.data(), GH);
 
   PackedMatrix<Scalar> w_hh_t;  // op(B) = W_hh^T, [H, GH], packed once for all steps
   w_hh_t.pack(true, H, GH, a.w_hh, H);
 
   Buffer<Scalar> zeros(B * H);  // the initial state when none is given
-  const Scalar* h_prev = a.h0 != nullptr ? a.h0 : zeros.data();
-  Buffer<Scalar> cell_state(2 * B * H);  // LSTM c_{t-1}, c_t, ping-ponged
-  const Scalar* c_prev = a.c0 != nullptr ? a.c0 : zeros.data();
-  Buffer<Scalar> gh(B * GH);
+  const Scalar* h0 = a.h0 != nullptr ? a.h0 : zeros.data();
+  const Scalar* c0 = a.c0 != nullptr ? a.c0 : zeros.data();
+  // Rows of length 0 end before the first step: their final state is the initial one.
+  const std::int64_t running_at_start = active.at(0);
+  copy_n(a.h_n + running_at_start * H, h0 + running_at_start * H, (B - running_at_start) * H);
+  if (lstm) copy_n(a.c_n + running_at_start * H, c0 + running_at_start * H, (B - running_at_start) * H);
 
+  const Scalar* h_prev = h0;
+  const Scalar* c_prev = c0;
+  Buffer<Scalar> cell_state(2 * B * H);  // LSTM c_{t-1}, c_t, ping-ponged
+  Buffer<Scalar> gh(B * GH);
   for (std::int64_t t = 0; t < S; ++t) {
-    if (gru && a.b_hh != nullptr)
-      for (std::int64_t b = 0; b < B; ++b) copy_n(gh.data() + b * GH, a.b_hh, GH);
-    gemm(B, false, h_prev, H, w_hh_t, /*accumulate=*/gru && a.b_hh != nullptr, gh.data(), GH);
-    const Scalar* gx_t = gx.data() + t * B * GH;
+    const std::int64_t rows = active.at(t);  // rows [0, rows) run this step
     Scalar* h_t = a.out + t * B * H;
     Scalar* ws_t = a.workspace != nullptr ? a.workspace + t * B * W : nullptr;
+    // Past a sequence's end the output (and the saved workspace) is zero, as in PyTorch.
+    std::fill(h_t + rows * H, h_t + B * H, Scalar(0));
+    if (ws_t != nullptr) std::fill(ws_t + rows * W, ws_t + B * W, Scalar(0));
+    if (rows == 0) continue;
+
+    if (gru && a.b_hh != nullptr)
+      for (std::int64_t b = 0; b < rows; ++b) copy_n(gh.data() + b * GH, a.b_hh, GH);
+    gemm(rows, false, h_prev, H, w_hh_t, /*accumulate=*/gru && a.b_hh != nullptr, gh.data(), GH);
+    const Scalar* gx_t = gx.data() + t * B * GH;
+    Scalar* c_t = cell_state.data() + (t % 2) * B * H;
     if (lstm) {
-      Scalar* c_t = cell_state.data() + (t % 2) * B * H;
-      lstm_step_rows(B, H, gx_t, gh.data(), c_prev, h_t, c_t, ws_t);
-      c_prev = c_t;
+      lstm_step_rows(rows, H, gx_t, gh.data(), c_prev, h_t, c_t, ws_t);
     } else if (gru) {
-      gru_step_rows(B, H, gx_t, gh.data(), h_prev, h_t, ws_t);
+      gru_step_rows(rows, H, gx_t, gh.data(), h_prev, h_t, ws_t);
     } else {
-      rnn_step_rows(a.cell, B, H, gx_t, gh.data(), h_t);
+      rnn_step_rows(a.cell, rows, H, gx_t, gh.data(), h_t);
     }
+    // Rows whose last step this was hand their state to h_n/c_n.
+    const std::int64_t still_running = active.at(t + 1);
+    copy_n(a.h_n + still_running * H, h_t + still_running * H, (rows - still_running) * H);
+    if (lstm) copy_n(a.c_n + still_running * H, c_t + still_running * H, (rows - still_running) * H);
     h_prev = h_t;
+    c_prev = c_t;
   }
-  copy_n(a.h_n, h_prev, B * H);
-  if (lstm) copy_n(a.c_n, c_prev, B * H);
 }
 
 template <typename Scalar>
 void layer_backward(const LayerBackward<Scalar>& a) {
   check_sizes(a);
+  check_lengths(a);
   const std::int64_t S = a.seq_len, B = a.batch, I = a.input_size, H = a.hidden;
   const std::int64_t G = gate_count(a.cell), GH = G * H, W = workspace_width(a.cell, H);
   const bool lstm = a.cell == Cell::kLstm, gru = a.cell == Cell::kGru;
@@ -205,10 +262,12 @@ void layer_backward(const LayerBackward<Scalar>& a) {
       (lstm && a.d_c0 == nullptr) || a.d_w_ih == nullptr || a.d_w_hh == nullptr || a.d_b_ih == nullptr ||
       a.d_b_hh == nullptr)
     throw std::invalid_argument("rnnfast: layer_backward: missing array");
+  const ActiveRows active(a.lengths, B, S);
 
-  // Pre-activation gate gradients of every step: d_gates feeds the input-side products (d_x, d_w_ih,
-  // d_b_ih); the recurrent side (d_w_hh, d_b_hh, dh_{t-1}) uses the same values except for the GRU,
-  // whose n block is scaled by r on the recurrent side, so the GRU keeps a second array.
+  // Pre-activation gate gradients of every step (zero-filled, so rows past a sequence's end add
+  // nothing to the products below): d_gates feeds the input-side products (d_x, d_w_ih, d_b_ih);
+  // the recurrent side (d_w_hh, d_b_hh, dh_{t-1}) uses the same values except for the GRU, whose n
+  // block is scaled by r on the recurrent side, so the GRU keeps a second array.
   Buffer<Scalar> d_gates(S * B * GH);
   Buffer<Scalar> d_gates_hh_storage(gru ? S * B * GH : 0);
   Scalar* d_gates_hh = gru ? d_gates_hh_storage.data() : d_gates.data();
@@ -219,23 +278,28 @@ void layer_backward(const LayerBackward<Scalar>& a) {
   Buffer<Scalar> zeros(B * H);
   const Scalar* h0 = a.h0 != nullptr ? a.h0 : zeros.data();
   const Scalar* c0 = a.c0 != nullptr ? a.c0 : zeros.data();
+  const Scalar* d_h_n = a.d_h_n != nullptr ? a.d_h_n : zeros.data();
+  const Scalar* d_c_n = a.d_c_n != nullptr ? a.d_c_n : zeros.data();
+  // dh, dc: gradients flowing into h_t, c_t of the rows running at step t.
   Buffer<Scalar> dh(B * H), dh_prev(B * H), dc(B * H);
-  copy_or_zero(dh.data(), a.d_h_n, B * H);
-  if (lstm) copy_or_zero(dc.data(), a.d_c_n, B * H);
 
-  for (std::int64_t t = S - 1; t >= 0; --t) {
+  for (std::int64_t t = active.steps() - 1; t >= 0; --t) {
+    const std::int64_t rows = active.at(t);
+    // Rows whose last step is t start here, with the gradient of their final state.
+    const std::int64_t running_after = active.at(t + 1);
+    copy_n(dh.data() + running_after * H, d_h_n + running_after * H, (rows - running_after) * H);
+    if (lstm) copy_n(dc.data() + running_after * H, d_c_n + running_after * H, (rows - running_after) * H);
     Scalar* dhv = dh.data();
     if (a.d_out != nullptr) {
       const Scalar* d_out_t = a.d_out + t * B * H;
-      for (std::int64_t k = 0; k < B * H; ++k) dhv[k] += d_out_t[k];
+      for (std::int64_t k = 0; k < rows * H; ++k) dhv[k] += d_out_t[k];
     }
     const Scalar* h_t = a.out + t * B * H;
     const Scalar* h_prev = t > 0 ? a.out + (t - 1) * B * H : h0;
     const Scalar* ws_t = a.workspace + t * B * W;
     Scalar* dg_t = d_gates.data() + t * B * GH;
     Scalar* dgh_t = d_gates_hh + t * B * GH;
-    bool direct_path = false;  // GRU: dh_{t-1} has a term besides dG_t W_hh
-    for (std::int64_t b = 0; b < B; ++b) {
+    for (std::int64_t b = 0; b < rows; ++b) {
       const Scalar* dhr = dhv + b * H;
       Scalar* dgr = dg_t + b * GH;
       if (a.cell == Cell::kRnnTanh || a.cell == Cell::kRnnRelu) {
@@ -271,17 +335,23 @@ void layer_backward(const LayerBackward<Scalar>& a) {
           dgr[H + j] = dghr[H + j] = dz;
           dgr[2 * H + j] = dn;
           dghr[2 * H + j] = dn * r;
-          dhp[j] = dhr[j] * z;
+          dhp[j] = dhr[j] * z;  // the direct path h_{t-1} -> h_t
         }
-        direct_path = true;
       }
     }
-    // dh_{t-1} = dG_t W_hh (+ the GRU's direct path z * dh_t, already in dh_prev).
-    gemm(B, false, dgh_t, GH, w_hh, direct_path, dh_prev.data(), H);
+    // dh_{t-1} = dG_t W_hh (+ the GRU's direct path, already in dh_prev) for the running rows.
+    gemm(rows, false, dgh_t, GH, w_hh, /*accumulate=*/gru, dh_prev.data(), H);
     std::swap(dh, dh_prev);
   }
-  copy_n(a.d_h0, dh.data(), B * H);
-  if (lstm) copy_n(a.d_c0, dc.data(), B * H);
+  // Rows that ran at least one step carry their gradient back to the initial state; rows of length 0
+  // pass d_h_n (d_c_n) straight through.
+  const std::int64_t ran = active.at(0);
+  copy_n(a.d_h0, dh.data(), ran * H);
+  copy_n(a.d_h0 + ran * H, d_h_n + ran * H, (B - ran) * H);
+  if (lstm) {
+    copy_n(a.d_c0, dc.data(), ran * H);
+    copy_n(a.d_c0 + ran * H, d_c_n + ran * H, (B - ran) * H);
+  }
 
   // Products over all S*B rows, after the loop.
   // d_x[S*B, I] = dG[S*B, GH] W_ih[GH, I]

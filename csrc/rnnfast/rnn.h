@@ -41,6 +41,12 @@ struct LayerForward {
   Scalar* h_n = nullptr;         // [B, H] written: the final hidden state (h0 or zeros when S == 0)
   Scalar* c_n = nullptr;         // [B, H] written: the final cell state (LSTM only)
   Scalar* workspace = nullptr;   // [S, B, W] written when not nullptr (training), see workspace_width
+  // [B] per-sequence lengths, each in [0, S], sorted non-increasing (PyTorch's packed-sequence order);
+  // nullptr means every sequence has length S. Row b runs steps [0, lengths[b]) only: its outputs and
+  // workspace rows past its end are zero, and h_n/c_n hold its state after its last step (h0/c0 for
+  // a length of 0). Because the rows are sorted, the rows still running at any step are a prefix of
+  // the batch, so no work is spent past a sequence's end.
+  const std::int64_t* lengths = nullptr;
 };
 
 template <typename Scalar>
@@ -67,9 +73,13 @@ struct LayerBackward {
   Scalar* d_w_hh = nullptr;  // [G*H, H]
   Scalar* d_b_ih = nullptr;  // [G*H]
   Scalar* d_b_hh = nullptr;  // [G*H]; equals d_b_ih except in the GRU's n block
+  // [B] the lengths the forward ran with (see LayerForward::lengths), or nullptr. d_out past a
+  // sequence's end is ignored (those outputs are constant zeros); d_h_n/d_c_n enter at its last step.
+  const std::int64_t* lengths = nullptr;
 };
 
-// Both throw std::invalid_argument when a size is negative or a required pointer is missing, and
+// Both throw std::invalid_argument when a size is negative, a required pointer is missing, or the
+// lengths are out of range or not sorted, and
 // std::bad_alloc when scratch memory cannot be had. The arrays must not overlap, except that the
 // inputs may share memory with one another.
 template <typename Scalar>

@@ -187,6 +187,25 @@ def output_buffer(out: Any, shape: tuple[int, ...], dtype: np.dtype, inputs: lis
     return np.empty(shape, dtype=dtype), True
 
 
+def prepare_lengths(lengths: Any, seq_len: int, batch: int) -> Optional[np.ndarray]:
+    """Check per-sequence ``lengths`` against x's (seq_len, batch): an int64 (batch,) array or None.
+
+    Lengths must be integers (booleans and floats are refused, even whole-valued ones) in [0, seq_len].
+    """
+    if lengths is None:
+        return None
+    arr = np.asarray(lengths)
+    if arr.dtype.kind not in "iu":
+        raise TypeError(f"lengths must be integers, got dtype {arr.dtype}")
+    if arr.shape != (batch,):
+        raise ValueError(f"lengths has shape {arr.shape}, expected (batch,) = ({batch},) for the batch of x")
+    if batch and (arr.min() < 0 or arr.max() > seq_len):
+        raise ValueError(
+            f"lengths must lie in [0, seq_len] = [0, {seq_len}], got values from {arr.min()} to {arr.max()}"
+        )
+    return np.ascontiguousarray(arr, dtype=np.int64)
+
+
 @dataclass
 class BackwardArgs:
     """Checked backward arguments; ``d_out``, ``d_h_n``, ``d_c_n``, ``h0``, ``c0`` may be None (zeros)."""

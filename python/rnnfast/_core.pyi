@@ -21,6 +21,7 @@ def forward(
     h_n: np.ndarray,
     c_n: Optional[np.ndarray],
     workspace: Optional[np.ndarray],
+    lengths: Optional[np.ndarray] = None,
 ) -> None: ...
 def backward(
     cell: str,
@@ -41,6 +42,7 @@ def backward(
     d_w_hh: np.ndarray,
     d_b_ih: np.ndarray,
     d_b_hh: np.ndarray,
+    lengths: Optional[np.ndarray] = None,
 ) -> None: ...
 def gemm(a: np.ndarray, b: np.ndarray, a_transposed: bool = False, b_transposed: bool = False) -> np.ndarray: ...
 def workspace_width(cell: str, hidden_size: int) -> int: ...

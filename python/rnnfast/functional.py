@@ -9,8 +9,10 @@ B the batch, I the input size, H the hidden size and G the gate count (1 RNN, 4 
 - results ``out`` (T, B, H), ``h_n`` and ``c_n`` (B, H); with ``training=True`` also the
   ``workspace`` (T, B, W) that the matching ``*_backward`` needs.
 
-Inputs may be any array-likes; the computation runs in float64 if any input is float64 (or all are
-integers), else in float32. ``out=`` takes an array to write the output sequence into.
+Inputs may be any array-likes; the computation runs in the dtype NumPy's promotion gives them (float64
+or float32). ``out=`` takes an array to write the output sequence into. ``lengths=`` (B,) gives
+per-sequence lengths with PyTorch's packed-sequence meaning (see :mod:`rnnfast.reference`); the kernels
+run the rows sorted by length so that no work is spent past a sequence's end, and any order is accepted.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import Any, Optional, Union
 import numpy as np
 
 from . import _core
-from ._checks import ForwardArgs, output_buffer, prepare_backward, prepare_forward, rnn_cell_name
+from ._checks import ForwardArgs, output_buffer, prepare_backward, prepare_forward, prepare_lengths, rnn_cell_name
 from ._types import GRUGrads, LSTMGrads, RNNGrads
 
 __all__ = [
@@ -31,15 +33,46 @@ __all__ = [
 ArrayLike = Any
 
 
-def _forward(a: ForwardArgs, training: bool, out: Optional[np.ndarray]) -> tuple:
+class _LengthOrder:
+    """The kernels take rows sorted by length, non-increasing (their running rows are then a prefix of
+    the batch). This sorts batch-indexed arrays into that order and restores the caller's order; when
+    the lengths are already sorted, or absent, both directions are no-ops without copies."""
+
+    def __init__(self, lengths: Optional[np.ndarray]):
+        self.order = None
+        self.lengths = lengths
+        if lengths is not None and np.any(lengths[1:] > lengths[:-1]):
+            self.order = np.argsort(-lengths, kind="stable")
+            self.inverse = np.empty_like(self.order)
+            self.inverse[self.order] = np.arange(self.order.size)
+            self.lengths = lengths[self.order]
+
+    def sort(self, a: Optional[np.ndarray], batch_axis: int) -> Optional[np.ndarray]:
+        if self.order is None or a is None:
+            return a
+        return np.ascontiguousarray(np.take(a, self.order, axis=batch_axis))
+
+    def restore(self, a: Optional[np.ndarray], batch_axis: int) -> Optional[np.ndarray]:
+        if self.order is None or a is None:
+            return a
+        return np.take(a, self.inverse, axis=batch_axis)
+
+
+def _forward(a: ForwardArgs, training: bool, out: Optional[np.ndarray], lengths) -> tuple:
     T, B, H = a.T, a.B, a.H
     lstm = a.cell == "lstm"
+    rows = _LengthOrder(prepare_lengths(lengths, T, B))
     inputs = [a.x, a.h0, a.c0, a.w_ih, a.w_hh, a.b_ih, a.b_hh]
     buffer, copy_back = output_buffer(out, (T, B, H), a.dtype, inputs)
+    kernel_out = buffer if rows.order is None else np.empty((T, B, H), dtype=a.dtype)
     h_n = np.empty((B, H), dtype=a.dtype)
     c_n = np.empty((B, H), dtype=a.dtype) if lstm else None
     workspace = np.empty((T, B, _core.workspace_width(a.cell, H)), dtype=a.dtype) if training else None
-    _core.forward(a.cell, a.x, a.h0, a.c0, a.w_ih, a.w_hh, a.b_ih, a.b_hh, buffer, h_n, c_n, workspace)
+    _core.forward(a.cell, rows.sort(a.x, 1), rows.sort(a.h0, 0), rows.sort(a.c0, 0), a.w_ih, a.w_hh, a.b_ih,
+                  a.b_hh, kernel_out, h_n, c_n, workspace, rows.lengths)
+    if rows.order is not None:
+        buffer[...] = rows.restore(kernel_out, 1)
+        h_n, c_n, workspace = rows.restore(h_n, 0), rows.restore(c_n, 0), rows.restore(workspace, 1)
     if copy_back:
         np.copyto(out, buffer, casting="same_kind")
         buffer = out
@@ -47,9 +80,10 @@ def _forward(a: ForwardArgs, training: bool, out: Optional[np.ndarray]) -> tuple
     return results + (workspace,) if training else results
 
 
-def _backward(cell: str, d_out, d_h_n, d_c_n, x, h0, c0, w_ih, w_hh, out, workspace) -> tuple:
+def _backward(cell: str, d_out, d_h_n, d_c_n, x, h0, c0, w_ih, w_hh, out, workspace, lengths) -> tuple:
     b = prepare_backward(cell, d_out, d_h_n, d_c_n, x, h0, c0, w_ih, w_hh, out, workspace)
     f = b.fwd
+    rows = _LengthOrder(prepare_lengths(lengths, f.T, f.B))
     dt, GH = f.dtype, f.G * f.H
     d_x = np.empty((f.T, f.B, f.I), dtype=dt)
     d_h0 = np.empty((f.B, f.H), dtype=dt)
@@ -58,37 +92,40 @@ def _backward(cell: str, d_out, d_h_n, d_c_n, x, h0, c0, w_ih, w_hh, out, worksp
     d_w_hh = np.empty((GH, f.H), dtype=dt)
     d_b_ih = np.empty((GH,), dtype=dt)
     d_b_hh = np.empty((GH,), dtype=dt)
-    _core.backward(cell, f.x, f.h0, f.c0, f.w_ih, f.w_hh, b.out, b.workspace, b.d_out, b.d_h_n, b.d_c_n,
-                   d_x, d_h0, d_c0, d_w_ih, d_w_hh, d_b_ih, d_b_hh)
+    _core.backward(cell, rows.sort(f.x, 1), rows.sort(f.h0, 0), rows.sort(f.c0, 0), f.w_ih, f.w_hh,
+                   rows.sort(b.out, 1), rows.sort(b.workspace, 1), rows.sort(b.d_out, 1), rows.sort(b.d_h_n, 0),
+                   rows.sort(b.d_c_n, 0), d_x, d_h0, d_c0, d_w_ih, d_w_hh, d_b_ih, d_b_hh, rows.lengths)
+    d_x, d_h0, d_c0 = rows.restore(d_x, 1), rows.restore(d_h0, 0), rows.restore(d_c0, 0)
     return d_x, d_h0, d_c0, d_w_ih, d_w_hh, d_b_ih, d_b_hh
 
 
 def rnn(x: ArrayLike, h0: Optional[ArrayLike], w_ih: ArrayLike, w_hh: ArrayLike, b_ih: Optional[ArrayLike] = None,
         b_hh: Optional[ArrayLike] = None, *, nonlinearity: str = "tanh", training: bool = False,
-        out: Optional[np.ndarray] = None) -> tuple:
+        out: Optional[np.ndarray] = None, lengths: Optional[ArrayLike] = None) -> tuple:
     """Vanilla RNN layer: ``h_t = act(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)``, act tanh or relu.
 
     Returns ``(out, h_n)``, or ``(out, h_n, workspace)`` with ``training=True`` (the RNN's workspace
     has width 0: its backward needs only ``out``).
     """
     a = prepare_forward(rnn_cell_name(nonlinearity), x, h0, None, w_ih, w_hh, b_ih, b_hh)
-    return _forward(a, training, out)
+    return _forward(a, training, out, lengths)
 
 
 def lstm(x: ArrayLike, h0: Optional[ArrayLike], c0: Optional[ArrayLike], w_ih: ArrayLike, w_hh: ArrayLike,
          b_ih: Optional[ArrayLike] = None, b_hh: Optional[ArrayLike] = None, *, training: bool = False,
-         out: Optional[np.ndarray] = None) -> tuple:
+         out: Optional[np.ndarray] = None, lengths: Optional[ArrayLike] = None) -> tuple:
     """LSTM layer, gates i, f, g, o: ``c_t = f*c_{t-1} + i*g``, ``h_t = o*tanh(c_t)``.
 
     Returns ``(out, h_n, c_n)``, or ``(out, h_n, c_n, workspace)`` with ``training=True``; the workspace
     (T, B, 6H) holds ``[i, f, g, o, c_t, tanh(c_t)]`` per row.
     """
     a = prepare_forward("lstm", x, h0, c0, w_ih, w_hh, b_ih, b_hh)
-    return _forward(a, training, out)
+    return _forward(a, training, out, lengths)
 
 
 def gru(x: ArrayLike, h0: Optional[ArrayLike], w_ih: ArrayLike, w_hh: ArrayLike, b_ih: Optional[ArrayLike] = None,
-        b_hh: Optional[ArrayLike] = None, *, training: bool = False, out: Optional[np.ndarray] = None) -> tuple:
+        b_hh: Optional[ArrayLike] = None, *, training: bool = False, out: Optional[np.ndarray] = None,
+        lengths: Optional[ArrayLike] = None) -> tuple:
     """GRU layer (PyTorch's, linear before reset), gates r, z, n:
     ``n = tanh(W_in x + b_in + r*(W_hn h + b_hn))``, ``h_t = (1-z)*n + z*h_{t-1}``.
 
@@ -96,29 +133,30 @@ def gru(x: ArrayLike, h0: Optional[ArrayLike], w_ih: ArrayLike, w_hh: ArrayLike,
     (T, B, 4H) holds ``[r, z, n, W_hn h_{t-1} + b_hn]`` per row.
     """
     a = prepare_forward("gru", x, h0, None, w_ih, w_hh, b_ih, b_hh)
-    return _forward(a, training, out)
+    return _forward(a, training, out, lengths)
 
 
 def rnn_backward(d_out: Optional[ArrayLike], d_h_n: Optional[ArrayLike], x: ArrayLike, h0: Optional[ArrayLike],
                  w_ih: ArrayLike, w_hh: ArrayLike, out: np.ndarray, workspace: np.ndarray, *,
-                 nonlinearity: str = "tanh") -> RNNGrads:
+                 nonlinearity: str = "tanh", lengths: Optional[ArrayLike] = None) -> RNNGrads:
     """Backward through time of :func:`rnn`. ``out`` and ``workspace`` come from ``rnn(..., training=True)``
     on the same ``x``, ``h0`` and weights; ``d_out`` (T, B, H) and ``d_h_n`` (B, H) may be None (zeros)."""
     d_x, d_h0, _, d_w_ih, d_w_hh, d_b_ih, d_b_hh = _backward(
-        rnn_cell_name(nonlinearity), d_out, d_h_n, None, x, h0, None, w_ih, w_hh, out, workspace)
+        rnn_cell_name(nonlinearity), d_out, d_h_n, None, x, h0, None, w_ih, w_hh, out, workspace, lengths)
     return RNNGrads(d_x, d_h0, d_w_ih, d_w_hh, d_b_ih, d_b_hh)
 
 
 def lstm_backward(d_out: Optional[ArrayLike], d_h_n: Optional[ArrayLike], d_c_n: Optional[ArrayLike], x: ArrayLike,
                   h0: Optional[ArrayLike], c0: Optional[ArrayLike], w_ih: ArrayLike, w_hh: ArrayLike,
-                  out: np.ndarray, workspace: np.ndarray) -> LSTMGrads:
+                  out: np.ndarray, workspace: np.ndarray, *, lengths: Optional[ArrayLike] = None) -> LSTMGrads:
     """Backward through time of :func:`lstm`; ``out`` and ``workspace`` from ``lstm(..., training=True)``."""
-    return LSTMGrads(*_backward("lstm", d_out, d_h_n, d_c_n, x, h0, c0, w_ih, w_hh, out, workspace))
+    return LSTMGrads(*_backward("lstm", d_out, d_h_n, d_c_n, x, h0, c0, w_ih, w_hh, out, workspace, lengths))
 
 
 def gru_backward(d_out: Optional[ArrayLike], d_h_n: Optional[ArrayLike], x: ArrayLike, h0: Optional[ArrayLike],
-                 w_ih: ArrayLike, w_hh: ArrayLike, out: np.ndarray, workspace: np.ndarray) -> GRUGrads:
+                 w_ih: ArrayLike, w_hh: ArrayLike, out: np.ndarray, workspace: np.ndarray, *,
+                 lengths: Optional[ArrayLike] = None) -> GRUGrads:
     """Backward through time of :func:`gru`; ``out`` and ``workspace`` from ``gru(..., training=True)``."""
     d_x, d_h0, _, d_w_ih, d_w_hh, d_b_ih, d_b_hh = _backward(
-        "gru", d_out, d_h_n, None, x, h0, None, w_ih, w_hh, out, workspace)
+        "gru", d_out, d_h_n, None, x, h0, None, w_ih, w_hh, out, workspace, lengths)
     return GRUGrads(d_x, d_h0, d_w_ih, d_w_hh, d_b_ih, d_b_hh)

@@ -35,7 +35,7 @@ from typing import Any, Optional, Union
 import numpy as np
 
 from . import functional as F
-from ._checks import _as_array, _cast
+from ._checks import _as_array, _cast, prepare_lengths
 
 __all__ = ["RNN", "LSTM", "GRU"]
 
@@ -92,19 +92,36 @@ class _Cache:
     ``inputs[k]`` is layer k's (T, B, I_k) time-major input (after dropout for k > 0); ``h0[k][d]``,
     ``c0[k][d]`` the initial states handed to the op (None for zeros); ``outs[k][d]`` and
     ``workspaces[k][d]`` what the op returned (for the reverse direction in reversed time order);
-    ``masks[k]`` the dropout keep-mask applied to layer k's output (None if no dropout).
+    ``masks[k]`` the dropout keep-mask applied to layer k's output (None if no dropout); ``lengths``
+    the per-sequence lengths (None for full length).
     """
 
     batch_first: bool
     unbatched: bool
     out_shape: tuple
     state_shape: tuple
+    lengths: Optional[np.ndarray] = None
     inputs: list = field(default_factory=list)
     h0: list = field(default_factory=list)
     c0: list = field(default_factory=list)
     outs: list = field(default_factory=list)
     workspaces: list = field(default_factory=list)
     masks: list = field(default_factory=list)
+
+
+def _reverse_time(a: np.ndarray, lengths: Optional[np.ndarray]) -> np.ndarray:
+    """``a`` (T, B, ...) with each sequence reversed in time within its own length.
+
+    Without lengths this is ``a[::-1]``; with them, row b's steps ``[0, lengths[b])`` are reversed and
+    its padding steps stay where they are, as PyTorch's reverse direction over a packed sequence does.
+    The map is its own inverse, so it also brings the reverse direction's results back.
+    """
+    if lengths is None:
+        return a[::-1]
+    T = a.shape[0]
+    t = np.arange(T)[:, None]
+    source = np.where(t < lengths[None, :], lengths[None, :] - 1 - t, t)  # (T, B)
+    return np.take_along_axis(a, source.reshape(source.shape + (1,) * (a.ndim - 2)), axis=0)
 
 
 class _RNNBase:
@@ -347,13 +364,13 @@ class _RNNBase:
             )
         return self._state_array("h0", state, B, unbatched), None
 
-    def _run_direction(self, ops, x: np.ndarray, h0, c0, weights: tuple, training: bool) -> tuple:
+    def _run_direction(self, ops, x: np.ndarray, h0, c0, weights: tuple, training: bool, lengths) -> tuple:
         """Run one layer in one direction; returns the op's results (out, h_n[, c_n][, workspace])."""
         if self._cell == "lstm":
-            return ops.lstm(x, h0, c0, *weights, training=training)
+            return ops.lstm(x, h0, c0, *weights, training=training, lengths=lengths)
         if self._cell == "gru":
-            return ops.gru(x, h0, *weights, training=training)
-        return ops.rnn(x, h0, *weights, nonlinearity=self._cell[4:], training=training)
+            return ops.gru(x, h0, *weights, training=training, lengths=lengths)
+        return ops.rnn(x, h0, *weights, nonlinearity=self._cell[4:], training=training, lengths=lengths)
 
     def forward(
         self,
@@ -373,8 +390,11 @@ class _RNNBase:
         state : array-like, tuple of two array-likes, or None
             Initial state: ``h0`` for RNN/GRU, ``(h0, c0)`` for the LSTM, each (L*D, B, H), or (L*D, H)
             for unbatched ``x``; None (or None for ``h0`` or ``c0`` of the LSTM) means zeros.
-        lengths : None
-            Variable-length sequences are not supported yet; anything but None is NotImplementedError.
+        lengths : array-like of int, (B,), or None
+            Per-sequence lengths in [0, T] (any order), with the meaning of PyTorch's packed sequences:
+            outputs past a sequence's end are zero, its final state is the one after its last step, and
+            the reverse direction starts at each sequence's own end. None means every sequence has
+            length T. Unbatched x takes a length of shape (1,).
         training : bool
             If True, apply inter-layer dropout and save what :meth:`backward` needs (replacing anything
             saved before). If False (inference), nothing is saved and nothing is dropped.
@@ -388,12 +408,11 @@ class _RNNBase:
             ``h_n`` (RNN/GRU) or ``(h_n, c_n)`` (LSTM), each (L*D, B, H), or (L*D, H) unbatched; index
             ``layer*D + direction``.
         """
-        if lengths is not None:
-            raise NotImplementedError("variable-length sequences (lengths=) are not supported yet")
         ops = _ops()
         training = bool(training)
         xs, unbatched = self._input(x)
         T, B, _ = xs.shape
+        lengths = prepare_lengths(lengths, T, B)
         h0, c0 = self._initial_state(state, B, unbatched)
         if training:
             # The caller may change its arrays after this call; backward needs what forward saw.
@@ -406,7 +425,7 @@ class _RNNBase:
         if training:
             out_shape = (T, D * H) if unbatched else ((B, T, D * H) if self._batch_first else (T, B, D * H))
             state_shape = (L * D, H) if unbatched else (L * D, B, H)
-            cache = _Cache(self._batch_first, unbatched, out_shape, state_shape)
+            cache = _Cache(self._batch_first, unbatched, out_shape, state_shape, lengths)
 
         h_n = np.empty((L * D, B, H), dtype=self._dtype)
         c_n = np.empty((L * D, B, H), dtype=self._dtype) if lstm else None
@@ -417,8 +436,8 @@ class _RNNBase:
                 idx = k * D + d
                 h0_kd = None if h0 is None else h0[idx]
                 c0_kd = None if c0 is None else c0[idx]
-                x_kd = inp if d == 0 else inp[::-1]
-                res = self._run_direction(ops, x_kd, h0_kd, c0_kd, self._weights(k, d), training)
+                x_kd = inp if d == 0 else _reverse_time(inp, lengths)
+                res = self._run_direction(ops, x_kd, h0_kd, c0_kd, self._weights(k, d), training, lengths)
                 outs.append(res[0])
                 h_n[idx] = res[1]
                 if lstm:
@@ -430,7 +449,7 @@ class _RNNBase:
             if D == 1:
                 layer_out = np.concatenate(outs, axis=-1) if training else outs[0]
             else:
-                layer_out = np.concatenate([outs[0], outs[1][::-1]], axis=-1)
+                layer_out = np.concatenate([outs[0], _reverse_time(outs[1], lengths)], axis=-1)
             mask = None
             if training and self._dropout > 0 and k < L - 1:
                 mask = self._rng.random(layer_out.shape) >= self._dropout
@@ -543,24 +562,25 @@ class _RNNBase:
             for d in range(D):
                 idx = k * D + d
                 w_ih, w_hh, _, _ = self._weights(k, d)
-                x_kd = inp if d == 0 else inp[::-1]
+                x_kd = inp if d == 0 else _reverse_time(inp, cache.lengths)
                 dy = None if d_layer is None else d_layer[..., d * H:(d + 1) * H]
                 if dy is not None and d == 1:
-                    dy = dy[::-1]
+                    dy = _reverse_time(dy, cache.lengths)
                 dh = None if d_h_n is None else d_h_n[idx]
                 out_kd, ws_kd, h0_kd = cache.outs[k][d], cache.workspaces[k][d], cache.h0[k][d]
                 if lstm:
                     dc = None if d_c_n is None else d_c_n[idx]
-                    g = ops.lstm_backward(dy, dh, dc, x_kd, h0_kd, cache.c0[k][d], w_ih, w_hh, out_kd, ws_kd)
+                    g = ops.lstm_backward(dy, dh, dc, x_kd, h0_kd, cache.c0[k][d], w_ih, w_hh, out_kd, ws_kd,
+                                          lengths=cache.lengths)
                     d_c0[idx] = g.d_c0
                 elif self._cell == "gru":
-                    g = ops.gru_backward(dy, dh, x_kd, h0_kd, w_ih, w_hh, out_kd, ws_kd)
+                    g = ops.gru_backward(dy, dh, x_kd, h0_kd, w_ih, w_hh, out_kd, ws_kd, lengths=cache.lengths)
                 else:
                     g = ops.rnn_backward(dy, dh, x_kd, h0_kd, w_ih, w_hh, out_kd, ws_kd,
-                                         nonlinearity=self._cell[4:])
+                                         nonlinearity=self._cell[4:], lengths=cache.lengths)
                 d_h0[idx] = g.d_h0
                 grads_k.append((k, d, g))
-                d_x = g.d_x if d == 0 else g.d_x[::-1]
+                d_x = g.d_x if d == 0 else _reverse_time(g.d_x, cache.lengths)
                 if d_inp is None:
                     d_inp = d_x
                 else:

@@ -33,6 +33,12 @@ gradients ``dG_t`` and ``dh_{t-1} = dG_t @ W_hh`` (plus the direct paths through
 ``d_w_ih = dG^T X``, ``d_w_hh = dG^T H_prev``, ``d_x = dG @ W_ih``, and bias gradients are sums over the
 T*B rows. For the GRU the input-side and recurrent-side gradients differ in the n block, so both are kept.
 
+Variable lengths (``lengths``, shape (B,), each in [0, T], any order) follow PyTorch's packed sequences:
+row b runs steps ``t < lengths[b]`` only. Past its end its output (and workspace) is zero and its state
+stays the state after its last step, which is what ``h_n``/``c_n`` return. Here that is written with a
+mask per step (:func:`_running`, :func:`_keep`); backward lets the gradient of a finished row pass
+through the masked steps unchanged and ignores ``d_out`` there.
+
 Everything is computed in the dtype chosen by :func:`rnnfast._checks.prepare_forward` (float32 or
 float64), without upcasting. Results never alias inputs (unless the caller passed an input as ``out``).
 """
@@ -73,6 +79,16 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
     """
     e = np.exp(-np.abs(z))
     return np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+
+
+def _running(lengths: Optional[np.ndarray], t: int) -> Optional[np.ndarray]:
+    """(B, 1) mask of the rows still running at step ``t`` (``t < lengths``), or None for full length."""
+    return None if lengths is None else (t < lengths)[:, None]
+
+
+def _keep(running: Optional[np.ndarray], new: np.ndarray, old) -> np.ndarray:
+    """``new`` in the running rows, ``old`` (an array or a scalar) in the rows that have ended."""
+    return new if running is None else np.where(running, new, old)
 
 
 def _gates(a: np.ndarray, n: int) -> list[np.ndarray]:
@@ -162,6 +178,7 @@ def rnn(
     nonlinearity: str = "tanh",
     training: bool = False,
     out: Optional[np.ndarray] = None,
+    lengths: Optional[ArrayLike] = None,
 ) -> Union[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Vanilla (Elman) RNN layer, one direction: ``h_t = act(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)``.
 
@@ -184,6 +201,8 @@ def rnn(
     out : numpy.ndarray, (T, B, H), optional
         Where to write the output sequence; it is returned. Any dtype that the result can be cast to by
         the 'same_kind' rule, any memory layout.
+    lengths : array_like of int, (B,), optional
+        Per-sequence lengths in [0, T] (see the module notes); None means every sequence has length T.
 
     Returns
     -------
@@ -207,11 +226,14 @@ def rnn(
     bias = None if args.b_ih is None else args.b_ih + args.b_hh
     gx = _input_projection(args, bias)  # (T, B, H)
 
+    steps = _checks.prepare_lengths(lengths, args.T, args.B)
     h = _zeros_or_copy(args.h0, (args.B, args.H), args.dtype)
     for t in range(args.T):
+        running = _running(steps, t)
         pre = gx[t] + h @ args.w_hh.T
-        h = np.tanh(pre) if nonlinearity == "tanh" else np.maximum(pre, 0.0)
-        buf[t] = h
+        h_new = np.tanh(pre) if nonlinearity == "tanh" else np.maximum(pre, 0.0)
+        buf[t] = _keep(running, h_new, 0.0)
+        h = _keep(running, h_new, h)
     # h is a fresh array from the last step (or the copy of h0), never a view of an input or of out.
 
     result = _finish_output(buf, copy_back, out)
@@ -231,6 +253,7 @@ def rnn_backward(
     workspace: ArrayLike,
     *,
     nonlinearity: str = "tanh",
+    lengths: Optional[ArrayLike] = None,
 ) -> RNNGrads:
     """Backward (BPTT) of :func:`rnn`.
 
@@ -247,6 +270,8 @@ def rnn_backward(
     workspace : array_like, (T, B, 0)
         As returned by the forward with ``training=True``.
     nonlinearity : {'tanh', 'relu'}
+        As given to the forward.
+    lengths : array_like of int, (B,), optional
         As given to the forward.
 
     Returns
@@ -267,16 +292,18 @@ def rnn_backward(
     T, B, H = f.T, f.B, f.H
 
     dG = np.empty((T, B, H), dtype=f.dtype)  # gradient of the pre-activation at every step
+    steps = _checks.prepare_lengths(lengths, T, B)
     dh = _zeros_or_copy(a.d_h_n, (B, H), f.dtype)  # running gradient w.r.t. h_t from later steps
     for t in reversed(range(T)):
+        running = _running(steps, t)
         if a.d_out is not None:
-            dh = dh + a.d_out[t]  # total gradient w.r.t. h_t
+            dh = dh + _keep(running, a.d_out[t], 0.0)  # total gradient w.r.t. h_t
         h = a.out[t]
         if nonlinearity == "tanh":
-            dG[t] = dh * (1.0 - h * h)
+            dG[t] = _keep(running, dh * (1.0 - h * h), 0.0)
         else:
-            dG[t] = dh * (h > 0)
-        dh = dG[t] @ f.w_hh  # gradient w.r.t. h_{t-1}
+            dG[t] = _keep(running, dh * (h > 0), 0.0)
+        dh = _keep(running, dG[t] @ f.w_hh, dh)  # gradient w.r.t. h_{t-1}
 
     d_w_ih, d_b, d_x = _weight_grads(dG, f.x, f.w_ih)
     d_w_hh, _, _ = _weight_grads(dG, _previous_states(a.out, f.h0), f.w_hh)
@@ -299,6 +326,7 @@ def lstm(
     *,
     training: bool = False,
     out: Optional[np.ndarray] = None,
+    lengths: Optional[ArrayLike] = None,
 ) -> Union[tuple[np.ndarray, np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
     """LSTM layer, one direction, gates i, f, g, o (PyTorch's order).
 
@@ -321,6 +349,8 @@ def lstm(
         Also return the workspace the backward needs.
     out : numpy.ndarray, (T, B, H), optional
         Where to write the output sequence; it is returned.
+    lengths : array_like of int, (B,), optional
+        Per-sequence lengths in [0, T]; None means every sequence has length T.
 
     Returns
     -------
@@ -343,18 +373,22 @@ def lstm(
     bias = None if args.b_ih is None else args.b_ih + args.b_hh
     gx = _input_projection(args, bias)  # (T, B, 4H)
 
+    steps = _checks.prepare_lengths(lengths, args.T, B)
     h = _zeros_or_copy(args.h0, (B, H), args.dtype)
     c = _zeros_or_copy(args.c0, (B, H), args.dtype)
     for t in range(args.T):
+        running = _running(steps, t)
         pre_i, pre_f, pre_g, pre_o = _gates(gx[t] + h @ args.w_hh.T, 4)
         i, f, g, o = _sigmoid(pre_i), _sigmoid(pre_f), np.tanh(pre_g), _sigmoid(pre_o)
-        c = f * c + i * g
-        tanh_c = np.tanh(c)
-        h = o * tanh_c
-        buf[t] = h
+        c_new = f * c + i * g
+        tanh_c = np.tanh(c_new)
+        h_new = o * tanh_c
+        buf[t] = _keep(running, h_new, 0.0)
         if workspace is not None:
-            for block, value in zip(_gates(workspace[t], 6), (i, f, g, o, c, tanh_c)):
-                block[...] = value
+            for block, value in zip(_gates(workspace[t], 6), (i, f, g, o, c_new, tanh_c)):
+                block[...] = _keep(running, value, 0.0)
+        h = _keep(running, h_new, h)
+        c = _keep(running, c_new, c)
 
     result = _finish_output(buf, copy_back, out)
     if training:
@@ -373,6 +407,8 @@ def lstm_backward(
     w_hh: ArrayLike,
     out: ArrayLike,
     workspace: ArrayLike,
+    *,
+    lengths: Optional[ArrayLike] = None,
 ) -> LSTMGrads:
     """Backward (BPTT) of :func:`lstm`.
 
@@ -388,6 +424,8 @@ def lstm_backward(
         The forward output, in the computation's dtype.
     workspace : array_like, (T, B, 6H)
         As returned by the forward with ``training=True``.
+    lengths : array_like of int, (B,), optional
+        As given to the forward.
 
     Returns
     -------
@@ -411,26 +449,28 @@ def lstm_backward(
     ws_i, ws_f, ws_g, ws_o, ws_c, ws_tanh_c = _gates(a.workspace, 6)  # each (T, B, H)
 
     dG = np.empty((T, B, 4 * H), dtype=fa.dtype)
+    steps = _checks.prepare_lengths(lengths, T, B)
     dh = _zeros_or_copy(a.d_h_n, (B, H), fa.dtype)
     dc = _zeros_or_copy(a.d_c_n, (B, H), fa.dtype)
     for t in reversed(range(T)):
+        running = _running(steps, t)
         if a.d_out is not None:
-            dh = dh + a.d_out[t]
+            dh = dh + _keep(running, a.d_out[t], 0.0)
         i, f, g, o, tanh_c = ws_i[t], ws_f[t], ws_g[t], ws_o[t], ws_tanh_c[t]
         if t > 0:
             c_prev = ws_c[t - 1]
         else:
             c_prev = np.zeros((B, H), dtype=fa.dtype) if fa.c0 is None else fa.c0
 
-        dc = dc + dh * o * (1.0 - tanh_c * tanh_c)  # h_t = o * tanh(c_t)
+        dc_t = dc + dh * o * (1.0 - tanh_c * tanh_c)  # h_t = o * tanh(c_t)
         d_i, d_f, d_g, d_o = _gates(dG[t], 4)
-        d_i[...] = dc * g * i * (1.0 - i)
-        d_f[...] = dc * c_prev * f * (1.0 - f)
-        d_g[...] = dc * i * (1.0 - g * g)
-        d_o[...] = dh * tanh_c * o * (1.0 - o)
+        d_i[...] = _keep(running, dc_t * g * i * (1.0 - i), 0.0)
+        d_f[...] = _keep(running, dc_t * c_prev * f * (1.0 - f), 0.0)
+        d_g[...] = _keep(running, dc_t * i * (1.0 - g * g), 0.0)
+        d_o[...] = _keep(running, dh * tanh_c * o * (1.0 - o), 0.0)
 
-        dc = dc * f  # gradient w.r.t. c_{t-1}
-        dh = dG[t] @ fa.w_hh  # gradient w.r.t. h_{t-1}
+        dc = _keep(running, dc_t * f, dc)  # gradient w.r.t. c_{t-1}
+        dh = _keep(running, dG[t] @ fa.w_hh, dh)  # gradient w.r.t. h_{t-1}
 
     d_w_ih, d_b, d_x = _weight_grads(dG, fa.x, fa.w_ih)
     d_w_hh, _, _ = _weight_grads(dG, _previous_states(a.out, fa.h0), fa.w_hh)
@@ -454,6 +494,7 @@ def gru(
     *,
     training: bool = False,
     out: Optional[np.ndarray] = None,
+    lengths: Optional[ArrayLike] = None,
 ) -> Union[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """GRU layer, one direction, gates r, z, n (PyTorch's order), linear before reset.
 
@@ -477,6 +518,8 @@ def gru(
         Also return the workspace the backward needs.
     out : numpy.ndarray, (T, B, H), optional
         Where to write the output sequence; it is returned.
+    lengths : array_like of int, (B,), optional
+        Per-sequence lengths in [0, T]; None means every sequence has length T.
 
     Returns
     -------
@@ -499,8 +542,10 @@ def gru(
     # Biases cannot all be folded: b_hn sits inside r * (W_hn h + b_hn). Keep the two sides apart.
     gi_all = _input_projection(args, args.b_ih)  # (T, B, 3H)
 
+    steps = _checks.prepare_lengths(lengths, args.T, B)
     h = _zeros_or_copy(args.h0, (B, H), args.dtype)
     for t in range(args.T):
+        running = _running(steps, t)
         gh = h @ args.w_hh.T
         if args.b_hh is not None:
             gh += args.b_hh
@@ -509,11 +554,12 @@ def gru(
         r = _sigmoid(gi_r + gh_r)
         z = _sigmoid(gi_z + gh_z)
         n = np.tanh(gi_n + r * gh_n)
-        h = (1.0 - z) * n + z * h
-        buf[t] = h
+        h_new = (1.0 - z) * n + z * h
+        buf[t] = _keep(running, h_new, 0.0)
         if workspace is not None:
             for block, value in zip(_gates(workspace[t], 4), (r, z, n, gh_n)):
-                block[...] = value
+                block[...] = _keep(running, value, 0.0)
+        h = _keep(running, h_new, h)
 
     result = _finish_output(buf, copy_back, out)
     if training:
@@ -530,6 +576,8 @@ def gru_backward(
     w_hh: ArrayLike,
     out: ArrayLike,
     workspace: ArrayLike,
+    *,
+    lengths: Optional[ArrayLike] = None,
 ) -> GRUGrads:
     """Backward (BPTT) of :func:`gru`.
 
@@ -545,6 +593,8 @@ def gru_backward(
         The forward output, in the computation's dtype.
     workspace : array_like, (T, B, 4H)
         As returned by the forward with ``training=True``.
+    lengths : array_like of int, (B,), optional
+        As given to the forward.
 
     Returns
     -------
@@ -571,14 +621,16 @@ def gru_backward(
 
     dGi = np.empty((T, B, 3 * H), dtype=fa.dtype)  # gradient of the input-side pre-activations gi
     dGh = np.empty((T, B, 3 * H), dtype=fa.dtype)  # gradient of the recurrent pre-activations gh
+    steps = _checks.prepare_lengths(lengths, T, B)
     dh = _zeros_or_copy(a.d_h_n, (B, H), fa.dtype)
     for t in reversed(range(T)):
+        running = _running(steps, t)
         if a.d_out is not None:
-            dh = dh + a.d_out[t]
+            dh = dh + _keep(running, a.d_out[t], 0.0)
         r, z, n, gh_n, h_prev = ws_r[t], ws_z[t], ws_n[t], ws_gh_n[t], h_prev_all[t]
 
-        d_n_pre = dh * (1.0 - z) * (1.0 - n * n)
-        d_z_pre = dh * (h_prev - n) * z * (1.0 - z)
+        d_n_pre = _keep(running, dh * (1.0 - z) * (1.0 - n * n), 0.0)
+        d_z_pre = _keep(running, dh * (h_prev - n) * z * (1.0 - z), 0.0)
         d_r_pre = d_n_pre * gh_n * r * (1.0 - r)
 
         di_r, di_z, di_n = _gates(dGi[t], 3)
@@ -590,7 +642,8 @@ def gru_backward(
         dh_z[...] = d_z_pre
         dh_n[...] = d_n_pre * r  # r multiplies only the recurrent n part
 
-        dh = dh * z + dGh[t] @ fa.w_hh  # direct path through z * h_{t-1}, plus through gh
+        # direct path through z * h_{t-1}, plus through gh; a finished row passes dh through unchanged
+        dh = _keep(running, dh * z + dGh[t] @ fa.w_hh, dh)
 
     d_w_ih, d_b_ih, d_x = _weight_grads(dGi, fa.x, fa.w_ih)
     d_w_hh, d_b_hh, _ = _weight_grads(dGh, h_prev_all, fa.w_hh)
