@@ -11,6 +11,7 @@ from . import _core, functional, reference
 from ._types import GRUGrads, LSTMGrads, RNNGrads
 from .functional import gru, gru_backward, lstm, lstm_backward, rnn, rnn_backward
 from .layers import GRU, LSTM, RNN
+from .interop import from_keras, from_onnx, from_torch, to_onnx, to_torch
 from . import nn
 
 __all__ = [
@@ -18,6 +19,7 @@ __all__ = [
     "rnn", "lstm", "gru", "rnn_backward", "lstm_backward", "gru_backward",
     "RNNGrads", "LSTMGrads", "GRUGrads",
     "functional", "reference", "nn", "isa", "get_num_threads", "__version__",
+    "from_torch", "to_torch", "from_onnx", "to_onnx", "from_keras",
 ]
 
 
