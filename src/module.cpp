@@ -9,13 +9,18 @@
 #include <pybind11/stl.h>
 
 #include <cstdint>
+#include <cstring>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
+#include <variant>
 #include <vector>
 
 #include "rnnfast/gemm.h"
 #include "rnnfast/microkernel.h"
 #include "rnnfast/rnn.h"
+#include "rnnfast/stepper.h"
 
 namespace py = pybind11;
 using py::ssize_t;
@@ -59,7 +64,8 @@ class ArrayChecker {
 
  private:
   static void check(const char* name, const py::array& a, const std::vector<ssize_t>& shape) {
-    if (!a.dtype().is(py::dtype::of<Scalar>()))
+    // Equality, not identity: an unpickled array carries its own float32/float64 descriptor object.
+    if (!a.dtype().equal(py::dtype::of<Scalar>()))
       throw py::type_error(std::string(name) + " must have dtype " + std::string(py::str(py::dtype::of<Scalar>())) +
                            ", got " + std::string(py::str(a.dtype())));
     std::vector<ssize_t> actual(a.shape(), a.shape() + a.ndim());
@@ -157,9 +163,9 @@ void forward(const std::string& cell_name, const py::array& x, const std::option
              py::array h_n, std::optional<py::array> c_n, std::optional<py::array> workspace,
              const std::optional<py::array>& lengths) {
   const rnnfast::Cell cell = parse_cell(cell_name);
-  if (x.dtype().is(py::dtype::of<float>()))
+  if (x.dtype().equal(py::dtype::of<float>()))
     forward_typed<float>(cell, x, h0, c0, w_ih, w_hh, b_ih, b_hh, out, h_n, c_n, workspace, lengths);
-  else if (x.dtype().is(py::dtype::of<double>()))
+  else if (x.dtype().equal(py::dtype::of<double>()))
     forward_typed<double>(cell, x, h0, c0, w_ih, w_hh, b_ih, b_hh, out, h_n, c_n, workspace, lengths);
   else
     throw py::type_error("x must have dtype float32 or float64, got " + std::string(py::str(x.dtype())));
@@ -172,10 +178,10 @@ void backward(const std::string& cell_name, const py::array& x, const std::optio
               py::array d_h0, std::optional<py::array> d_c0, py::array d_w_ih, py::array d_w_hh, py::array d_b_ih,
               py::array d_b_hh, const std::optional<py::array>& lengths) {
   const rnnfast::Cell cell = parse_cell(cell_name);
-  if (x.dtype().is(py::dtype::of<float>()))
+  if (x.dtype().equal(py::dtype::of<float>()))
     backward_typed<float>(cell, x, h0, c0, w_ih, w_hh, out, workspace, d_out, d_h_n, d_c_n, d_x, d_h0, d_c0, d_w_ih,
                           d_w_hh, d_b_ih, d_b_hh, lengths);
-  else if (x.dtype().is(py::dtype::of<double>()))
+  else if (x.dtype().equal(py::dtype::of<double>()))
     backward_typed<double>(cell, x, h0, c0, w_ih, w_hh, out, workspace, d_out, d_h_n, d_c_n, d_x, d_h0, d_c0,
                            d_w_ih, d_w_hh, d_b_ih, d_b_hh, lengths);
   else
@@ -202,10 +208,113 @@ py::array gemm_typed(const py::array& a, const py::array& b, bool a_transposed, 
 }
 
 py::array gemm(const py::array& a, const py::array& b, bool a_transposed, bool b_transposed) {
-  if (a.dtype().is(py::dtype::of<float>())) return gemm_typed<float>(a, b, a_transposed, b_transposed);
-  if (a.dtype().is(py::dtype::of<double>())) return gemm_typed<double>(a, b, a_transposed, b_transposed);
+  if (a.dtype().equal(py::dtype::of<float>())) return gemm_typed<float>(a, b, a_transposed, b_transposed);
+  if (a.dtype().equal(py::dtype::of<double>())) return gemm_typed<double>(a, b, a_transposed, b_transposed);
   throw py::type_error("a must have dtype float32 or float64");
 }
+
+// The stepper of either dtype behind one Python class. A mutex makes concurrent calls on one stepper
+// from several Python threads safe (they run one after another: the state is shared).
+class PyStepper {
+ public:
+  // layers: a list of (w_ih, w_hh, b_ih or None, b_hh or None), bottom layer first.
+  PyStepper(const std::string& cell_name, std::int64_t hidden, std::int64_t batch, const py::list& layers)
+      : cell_(parse_cell(cell_name)), hidden_(hidden), batch_(batch), num_layers_(static_cast<ssize_t>(layers.size())) {
+    if (layers.empty()) throw py::value_error("a stepper needs at least one layer");
+    if (hidden <= 0 || batch <= 0) throw py::value_error("hidden size and batch must be positive");
+    const py::array first = layers[0].cast<py::tuple>()[0].cast<py::array>();
+    if (first.dtype().is(py::dtype::of<float>()))
+      impl_ = make<float>(layers);
+    else if (first.dtype().is(py::dtype::of<double>()))
+      impl_ = make<double>(layers);
+    else
+      throw py::type_error("weights must have dtype float32 or float64, got " + std::string(py::str(first.dtype())));
+  }
+
+  // x: [S, B, I] (or [B, I] for one step) -> y: [S, B, H] (or [B, H]); the state advances.
+  void run(const py::array& x, py::array& y) {
+    std::visit([&](auto& impl) { run_typed(*impl, x, y); }, impl_);
+  }
+
+  void reset(const std::optional<py::array>& h0, const std::optional<py::array>& c0) {
+    std::visit([&](auto& impl) {
+      using Scalar = typename std::decay_t<decltype(*impl)>::ScalarType;
+      const ArrayChecker<Scalar> chk;
+      const std::vector<ssize_t> shape{num_layers_, batch_, hidden_};
+      const Scalar* h = chk.optional_in("h0", h0, shape);
+      if (cell_ != rnnfast::Cell::kLstm && c0) throw py::value_error("c0 is only used by the LSTM");
+      const Scalar* c = chk.optional_in("c0", c0, shape);
+      py::gil_scoped_release release;
+      std::lock_guard<std::mutex> lock(mutex_);
+      impl->stepper.reset(h, c);
+    }, impl_);
+  }
+
+  // Copies the state into h [L, B, H] (and c, for the LSTM).
+  void get_state(py::array& h, std::optional<py::array>& c) {
+    std::visit([&](auto& impl) {
+      using Scalar = typename std::decay_t<decltype(*impl)>::ScalarType;
+      const ArrayChecker<Scalar> chk;
+      const std::vector<ssize_t> shape{num_layers_, batch_, hidden_};
+      Scalar* ph = chk.out("h", h, shape);
+      Scalar* pc = chk.optional_out("c", c, shape);
+      std::lock_guard<std::mutex> lock(mutex_);
+      const std::size_t bytes = sizeof(Scalar) * num_layers_ * batch_ * hidden_;
+      std::memcpy(ph, impl->stepper.h(), bytes);
+      if (pc != nullptr) std::memcpy(pc, impl->stepper.c(), bytes);
+    }, impl_);
+  }
+
+ private:
+  template <typename Scalar>
+  struct Typed {
+    using ScalarType = Scalar;
+    explicit Typed(rnnfast::Stepper<Scalar>&& s) : stepper(std::move(s)) {}
+    rnnfast::Stepper<Scalar> stepper;
+  };
+
+  template <typename Scalar>
+  std::unique_ptr<Typed<Scalar>> make(const py::list& layers) {
+    const ArrayChecker<Scalar> chk;
+    const ssize_t GH = rnnfast::gate_count(cell_) * hidden_;
+    std::vector<rnnfast::StepperLayer<Scalar>> specs;
+    for (ssize_t k = 0; k < num_layers_; ++k) {
+      const py::tuple t = layers[k].cast<py::tuple>();
+      if (t.size() != 4) throw py::value_error("each layer is (w_ih, w_hh, b_ih, b_hh)");
+      const py::array w_ih = t[0].cast<py::array>(), w_hh = t[1].cast<py::array>();
+      if (w_ih.ndim() != 2) throw py::value_error("w_ih must be 2-D");
+      const ssize_t in = k == 0 ? w_ih.shape(1) : hidden_;
+      rnnfast::StepperLayer<Scalar> spec;
+      spec.input_size = in;
+      spec.w_ih = chk.in("w_ih", w_ih, {GH, in});
+      spec.w_hh = chk.in("w_hh", w_hh, {GH, hidden_});
+      if (!t[2].is_none()) spec.b_ih = chk.in("b_ih", t[2].cast<py::array>(), {GH});
+      if (!t[3].is_none()) spec.b_hh = chk.in("b_hh", t[3].cast<py::array>(), {GH});
+      specs.push_back(spec);
+    }
+    input_size_ = specs.front().input_size;
+    return std::make_unique<Typed<Scalar>>(rnnfast::Stepper<Scalar>(cell_, hidden_, batch_, specs));
+  }
+
+  template <typename Scalar>
+  void run_typed(Typed<Scalar>& impl, const py::array& x, py::array& y) {
+    const ArrayChecker<Scalar> chk;
+    const bool one_step = x.ndim() == 2;
+    if (!one_step && x.ndim() != 3)
+      throw py::value_error("x must be (batch, input_size) for one step or (steps, batch, input_size)");
+    const ssize_t steps = one_step ? 1 : x.shape(0);
+    const Scalar* px = one_step ? chk.in("x", x, {batch_, input_size_}) : chk.in("x", x, {steps, batch_, input_size_});
+    Scalar* py_ = one_step ? chk.out("out", y, {batch_, hidden_}) : chk.out("out", y, {steps, batch_, hidden_});
+    py::gil_scoped_release release;
+    std::lock_guard<std::mutex> lock(mutex_);
+    impl.stepper.run(steps, px, py_);
+  }
+
+  rnnfast::Cell cell_;
+  ssize_t hidden_, batch_, num_layers_, input_size_ = 0;
+  std::variant<std::unique_ptr<Typed<float>>, std::unique_ptr<Typed<double>>> impl_;
+  std::mutex mutex_;
+};
 
 }  // namespace
 
@@ -226,6 +335,13 @@ PYBIND11_MODULE(_core, m) {
         "One layer, one direction, backward through time. Overwrites every d_* output.");
   m.def("gemm", &gemm, py::arg("a"), py::arg("b"), py::arg("a_transposed") = false, py::arg("b_transposed") = false,
         "op(a) @ op(b) through the packed GEMM kernel (a test hook).");
+  py::class_<PyStepper>(m, "Stepper", "Streaming inference over a stack of unidirectional layers (see rnnfast.Stepper).")
+      .def(py::init<const std::string&, std::int64_t, std::int64_t, const py::list&>(), py::arg("cell"),
+           py::arg("hidden_size"), py::arg("batch"), py::arg("layers"))
+      .def("run", &PyStepper::run, py::arg("x"), py::arg("out"),
+           "Advance len(x) steps (x 3-D) or one step (x 2-D), writing the top layer's outputs into out.")
+      .def("reset", &PyStepper::reset, py::arg("h0").none(true), py::arg("c0").none(true))
+      .def("get_state", &PyStepper::get_state, py::arg("h"), py::arg("c").none(true));
   m.def("workspace_width", [](const std::string& cell, std::int64_t hidden) {
     return rnnfast::workspace_width(parse_cell(cell), hidden);
   }, py::arg("cell"), py::arg("hidden_size"));

@@ -77,6 +77,28 @@ void pack_a(std::int64_t mc, std::int64_t kc, int tile_rows, bool transposed, co
   }
 }
 
+// Scratch for the packed A block, one per thread, grown on demand and then reused: a GEMM in steady
+// state (every step of a sequence or of a stepper) allocates nothing. pack_a writes every element it
+// hands to the kernel, so the buffer needs no zeroing.
+template <typename Scalar>
+Scalar* a_block_scratch(std::int64_t count) {
+  struct Scratch {
+    Scalar* data = nullptr;
+    std::int64_t capacity = 0;
+    ~Scratch() { std::free(data); }
+  };
+  thread_local Scratch scratch;
+  if (scratch.capacity < count) {
+    const std::size_t bytes = (static_cast<std::size_t>(count) * sizeof(Scalar) + 63) / 64 * 64;
+    void* p = std::aligned_alloc(64, bytes);
+    if (p == nullptr) throw std::bad_alloc();
+    std::free(scratch.data);
+    scratch.data = static_cast<Scalar*>(p);
+    scratch.capacity = count;
+  }
+  return scratch.data;
+}
+
 }  // namespace
 
 template <typename Scalar>
@@ -92,20 +114,21 @@ void gemm(std::int64_t m, bool a_transposed, const Scalar* a, std::int64_t lda, 
       for (std::int64_t i = 0; i < m; ++i) std::fill(c + i * ldc, c + i * ldc + n, Scalar(0));
     return;
   }
-  Buffer<Scalar> a_packed(block_rows * block_depth);
+  Scalar* a_packed = a_block_scratch<Scalar>(std::min(block_rows, (m + tile_rows - 1) / tile_rows * tile_rows) *
+                                             std::min(block_depth, k));
   for (std::int64_t k0 = 0; k0 < k; k0 += block_depth) {
     const std::int64_t kc = std::min(block_depth, k - k0);
     const bool acc = accumulate || k0 > 0;
     for (std::int64_t i0 = 0; i0 < m; i0 += block_rows) {
       const std::int64_t mc = std::min(block_rows, m - i0);
       const Scalar* a_block = a_transposed ? a + k0 * lda + i0 : a + i0 * lda + k0;
-      pack_a(mc, kc, tile_rows, a_transposed, a_block, lda, a_packed.data());
+      pack_a(mc, kc, tile_rows, a_transposed, a_block, lda, a_packed);
       for (std::int64_t p = 0; p * tile_cols < n; ++p) {
         const Scalar* b_panel = b.panel(k0, p);
         const int nr = static_cast<int>(std::min<std::int64_t>(tile_cols, n - p * tile_cols));
         for (std::int64_t i = 0; i < mc; i += tile_rows) {
           const int mr = static_cast<int>(std::min<std::int64_t>(tile_rows, mc - i));
-          kernel.rows[mr](kc, a_packed.data() + i * kc, b_panel, c + (i0 + i) * ldc + p * tile_cols, ldc, acc, nr);
+          kernel.rows[mr](kc, a_packed + i * kc, b_panel, c + (i0 + i) * ldc + p * tile_cols, ldc, acc, nr);
         }
       }
     }

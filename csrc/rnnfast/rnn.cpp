@@ -6,7 +6,7 @@
 #include <cstring>
 #include <stdexcept>
 
-#include "rnnfast/activations.h"
+#include "rnnfast/cells.h"
 #include "rnnfast/gemm.h"
 
 namespace rnnfast {
@@ -59,85 +59,6 @@ void copy_or_zero(Scalar* dst, const Scalar* src, std::int64_t count) {
   else
     std::fill(dst, dst + count, Scalar(0));
 }
-
-// Gate updates of one time step for a block of rows (batch entries). Inputs per row b:
-//   gx[b*GH ..]: input projection W_ih x_t + bias (see layer_forward for which biases it holds)
-//   gh[b*GH ..]: recurrent projection W_hh h_{t-1} (GRU: + b_hh)
-//   h_prev, c_prev [B, H]; writes h [B, H], c [B, H] (LSTM) and the workspace row ws [B, W] if given.
-// This is where a fused GEMM epilogue will apply the same math to a register tile.
-template <typename Scalar>
-void rnn_step_rows(Cell cell, std::int64_t rows, std::int64_t hidden, const Scalar* gx, const Scalar* gh,
-                   Scalar* h) {
-  for (std::int64_t b = 0; b < rows; ++b) {
-    const Scalar* gxr = gx + b * hidden;
-    const Scalar* ghr = gh + b * hidden;
-    Scalar* hr = h + b * hidden;
-    if (cell == Cell::kRnnTanh) {
-      for (std::int64_t j = 0; j < hidden; ++j) hr[j] = tanh_act(gxr[j] + ghr[j]);
-    } else {
-      for (std::int64_t j = 0; j < hidden; ++j) hr[j] = relu(gxr[j] + ghr[j]);
-    }
-  }
-}
-
-template <typename Scalar>
-void lstm_step_rows(std::int64_t rows, std::int64_t hidden, const Scalar* gx, const Scalar* gh,
-                    const Scalar* c_prev, Scalar* h, Scalar* c, Scalar* ws) {
-  const std::int64_t H = hidden, GH = 4 * hidden;
-  for (std::int64_t b = 0; b < rows; ++b) {
-    const Scalar* gxr = gx + b * GH;
-    const Scalar* ghr = gh + b * GH;
-    const Scalar* cpr = c_prev + b * H;
-    Scalar* hr = h + b * H;
-    Scalar* cr = c + b * H;
-    Scalar* wr = ws != nullptr ? ws + b * 6 * H : nullptr;
-    for (std::int64_t j = 0; j < H; ++j) {
-      const Scalar i = sigmoid(gxr[j] + ghr[j]);
-      const Scalar f = sigmoid(gxr[H + j] + ghr[H + j]);
-      const Scalar g = tanh_act(gxr[2 * H + j] + ghr[2 * H + j]);
-      const Scalar o = sigmoid(gxr[3 * H + j] + ghr[3 * H + j]);
-      const Scalar cn = f * cpr[j] + i * g;
-      const Scalar tc = tanh_act(cn);
-      cr[j] = cn;
-      hr[j] = o * tc;
-      if (wr != nullptr) {
-        wr[j] = i;
-        wr[H + j] = f;
-        wr[2 * H + j] = g;
-        wr[3 * H + j] = o;
-        wr[4 * H + j] = cn;
-        wr[5 * H + j] = tc;
-      }
-    }
-  }
-}
-
-template <typename Scalar>
-void gru_step_rows(std::int64_t rows, std::int64_t hidden, const Scalar* gx, const Scalar* gh,
-                   const Scalar* h_prev, Scalar* h, Scalar* ws) {
-  const std::int64_t H = hidden, GH = 3 * hidden;
-  for (std::int64_t b = 0; b < rows; ++b) {
-    const Scalar* gxr = gx + b * GH;
-    const Scalar* ghr = gh + b * GH;
-    const Scalar* hpr = h_prev + b * H;
-    Scalar* hr = h + b * H;
-    Scalar* wr = ws != nullptr ? ws + b * 4 * H : nullptr;
-    for (std::int64_t j = 0; j < H; ++j) {
-      const Scalar r = sigmoid(gxr[j] + ghr[j]);
-      const Scalar z = sigmoid(gxr[H + j] + ghr[H + j]);
-      const Scalar ghn = ghr[2 * H + j];
-      const Scalar n = tanh_act(gxr[2 * H + j] + r * ghn);
-      hr[j] = (Scalar(1) - z) * n + z * hpr[j];
-      if (wr != nullptr) {
-        wr[j] = r;
-        wr[H + j] = z;
-        wr[2 * H + j] = n;
-        wr[3 * H + j] = ghn;
-      }
-    }
-  }
-}
-
 
 // Rows of the batch still running at step t, given lengths sorted non-increasing: a prefix of the
 // batch whose size only shrinks as t grows. Without lengths every row runs all S steps.
@@ -235,11 +156,11 @@ void layer_forward(const LayerForward<Scalar>& a) {
     const Scalar* gx_t = gx.data() + t * B * GH;
     Scalar* c_t = cell_state.data() + (t % 2) * B * H;
     if (lstm) {
-      lstm_step_rows(rows, H, gx_t, gh.data(), c_prev, h_t, c_t, ws_t);
+      detail::lstm_step_rows(rows, H, gx_t, gh.data(), c_prev, h_t, c_t, ws_t);
     } else if (gru) {
-      gru_step_rows(rows, H, gx_t, gh.data(), h_prev, h_t, ws_t);
+      detail::gru_step_rows(rows, H, gx_t, gh.data(), h_prev, h_t, ws_t);
     } else {
-      rnn_step_rows(a.cell, rows, H, gx_t, gh.data(), h_t);
+      detail::rnn_step_rows(a.cell, rows, H, gx_t, gh.data(), h_t);
     }
     // Rows whose last step this was hand their state to h_n/c_n.
     const std::int64_t still_running = active.at(t + 1);

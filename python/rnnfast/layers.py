@@ -611,6 +611,15 @@ class _RNNBase:
 
     # ------------------------------------------------------------------------------------------------
 
+    def stepper(self, batch: Optional[int] = 1):
+        """A :class:`~rnnfast.stepper.Stepper` for streaming inference: ``y = s.step(x_t)`` advances one
+        step with the state kept inside. It packs a copy of the current weights (make a new stepper
+        after changing them). ``batch=None`` makes an unbatched stepper. Bidirectional models cannot
+        stream (ValueError)."""
+        from .stepper import Stepper
+
+        return Stepper(self, batch)
+
     def _extra_repr(self) -> str:
         s = f"{self._input_size}, {self._hidden_size}"
         if self._num_layers != 1:

@@ -1,0 +1,64 @@
+// Streaming inference: a stack of unidirectional recurrent layers advanced one time step (or one chunk)
+// per call, with the state kept inside.
+//
+// The weights are packed once, when the stepper is made; every buffer a step needs is allocated then
+// too, so a step in steady state allocates nothing. A step runs exactly the arithmetic of
+// layer_forward (the same GEMM tiles in the same order and the same gate code), so feeding a sequence
+// step by step gives bit-identical results to one whole-sequence call.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "rnnfast/gemm.h"
+#include "rnnfast/rnn.h"
+
+namespace rnnfast {
+
+template <typename Scalar>
+struct StepperLayer {
+  std::int64_t input_size = 0;   // I_k: the model's input size for layer 0, H for the layers above
+  const Scalar* w_ih = nullptr;  // [G*H, I_k]
+  const Scalar* w_hh = nullptr;  // [G*H, H]
+  const Scalar* b_ih = nullptr;  // [G*H] or nullptr
+  const Scalar* b_hh = nullptr;  // [G*H] or nullptr
+};
+
+template <typename Scalar>
+class Stepper {
+ public:
+  // Copies and packs the weights (the arrays may be released afterwards); the state starts at zero.
+  // Throws std::invalid_argument for an empty stack or non-positive sizes.
+  Stepper(Cell cell, std::int64_t hidden, std::int64_t batch, const std::vector<StepperLayer<Scalar>>& layers);
+
+  std::int64_t num_layers() const { return static_cast<std::int64_t>(layers_.size()); }
+  std::int64_t input_size() const { return layers_.front().input_size; }
+
+  // Sets the state: h0, c0 [L, B, H] (c0 LSTM only), nullptr for zeros.
+  void reset(const Scalar* h0, const Scalar* c0);
+
+  // Advances `steps` time steps: x [steps, B, I_0] -> y [steps, B, H], the top layer's outputs.
+  void run(std::int64_t steps, const Scalar* x, Scalar* y);
+
+  // The current state, [L, B, H] each (c: LSTM only, zeros otherwise).
+  const Scalar* h() const { return h_.data(); }
+  const Scalar* c() const { return c_.data(); }
+
+ private:
+  struct Packed {
+    std::int64_t input_size;
+    PackedMatrix<Scalar> w_ih_t;  // op(B) = W_ih^T [I_k, GH]
+    PackedMatrix<Scalar> w_hh_t;  // op(B) = W_hh^T [H, GH]
+    Buffer<Scalar> gx_bias;       // [B, GH]: the bias rows the input projection starts from
+    Buffer<Scalar> b_hh;          // [GH] GRU only: the recurrent bias, added inside r * (...)
+    bool has_b_hh = false;
+  };
+  Cell cell_;
+  std::int64_t hidden_, batch_, gates_;
+  std::vector<Packed> layers_;
+  Buffer<Scalar> h_, c_;              // [L, B, H] the state
+  Buffer<Scalar> h_next_, c_next_;    // [B, H] the step's new state of one layer
+  Buffer<Scalar> gx_, gh_;            // [B, GH] projections of one layer's step
+};
+
+}  // namespace rnnfast

@@ -1,0 +1,200 @@
+"""Streaming inference: advance a model one time step per call, the state kept inside.
+
+Made by a layer's :meth:`~rnnfast.layers._RNNBase.stepper`. The weights are copied and packed for the
+kernels when the stepper is made (later changes to the layer's parameters do not reach it: make a new
+stepper), and every buffer a step needs is allocated then too, so a step in steady state allocates
+nothing in the kernels; pass ``out=`` and it allocates nothing in Python either.
+
+Results: feeding a sequence step by step gives **bit-identical** results to one call of the layer on
+the whole sequence. Both run the same GEMM micro-kernels, which compute every output element with the
+same sequence of multiply-adds whatever the number of rows, and the same gate code.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional, Union
+
+import numpy as np
+
+from . import _core
+from ._checks import _as_array, _cast
+
+State = Union[np.ndarray, tuple]
+
+
+class Stepper:
+    """Streaming inference over a unidirectional (possibly stacked) RNN, LSTM or GRU.
+
+    Parameters
+    ----------
+    layer : RNN, LSTM or GRU
+        The model; bidirectional models cannot stream (their reverse direction needs the whole sequence).
+    batch : int or None
+        Number of independent streams. None means unbatched: ``step`` takes (I,) and returns (H,).
+
+    Examples
+    --------
+    >>> s = rnnfast.LSTM(64, 128, seed=0).stepper(batch=1)
+    >>> y = s.step(x_t)            # x_t (1, 64) -> y (1, 128)
+    >>> ys = s.step_many(chunk)    # chunk (T, 1, 64) -> (T, 1, 128)
+    >>> s.reset()                  # back to the zero state
+    """
+
+    def __init__(self, layer: Any, batch: Optional[int] = 1):
+        if layer.bidirectional:
+            raise ValueError(
+                "a bidirectional model cannot run step by step: its reverse direction needs the whole sequence"
+            )
+        if batch is not None and (isinstance(batch, bool) or not isinstance(batch, (int, np.integer)) or batch < 1):
+            raise ValueError(f"batch must be a positive integer or None (unbatched), got {batch!r}")
+        self._unbatched = batch is None
+        self._batch = 1 if batch is None else int(batch)
+        self._dtype = layer.dtype
+        self._cell_kind = layer.mode
+        self._lstm = layer.mode == "LSTM"
+        self._batch_first = layer.batch_first
+        self._num_layers = layer.num_layers
+        self._input_size = layer.input_size
+        self._hidden_size = layer.hidden_size
+        params = layer.parameters()
+        weights = []
+        for k in range(layer.num_layers):
+            b_ih = params.get(f"bias_ih_l{k}")
+            b_hh = params.get(f"bias_hh_l{k}")
+            weights.append((params[f"weight_ih_l{k}"], params[f"weight_hh_l{k}"], b_ih, b_hh))
+        cell = {"RNN_TANH": "rnn_tanh", "RNN_RELU": "rnn_relu", "LSTM": "lstm", "GRU": "gru"}[layer.mode]
+        self._impl = _core.Stepper(cell, self._hidden_size, self._batch, weights)
+        self._step_shape = (self._input_size,) if self._unbatched else (self._batch, self._input_size)
+        self._out_shape = (self._hidden_size,) if self._unbatched else (self._batch, self._hidden_size)
+
+    @property
+    def batch(self) -> Optional[int]:
+        """Number of streams (None: unbatched)."""
+        return None if self._unbatched else self._batch
+
+    def _x(self, name: str, value: Any, shape: tuple) -> np.ndarray:
+        if type(value) is np.ndarray and value.dtype == self._dtype and value.flags.c_contiguous \
+                and value.shape == shape:
+            return value  # the fast path of the streaming loop: no conversion, no copy
+        arr = _as_array(name, value)
+        if arr.shape != shape:
+            raise ValueError(f"{name} has shape {arr.shape}, expected {shape}")
+        return _cast(name, arr, self._dtype)
+
+    def _out(self, out: Optional[np.ndarray], shape: tuple) -> np.ndarray:
+        if out is None:
+            return np.empty(shape, dtype=self._dtype)
+        if not isinstance(out, np.ndarray) or out.shape != shape or out.dtype != self._dtype \
+                or not out.flags.c_contiguous or not out.flags.writeable:
+            raise ValueError(
+                f"out must be a writeable C-contiguous {self._dtype} array of shape {shape}, got "
+                f"{getattr(out, 'dtype', type(out).__name__)} {getattr(out, 'shape', '')}"
+            )
+        return out
+
+    def step(self, x_t: Any, out: Optional[np.ndarray] = None) -> np.ndarray:
+        """Advance one time step.
+
+        Parameters
+        ----------
+        x_t : array-like, (batch, input_size), or (input_size,) unbatched
+        out : ndarray, optional
+            C-contiguous array of the stepper's dtype and the output's shape to write into (then the call
+            allocates nothing).
+
+        Returns
+        -------
+        ndarray, (batch, hidden_size) or (hidden_size,): the top layer's output ``h_t``.
+        """
+        x = self._x("x_t", x_t, self._step_shape)
+        y = self._out(out, self._out_shape)
+        if self._unbatched:
+            self._impl.run(x.reshape(1, -1), y.reshape(1, -1))
+        else:
+            self._impl.run(x, y)
+        return y
+
+    def step_many(self, x_chunk: Any, out: Optional[np.ndarray] = None) -> np.ndarray:
+        """Advance over a chunk of steps in one call.
+
+        Parameters
+        ----------
+        x_chunk : array-like, (T, batch, input_size) ((batch, T, input_size) if the layer is
+            batch_first), or (T, input_size) unbatched
+
+        Returns
+        -------
+        ndarray of the top layer's outputs, (T, batch, hidden_size) in the layer's layout, or
+        (T, hidden_size) unbatched.
+        """
+        arr = _as_array("x_chunk", x_chunk)
+        if self._unbatched:
+            if arr.ndim != 2 or arr.shape[1] != self._input_size:
+                raise ValueError(f"x_chunk has shape {arr.shape}, expected (steps, {self._input_size})")
+            steps = arr.shape[0]
+            x = _cast("x_chunk", arr, self._dtype).reshape(steps, 1, self._input_size)
+        else:
+            layout = (self._batch, None) if self._batch_first else (None, self._batch)
+            if arr.ndim != 3 or arr.shape[2] != self._input_size or any(
+                    want is not None and got != want for want, got in zip(layout, arr.shape)):
+                expected = "(batch, steps, input_size)" if self._batch_first else "(steps, batch, input_size)"
+                raise ValueError(
+                    f"x_chunk has shape {arr.shape}, expected {expected} with batch {self._batch} and "
+                    f"input_size {self._input_size}"
+                )
+            if self._batch_first:
+                arr = arr.transpose(1, 0, 2)
+            x = _cast("x_chunk", arr, self._dtype)
+            steps = x.shape[0]
+        y = np.empty((steps, self._batch, self._hidden_size), dtype=self._dtype)
+        self._impl.run(x, y)
+        if self._unbatched:
+            result = y[:, 0, :]
+        elif self._batch_first:
+            result = y.transpose(1, 0, 2)
+        else:
+            result = y
+        if out is not None:
+            if not isinstance(out, np.ndarray) or out.shape != result.shape:
+                raise ValueError(f"out must be an array of shape {result.shape}")
+            np.copyto(out, result, casting="same_kind")
+            return out
+        return np.ascontiguousarray(result)
+
+    def reset(self, state: Optional[State] = None) -> None:
+        """Set the state: None for zeros, else ``h0`` (RNN/GRU) or ``(h0, c0)`` (LSTM), each
+        (num_layers, batch, hidden_size), or (num_layers, hidden_size) unbatched."""
+        shape = (self._num_layers, self._hidden_size) if self._unbatched else \
+            (self._num_layers, self._batch, self._hidden_size)
+        h0 = c0 = None
+        if state is not None:
+            if self._lstm:
+                if not isinstance(state, (tuple, list)) or len(state) != 2:
+                    raise TypeError("the LSTM state must be a tuple (h0, c0) or None")
+                h0, c0 = state
+            elif isinstance(state, tuple):
+                raise TypeError("the state must be a single array h0 or None, got a tuple")
+            else:
+                h0 = state
+        full = (self._num_layers, self._batch, self._hidden_size)
+        h0 = None if h0 is None else self._x("h0", h0, shape).reshape(full)
+        c0 = None if c0 is None else self._x("c0", c0, shape).reshape(full)
+        self._impl.reset(h0, c0)
+
+    @property
+    def state(self) -> State:
+        """A copy of the current state: ``h`` or ``(h, c)``, each (num_layers, batch, hidden_size) or
+        (num_layers, hidden_size) unbatched; index = layer (a stepper has one direction)."""
+        full = (self._num_layers, self._batch, self._hidden_size)
+        h = np.empty(full, dtype=self._dtype)
+        c = np.empty(full, dtype=self._dtype) if self._lstm else None
+        self._impl.get_state(h, c)
+        if self._unbatched:
+            h = h[:, 0, :]
+            c = None if c is None else c[:, 0, :]
+        return (h, c) if self._lstm else h
+
+    def __repr__(self) -> str:
+        batch = "None" if self._unbatched else self._batch
+        return (f"Stepper({self._cell_kind}, input_size={self._input_size}, hidden_size={self._hidden_size}, "
+                f"num_layers={self._num_layers}, batch={batch}, dtype={self._dtype.name})")
