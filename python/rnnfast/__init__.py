@@ -11,11 +11,12 @@ from . import _core, functional, reference
 from ._types import GRUGrads, LSTMGrads, RNNGrads
 from .functional import gru, gru_backward, lstm, lstm_backward, rnn, rnn_backward
 from .layers import GRU, LSTM, RNN
+from .stepper import Stepper
 from .interop import from_keras, from_onnx, from_torch, to_onnx, to_torch
 from . import nn
 
 __all__ = [
-    "RNN", "LSTM", "GRU",
+    "RNN", "LSTM", "GRU", "Stepper",
     "rnn", "lstm", "gru", "rnn_backward", "lstm_backward", "gru_backward",
     "RNNGrads", "LSTMGrads", "GRUGrads",
     "functional", "reference", "nn", "isa", "get_num_threads", "__version__",
@@ -24,7 +25,9 @@ __all__ = [
 
 
 def isa() -> str:
-    """The instruction set the native kernels run on (``'generic'``: portable 128-bit vectors)."""
+    """The instruction set the native kernels run on: ``'avx512'``, ``'avx2'`` or ``'generic'`` (portable
+    128-bit vectors: SSE2 on x86-64, NEON on aarch64). The widest the CPU has is chosen at import; the
+    environment variable ``RNNFAST_ISA`` forces another."""
     return _core.isa()
 
 
