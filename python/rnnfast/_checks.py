@@ -87,7 +87,13 @@ def result_dtype(arrays: list[np.ndarray]) -> np.dtype:
 def _cast(name: str, arr: np.ndarray, dtype: np.dtype) -> np.ndarray:
     if not np.can_cast(arr.dtype, dtype, casting="same_kind"):
         raise TypeError(f"{name} has dtype {arr.dtype}, which cannot be cast to {dtype} by the 'same_kind' rule")
-    return np.ascontiguousarray(arr, dtype=dtype)
+    return _c_aligned(np.ascontiguousarray(arr, dtype=dtype))
+
+
+def _c_aligned(arr: np.ndarray) -> np.ndarray:
+    """``arr`` if the kernels can read it in place, else an aligned copy (a byte-offset view of a buffer
+    is C-contiguous but misaligned, and the binding refuses misaligned arrays)."""
+    return arr if arr.flags.aligned else arr.copy()
 
 
 def check_shape(name: str, arr: np.ndarray, expected: tuple[int, ...], meaning: str) -> None:
@@ -128,6 +134,9 @@ def prepare_forward(cell, x, h0, c0, w_ih, w_hh, b_ih, b_hh, promote_with: tuple
         raise ValueError(f"c0 is only used by the LSTM, not by the {title}")
     if (b_ih is None) != (b_hh is None):
         raise ValueError("b_ih and b_hh must both be given or both be None (no bias)")
+    for required in ("x", "w_ih", "w_hh"):
+        if named[required] is None:
+            raise TypeError(f"{required} is required, got None")
     arrays = {k: _as_array(k, v) for k, v in named.items() if v is not None}
     dtype = result_dtype(list(arrays.values()) + list(promote_with))
 
@@ -180,6 +189,7 @@ def output_buffer(out: Any, shape: tuple[int, ...], dtype: np.dtype, inputs: lis
     direct = (
         out.dtype == dtype
         and out.flags.c_contiguous
+        and out.flags.aligned
         and not any(a is not None and np.may_share_memory(out, a) for a in inputs)
     )
     if direct:
@@ -226,6 +236,9 @@ def prepare_backward(cell, d_out, d_h_n, d_c_n, x, h0, c0, w_ih, w_hh, out, work
     """
     # The forward's dtype may have been set by its biases, which backward does not see: the saved
     # arrays carry it, so they take part in the promotion.
+    for required, value in (("out", out), ("workspace", workspace)):
+        if value is None:
+            raise TypeError(f"{required} is required (from the forward op with training=True), got None")
     out_arr, ws_arr = _as_array("out", out), _as_array("workspace", workspace)
     fwd = prepare_forward(cell, x, h0, c0, w_ih, w_hh, None, None, promote_with=(out_arr, ws_arr))
     if cell != "lstm" and d_c_n is not None:
@@ -243,7 +256,7 @@ def prepare_backward(cell, d_out, d_h_n, d_c_n, x, h0, c0, w_ih, w_hh, out, work
                 f"{name} has dtype {arr.dtype} but the computation runs in {fwd.dtype}: pass the arrays the "
                 "forward op returned with training=True"
             )
-        saved[name] = np.ascontiguousarray(arr)
+        saved[name] = _c_aligned(np.ascontiguousarray(arr))
     grads = {}
     for name, value, shape in (("d_out", d_out, (T, B, H)), ("d_h_n", d_h_n, (B, H)), ("d_c_n", d_c_n, (B, H))):
         if value is None:

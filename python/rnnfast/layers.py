@@ -85,6 +85,24 @@ def _dropout_prob(value: Any) -> float:
     return p
 
 
+def _check_parameter_memory(title: str, I: int, H: int, L: int, G: int, D: int, bias: bool, dtype: np.dtype) -> None:
+    """Raise MemoryError before drawing any parameter if the parameters and their gradients cannot be had.
+
+    The count is exact (Python integers do not overflow); a trial ``np.empty`` of that size, never touched,
+    fails at once when the memory cannot be allocated, instead of after many layers have been drawn.
+    """
+    per_direction_first = G * H * (I + H + (2 if bias else 0))
+    per_direction_rest = G * H * (D * H + H + (2 if bias else 0))
+    count = D * (per_direction_first + (L - 1) * per_direction_rest)
+    try:
+        np.empty(2 * count, dtype=dtype)  # parameters and their gradients
+    except (MemoryError, ValueError):
+        raise MemoryError(
+            f"{title}(input_size={I}, hidden_size={H}, num_layers={L}) has {count} parameters, which with their "
+            f"gradients need {2 * count * dtype.itemsize / 2**30:.3g} GiB ({dtype}): more than can be allocated"
+        ) from None
+
+
 @dataclass
 class _Cache:
     """What a training forward saves for :meth:`_RNNBase.backward`.
@@ -159,9 +177,16 @@ class _RNNBase:
                 UserWarning,
                 stacklevel=3,
             )
-        self._rng = np.random.default_rng(seed)
+        try:
+            self._rng = np.random.default_rng(seed)
+        except (TypeError, ValueError) as exc:
+            raise type(exc)(
+                f"seed must be None, a non-negative int, a SeedSequence or a Generator, got {seed!r} ({exc})"
+            ) from None
 
         H, G, D = self._hidden_size, _GATES[cell], self.num_directions
+        _check_parameter_memory(type(self).__name__, self._input_size, H, self._num_layers, G, D, self._bias,
+                                self._dtype)
         bound = 1.0 / np.sqrt(H)
         self._params: dict[str, np.ndarray] = {}
         for k in range(self._num_layers):
