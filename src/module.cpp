@@ -223,9 +223,9 @@ class PyStepper {
     if (layers.empty()) throw py::value_error("a stepper needs at least one layer");
     if (hidden <= 0 || batch <= 0) throw py::value_error("hidden size and batch must be positive");
     const py::array first = layers[0].cast<py::tuple>()[0].cast<py::array>();
-    if (first.dtype().is(py::dtype::of<float>()))
+    if (first.dtype().equal(py::dtype::of<float>()))
       impl_ = make<float>(layers);
-    else if (first.dtype().is(py::dtype::of<double>()))
+    else if (first.dtype().equal(py::dtype::of<double>()))
       impl_ = make<double>(layers);
     else
       throw py::type_error("weights must have dtype float32 or float64, got " + std::string(py::str(first.dtype())));

@@ -74,7 +74,7 @@ class Stepper:
 
     def _x(self, name: str, value: Any, shape: tuple) -> np.ndarray:
         if type(value) is np.ndarray and value.dtype == self._dtype and value.flags.c_contiguous \
-                and value.shape == shape:
+                and value.flags.aligned and value.shape == shape:
             return value  # the fast path of the streaming loop: no conversion, no copy
         arr = _as_array(name, value)
         if arr.shape != shape:
