@@ -12,11 +12,12 @@ from ._types import GRUGrads, LSTMGrads, RNNGrads
 from .functional import gru, gru_backward, lstm, lstm_backward, rnn, rnn_backward
 from .layers import GRU, LSTM, RNN
 from .stepper import Stepper
+from .io import load, save
 from .interop import from_keras, from_onnx, from_torch, to_onnx, to_torch
 from . import nn
 
 __all__ = [
-    "RNN", "LSTM", "GRU", "Stepper",
+    "RNN", "LSTM", "GRU", "Stepper", "save", "load",
     "rnn", "lstm", "gru", "rnn_backward", "lstm_backward", "gru_backward",
     "RNNGrads", "LSTMGrads", "GRUGrads",
     "functional", "reference", "nn", "isa", "get_num_threads", "__version__",

@@ -1,0 +1,314 @@
+"""Saving and loading layers: ``rnnfast.save(path, model)`` and ``model = rnnfast.load(path)``.
+
+File format, version 1
+----------------------
+An uncompressed ``.npz`` file: a zip archive of ``.npy`` files, NumPy's own format, readable by
+``numpy.load(path, allow_pickle=False)`` anywhere without rnnfast. It holds:
+
+- ``__rnnfast__``: a 0-d array of ``str`` (NumPy's fixed-width unicode, not an object array) holding one
+  JSON document::
+
+      {"format": "rnnfast", "format_version": 1, "rnnfast_version": "0.1.0",
+       "class": "LSTM",                         # "RNN", "LSTM" or "GRU"
+       "config": {"input_size": 32, "hidden_size": 64, "num_layers": 2, "bias": true,
+                  "batch_first": false, "bidirectional": true, "dropout": 0.0, "dtype": "float32"},
+                                                # RNN also has "nonlinearity": "tanh" or "relu"
+       "parameters": {"weight_ih_l0": {"shape": [256, 32], "dtype": "float32", "sha256": "..."}, ...}}
+
+- one array per parameter, under its :meth:`state_dict` name (``weight_ih_l0``, ``bias_hh_l1_reverse``,
+  ...), in the layer's dtype; ``sha256`` is the digest of its C-ordered bytes.
+
+What is not saved: accumulated gradients, what a training forward keeps for backward, and the state of
+the generator that draws dropout masks (a loaded layer starts a fresh one; pass ``seed=`` to :func:`load`
+to fix it).
+
+Safety: loading never executes code. The file is read with ``allow_pickle=False`` (an object array,
+the only way a ``.npy`` carries a pickle, is refused), the configuration is JSON, and everything in it is
+checked before it is used: a truncated, damaged or edited file raises ``ValueError`` saying what is wrong;
+a file from a newer format version raises ``ValueError`` naming both versions. :func:`save` writes to a
+temporary file in the same directory and renames it over ``path``, so an interrupted save never leaves a
+truncated model behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import zipfile
+import zlib
+from typing import Any, BinaryIO, Optional, Union
+
+import numpy as np
+
+from .layers import GRU, LSTM, RNN, _RNNBase
+
+__all__ = ["save", "load", "FORMAT_VERSION"]
+
+#: The format version :func:`save` writes; :func:`load` reads this version and every earlier one.
+FORMAT_VERSION = 1
+
+_META_KEY = "__rnnfast__"
+_CLASSES = {"RNN": RNN, "LSTM": LSTM, "GRU": GRU}
+# Configuration keys and the JSON types each must have (bool is checked before int: JSON true is not 1).
+_CONFIG_TYPES = {
+    "input_size": int, "hidden_size": int, "num_layers": int, "bias": bool, "batch_first": bool,
+    "bidirectional": bool, "dropout": float, "dtype": str,
+}
+_ZIP_MAGIC = b"PK\x03\x04"
+# What reading a damaged archive or member can raise, from zipfile, zlib and numpy.lib.format.
+_READ_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, KeyError, UnicodeDecodeError)
+
+PathOrFile = Union[str, "os.PathLike[str]", BinaryIO]
+
+
+def _config(model: _RNNBase) -> dict:
+    config = {
+        "input_size": model.input_size, "hidden_size": model.hidden_size, "num_layers": model.num_layers,
+        "bias": model.bias, "batch_first": model.batch_first, "bidirectional": model.bidirectional,
+        "dropout": float(model.dropout), "dtype": model.dtype.name,
+    }
+    if isinstance(model, RNN):
+        config["nonlinearity"] = model.nonlinearity
+    return config
+
+
+def _digest(arr: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(arr).tobytes()).hexdigest()
+
+
+def save(path: PathOrFile, model: Any) -> None:
+    """Write ``model`` (an :class:`RNN`, :class:`LSTM` or :class:`GRU`) to ``path`` in the format above.
+
+    Parameters
+    ----------
+    path : str, os.PathLike or binary file object
+        Written exactly as given (no ``.npz`` suffix is added). A path is written atomically: to a
+        temporary file in the same directory, renamed over ``path`` when complete.
+    model : RNN, LSTM or GRU
+        Its configuration and current parameters are saved.
+
+    Raises
+    ------
+    TypeError
+        If ``model`` is not an rnnfast layer or ``path`` is neither a path nor a writable binary file.
+    OSError
+        If the file cannot be written (e.g. its directory does not exist).
+    """
+    if not isinstance(model, _RNNBase):
+        raise TypeError(f"model must be an rnnfast RNN, LSTM or GRU layer, got {type(model).__name__}")
+    params = {name: np.ascontiguousarray(value) for name, value in model.state_dict().items()}
+    meta = {
+        "format": "rnnfast",
+        "format_version": FORMAT_VERSION,
+        "rnnfast_version": _package_version(),
+        "class": _base_class_name(model),
+        "config": _config(model),
+        "parameters": {
+            name: {"shape": list(arr.shape), "dtype": arr.dtype.name, "sha256": _digest(arr)}
+            for name, arr in params.items()
+        },
+    }
+    arrays = {_META_KEY: np.array(json.dumps(meta, sort_keys=True))}
+    arrays.update(params)
+
+    if hasattr(path, "write"):
+        np.savez(path, **arrays)
+        return
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be a str, an os.PathLike or a binary file object, got {type(path).__name__}")
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".rnnfast-save-", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def _package_version() -> str:
+    from . import __version__
+
+    return __version__
+
+
+def _base_class_name(model: _RNNBase) -> str:
+    """The rnnfast class a subclass of a layer is saved as (it loads as that class)."""
+    for name, cls in _CLASSES.items():
+        if isinstance(model, cls):
+            return name
+    raise TypeError(f"model must be an rnnfast RNN, LSTM or GRU layer, got {type(model).__name__}")
+
+
+class _Invalid(ValueError):
+    """A file that is not a valid rnnfast model; the message says why."""
+
+
+def load(path: PathOrFile, *, seed: Optional[int] = None) -> _RNNBase:
+    """Read a layer written by :func:`save`.
+
+    Parameters
+    ----------
+    path : str, os.PathLike or binary file object
+    seed : int or None
+        Seed of the new layer's generator for dropout masks (see the layers' ``seed``).
+
+    Returns
+    -------
+    RNN, LSTM or GRU
+        A new layer with the saved configuration and parameters (and zero gradients).
+
+    Raises
+    ------
+    ValueError
+        If the file is not an rnnfast model, is truncated or damaged, was edited (a parameter that does not
+        match its recorded shape, dtype or checksum, missing or extra entries, an invalid configuration), or
+        has a newer format version than this rnnfast reads. The message starts with the file's name.
+    TypeError
+        If ``path`` is neither a path nor a readable binary file.
+    OSError
+        If the file cannot be opened (e.g. it does not exist).
+    """
+    if hasattr(path, "read"):
+        label = getattr(path, "name", "<file object>")
+        return _load_from(path, str(label), seed)
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be a str, an os.PathLike or a binary file object, got {type(path).__name__}")
+    with open(path, "rb") as f:
+        return _load_from(f, os.fspath(path), seed)
+
+
+def _load_from(f: BinaryIO, label: str, seed: Optional[int]) -> _RNNBase:
+    try:
+        return _read(f, seed)
+    except _Invalid as exc:
+        raise ValueError(f"{label}: {exc}") from None
+
+
+def _read(f: BinaryIO, seed: Optional[int]) -> _RNNBase:
+    start = f.tell() if f.seekable() else None
+    magic = f.read(len(_ZIP_MAGIC))
+    if magic != _ZIP_MAGIC:
+        raise _Invalid("not an rnnfast model file (it is not a .npz archive)")
+    if start is None:
+        raise TypeError("load needs a seekable file object (a .npz is a zip archive, read out of order)")
+    f.seek(start)
+    try:
+        archive = np.load(f, allow_pickle=False)
+    except _READ_ERRORS as exc:
+        raise _Invalid(f"truncated or damaged model file ({type(exc).__name__}: {exc})") from None
+    with archive:
+        names = set(archive.files)
+        if _META_KEY not in names:
+            raise _Invalid(f"not an rnnfast model file (no {_META_KEY!r} entry)")
+        meta = _read_meta(_member(archive, _META_KEY))
+        cls, config, recorded = _check_meta(meta)
+        try:
+            model = cls(**config, seed=seed)
+        except (TypeError, ValueError) as exc:
+            raise _Invalid(f"invalid configuration {config}: {exc}") from None
+        expected = model.state_dict()
+        _check_names("entries", names - {_META_KEY}, expected)
+        _check_names("parameters recorded in the metadata", set(recorded), expected)
+        params = {}
+        for name, target in expected.items():
+            arr = _member(archive, name)
+            info = recorded[name]
+            if not isinstance(info, dict) or set(info) != {"shape", "dtype", "sha256"}:
+                raise _Invalid(f"metadata of parameter {name!r} must have exactly shape, dtype and sha256")
+            if arr.shape != target.shape or list(arr.shape) != info["shape"]:
+                raise _Invalid(
+                    f"parameter {name!r} has shape {arr.shape}, expected {target.shape} for the configuration "
+                    f"(recorded: {info['shape']})"
+                )
+            if arr.dtype != target.dtype or arr.dtype.name != info["dtype"]:
+                raise _Invalid(
+                    f"parameter {name!r} has dtype {arr.dtype}, expected {target.dtype} (recorded: {info['dtype']})"
+                )
+            if _digest(arr) != info["sha256"]:
+                raise _Invalid(f"parameter {name!r} does not match its recorded checksum: the file was modified "
+                               "or damaged")
+            params[name] = arr
+    model.load_state_dict(params)
+    return model
+
+
+def _member(archive: Any, name: str) -> np.ndarray:
+    try:
+        return archive[name]
+    except _READ_ERRORS as exc:
+        raise _Invalid(f"entry {name!r} cannot be read: truncated or damaged ({type(exc).__name__}: {exc})") from None
+
+
+def _read_meta(arr: np.ndarray) -> dict:
+    if arr.shape != () or arr.dtype.kind != "U":
+        raise _Invalid(f"entry {_META_KEY!r} must be a 0-d str array, got dtype {arr.dtype} shape {arr.shape}")
+    try:
+        meta = json.loads(str(arr[()]))
+    except ValueError as exc:
+        raise _Invalid(f"entry {_META_KEY!r} is not valid JSON ({exc})") from None
+    if not isinstance(meta, dict):
+        raise _Invalid(f"entry {_META_KEY!r} must be a JSON object, got {type(meta).__name__}")
+    return meta
+
+
+def _check_meta(meta: dict) -> tuple:
+    """The layer class, the constructor's keyword arguments and the recorded parameter table."""
+    if meta.get("format") != "rnnfast":
+        raise _Invalid(f"not an rnnfast model file (format {meta.get('format')!r})")
+    version = meta.get("format_version")
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise _Invalid(f"invalid format_version {version!r}")
+    if version > FORMAT_VERSION:
+        raise _Invalid(
+            f"format version {version} was written by a newer rnnfast ({meta.get('rnnfast_version')}); this "
+            f"rnnfast reads format versions up to {FORMAT_VERSION}"
+        )
+    missing = {"class", "config", "parameters"} - set(meta)
+    if missing:
+        raise _Invalid(f"metadata lacks {sorted(missing)}")
+    cls = _CLASSES.get(meta["class"]) if isinstance(meta["class"], str) else None
+    if cls is None:
+        raise _Invalid(f"class must be one of {sorted(_CLASSES)}, got {meta['class']!r}")
+    config = meta["config"]
+    if not isinstance(config, dict):
+        raise _Invalid(f"config must be a JSON object, got {type(config).__name__}")
+    types = dict(_CONFIG_TYPES)
+    if cls is RNN:
+        types["nonlinearity"] = str
+    if set(config) != set(types):
+        raise _Invalid(
+            f"config of a {meta['class']} must have exactly the keys {sorted(types)}, got {sorted(config)}"
+        )
+    for key, want in types.items():
+        value = config[key]
+        ok = isinstance(value, bool) if want is bool else (
+            isinstance(value, (int, float)) and not isinstance(value, bool) if want is float else
+            isinstance(value, want) and not isinstance(value, bool))
+        if not ok:
+            raise _Invalid(f"config[{key!r}] must be a {want.__name__}, got {value!r}")
+    recorded = meta["parameters"]
+    if not isinstance(recorded, dict):
+        raise _Invalid(f"parameters must be a JSON object, got {type(recorded).__name__}")
+    return cls, dict(config), recorded
+
+
+def _check_names(what: str, names: set, expected: dict) -> None:
+    missing = [k for k in expected if k not in names]
+    extra = sorted(str(k) for k in names if k not in expected)
+    if missing or extra:
+        parts = []
+        if missing:
+            parts.append("missing " + ", ".join(repr(k) for k in missing))
+        if extra:
+            parts.append("unexpected " + ", ".join(repr(k) for k in extra))
+        raise _Invalid(f"{what} do not match the configuration: " + "; ".join(parts))
