@@ -207,6 +207,29 @@ py::array gemm_typed(const py::array& a, const py::array& b, bool a_transposed, 
   return c;
 }
 
+// Test hook: one of the active instruction set's activations applied to a 1-D array.
+template <typename Scalar>
+py::array activation_typed(const std::string& name, const py::array& x) {
+  if (x.ndim() != 1) throw py::value_error("x must be 1-D");
+  const Scalar* px = ArrayChecker<Scalar>().in("x", x, {x.shape(0)});
+  const rnnfast::CellKernels<Scalar>& k = rnnfast::cell_kernels<Scalar>(rnnfast::active_isa());
+  auto fn = name == "exp" ? k.exp : name == "sigmoid" ? k.sigmoid : name == "tanh" ? k.tanh : nullptr;
+  if (fn == nullptr) throw py::value_error("activation must be 'exp', 'sigmoid' or 'tanh', got '" + name + "'");
+  py::array_t<Scalar> y(x.shape(0));
+  Scalar* py_ = y.mutable_data();
+  {
+    py::gil_scoped_release release;
+    fn(x.shape(0), px, py_);
+  }
+  return y;
+}
+
+py::array activation(const std::string& name, const py::array& x) {
+  if (x.dtype().is(py::dtype::of<float>())) return activation_typed<float>(name, x);
+  if (x.dtype().is(py::dtype::of<double>())) return activation_typed<double>(name, x);
+  throw py::type_error("x must have dtype float32 or float64");
+}
+
 py::array gemm(const py::array& a, const py::array& b, bool a_transposed, bool b_transposed) {
   if (a.dtype().equal(py::dtype::of<float>())) return gemm_typed<float>(a, b, a_transposed, b_transposed);
   if (a.dtype().equal(py::dtype::of<double>())) return gemm_typed<double>(a, b, a_transposed, b_transposed);
@@ -342,6 +365,8 @@ PYBIND11_MODULE(_core, m) {
            "Advance len(x) steps (x 3-D) or one step (x 2-D), writing the top layer's outputs into out.")
       .def("reset", &PyStepper::reset, py::arg("h0").none(true), py::arg("c0").none(true))
       .def("get_state", &PyStepper::get_state, py::arg("h"), py::arg("c").none(true));
+  m.def("activation", &activation, py::arg("name"), py::arg("x"),
+        "The kernels' exp, sigmoid or tanh on the active instruction set (a test hook for their accuracy).");
   m.def("workspace_width", [](const std::string& cell, std::int64_t hidden) {
     return rnnfast::workspace_width(parse_cell(cell), hidden);
   }, py::arg("cell"), py::arg("hidden_size"));

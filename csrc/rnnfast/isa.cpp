@@ -107,4 +107,23 @@ const MicroKernel<double>& micro_kernel<double>(Isa isa) {
   }
 }
 
+template <>
+const CellKernels<float>& cell_kernels<float>(Isa isa) {
+  switch (isa) {
+#if defined(__x86_64__) || defined(_M_X64)
+    case Isa::kAvx512:
+      return avx512::cells_f32();
+    case Isa::kAvx2:
+      return avx2::cells_f32();
+#endif
+    default:
+      return generic::cells_f32();
+  }
+}
+
+template <>
+const CellKernels<double>& cell_kernels<double>(Isa) {
+  return portable_cells_f64();
+}
+
 }  // namespace rnnfast

@@ -9,6 +9,8 @@
 
 #include <cstdint>
 
+#include "rnnfast/rnn.h"
+
 namespace rnnfast {
 
 enum class Isa { kGeneric = 0, kAvx2 = 1, kAvx512 = 2 };
@@ -32,6 +34,26 @@ struct MicroKernel {
   Fn rows[kMaxTileRows + 1];  // rows[r] computes an r-row tile, 1 <= r <= mr (no work on padding rows)
 };
 
+// One instruction set's gate updates for one element type: the contract of the functions of the same
+// names in cells.h (rows of gx/gh [rows, G*H], states [rows, H], workspace [rows, W] or nullptr), and
+// the activations applied elementwise to n values (test hooks for their accuracy).
+template <typename Scalar>
+struct CellKernels {
+  void (*rnn_rows)(Cell cell, std::int64_t rows, std::int64_t hidden, const Scalar* gx, const Scalar* gh, Scalar* h);
+  void (*lstm_rows)(std::int64_t rows, std::int64_t hidden, const Scalar* gx, const Scalar* gh, const Scalar* c_prev,
+                    Scalar* h, Scalar* c, Scalar* ws);
+  void (*gru_rows)(std::int64_t rows, std::int64_t hidden, const Scalar* gx, const Scalar* gh, const Scalar* h_prev,
+                   Scalar* h, Scalar* ws);
+  void (*exp)(std::int64_t n, const Scalar* in, Scalar* out);
+  void (*sigmoid)(std::int64_t n, const Scalar* in, Scalar* out);
+  void (*tanh)(std::int64_t n, const Scalar* in, Scalar* out);
+};
+
+// float32 gate updates are vectorised per instruction set (kernels/cells_impl.h); float64 uses the
+// portable code of cells.h and the C library's exp and tanh on every instruction set.
+template <typename Scalar>
+const CellKernels<Scalar>& cell_kernels(Isa isa);
+
 const char* isa_name(Isa isa);
 
 // Whether this CPU (and this build) can run `isa`.
@@ -52,20 +74,25 @@ const MicroKernel<Scalar>& active_micro_kernel() {
   return micro_kernel<Scalar>(active_isa());
 }
 
-// Per-ISA tables, defined in kernels/microkernel_<isa>.cpp.
+// Per-ISA tables, defined in kernels/microkernel_<isa>.cpp, and the portable float64 cell table
+// (cells.cpp).
 namespace generic {
 const MicroKernel<float>& kernel_f32();
 const MicroKernel<double>& kernel_f64();
+const CellKernels<float>& cells_f32();
 }  // namespace generic
 #if defined(__x86_64__) || defined(_M_X64)
 namespace avx2 {
 const MicroKernel<float>& kernel_f32();
 const MicroKernel<double>& kernel_f64();
+const CellKernels<float>& cells_f32();
 }  // namespace avx2
 namespace avx512 {
 const MicroKernel<float>& kernel_f32();
 const MicroKernel<double>& kernel_f64();
+const CellKernels<float>& cells_f32();
 }  // namespace avx512
 #endif
+const CellKernels<double>& portable_cells_f64();
 
 }  // namespace rnnfast

@@ -6,8 +6,8 @@
 #include <cstring>
 #include <stdexcept>
 
-#include "rnnfast/cells.h"
 #include "rnnfast/gemm.h"
+#include "rnnfast/microkernel.h"
 
 namespace rnnfast {
 
@@ -128,6 +128,7 @@ void layer_forward(const LayerForward<Scalar>& a) {
 
   PackedMatrix<Scalar> w_hh_t;  // op(B) = W_hh^T, [H, GH], packed once for all steps
   w_hh_t.pack(true, H, GH, a.w_hh, H);
+  const CellKernels<Scalar>& cells = cell_kernels<Scalar>(w_hh_t.kernel().isa);
 
   Buffer<Scalar> zeros(B * H);  // the initial state when none is given
   const Scalar* h0 = a.h0 != nullptr ? a.h0 : zeros.data();
@@ -156,11 +157,11 @@ void layer_forward(const LayerForward<Scalar>& a) {
     const Scalar* gx_t = gx.data() + t * B * GH;
     Scalar* c_t = cell_state.data() + (t % 2) * B * H;
     if (lstm) {
-      detail::lstm_step_rows(rows, H, gx_t, gh.data(), c_prev, h_t, c_t, ws_t);
+      cells.lstm_rows(rows, H, gx_t, gh.data(), c_prev, h_t, c_t, ws_t);
     } else if (gru) {
-      detail::gru_step_rows(rows, H, gx_t, gh.data(), h_prev, h_t, ws_t);
+      cells.gru_rows(rows, H, gx_t, gh.data(), h_prev, h_t, ws_t);
     } else {
-      detail::rnn_step_rows(a.cell, rows, H, gx_t, gh.data(), h_t);
+      cells.rnn_rows(a.cell, rows, H, gx_t, gh.data(), h_t);
     }
     // Rows whose last step this was hand their state to h_n/c_n.
     const std::int64_t still_running = active.at(t + 1);

@@ -4,7 +4,7 @@
 #include <cstring>
 #include <stdexcept>
 
-#include "rnnfast/cells.h"
+#include "rnnfast/microkernel.h"
 
 namespace rnnfast {
 
@@ -37,6 +37,7 @@ Stepper<Scalar>::Stepper(Cell cell, std::int64_t hidden, std::int64_t batch,
       std::memcpy(dst.b_hh.data(), src.b_hh, sizeof(Scalar) * GH);
     }
   }
+  cells_ = &cell_kernels<Scalar>(layers_.front().w_hh_t.kernel().isa);  // the ISA the weights were packed for
   h_.resize(L * B * H);
   c_.resize(L * B * H);
   h_next_.resize(B * H);
@@ -73,12 +74,12 @@ void Stepper<Scalar>::run(std::int64_t steps, const Scalar* x, Scalar* y) {
         for (std::int64_t b = 0; b < B; ++b) std::memcpy(gh_.data() + b * GH, layer.b_hh.data(), sizeof(Scalar) * GH);
       gemm(B, false, h, H, layer.w_hh_t, /*accumulate=*/layer.has_b_hh, gh_.data(), GH);
       if (cell_ == Cell::kLstm) {
-        detail::lstm_step_rows(B, H, gx_.data(), gh_.data(), c, h_next_.data(), c_next_.data(), (Scalar*)nullptr);
+        cells_->lstm_rows(B, H, gx_.data(), gh_.data(), c, h_next_.data(), c_next_.data(), (Scalar*)nullptr);
         std::memcpy(c, c_next_.data(), sizeof(Scalar) * B * H);
       } else if (cell_ == Cell::kGru) {
-        detail::gru_step_rows(B, H, gx_.data(), gh_.data(), h, h_next_.data(), (Scalar*)nullptr);
+        cells_->gru_rows(B, H, gx_.data(), gh_.data(), h, h_next_.data(), (Scalar*)nullptr);
       } else {
-        detail::rnn_step_rows(cell_, B, H, gx_.data(), gh_.data(), h_next_.data());
+        cells_->rnn_rows(cell_, B, H, gx_.data(), gh_.data(), h_next_.data());
       }
       std::memcpy(h, h_next_.data(), sizeof(Scalar) * B * H);
       input = h;  // the next layer's input is this layer's new state

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "rnnfast/gemm.h"
+#include "rnnfast/microkernel.h"
 #include "rnnfast/rnn.h"
 
 namespace rnnfast {
@@ -56,6 +57,7 @@ class Stepper {
   Cell cell_;
   std::int64_t hidden_, batch_, gates_;
   std::vector<Packed> layers_;
+  const CellKernels<Scalar>* cells_ = nullptr;
   Buffer<Scalar> h_, c_;              // [L, B, H] the state
   Buffer<Scalar> h_next_, c_next_;    // [B, H] the step's new state of one layer
   Buffer<Scalar> gx_, gh_;            // [B, GH] projections of one layer's step

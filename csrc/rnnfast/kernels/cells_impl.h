@@ -1,0 +1,231 @@
+// Vectorised gate updates for float32, shared by every instruction set. Include it only from a
+// kernels/microkernel_<isa>.cpp file, after microkernel_impl.h (which defines RNNFAST_ISA_NAMESPACE and
+// RNNFAST_VEC_BYTES). Like the micro-kernel, everything lives in the ISA's namespace and calls no inline
+// function of another header, so no code built for a wider instruction set can leak into another.
+//
+// Accuracy (float32, against float64, over a dense sweep of [-100, 100] plus special values, on every
+// instruction set; tests/test_activations.py enforces the bounds, the measured maxima are in brackets):
+//   exp_v:     relative error <= 1 ulp [0.68] on [-86, 88]; clamps outside that range, so it never
+//              returns a denormal or an infinity (exp(-86) ~ 4.5e-38 > FLT_MIN). NaN propagates.
+//   sigmoid_v: 1 / (1 + e) or e / (1 + e) with e = exp(-|x|): relative error <= 2 ulp [1.52] for
+//              x >= -86; below, exp's clamp gives about 4.5e-38 (absolute error under 5e-38).
+//   tanh_v:    odd Taylor polynomial for |x| < 0.25 (truncation below 1e-8 relative), (1 - e) / (1 + e)
+//              with e = exp(-2|x|) above: relative error <= 2 ulp [1.42]; tanh(0) = 0 exactly.
+#include <cstdint>
+#include <cstring>
+
+#include "rnnfast/microkernel.h"
+#include "rnnfast/rnn.h"
+
+namespace rnnfast {
+namespace RNNFAST_ISA_NAMESPACE {
+namespace {
+
+typedef float FloatVec __attribute__((vector_size(RNNFAST_VEC_BYTES)));
+typedef std::int32_t IntVec __attribute__((vector_size(RNNFAST_VEC_BYTES)));
+constexpr int kFloatLanes = RNNFAST_VEC_BYTES / sizeof(float);
+
+inline FloatVec splat(float v) { return FloatVec{} + v; }
+
+inline FloatVec load(const float* p) {
+  FloatVec v;
+  std::memcpy(&v, p, sizeof(v));
+  return v;
+}
+
+inline void store(float* p, FloatVec v) { std::memcpy(p, &v, sizeof(v)); }
+
+inline FloatVec select(IntVec mask, FloatVec yes, FloatVec no) { return mask ? yes : no; }
+
+// e^x: x = n ln2 + r with |r| <= ln2/2, e^r by Cephes' degree-7 minimax polynomial, 2^n from the
+// exponent bits. n is rounded with the 1.5 * 2^23 shift, which leaves it in the low mantissa bits.
+inline FloatVec exp_v(FloatVec x) {
+  x = select(x < -86.0f, splat(-86.0f), x);  // NaN compares false both times and passes through
+  x = select(x > 88.0f, splat(88.0f), x);
+  const FloatVec shift = splat(12582912.0f);  // 1.5 * 2^23
+  const FloatVec shifted = x * 1.44269504088896341f + shift;
+  const FloatVec n = shifted - shift;
+  FloatVec r = x - n * 0.693359375f;  // ln2 split in two for an exact first product
+  r = r - n * -2.12194440e-4f;
+  FloatVec p = splat(1.9875691500e-4f);
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * (r * r) + r + 1.0f;
+  const IntVec n_int = (IntVec)shifted - 0x4B400000;  // the bits of 1.5 * 2^23
+  const IntVec scale = (n_int + 127) << 23;
+  return p * (FloatVec)scale;
+}
+
+inline FloatVec sigmoid_v(FloatVec x) {
+  const IntVec negative = x < 0.0f;
+  const FloatVec e = exp_v(select(negative, x, -x));  // exp(-|x|) never overflows
+  const FloatVec s = 1.0f / (1.0f + e);
+  return select(negative, e * s, s);
+}
+
+inline FloatVec tanh_v(FloatVec x) {
+  const IntVec negative = x < 0.0f;
+  const FloatVec ax = select(negative, -x, x);
+  // Small |x|: Taylor series x - x^3/3 + 2x^5/15 - 17x^7/315 + 62x^9/2835 (next term < 1e-8 relative).
+  const FloatVec x2 = ax * ax;
+  FloatVec p = splat(62.0f / 2835.0f);
+  p = p * x2 - 17.0f / 315.0f;
+  p = p * x2 + 2.0f / 15.0f;
+  p = p * x2 - 1.0f / 3.0f;
+  const FloatVec small = ax + ax * x2 * p;
+  const FloatVec e = exp_v(-2.0f * ax);
+  const FloatVec large = (1.0f - e) / (1.0f + e);
+  const FloatVec t = select(ax < 0.25f, small, large);
+  return select(negative, -t, t);
+}
+
+// One vector of hidden units of one row. Gate blocks of the projections lie `gate_stride` apart (H
+// in the real rows, kFloatLanes in the zero-padded stand-ins of a tail); so do the workspace blocks.
+
+inline void lstm_unit(const float* gx, const float* gh, std::int64_t gate_stride, const float* c_prev, float* h,
+                      float* c, float* ws) {
+  const std::int64_t s = gate_stride;
+  const FloatVec i = sigmoid_v(load(gx) + load(gh));
+  const FloatVec f = sigmoid_v(load(gx + s) + load(gh + s));
+  const FloatVec g = tanh_v(load(gx + 2 * s) + load(gh + 2 * s));
+  const FloatVec o = sigmoid_v(load(gx + 3 * s) + load(gh + 3 * s));
+  const FloatVec cn = f * load(c_prev) + i * g;
+  const FloatVec tc = tanh_v(cn);
+  store(c, cn);
+  store(h, o * tc);
+  if (ws != nullptr) {
+    store(ws, i);
+    store(ws + s, f);
+    store(ws + 2 * s, g);
+    store(ws + 3 * s, o);
+    store(ws + 4 * s, cn);
+    store(ws + 5 * s, tc);
+  }
+}
+
+inline void gru_unit(const float* gx, const float* gh, std::int64_t gate_stride, const float* h_prev, float* h,
+                     float* ws) {
+  const std::int64_t s = gate_stride;
+  const FloatVec r = sigmoid_v(load(gx) + load(gh));
+  const FloatVec z = sigmoid_v(load(gx + s) + load(gh + s));
+  const FloatVec ghn = load(gh + 2 * s);
+  const FloatVec n = tanh_v(load(gx + 2 * s) + r * ghn);
+  store(h, (1.0f - z) * n + z * load(h_prev));
+  if (ws != nullptr) {
+    store(ws, r);
+    store(ws + s, z);
+    store(ws + 2 * s, n);
+    store(ws + 3 * s, ghn);
+  }
+}
+
+inline void rnn_unit(bool relu, const float* gx, const float* gh, std::int64_t /*gate_stride*/, float* h) {
+  const FloatVec pre = load(gx) + load(gh);
+  store(h, relu ? select(pre < 0.0f, splat(0.0f), pre) : tanh_v(pre));  // NaN passes relu, as np.maximum
+}
+
+// Copies `blocks` blocks of `count` values, `src_stride` apart, into blocks `dst_stride` apart.
+inline void copy_blocks(float* dst, std::int64_t dst_stride, const float* src, std::int64_t src_stride, int blocks,
+                        int count) {
+  for (int q = 0; q < blocks; ++q) std::memcpy(dst + q * dst_stride, src + q * src_stride, count * sizeof(float));
+}
+
+// The row updates: the contract of rnnfast::detail::*_step_rows (cells.h), for float.
+
+void lstm_rows(std::int64_t rows, std::int64_t hidden, const float* gx, const float* gh, const float* c_prev,
+               float* h, float* c, float* ws) {
+  const std::int64_t H = hidden, L = kFloatLanes;
+  for (std::int64_t b = 0; b < rows; ++b) {
+    const float* gxr = gx + b * 4 * H;
+    const float* ghr = gh + b * 4 * H;
+    float* wr = ws != nullptr ? ws + b * 6 * H : nullptr;
+    std::int64_t j = 0;
+    for (; j + L <= H; j += L)
+      lstm_unit(gxr + j, ghr + j, H, c_prev + b * H + j, h + b * H + j, c + b * H + j,
+                wr != nullptr ? wr + j : nullptr);
+    if (j < H) {  // the last H - j units, through zero-padded stand-ins of one vector per block
+      const int n = static_cast<int>(H - j);
+      float tgx[4 * L] = {}, tgh[4 * L] = {}, tcp[L] = {}, th[L], tc[L], tws[6 * L];
+      copy_blocks(tgx, L, gxr + j, H, 4, n);
+      copy_blocks(tgh, L, ghr + j, H, 4, n);
+      copy_blocks(tcp, L, c_prev + b * H + j, H, 1, n);
+      lstm_unit(tgx, tgh, L, tcp, th, tc, tws);
+      copy_blocks(h + b * H + j, H, th, L, 1, n);
+      copy_blocks(c + b * H + j, H, tc, L, 1, n);
+      if (wr != nullptr) copy_blocks(wr + j, H, tws, L, 6, n);
+    }
+  }
+}
+
+void gru_rows(std::int64_t rows, std::int64_t hidden, const float* gx, const float* gh, const float* h_prev,
+              float* h, float* ws) {
+  const std::int64_t H = hidden, L = kFloatLanes;
+  for (std::int64_t b = 0; b < rows; ++b) {
+    const float* gxr = gx + b * 3 * H;
+    const float* ghr = gh + b * 3 * H;
+    float* wr = ws != nullptr ? ws + b * 4 * H : nullptr;
+    std::int64_t j = 0;
+    for (; j + L <= H; j += L)
+      gru_unit(gxr + j, ghr + j, H, h_prev + b * H + j, h + b * H + j, wr != nullptr ? wr + j : nullptr);
+    if (j < H) {
+      const int n = static_cast<int>(H - j);
+      float tgx[3 * L] = {}, tgh[3 * L] = {}, thp[L] = {}, th[L], tws[4 * L];
+      copy_blocks(tgx, L, gxr + j, H, 3, n);
+      copy_blocks(tgh, L, ghr + j, H, 3, n);
+      copy_blocks(thp, L, h_prev + b * H + j, H, 1, n);
+      gru_unit(tgx, tgh, L, thp, th, tws);
+      copy_blocks(h + b * H + j, H, th, L, 1, n);
+      if (wr != nullptr) copy_blocks(wr + j, H, tws, L, 4, n);
+    }
+  }
+}
+
+void rnn_rows(Cell cell, std::int64_t rows, std::int64_t hidden, const float* gx, const float* gh, float* h) {
+  const std::int64_t H = hidden, L = kFloatLanes;
+  const bool relu = cell == Cell::kRnnRelu;
+  // The RNN's rows are contiguous blocks of H: treat all rows as one run of rows * H units.
+  const std::int64_t total = rows * H;
+  std::int64_t j = 0;
+  for (; j + L <= total; j += L) rnn_unit(relu, gx + j, gh + j, 0, h + j);
+  if (j < total) {
+    const int n = static_cast<int>(total - j);
+    float tgx[L] = {}, tgh[L] = {}, th[L];
+    copy_blocks(tgx, L, gx + j, 0, 1, n);
+    copy_blocks(tgh, L, gh + j, 0, 1, n);
+    rnn_unit(relu, tgx, tgh, 0, th);
+    copy_blocks(h + j, 0, th, L, 1, n);
+  }
+}
+
+// Applies an activation to n values (a test hook for the accuracy bounds above).
+template <FloatVec (*kFn)(FloatVec)>
+void apply(std::int64_t n, const float* in, float* out) {
+  const std::int64_t L = kFloatLanes;
+  std::int64_t j = 0;
+  for (; j + L <= n; j += L) store(out + j, kFn(load(in + j)));
+  if (j < n) {
+    float t[L] = {};
+    std::memcpy(t, in + j, (n - j) * sizeof(float));
+    store(t, kFn(load(t)));
+    std::memcpy(out + j, t, (n - j) * sizeof(float));
+  }
+}
+
+}  // namespace
+}  // namespace RNNFAST_ISA_NAMESPACE
+}  // namespace rnnfast
+
+// Defines RNNFAST_ISA_NAMESPACE::cells_f32.
+#define RNNFAST_DEFINE_CELLS()                                                                             \
+  namespace rnnfast {                                                                                      \
+  namespace RNNFAST_ISA_NAMESPACE {                                                                        \
+  const CellKernels<float>& cells_f32() {                                                                  \
+    static const CellKernels<float> k{&rnn_rows, &lstm_rows, &gru_rows, &apply<exp_v>, &apply<sigmoid_v>,  \
+                                      &apply<tanh_v>};                                                     \
+    return k;                                                                                              \
+  }                                                                                                        \
+  }                                                                                                        \
+  }
