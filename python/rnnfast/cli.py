@@ -3,6 +3,9 @@
 ``rnnfast check`` (the default): prints the version, the instruction set and thread count, checks the
 native kernels against :mod:`rnnfast.reference` for every cell, forward and backward, in float32 and
 float64, and times rnnfast against the reference on a standard LSTM shape. Exits 1 if a check fails.
+
+``rnnfast demo`` lists the runnable examples of :mod:`rnnfast.examples`; ``rnnfast demo NAME [options]`` runs
+one (see :mod:`rnnfast.demos`).
 """
 
 from __future__ import annotations
@@ -146,6 +149,20 @@ def _command_check(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
+def _command_demo(args: argparse.Namespace) -> int:
+    from rnnfast import demos
+
+    if args.name is None:
+        print(demos.listing())
+        return 0
+    try:
+        demos.get(args.name)
+    except KeyError as exc:
+        print(f"rnnfast demo: {exc.args[0]}", file=sys.stderr)
+        return 2
+    return demos.run(args.name, args.demo_args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rnnfast", description="Fast CPU recurrent networks.")
     sub = parser.add_subparsers(dest="command")
@@ -155,6 +172,11 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--repeat", type=int, default=15, help="timed runs per implementation (default 15)")
     check.add_argument("--seed", type=int, default=0, help="seed of the random problems (default 0)")
     check.add_argument("--no-timing", action="store_true", help="run the self-check only")
+    demo = sub.add_parser("demo", help="list the runnable examples, or run one: rnnfast demo NAME [options]",
+                          description="Without NAME, list the demos; with it, run that example, passing it the "
+                                      "options that follow (rnnfast demo NAME --help shows them).")
+    demo.add_argument("name", nargs="?", help="the demo to run")
+    demo.add_argument("demo_args", nargs=argparse.REMAINDER, metavar="...", help="options for the demo")
     return parser
 
 
@@ -164,6 +186,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if not argv or argv[0].startswith("-") and argv[0] not in ("-h", "--help"):
         argv = ["check"] + argv
     args = parser.parse_args(argv)
+    if args.command == "demo":
+        return _command_demo(args)
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")
     return _command_check(args)

@@ -1,0 +1,18 @@
+"""Encoder-decoder (sequence to sequence): learn to add, from "57+8" to "65".
+
+The code is the module ``rnnfast.examples.addition`` (python/rnnfast/examples/addition.py in the repository),
+installed with the package so that ``rnnfast demo addition`` runs it too. ``--help`` lists the options.
+"""
+
+import sys
+from pathlib import Path
+
+try:
+    import rnnfast  # noqa: F401
+except ImportError:  # a source checkout that is not installed: use the package built in place
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "python"))
+
+from rnnfast.examples.addition import main
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,18 @@
+"""Many-to-many (synced): a label for every step, with a stacked bidirectional GRU.
+
+The code is the module ``rnnfast.examples.tagging`` (python/rnnfast/examples/tagging.py in the repository),
+installed with the package so that ``rnnfast demo tagging`` runs it too. ``--help`` lists the options.
+"""
+
+import sys
+from pathlib import Path
+
+try:
+    import rnnfast  # noqa: F401
+except ImportError:  # a source checkout that is not installed: use the package built in place
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "python"))
+
+from rnnfast.examples.tagging import main
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
