@@ -225,8 +225,8 @@ py::array activation_typed(const std::string& name, const py::array& x) {
 }
 
 py::array activation(const std::string& name, const py::array& x) {
-  if (x.dtype().is(py::dtype::of<float>())) return activation_typed<float>(name, x);
-  if (x.dtype().is(py::dtype::of<double>())) return activation_typed<double>(name, x);
+  if (x.dtype().equal(py::dtype::of<float>())) return activation_typed<float>(name, x);
+  if (x.dtype().equal(py::dtype::of<double>())) return activation_typed<double>(name, x);
   throw py::type_error("x must have dtype float32 or float64");
 }
 
@@ -245,6 +245,13 @@ class PyStepper {
       : cell_(parse_cell(cell_name)), hidden_(hidden), batch_(batch), num_layers_(static_cast<ssize_t>(layers.size())) {
     if (layers.empty()) throw py::value_error("a stepper needs at least one layer");
     if (hidden <= 0 || batch <= 0) throw py::value_error("hidden size and batch must be positive");
+    // The kernel library sizes its buffers as int64 products of batch, gates, hidden size and layers;
+    // refuse sizes whose products would overflow (computed in floating point, which cannot).
+    const double elements = static_cast<double>(batch) * static_cast<double>(hidden) *
+                            static_cast<double>(rnnfast::gate_count(cell_)) * static_cast<double>(num_layers_ + 2);
+    if (elements * sizeof(double) > 0x1p62)
+      throw py::value_error("batch " + std::to_string(batch) + " with hidden size " + std::to_string(hidden) +
+                            " is too large: the stepper's buffers would need more than 2**62 bytes");
     const py::array first = layers[0].cast<py::tuple>()[0].cast<py::array>();
     if (first.dtype().equal(py::dtype::of<float>()))
       impl_ = make<float>(layers);
