@@ -940,6 +940,15 @@ def _keras_name(value: Any) -> str:
     return getattr(value, "__name__", repr(value))
 
 
+def _keras_array(keras, variable) -> np.ndarray:
+    """A Keras variable's value as a new NumPy array (directly from a torch tensor on the torch backend,
+    which avoids NumPy 2's deprecation warning for ``np.array(tensor)``)."""
+    value = getattr(variable, "value", variable)
+    if hasattr(value, "detach") and hasattr(value, "cpu"):
+        return value.detach().cpu().numpy().copy()
+    return np.array(keras.ops.convert_to_numpy(value), copy=True)
+
+
 def _keras_spec(keras, layer, what: str) -> _KerasSpec:
     """Read one Keras recurrent layer (not Bidirectional), or raise naming what does not map exactly."""
     L = keras.layers
@@ -997,15 +1006,17 @@ def _keras_spec(keras, layer, what: str) -> _KerasSpec:
         )
 
     policy = getattr(layer, "dtype_policy", None)
-    compute = np.dtype(getattr(layer, "compute_dtype", None) or getattr(policy, "compute_dtype", "float32"))
-    kernel = keras.ops.convert_to_numpy(cell_obj.kernel)
-    if compute not in _SUPPORTED_DTYPES or kernel.dtype != compute:
+    compute = str(getattr(layer, "compute_dtype", None) or getattr(policy, "compute_dtype", "float32"))
+    variables = str(cell_obj.kernel.dtype)
+    if compute not in ("float32", "float64") or variables != compute:
         raise TypeError(
-            f"{name} computes in {compute} with {kernel.dtype} weights (its dtype policy "
+            f"{name} computes in {compute} with {variables} weights (its dtype policy "
             f"{getattr(policy, 'name', policy)!r}); rnnfast converts layers that compute in float32 or float64 with "
             "weights of the same dtype"
         )
-    recurrent = keras.ops.convert_to_numpy(cell_obj.recurrent_kernel)
+    compute = np.dtype(compute)
+    kernel = _keras_array(keras, cell_obj.kernel)
+    recurrent = _keras_array(keras, cell_obj.recurrent_kernel)
     units = int(recurrent.shape[0])
     perm = _KERAS_TO_RNNFAST[family]
     w_ih = _permute_gates(kernel.T, perm)
@@ -1013,7 +1024,7 @@ def _keras_spec(keras, layer, what: str) -> _KerasSpec:
     b_ih = b_hh = None
     use_bias = bool(cfg.get("use_bias", True))
     if use_bias:
-        bias = keras.ops.convert_to_numpy(cell_obj.bias)
+        bias = _keras_array(keras, cell_obj.bias)
         if family == "gru":
             if bias.shape != (2, 3 * units):
                 raise ValueError(f"{name} has a bias of shape {bias.shape}, expected (2, {3 * units}) for reset_after")
