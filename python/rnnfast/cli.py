@@ -190,6 +190,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return _command_demo(args)
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")
+    if args.seed < 0:
+        parser.error(f"--seed must be a non-negative integer, got {args.seed}")
     return _command_check(args)
 
 

@@ -178,23 +178,29 @@ def load(path: PathOrFile, *, seed: Optional[int] = None) -> _RNNBase:
     OSError
         If the file cannot be opened (e.g. it does not exist).
     """
+    try:
+        rng = np.random.default_rng(seed)
+    except (TypeError, ValueError) as exc:
+        raise type(exc)(
+            f"seed must be None, a non-negative int, a SeedSequence or a Generator, got {seed!r} ({exc})"
+        ) from None
     if hasattr(path, "read"):
         label = getattr(path, "name", "<file object>")
-        return _load_from(path, str(label), seed)
+        return _load_from(path, str(label), rng)
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"path must be a str, an os.PathLike or a binary file object, got {type(path).__name__}")
     with open(path, "rb") as f:
-        return _load_from(f, os.fspath(path), seed)
+        return _load_from(f, os.fspath(path), rng)
 
 
-def _load_from(f: BinaryIO, label: str, seed: Optional[int]) -> _RNNBase:
+def _load_from(f: BinaryIO, label: str, rng: np.random.Generator) -> _RNNBase:
     try:
-        return _read(f, seed)
+        return _read(f, rng)
     except _Invalid as exc:
         raise ValueError(f"{label}: {exc}") from None
 
 
-def _read(f: BinaryIO, seed: Optional[int]) -> _RNNBase:
+def _read(f: BinaryIO, rng: np.random.Generator) -> _RNNBase:
     start = f.tell() if f.seekable() else None
     magic = f.read(len(_ZIP_MAGIC))
     if magic != _ZIP_MAGIC:
@@ -213,7 +219,7 @@ def _read(f: BinaryIO, seed: Optional[int]) -> _RNNBase:
         meta = _read_meta(_member(archive, _META_KEY))
         cls, config, recorded = _check_meta(meta)
         try:
-            model = cls(**config, seed=seed)
+            model = cls(**config, seed=rng)
         except (TypeError, ValueError) as exc:
             raise _Invalid(f"invalid configuration {config}: {exc}") from None
         expected = model.state_dict()
