@@ -410,8 +410,8 @@ def clip_grad_norm(modules: Any, max_norm: float) -> float:
     if max_norm == 0.0:
         raise ValueError("max_norm must be positive, got 0")
     grads = [g for _, _, _, g in _pairs(mods)]
-    total = math.sqrt(sum(float(np.dot(g.ravel().astype(np.float64, copy=False),
-                                       g.ravel().astype(np.float64, copy=False))) for g in grads))
+    # Summed in float64 by NumPy's pairwise sum (np.dot would call BLAS, whose threads only slow this down).
+    total = math.sqrt(sum(float(np.square(g, dtype=np.float64).sum()) for g in grads))
     if math.isfinite(total) and total > max_norm:
         scale = max_norm / (total + 1e-6)
         for g in grads:

@@ -44,13 +44,17 @@ def tag(digits: Sequence[int]) -> list[int]:
 
 
 def make_batch(rng: np.random.Generator, batch: int, min_len: int, max_len: int):
-    """One-hot digit strings (T, B, 10) padded with zeros, their lengths (B,) and tags (T, B)."""
+    """One-hot digit strings (T, B, 10) padded with zeros, their lengths (B,), tags (T, B) (as :func:`tag`,
+    for all strings at once) and the mask of real steps (T, B)."""
     lengths = rng.integers(min_len, max_len + 1, size=batch)
     digits = rng.integers(0, 10, size=(max_len, batch))
-    tags = np.full((max_len, batch), 2, dtype=np.int64)
-    for b, n in enumerate(lengths):
-        tags[:n, b] = tag(digits[:n, b].tolist())
-    valid = np.arange(max_len)[:, None] < lengths[None, :]
+    t = np.arange(max_len)[:, None]
+    valid = t < lengths
+    has_left, has_right = t > 0, t < lengths - 1
+    left, right = np.roll(digits, 1, axis=0), np.roll(digits, -1, axis=0)
+    peak = (~has_left | (digits > left)) & (~has_right | (digits > right)) & (has_left | has_right)
+    valley = (~has_left | (digits < left)) & (~has_right | (digits < right)) & (has_left | has_right)
+    tags = np.where(peak & valid, 0, np.where(valley & valid, 1, 2))
     x = nn.one_hot(digits, 10) * valid[..., None]
     return x, lengths, tags, valid
 
