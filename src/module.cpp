@@ -21,6 +21,7 @@
 #include "rnnfast/microkernel.h"
 #include "rnnfast/rnn.h"
 #include "rnnfast/stepper.h"
+#include "rnnfast/threadpool.h"
 
 namespace py = pybind11;
 using py::ssize_t;
@@ -372,6 +373,11 @@ PYBIND11_MODULE(_core, m) {
            "Advance len(x) steps (x 3-D) or one step (x 2-D), writing the top layer's outputs into out.")
       .def("reset", &PyStepper::reset, py::arg("h0").none(true), py::arg("c0").none(true))
       .def("get_state", &PyStepper::get_state, py::arg("h"), py::arg("c").none(true));
+  m.def("get_num_threads", &rnnfast::num_threads, "Threads the kernels use (the calling thread included).");
+  m.def("set_num_threads", [](int n) {
+    if (n < 1) throw py::value_error("the number of threads must be at least 1, got " + std::to_string(n));
+    rnnfast::set_num_threads(n);
+  }, py::arg("n"), "Set the threads the kernels use (>= 1); results do not depend on it.");
   m.def("activation", &activation, py::arg("name"), py::arg("x"),
         "The kernels' exp, sigmoid or tanh on the active instruction set (a test hook for their accuracy).");
   m.def("workspace_width", [](const std::string& cell, std::int64_t hidden) {

@@ -3,6 +3,8 @@
 // flags.
 #include "rnnfast/gemm.h"
 
+#include "rnnfast/threadpool.h"
+
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
@@ -101,6 +103,10 @@ Scalar* a_block_scratch(std::int64_t count) {
 
 }  // namespace
 
+// The work is cut into tasks, each a block of kernel.mc rows of C by a run of panels, computed with the
+// whole depth K; the cut depends on the shape only (never on the thread count), and every C element
+// is computed by one task with the same sequence of multiply-adds, so the result is the same for any
+// number of threads.
 template <typename Scalar>
 void gemm(std::int64_t m, bool a_transposed, const Scalar* a, std::int64_t lda, const PackedMatrix<Scalar>& b,
           bool accumulate, Scalar* c, std::int64_t ldc) {
@@ -114,16 +120,26 @@ void gemm(std::int64_t m, bool a_transposed, const Scalar* a, std::int64_t lda, 
       for (std::int64_t i = 0; i < m; ++i) std::fill(c + i * ldc, c + i * ldc + n, Scalar(0));
     return;
   }
-  Scalar* a_packed = a_block_scratch<Scalar>(std::min(block_rows, (m + tile_rows - 1) / tile_rows * tile_rows) *
-                                             std::min(block_depth, k));
-  for (std::int64_t k0 = 0; k0 < k; k0 += block_depth) {
-    const std::int64_t kc = std::min(block_depth, k - k0);
-    const bool acc = accumulate || k0 > 0;
-    for (std::int64_t i0 = 0; i0 < m; i0 += block_rows) {
-      const std::int64_t mc = std::min(block_rows, m - i0);
+  const std::int64_t row_blocks = (m + block_rows - 1) / block_rows;
+  const std::int64_t panels = (n + tile_cols - 1) / tile_cols;
+  // Enough tasks to keep a few threads busy when there are few row blocks, but runs of panels long
+  // enough (>= 8) that packing the A block again for each run costs little; one task for small work.
+  const std::int64_t work = m * n * k;
+  const std::int64_t panel_runs =
+      work < (std::int64_t(1) << 18) ? 1 : std::max<std::int64_t>(1, std::min(panels / 8, 8 / row_blocks));
+  const std::int64_t panels_per_task = (panels + panel_runs - 1) / panel_runs;
+  parallel_for(row_blocks * panel_runs, [&](std::int64_t task) {
+    const std::int64_t i0 = (task / panel_runs) * block_rows;
+    const std::int64_t p_begin = (task % panel_runs) * panels_per_task;
+    const std::int64_t p_end = std::min(panels, p_begin + panels_per_task);
+    const std::int64_t mc = std::min(block_rows, m - i0);
+    Scalar* a_packed = a_block_scratch<Scalar>((mc + tile_rows - 1) / tile_rows * tile_rows * std::min(block_depth, k));
+    for (std::int64_t k0 = 0; k0 < k; k0 += block_depth) {
+      const std::int64_t kc = std::min(block_depth, k - k0);
+      const bool acc = accumulate || k0 > 0;
       const Scalar* a_block = a_transposed ? a + k0 * lda + i0 : a + i0 * lda + k0;
       pack_a(mc, kc, tile_rows, a_transposed, a_block, lda, a_packed);
-      for (std::int64_t p = 0; p * tile_cols < n; ++p) {
+      for (std::int64_t p = p_begin; p < p_end; ++p) {
         const Scalar* b_panel = b.panel(k0, p);
         const int nr = static_cast<int>(std::min<std::int64_t>(tile_cols, n - p * tile_cols));
         for (std::int64_t i = 0; i < mc; i += tile_rows) {
@@ -132,7 +148,7 @@ void gemm(std::int64_t m, bool a_transposed, const Scalar* a, std::int64_t lda, 
         }
       }
     }
-  }
+  });
 }
 
 template <typename Scalar>

@@ -8,6 +8,7 @@
 
 #include "rnnfast/gemm.h"
 #include "rnnfast/microkernel.h"
+#include "rnnfast/threadpool.h"
 
 namespace rnnfast {
 
@@ -79,6 +80,10 @@ class ActiveRows {
     }
     return lo;
   }
+  // Rows of the slice [r0, r1) running at step t, counted from r0.
+  std::int64_t in_slice(std::int64_t t, std::int64_t r0, std::int64_t r1) const {
+    return std::min(std::max(at(t), r0), r1) - r0;
+  }
   // Steps that any row runs: the longest length.
   std::int64_t steps() const { return lengths_ == nullptr ? seq_len_ : (batch_ > 0 ? lengths_[0] : 0); }
 
@@ -96,6 +101,67 @@ void check_lengths(const Args& a) {
     if (b > 0 && a.lengths[b] > a.lengths[b - 1])
       throw std::invalid_argument("rnnfast: lengths must be sorted non-increasing");
   }
+}
+
+// Gate gradients of one step for `rows` rows (backward's per-step arithmetic; no transcendentals).
+//   dh [rows, H]: gradient w.r.t. h_t (read); dc [rows, H]: w.r.t. c_t, replaced by dc_{t-1} (LSTM)
+//   h_t [rows, H], h_prev [rows, H], ws [rows, W]: the forward's output, previous state and workspace
+//   c_prev: c_{t-1} of each row, rows c_prev_stride apart (a workspace block, or c0) (LSTM)
+//   d_gates [rows, GH]: written, gradient of the input-side pre-activations
+//   d_gates_hh [rows, GH]: written for the GRU (recurrent side; the same array as d_gates otherwise)
+//   dh_prev [rows, H]: written for the GRU: the direct path z * dh into dh_{t-1}
+template <typename Scalar>
+void gate_gradients(Cell cell, std::int64_t rows, std::int64_t H, const Scalar* dh, Scalar* dc, const Scalar* h_t,
+                    const Scalar* h_prev, const Scalar* ws, const Scalar* c_prev, std::int64_t c_prev_stride,
+                    Scalar* d_gates, Scalar* d_gates_hh, Scalar* dh_prev) {
+  const std::int64_t G = gate_count(cell), GH = G * H, W = workspace_width(cell, H);
+  for (std::int64_t b = 0; b < rows; ++b) {
+    const Scalar* dhr = dh + b * H;
+    Scalar* dgr = d_gates + b * GH;
+    if (cell == Cell::kRnnTanh || cell == Cell::kRnnRelu) {
+      const Scalar* hr = h_t + b * H;
+      for (std::int64_t j = 0; j < H; ++j) {
+        const Scalar deriv = cell == Cell::kRnnTanh ? Scalar(1) - hr[j] * hr[j] : Scalar(hr[j] > 0);
+        dgr[j] = dhr[j] * deriv;
+      }
+    } else if (cell == Cell::kLstm) {
+      const Scalar* wr = ws + b * W;
+      const Scalar* cpr = c_prev + b * c_prev_stride;
+      Scalar* dcr = dc + b * H;
+      for (std::int64_t j = 0; j < H; ++j) {
+        const Scalar i = wr[j], f = wr[H + j], g = wr[2 * H + j], o = wr[3 * H + j], tc = wr[5 * H + j];
+        const Scalar dct = dcr[j] + dhr[j] * o * (Scalar(1) - tc * tc);
+        dgr[j] = dct * g * i * (Scalar(1) - i);
+        dgr[H + j] = dct * cpr[j] * f * (Scalar(1) - f);
+        dgr[2 * H + j] = dct * i * (Scalar(1) - g * g);
+        dgr[3 * H + j] = dhr[j] * tc * o * (Scalar(1) - o);
+        dcr[j] = dct * f;  // becomes dc_{t-1}
+      }
+    } else {  // GRU
+      const Scalar* wr = ws + b * W;
+      const Scalar* hpr = h_prev + b * H;
+      Scalar* dghr = d_gates_hh + b * GH;
+      Scalar* dhp = dh_prev + b * H;
+      for (std::int64_t j = 0; j < H; ++j) {
+        const Scalar r = wr[j], z = wr[H + j], n = wr[2 * H + j], ghn = wr[3 * H + j];
+        const Scalar dn = dhr[j] * (Scalar(1) - z) * (Scalar(1) - n * n);
+        const Scalar dz = dhr[j] * (hpr[j] - n) * z * (Scalar(1) - z);
+        const Scalar dr = dn * ghn * r * (Scalar(1) - r);
+        dgr[j] = dghr[j] = dr;
+        dgr[H + j] = dghr[H + j] = dz;
+        dgr[2 * H + j] = dn;
+        dghr[2 * H + j] = dn * r;
+        dhp[j] = dhr[j] * z;  // the direct path h_{t-1} -> h_t
+      }
+    }
+  }
+}
+
+// How many slices of the batch run the time loop in parallel. Every row's steps depend only on that
+// row's past, so slices need no synchronisation between steps, and a row's arithmetic is the same in
+// any slice: the results do not depend on this choice.
+std::int64_t batch_slices(std::int64_t batch) {
+  return std::max<std::int64_t>(1, std::min<std::int64_t>(num_threads(), batch));
 }
 
 }  // namespace
@@ -138,38 +204,45 @@ void layer_forward(const LayerForward<Scalar>& a) {
   copy_n(a.h_n + running_at_start * H, h0 + running_at_start * H, (B - running_at_start) * H);
   if (lstm) copy_n(a.c_n + running_at_start * H, c0 + running_at_start * H, (B - running_at_start) * H);
 
-  const Scalar* h_prev = h0;
-  const Scalar* c_prev = c0;
   Buffer<Scalar> cell_state(2 * B * H);  // LSTM c_{t-1}, c_t, ping-ponged
   Buffer<Scalar> gh(B * GH);
-  for (std::int64_t t = 0; t < S; ++t) {
-    const std::int64_t rows = active.at(t);  // rows [0, rows) run this step
-    Scalar* h_t = a.out + t * B * H;
-    Scalar* ws_t = a.workspace != nullptr ? a.workspace + t * B * W : nullptr;
-    // Past a sequence's end the output (and the saved workspace) is zero, as in PyTorch.
-    std::fill(h_t + rows * H, h_t + B * H, Scalar(0));
-    if (ws_t != nullptr) std::fill(ws_t + rows * W, ws_t + B * W, Scalar(0));
-    if (rows == 0) continue;
+  // The time loop over the rows [r0, r1): pointers below are offset to the slice's first row.
+  auto run_slice = [&](std::int64_t r0, std::int64_t r1) {
+    const std::int64_t width = r1 - r0;
+    const Scalar* h_prev = h0 + r0 * H;
+    const Scalar* c_prev = c0 + r0 * H;
+    Scalar* gh_s = gh.data() + r0 * GH;
+    for (std::int64_t t = 0; t < S; ++t) {
+      const std::int64_t rows = active.in_slice(t, r0, r1);  // the slice's rows [0, rows) run this step
+      Scalar* h_t = a.out + (t * B + r0) * H;
+      Scalar* ws_t = a.workspace != nullptr ? a.workspace + (t * B + r0) * W : nullptr;
+      // Past a sequence's end the output (and the saved workspace) is zero, as in PyTorch.
+      std::fill(h_t + rows * H, h_t + width * H, Scalar(0));
+      if (ws_t != nullptr) std::fill(ws_t + rows * W, ws_t + width * W, Scalar(0));
+      if (rows == 0) continue;
 
-    if (gru && a.b_hh != nullptr)
-      for (std::int64_t b = 0; b < rows; ++b) copy_n(gh.data() + b * GH, a.b_hh, GH);
-    gemm(rows, false, h_prev, H, w_hh_t, /*accumulate=*/gru && a.b_hh != nullptr, gh.data(), GH);
-    const Scalar* gx_t = gx.data() + t * B * GH;
-    Scalar* c_t = cell_state.data() + (t % 2) * B * H;
-    if (lstm) {
-      cells.lstm_rows(rows, H, gx_t, gh.data(), c_prev, h_t, c_t, ws_t);
-    } else if (gru) {
-      cells.gru_rows(rows, H, gx_t, gh.data(), h_prev, h_t, ws_t);
-    } else {
-      cells.rnn_rows(a.cell, rows, H, gx_t, gh.data(), h_t);
+      if (gru && a.b_hh != nullptr)
+        for (std::int64_t b = 0; b < rows; ++b) copy_n(gh_s + b * GH, a.b_hh, GH);
+      gemm(rows, false, h_prev, H, w_hh_t, /*accumulate=*/gru && a.b_hh != nullptr, gh_s, GH);
+      const Scalar* gx_t = gx.data() + (t * B + r0) * GH;
+      Scalar* c_t = cell_state.data() + ((t % 2) * B + r0) * H;
+      if (lstm) {
+        cells.lstm_rows(rows, H, gx_t, gh_s, c_prev, h_t, c_t, ws_t);
+      } else if (gru) {
+        cells.gru_rows(rows, H, gx_t, gh_s, h_prev, h_t, ws_t);
+      } else {
+        cells.rnn_rows(a.cell, rows, H, gx_t, gh_s, h_t);
+      }
+      // Rows whose last step this was hand their state to h_n/c_n.
+      const std::int64_t still = active.in_slice(t + 1, r0, r1);
+      copy_n(a.h_n + (r0 + still) * H, h_t + still * H, (rows - still) * H);
+      if (lstm) copy_n(a.c_n + (r0 + still) * H, c_t + still * H, (rows - still) * H);
+      h_prev = h_t;
+      c_prev = c_t;
     }
-    // Rows whose last step this was hand their state to h_n/c_n.
-    const std::int64_t still_running = active.at(t + 1);
-    copy_n(a.h_n + still_running * H, h_t + still_running * H, (rows - still_running) * H);
-    if (lstm) copy_n(a.c_n + still_running * H, c_t + still_running * H, (rows - still_running) * H);
-    h_prev = h_t;
-    c_prev = c_t;
-  }
+  };
+  const std::int64_t slices = batch_slices(B);
+  parallel_for(slices, [&](std::int64_t i) { run_slice(B * i / slices, B * (i + 1) / slices); });
 }
 
 template <typename Scalar>
@@ -202,78 +275,47 @@ void layer_backward(const LayerBackward<Scalar>& a) {
   const Scalar* c0 = a.c0 != nullptr ? a.c0 : zeros.data();
   const Scalar* d_h_n = a.d_h_n != nullptr ? a.d_h_n : zeros.data();
   const Scalar* d_c_n = a.d_c_n != nullptr ? a.d_c_n : zeros.data();
-  // dh, dc: gradients flowing into h_t, c_t of the rows running at step t.
-  Buffer<Scalar> dh(B * H), dh_prev(B * H), dc(B * H);
+  // dh, dc: gradients flowing into h_t, c_t of the rows running at step t; dh_prev receives dh_{t-1}.
+  Buffer<Scalar> dh_storage(B * H), dh_prev_storage(B * H), dc_storage(B * H);
 
-  for (std::int64_t t = active.steps() - 1; t >= 0; --t) {
-    const std::int64_t rows = active.at(t);
-    // Rows whose last step is t start here, with the gradient of their final state.
-    const std::int64_t running_after = active.at(t + 1);
-    copy_n(dh.data() + running_after * H, d_h_n + running_after * H, (rows - running_after) * H);
-    if (lstm) copy_n(dc.data() + running_after * H, d_c_n + running_after * H, (rows - running_after) * H);
-    Scalar* dhv = dh.data();
-    if (a.d_out != nullptr) {
-      const Scalar* d_out_t = a.d_out + t * B * H;
-      for (std::int64_t k = 0; k < rows * H; ++k) dhv[k] += d_out_t[k];
-    }
-    const Scalar* h_t = a.out + t * B * H;
-    const Scalar* h_prev = t > 0 ? a.out + (t - 1) * B * H : h0;
-    const Scalar* ws_t = a.workspace + t * B * W;
-    Scalar* dg_t = d_gates.data() + t * B * GH;
-    Scalar* dgh_t = d_gates_hh + t * B * GH;
-    for (std::int64_t b = 0; b < rows; ++b) {
-      const Scalar* dhr = dhv + b * H;
-      Scalar* dgr = dg_t + b * GH;
-      if (a.cell == Cell::kRnnTanh || a.cell == Cell::kRnnRelu) {
-        const Scalar* hr = h_t + b * H;
-        for (std::int64_t j = 0; j < H; ++j) {
-          const Scalar deriv = a.cell == Cell::kRnnTanh ? Scalar(1) - hr[j] * hr[j] : Scalar(hr[j] > 0);
-          dgr[j] = dhr[j] * deriv;
-        }
-      } else if (lstm) {
-        const Scalar* wr = ws_t + b * W;
-        const Scalar* cpr = t > 0 ? a.workspace + (t - 1) * B * W + b * W + 4 * H : c0 + b * H;
-        Scalar* dcr = dc.data() + b * H;
-        for (std::int64_t j = 0; j < H; ++j) {
-          const Scalar i = wr[j], f = wr[H + j], g = wr[2 * H + j], o = wr[3 * H + j], tc = wr[5 * H + j];
-          const Scalar dct = dcr[j] + dhr[j] * o * (Scalar(1) - tc * tc);
-          dgr[j] = dct * g * i * (Scalar(1) - i);
-          dgr[H + j] = dct * cpr[j] * f * (Scalar(1) - f);
-          dgr[2 * H + j] = dct * i * (Scalar(1) - g * g);
-          dgr[3 * H + j] = dhr[j] * tc * o * (Scalar(1) - o);
-          dcr[j] = dct * f;  // becomes dc_{t-1}
-        }
-      } else {  // GRU
-        const Scalar* wr = ws_t + b * W;
-        const Scalar* hpr = h_prev + b * H;
-        Scalar* dghr = dgh_t + b * GH;
-        Scalar* dhp = dh_prev.data() + b * H;
-        for (std::int64_t j = 0; j < H; ++j) {
-          const Scalar r = wr[j], z = wr[H + j], n = wr[2 * H + j], ghn = wr[3 * H + j];
-          const Scalar dn = dhr[j] * (Scalar(1) - z) * (Scalar(1) - n * n);
-          const Scalar dz = dhr[j] * (hpr[j] - n) * z * (Scalar(1) - z);
-          const Scalar dr = dn * ghn * r * (Scalar(1) - r);
-          dgr[j] = dghr[j] = dr;
-          dgr[H + j] = dghr[H + j] = dz;
-          dgr[2 * H + j] = dn;
-          dghr[2 * H + j] = dn * r;
-          dhp[j] = dhr[j] * z;  // the direct path h_{t-1} -> h_t
-        }
+  // The reverse time loop over the rows [r0, r1): pointers below are offset to the slice's first row.
+  auto run_slice = [&](std::int64_t r0, std::int64_t r1) {
+    Scalar* dh = dh_storage.data() + r0 * H;
+    Scalar* dh_prev = dh_prev_storage.data() + r0 * H;
+    Scalar* dc = dc_storage.data() + r0 * H;
+    for (std::int64_t t = active.steps() - 1; t >= 0; --t) {
+      const std::int64_t rows = active.in_slice(t, r0, r1);
+      // Rows whose last step is t start here, with the gradient of their final state.
+      const std::int64_t after = active.in_slice(t + 1, r0, r1);
+      copy_n(dh + after * H, d_h_n + (r0 + after) * H, (rows - after) * H);
+      if (lstm) copy_n(dc + after * H, d_c_n + (r0 + after) * H, (rows - after) * H);
+      if (rows == 0) continue;
+      if (a.d_out != nullptr) {
+        const Scalar* d_out_t = a.d_out + (t * B + r0) * H;
+        for (std::int64_t k = 0; k < rows * H; ++k) dh[k] += d_out_t[k];
       }
+      const std::int64_t row0 = t * B + r0;  // the slice's first row at step t in [S*B]-row arrays
+      const Scalar* c_prev = t > 0 ? a.workspace + (row0 - B) * W + 4 * H : c0 + r0 * H;
+      const std::int64_t c_prev_stride = t > 0 ? W : H;
+      const Scalar* h_prev = t > 0 ? a.out + (row0 - B) * H : h0 + r0 * H;
+      gate_gradients(a.cell, rows, H, dh, dc, a.out + row0 * H, h_prev, a.workspace + row0 * W, c_prev,
+                     c_prev_stride, d_gates.data() + row0 * GH, d_gates_hh + row0 * GH, dh_prev);
+      // dh_{t-1} = dG_t W_hh (+ the GRU's direct path, already in dh_prev) for the running rows.
+      gemm(rows, false, d_gates_hh + row0 * GH, GH, w_hh, /*accumulate=*/gru, dh_prev, H);
+      std::swap(dh, dh_prev);
     }
-    // dh_{t-1} = dG_t W_hh (+ the GRU's direct path, already in dh_prev) for the running rows.
-    gemm(rows, false, dgh_t, GH, w_hh, /*accumulate=*/gru, dh_prev.data(), H);
-    std::swap(dh, dh_prev);
-  }
-  // Rows that ran at least one step carry their gradient back to the initial state; rows of length 0
-  // pass d_h_n (d_c_n) straight through.
-  const std::int64_t ran = active.at(0);
-  copy_n(a.d_h0, dh.data(), ran * H);
-  copy_n(a.d_h0 + ran * H, d_h_n + ran * H, (B - ran) * H);
-  if (lstm) {
-    copy_n(a.d_c0, dc.data(), ran * H);
-    copy_n(a.d_c0 + ran * H, d_c_n + ran * H, (B - ran) * H);
-  }
+    // Rows that ran at least one step carry their gradient back to the initial state; rows of length 0
+    // pass d_h_n (d_c_n) straight through.
+    const std::int64_t ran = active.in_slice(0, r0, r1), width = r1 - r0;
+    copy_n(a.d_h0 + r0 * H, dh, ran * H);
+    copy_n(a.d_h0 + (r0 + ran) * H, d_h_n + (r0 + ran) * H, (width - ran) * H);
+    if (lstm) {
+      copy_n(a.d_c0 + r0 * H, dc, ran * H);
+      copy_n(a.d_c0 + (r0 + ran) * H, d_c_n + (r0 + ran) * H, (width - ran) * H);
+    }
+  };
+  const std::int64_t slices = batch_slices(B);
+  parallel_for(slices, [&](std::int64_t i) { run_slice(B * i / slices, B * (i + 1) / slices); });
 
   // Products over all S*B rows, after the loop.
   // d_x[S*B, I] = dG[S*B, GH] W_ih[GH, I]

@@ -7,6 +7,8 @@ and :mod:`rnnfast.reference`, the same ops in plain NumPy, which define what the
 
 __version__ = "0.1.0"
 
+import numpy as np
+
 from . import _core, functional, reference
 from ._types import GRUGrads, LSTMGrads, RNNGrads
 from .functional import gru, gru_backward, lstm, lstm_backward, rnn, rnn_backward
@@ -20,7 +22,7 @@ __all__ = [
     "RNN", "LSTM", "GRU", "Stepper", "save", "load",
     "rnn", "lstm", "gru", "rnn_backward", "lstm_backward", "gru_backward",
     "RNNGrads", "LSTMGrads", "GRUGrads",
-    "functional", "reference", "nn", "isa", "get_num_threads", "__version__",
+    "functional", "reference", "nn", "isa", "get_num_threads", "set_num_threads", "__version__",
     "from_torch", "to_torch", "from_onnx", "to_onnx", "from_keras",
 ]
 
@@ -33,5 +35,15 @@ def isa() -> str:
 
 
 def get_num_threads() -> int:
-    """Threads the native kernels use. This version runs every kernel on the calling thread."""
-    return 1
+    """Threads the native kernels use, the calling thread included. Defaults to the CPUs this process
+    may run on (its affinity mask)."""
+    return _core.get_num_threads()
+
+
+def set_num_threads(n: int) -> None:
+    """Set the threads the native kernels use (an int >= 1). Results are identical for every thread
+    count: work is divided by the shape alone, and each output element is computed by one thread in
+    the same order. Safe to call while other threads run kernels (they finish on the old setting)."""
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
+        raise TypeError(f"n must be an int, got {type(n).__name__}")
+    _core.set_num_threads(int(n))

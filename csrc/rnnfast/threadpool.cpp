@@ -1,0 +1,141 @@
+#include "rnnfast/threadpool.h"
+
+#include <pthread.h>
+#include <sched.h>
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace rnnfast {
+namespace {
+
+int default_threads() {
+#if defined(__linux__)
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof(set), &set) == 0) return std::max(1, CPU_COUNT(&set));
+#endif
+  return std::max(1u, std::thread::hardware_concurrency());
+}
+
+thread_local bool t_inside_task = false;
+
+// One generation of workers. Replaced, not resized, when the thread count changes; a caller that
+// holds a shared_ptr to the old one finishes on it.
+class Pool {
+ public:
+  explicit Pool(int threads) : threads_(threads) {
+    for (int i = 1; i < threads_; ++i) workers_.emplace_back([this] { work(); });
+  }
+  ~Pool() {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      stop_ = true;
+    }
+    wake_.notify_all();
+    for (std::thread& w : workers_) w.join();
+  }
+  int threads() const { return threads_; }
+
+  // Returns false (and runs nothing) if the pool is busy with another caller's job.
+  bool run(std::int64_t n, const std::function<void(std::int64_t)>& fn) {
+    std::unique_lock<std::mutex> busy(busy_, std::try_to_lock);
+    if (!busy.owns_lock()) return false;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      fn_ = &fn;
+      count_ = n;
+      next_.store(0);
+      pending_ = static_cast<int>(workers_.size());
+      ++generation_;
+    }
+    wake_.notify_all();
+    drain();
+    std::unique_lock<std::mutex> lock(mutex_);
+    done_.wait(lock, [this] { return pending_ == 0; });
+    fn_ = nullptr;
+    return true;
+  }
+
+ private:
+  void drain() {
+    t_inside_task = true;
+    for (std::int64_t i = next_.fetch_add(1); i < count_; i = next_.fetch_add(1)) (*fn_)(i);
+    t_inside_task = false;
+  }
+  void work() {
+    std::uint64_t seen = 0;
+    for (;;) {
+      {
+        std::unique_lock<std::mutex> lock(mutex_);
+        wake_.wait(lock, [&] { return stop_ || generation_ != seen; });
+        if (stop_) return;
+        seen = generation_;
+      }
+      drain();
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (--pending_ == 0) done_.notify_one();
+    }
+  }
+
+  const int threads_;
+  std::vector<std::thread> workers_;
+  std::mutex busy_;  // one job at a time
+  std::mutex mutex_;
+  std::condition_variable wake_, done_;
+  const std::function<void(std::int64_t)>* fn_ = nullptr;
+  std::int64_t count_ = 0;
+  std::atomic<std::int64_t> next_{0};
+  int pending_ = 0;
+  std::uint64_t generation_ = 0;
+  bool stop_ = false;
+};
+
+std::mutex g_pool_mutex;
+std::shared_ptr<Pool> g_pool;  // created on first use
+int g_requested_threads = 0;   // 0: the default
+
+std::shared_ptr<Pool> current_pool() {
+  std::lock_guard<std::mutex> lock(g_pool_mutex);
+  const int wanted = g_requested_threads > 0 ? g_requested_threads : default_threads();
+  if (!g_pool || g_pool->threads() != wanted) g_pool = std::make_shared<Pool>(wanted);
+  return g_pool;
+}
+
+// In a forked child the workers do not exist and the mutexes may be held by threads that are gone:
+// forget the pool (without destroying it: its threads cannot be joined) and start clean.
+void after_fork_in_child() {
+  new (&g_pool_mutex) std::mutex();
+  new (&g_pool) std::shared_ptr<Pool>();  // leaks the parent's pool object on purpose
+}
+
+struct ForkHandler {
+  ForkHandler() { pthread_atfork(nullptr, nullptr, &after_fork_in_child); }
+} g_fork_handler;
+
+}  // namespace
+
+int num_threads() {
+  std::lock_guard<std::mutex> lock(g_pool_mutex);
+  return g_requested_threads > 0 ? g_requested_threads : default_threads();
+}
+
+void set_num_threads(int n) {
+  std::lock_guard<std::mutex> lock(g_pool_mutex);
+  g_requested_threads = std::max(1, n);
+}
+
+void parallel_for(std::int64_t n, const std::function<void(std::int64_t)>& fn) {
+  if (n <= 0) return;
+  if (n > 1 && !t_inside_task) {
+    std::shared_ptr<Pool> pool = current_pool();
+    if (pool->threads() > 1 && pool->run(n, fn)) return;
+  }
+  for (std::int64_t i = 0; i < n; ++i) fn(i);
+}
+
+}  // namespace rnnfast

@@ -1,0 +1,25 @@
+// A persistent pool of worker threads for the kernels (no OpenMP: a second OpenMP runtime beside
+// PyTorch's or MKL's is undefined behaviour, and libgomp does not survive fork).
+//
+// parallel_for(n, fn) runs fn(0) .. fn(n-1) on the pool's threads and the caller, and returns when all
+// are done. Work is always divided into the same tasks whatever the thread count, and every task
+// writes its own outputs, so results do not depend on the number of threads.
+//
+// Calls made from inside a task, or while another thread is using the pool, run inline on the calling
+// thread (correct, just not parallel). After fork() the child starts with no workers and makes new
+// ones on first use.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+
+namespace rnnfast {
+
+// Threads the kernels use (workers + the caller); defaults to the CPUs this process may run on.
+int num_threads();
+// Sets it (n >= 1). Safe while other threads run kernels: they finish with the pool they started on.
+void set_num_threads(int n);
+
+void parallel_for(std::int64_t n, const std::function<void(std::int64_t)>& fn);
+
+}  // namespace rnnfast
