@@ -61,19 +61,21 @@ const Scalar* PackedMatrix<Scalar>::panel(std::int64_t k0, std::int64_t panel_in
 
 namespace {
 
-// Packs rows [0, mc) x depth [0, kc) of op(A) (origin already applied) into micro-panels of tile_rows rows,
-// each stored k-major: panel[kk * tile_rows + i] = op(A)[i][kk]. Rows past mc are zero.
+// Packs rows [0, mc) x depth [0, kc) of op(A) (origin already applied) into micro-panels of tile_rows
+// rows, each stored k-major: panel[kk * tile_rows + i] = op(A)[i][kk]. A last micro-panel of mr <
+// tile_rows rows is not padded: the row-exact kernel rows[mr] reads only its first mr rows (which
+// saves most of the packing when the batch is 1).
 template <typename Scalar>
 void pack_a(std::int64_t mc, std::int64_t kc, int tile_rows, bool transposed, const Scalar* a, std::int64_t lda,
             Scalar* dst) {
   for (std::int64_t i0 = 0; i0 < mc; i0 += tile_rows) {
     const std::int64_t mr = std::min<std::int64_t>(tile_rows, mc - i0);
-    for (std::int64_t kk = 0; kk < kc; ++kk) {
-      for (std::int64_t i = 0; i < tile_rows; ++i) {
-        Scalar v = 0;
-        if (i < mr) v = transposed ? a[kk * lda + (i0 + i)] : a[(i0 + i) * lda + kk];
-        dst[kk * tile_rows + i] = v;
-      }
+    if (transposed) {
+      for (std::int64_t kk = 0; kk < kc; ++kk)
+        for (std::int64_t i = 0; i < mr; ++i) dst[kk * tile_rows + i] = a[kk * lda + (i0 + i)];
+    } else {
+      for (std::int64_t i = 0; i < mr; ++i)
+        for (std::int64_t kk = 0; kk < kc; ++kk) dst[kk * tile_rows + i] = a[(i0 + i) * lda + kk];
     }
     dst += kc * tile_rows;
   }
