@@ -220,7 +220,7 @@ def _read(f: BinaryIO, rng: np.random.Generator) -> _RNNBase:
         cls, config, recorded = _check_meta(meta)
         try:
             model = cls(**config, seed=rng)
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, MemoryError) as exc:
             raise _Invalid(f"invalid configuration {config}: {exc}") from None
         expected = model.state_dict()
         _check_names("entries", names - {_META_KEY}, expected)
