@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
+#include <exception>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -14,12 +15,16 @@
 namespace rnnfast {
 namespace {
 
+// The CPUs this process may run on, read once (a system call) and kept.
 int default_threads() {
+  static const int count = [] {
 #if defined(__linux__)
-  cpu_set_t set;
-  if (sched_getaffinity(0, sizeof(set), &set) == 0) return std::max(1, CPU_COUNT(&set));
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof(set), &set) == 0) return std::max(1, CPU_COUNT(&set));
 #endif
-  return std::max(1u, std::thread::hardware_concurrency());
+    return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  }();
+  return count;
 }
 
 thread_local bool t_inside_task = false;
@@ -58,13 +63,24 @@ class Pool {
     std::unique_lock<std::mutex> lock(mutex_);
     done_.wait(lock, [this] { return pending_ == 0; });
     fn_ = nullptr;
+    if (error_) {  // a task failed (say, out of memory): the caller gets the exception, not a terminate
+      std::exception_ptr error = error_;
+      error_ = nullptr;
+      std::rethrow_exception(error);
+    }
     return true;
   }
 
  private:
   void drain() {
     t_inside_task = true;
-    for (std::int64_t i = next_.fetch_add(1); i < count_; i = next_.fetch_add(1)) (*fn_)(i);
+    try {
+      for (std::int64_t i = next_.fetch_add(1); i < count_; i = next_.fetch_add(1)) (*fn_)(i);
+    } catch (...) {
+      next_.store(count_);  // skip the remaining tasks
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (!error_) error_ = std::current_exception();
+    }
     t_inside_task = false;
   }
   void work() {
@@ -91,6 +107,7 @@ class Pool {
   std::int64_t count_ = 0;
   std::atomic<std::int64_t> next_{0};
   int pending_ = 0;
+  std::exception_ptr error_;
   std::uint64_t generation_ = 0;
   bool stop_ = false;
 };
@@ -129,13 +146,14 @@ void set_num_threads(int n) {
   g_requested_threads = std::max(1, n);
 }
 
-void parallel_for(std::int64_t n, const std::function<void(std::int64_t)>& fn) {
-  if (n <= 0) return;
-  if (n > 1 && !t_inside_task) {
-    std::shared_ptr<Pool> pool = current_pool();
-    if (pool->threads() > 1 && pool->run(n, fn)) return;
-  }
-  for (std::int64_t i = 0; i < n; ++i) fn(i);
+namespace detail {
+
+bool run_on_pool(std::int64_t n, const std::function<void(std::int64_t)>& fn) {
+  if (t_inside_task) return false;
+  std::shared_ptr<Pool> pool = current_pool();
+  return pool->threads() > 1 && pool->run(n, fn);
 }
+
+}  // namespace detail
 
 }  // namespace rnnfast

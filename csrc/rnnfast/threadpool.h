@@ -12,6 +12,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <utility>
 
 namespace rnnfast {
 
@@ -20,6 +21,18 @@ int num_threads();
 // Sets it (n >= 1). Safe while other threads run kernels: they finish with the pool they started on.
 void set_num_threads(int n);
 
-void parallel_for(std::int64_t n, const std::function<void(std::int64_t)>& fn);
+namespace detail {
+// Runs fn(0..n-1) on the pool and the caller; false (having run nothing) when the pool cannot help:
+// one thread configured, called from inside a task, or the pool busy with another caller.
+bool run_on_pool(std::int64_t n, const std::function<void(std::int64_t)>& fn);
+}  // namespace detail
+
+// A template so that the common inline case (one task, or no pool to help) costs a plain loop: no
+// std::function is made and nothing is allocated; the pool gets fn by reference.
+template <typename Fn>
+void parallel_for(std::int64_t n, Fn&& fn) {
+  if (n > 1 && detail::run_on_pool(n, std::function<void(std::int64_t)>(std::ref(fn)))) return;
+  for (std::int64_t i = 0; i < n; ++i) fn(i);
+}
 
 }  // namespace rnnfast
