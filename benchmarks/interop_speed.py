@@ -21,7 +21,7 @@ import statistics
 import sys
 import time
 import warnings
-from typing import Callable, Optional
+from typing import Optional
 
 import numpy as np
 

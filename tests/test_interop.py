@@ -361,7 +361,8 @@ def _torch_export(torch, module, args, input_names, output_names) -> bytes:
 
 
 @pytest.mark.parametrize("with_state", [False, True])
-@pytest.mark.parametrize("cfg", [(2, 1, False), (2, 2, True), (1, 2, False)], ids=lambda c: f"L{c[0]}-D{c[1]}-bf{int(c[2])}")
+@pytest.mark.parametrize("cfg", [(2, 1, False), (2, 2, True), (1, 2, False)],
+                         ids=lambda c: f"L{c[0]}-D{c[1]}-bf{int(c[2])}")
 @pytest.mark.parametrize("cell", CELLS)
 def test_torch_export_from_onnx(cell, cfg, with_state):
     torch = _torch()
@@ -407,7 +408,7 @@ def _onnx_weights(op, D, H, I, rng, dtype=np.float32, bias=True):
 def _single_node_model(op, D, H, I, rng, *, dtype=np.float32, layout=0, bias=True, lengths=False,
                        initial=True, attrs=None, extra_inits=None, inputs_override=None, opset=14):
     """A graph of one recurrent node with inputs X, (sequence_lens), (initial_h, initial_c); outputs Y, Y_h(, Y_c)."""
-    onnx = _onnx()
+    _onnx()
     from onnx import TensorProto, helper, numpy_helper
 
     elem = TensorProto.DOUBLE if dtype == np.float64 else TensorProto.FLOAT
@@ -533,7 +534,7 @@ def test_from_onnx_layout_and_float64_reference_evaluator(op, layout, dtype):
 def _two_node_graph(op, connector, rng, D=2, H=4, I=3):
     """Node 'first' -> connector -> node 'second'; connector 'plain' (Transpose + Reshape or Squeeze),
     'relu' (a computation in between) or 'parallel' (both nodes read X)."""
-    onnx = _onnx()
+    _onnx()
     from onnx import TensorProto, helper, numpy_helper
 
     w1, w2 = _onnx_weights(op, D, H, I, rng), _onnx_weights(op, D, H, D * H if connector != "parallel" else I, rng)

@@ -155,11 +155,8 @@ def from_torch(module: Any) -> Model:
         raise NotImplementedError(f"module has proj_size={proj_size}: rnnfast's LSTM has no projection of h")
 
     H, L, D = module.hidden_size, module.num_layers, 2 if module.bidirectional else 1
-    names = [
-        _param_name(base_name, k, d)
-        for k in range(L) for d in range(D)
-        for base_name in (("weight_ih", "weight_hh", "bias_ih", "bias_hh") if module.bias else ("weight_ih", "weight_hh"))
-    ]
+    bases = ("weight_ih", "weight_hh", "bias_ih", "bias_hh") if module.bias else ("weight_ih", "weight_hh")
+    names = [_param_name(base_name, k, d) for k in range(L) for d in range(D) for base_name in bases]
     tensors = {n: getattr(module, n) for n in names}
     dtypes = {str(t.dtype).replace("torch.", "") for t in tensors.values()}
     if len(dtypes) != 1 or next(iter(dtypes)) not in ("float32", "float64"):
@@ -818,7 +815,7 @@ def to_onnx(model: Model, path: Optional[Union[str, os.PathLike]] = None, *, ops
 
     cell, family = model._cell, _family(model._cell)
     op = {"rnn": "RNN", "lstm": "LSTM", "gru": "GRU"}[family]
-    G, L, D, H, I = _GATES[cell], model.num_layers, model.num_directions, model.hidden_size, model.input_size
+    L, D, H, I = model.num_layers, model.num_directions, model.hidden_size, model.input_size
     elem = TensorProto.DOUBLE if model.dtype == np.float64 else TensorProto.FLOAT
     lstm, bf = cell == "lstm", model.batch_first
     perm = _RNNFAST_TO_ONNX[family]
@@ -897,8 +894,8 @@ def to_onnx(model: Model, path: Optional[Union[str, os.PathLike]] = None, *, ops
         nodes.append(helper.make_node("Transpose", [cur], ["out"], name="out_to_batch_first", perm=[1, 0, 2]))
     if L > 1:
         for s, finals in zip(state_names, final_states):
-            nodes.append(helper.make_node("Concat", finals, [s.replace("0", "_n")], name=f"{s.replace('0', '_n')}_concat",
-                                          axis=0))
+            final = s.replace("0", "_n")
+            nodes.append(helper.make_node("Concat", finals, [final], name=f"{final}_concat", axis=0))
 
     out_dims = ["batch", "seq_len", D * H] if bf else ["seq_len", "batch", D * H]
     outputs = [helper.make_tensor_value_info("out", elem, out_dims)]
@@ -949,33 +946,34 @@ def _keras_array(keras, variable) -> np.ndarray:
     return np.array(keras.ops.convert_to_numpy(value), copy=True)
 
 
-def _keras_spec(keras, layer, what: str) -> _KerasSpec:
-    """Read one Keras recurrent layer (not Bidirectional), or raise naming what does not map exactly."""
-    L = keras.layers
+def _keras_kind(L, layer, what: str) -> tuple:
+    """(cell class, 'lstm' | 'gru' | 'rnn') of a supported Keras layer, or raise TypeError/NotImplementedError."""
     kinds = ((L.LSTM, L.LSTMCell, "lstm"), (L.GRU, L.GRUCell, "gru"), (L.SimpleRNN, L.SimpleRNNCell, "rnn"))
     for layer_cls, cell_cls, family in kinds:
         if isinstance(layer, layer_cls):
             if type(layer).call is not layer_cls.call:
                 raise TypeError(f"{what} is a {type(layer).__name__}, a subclass of keras.layers.{layer_cls.__name__} "
                                 "that overrides call; only Keras's own computation converts exactly")
-            break
-    else:
-        if isinstance(layer, L.RNN) and not isinstance(layer, (L.LSTM, L.GRU, L.SimpleRNN)):
-            for layer_cls, cell_cls, family in kinds:
-                if type(layer.cell) is cell_cls:
-                    break
-            else:
-                raise NotImplementedError(
-                    f"{what} is a keras.layers.RNN around a {type(layer.cell).__name__}; rnnfast converts "
-                    "RNN layers around one LSTMCell, GRUCell or SimpleRNNCell"
-                )
-            if type(layer).call is not L.RNN.call:
-                raise TypeError(f"{what} is a {type(layer).__name__} that overrides call")
-        else:
-            raise TypeError(
-                f"{what} must be a Keras 3 SimpleRNN, LSTM, GRU, RNN (of one such cell) or Bidirectional layer, "
-                f"got {type(layer).__name__}"
-            )
+            return cell_cls, family
+    if isinstance(layer, L.RNN):
+        if type(layer).call is not L.RNN.call:
+            raise TypeError(f"{what} is a {type(layer).__name__} that overrides call")
+        for _, cell_cls, family in kinds:
+            if type(layer.cell) is cell_cls:
+                return cell_cls, family
+        raise NotImplementedError(
+            f"{what} is a keras.layers.RNN around a {type(layer.cell).__name__}; rnnfast converts RNN layers "
+            "around one LSTMCell, GRUCell or SimpleRNNCell"
+        )
+    raise TypeError(
+        f"{what} must be a Keras 3 SimpleRNN, LSTM, GRU, RNN (of one such cell) or Bidirectional layer, "
+        f"got {type(layer).__name__}"
+    )
+
+
+def _keras_spec(keras, layer, what: str) -> _KerasSpec:
+    """Read one Keras recurrent layer (not Bidirectional), or raise naming what does not map exactly."""
+    cell_cls, family = _keras_kind(keras.layers, layer, what)
     cell_obj = layer.cell
     if type(cell_obj).call is not cell_cls.call:
         raise TypeError(f"{what}'s cell is a {type(cell_obj).__name__} that overrides call")
