@@ -374,10 +374,12 @@ PYBIND11_MODULE(_core, m) {
       .def("reset", &PyStepper::reset, py::arg("h0").none(true), py::arg("c0").none(true))
       .def("get_state", &PyStepper::get_state, py::arg("h"), py::arg("c").none(true));
   m.def("get_num_threads", &rnnfast::num_threads, "Threads the kernels use (the calling thread included).");
-  m.def("set_num_threads", [](int n) {
-    if (n < 1) throw py::value_error("the number of threads must be at least 1, got " + std::to_string(n));
-    rnnfast::set_num_threads(n);
-  }, py::arg("n"), "Set the threads the kernels use (>= 1); results do not depend on it.");
+  m.def("set_num_threads", [](std::int64_t n) {
+    if (n < 1 || n > rnnfast::kMaxThreads)
+      throw py::value_error("the number of threads must be between 1 and " + std::to_string(rnnfast::kMaxThreads) +
+                            ", got " + std::to_string(n));
+    rnnfast::set_num_threads(static_cast<int>(n));
+  }, py::arg("n"), "Set the threads the kernels use (1 to 4096); results do not depend on it.");
   m.def("activation", &activation, py::arg("name"), py::arg("x"),
         "The kernels' exp, sigmoid or tanh on the active instruction set (a test hook for their accuracy).");
   m.def("workspace_width", [](const std::string& cell, std::int64_t hidden) {

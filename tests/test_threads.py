@@ -50,7 +50,15 @@ def test_large_gemm_is_thread_count_independent(restore_threads):
 def test_set_num_threads_validates(restore_threads):
     rnnfast.set_num_threads(3)
     assert rnnfast.get_num_threads() == 3
-    with pytest.raises(ValueError, match="at least 1"):
+    with pytest.raises(ValueError, match="between 1 and 4096"):
         rnnfast.set_num_threads(0)
     with pytest.raises(TypeError, match="must be an int"):
         rnnfast.set_num_threads(2.0)
+
+
+def test_set_num_threads_refuses_absurd_counts(restore_threads):
+    for n in (2**62, 4097, -3):
+        with pytest.raises(ValueError, match="between 1 and 4096"):
+            rnnfast.set_num_threads(n)
+    with pytest.raises(ValueError, match="between 1 and 4096"):
+        _core.set_num_threads(2**40)

@@ -34,16 +34,14 @@ thread_local bool t_inside_task = false;
 class Pool {
  public:
   explicit Pool(int threads) : threads_(threads) {
-    for (int i = 1; i < threads_; ++i) workers_.emplace_back([this] { work(); });
-  }
-  ~Pool() {
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      stop_ = true;
+    try {
+      for (int i = 1; i < threads_; ++i) workers_.emplace_back([this] { work(); });
+    } catch (...) {  // the system would not give us that many threads: release the ones made
+      stop_and_join();
+      throw;
     }
-    wake_.notify_all();
-    for (std::thread& w : workers_) w.join();
   }
+  ~Pool() { stop_and_join(); }
   int threads() const { return threads_; }
 
   // Returns false (and runs nothing) if the pool is busy with another caller's job.
@@ -72,6 +70,15 @@ class Pool {
   }
 
  private:
+  void stop_and_join() {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      stop_ = true;
+    }
+    wake_.notify_all();
+    for (std::thread& w : workers_) w.join();
+  }
+
   void drain() {
     t_inside_task = true;
     try {

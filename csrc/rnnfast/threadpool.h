@@ -18,8 +18,10 @@ namespace rnnfast {
 
 // Threads the kernels use (workers + the caller); defaults to the CPUs this process may run on.
 int num_threads();
-// Sets it (n >= 1). Safe while other threads run kernels: they finish with the pool they started on.
+// Sets it (1 <= n <= kMaxThreads). Safe while other threads run kernels: they finish with the pool
+// they started on.
 void set_num_threads(int n);
+constexpr int kMaxThreads = 4096;
 
 namespace detail {
 // Runs fn(0..n-1) on the pool and the caller; false (having run nothing) when the pool cannot help:

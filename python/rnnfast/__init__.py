@@ -46,4 +46,6 @@ def set_num_threads(n: int) -> None:
     the same order. Safe to call while other threads run kernels (they finish on the old setting)."""
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
         raise TypeError(f"n must be an int, got {type(n).__name__}")
+    if not 1 <= n <= 4096:
+        raise ValueError(f"the number of threads must be between 1 and 4096, got {n}")
     _core.set_num_threads(int(n))
