@@ -8,12 +8,14 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <chrono>
 #include <cstdint>
 #include <cstring>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 #include <variant>
 #include <vector>
 
@@ -27,6 +29,32 @@ namespace py = pybind11;
 using py::ssize_t;
 
 namespace {
+
+// Releases the GIL around a kernel call. Unlike py::gil_scoped_release, a daemon thread that returns from a
+// kernel while the interpreter is finalizing does not abort the process: CPython ends such a thread with
+// pthread_exit (an unwind) when it asks for the GIL back, and an unwind out of a noexcept destructor is
+// std::terminate ("terminate called without an active exception" at exit). Like CPython 3.14 itself, the
+// thread waits instead (the exiting process ends it); the destructor may still unwind (noexcept(false))
+// should finalization start between the check and the call.
+class KernelGilRelease {
+ public:
+  KernelGilRelease() : state_(PyEval_SaveThread()) {}
+  KernelGilRelease(const KernelGilRelease&) = delete;
+  KernelGilRelease& operator=(const KernelGilRelease&) = delete;
+  ~KernelGilRelease() noexcept(false) {
+#if PY_VERSION_HEX >= 0x030D0000
+    const bool finalizing = Py_IsFinalizing();
+#else
+    const bool finalizing = _Py_IsFinalizing();
+#endif
+    if (finalizing)
+      for (;;) std::this_thread::sleep_for(std::chrono::hours(1));
+    PyEval_RestoreThread(state_);
+  }
+
+ private:
+  PyThreadState* state_;
+};
 
 rnnfast::Cell parse_cell(const std::string& name) {
   if (name == "rnn_tanh") return rnnfast::Cell::kRnnTanh;
@@ -110,7 +138,7 @@ void forward_typed(rnnfast::Cell cell, const py::array& x, const std::optional<p
   a.c_n = lstm ? chk.optional_out("c_n", c_n, {B, H}) : nullptr;
   a.workspace = chk.optional_out("workspace", workspace, {S, B, static_cast<ssize_t>(rnnfast::workspace_width(cell, H))});
   a.lengths = ArrayChecker<std::int64_t>().optional_in("lengths", lengths, {B});  // values checked by the kernel
-  py::gil_scoped_release release;
+  KernelGilRelease release;
   rnnfast::layer_forward(a);
 }
 
@@ -154,7 +182,7 @@ void backward_typed(rnnfast::Cell cell, const py::array& x, const std::optional<
   a.d_b_ih = chk.out("d_b_ih", d_b_ih, {GH});
   a.d_b_hh = chk.out("d_b_hh", d_b_hh, {GH});
   a.lengths = ArrayChecker<std::int64_t>().optional_in("lengths", lengths, {B});
-  py::gil_scoped_release release;
+  KernelGilRelease release;
   rnnfast::layer_backward(a);
 }
 
@@ -202,7 +230,7 @@ py::array gemm_typed(const py::array& a, const py::array& b, bool a_transposed, 
   py::array_t<Scalar> c({m, n});
   Scalar* pc = c.mutable_data();
   {
-    py::gil_scoped_release release;
+    KernelGilRelease release;
     rnnfast::gemm<Scalar>(m, n, k, a_transposed, pa, a.shape(1), b_transposed, pb, b.shape(1), false, pc, n);
   }
   return c;
@@ -219,7 +247,7 @@ py::array activation_typed(const std::string& name, const py::array& x) {
   py::array_t<Scalar> y(x.shape(0));
   Scalar* py_ = y.mutable_data();
   {
-    py::gil_scoped_release release;
+    KernelGilRelease release;
     fn(x.shape(0), px, py_);
   }
   return y;
@@ -275,7 +303,7 @@ class PyStepper {
       const Scalar* h = chk.optional_in("h0", h0, shape);
       if (cell_ != rnnfast::Cell::kLstm && c0) throw py::value_error("c0 is only used by the LSTM");
       const Scalar* c = chk.optional_in("c0", c0, shape);
-      py::gil_scoped_release release;
+      KernelGilRelease release;
       std::lock_guard<std::mutex> lock(mutex_);
       impl->stepper.reset(h, c);
     }, impl_);
@@ -336,7 +364,7 @@ class PyStepper {
     const ssize_t steps = one_step ? 1 : x.shape(0);
     const Scalar* px = one_step ? chk.in("x", x, {batch_, input_size_}) : chk.in("x", x, {steps, batch_, input_size_});
     Scalar* py_ = one_step ? chk.out("out", y, {batch_, hidden_}) : chk.out("out", y, {steps, batch_, hidden_});
-    py::gil_scoped_release release;
+    KernelGilRelease release;
     std::lock_guard<std::mutex> lock(mutex_);
     impl.stepper.run(steps, px, py_);
   }
