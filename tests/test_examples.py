@@ -61,7 +61,7 @@ def test_parity_of_variable_length_strings():
 
 
 def test_spell_number_one_to_many():
-    r = spell_number.run(epochs=60, verbose=False)
+    r = spell_number.run(epochs=80, verbose=False)
     assert r["accuracy"] >= 0.9
     assert r["losses"][-1] < 0.05 * r["losses"][0]
 
@@ -72,9 +72,9 @@ def test_tagging_with_a_stacked_bidirectional_gru():
 
 
 def test_addition_encoder_decoder():
-    r = addition.run(epochs=4, lr=0.01, verbose=False)
-    assert r["accuracy"] >= 0.3  # chance is below 1%; the default setting reaches about 95%
-    assert r["losses"][-1] < 0.6 * r["losses"][0]
+    r = addition.run(epochs=5, verbose=False)
+    assert r["accuracy"] >= 0.5  # exact answers to unseen questions; the default (20 epochs) reaches 99%
+    assert r["losses"][-1] < 0.35 * r["losses"][0]
 
 
 def test_addition_stepper_decoding_matches_whole_sequence_decoding():

@@ -44,7 +44,7 @@ DEMOS: dict[str, Demo] = {d.name: d for d in [
     Demo("tagging", "tagging", "many-to-many, synced",
          "tag peaks and valleys at every step: stacked bidirectional GRU, masked loss"),
     Demo("addition", "addition", "encoder-decoder",
-         "seq2seq addition '57+86' -> '143': LSTM encoder, stepper-driven LSTM decoder"),
+         "seq2seq addition '57+86' -> '143': GRU encoder, stepper-driven GRU decoder"),
     Demo("timeseries", "timeseries", "many-to-many, streaming",
          "forecast a noisy signal (truncated BPTT) and detect anomalies through the stepper"),
 ]}

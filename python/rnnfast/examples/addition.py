@@ -1,9 +1,10 @@
 """Encoder-decoder (sequence to sequence): learn to add, from "57+8" to "65".
 
 The input and output sequences have different lengths, so one RNN cannot emit an output per input step.
-An encoder LSTM reads the question character by character; its final state (h, c) is the fixed-size
-"context" that initialises a decoder LSTM, which writes the answer one digit at a time and ends it with
-an end-of-sequence token - the architecture of machine translation.
+An encoder GRU reads the question character by character; its final hidden state is the fixed-size
+"context" that initialises a decoder GRU, which writes the answer one digit at a time and ends it with
+an end-of-sequence token - the architecture of machine translation. (LSTMs work too - their context is
+the pair (h, c) - but on this task GRUs learn faster and more reliably.)
 
 - Questions have variable lengths ("3+4" to "57+86"), passed to the encoder with ``lengths=`` so its
   final state is the one after each question's last character.
@@ -64,11 +65,11 @@ def encode_answers(pairs: np.ndarray, digits: int) -> tuple[np.ndarray, np.ndarr
 
 
 class Seq2Seq:
-    """Encoder LSTM -> context (h, c) -> decoder LSTM -> dense layer over the 11 output tokens."""
+    """Encoder GRU -> context h -> decoder GRU -> dense layer over the 11 output tokens."""
 
     def __init__(self, hidden: int, seed: int) -> None:
-        self.encoder = rnnfast.LSTM(len(QUESTION_CHARS), hidden, seed=seed)
-        self.decoder = rnnfast.LSTM(12, hidden, seed=seed + 1)
+        self.encoder = rnnfast.GRU(len(QUESTION_CHARS), hidden, seed=seed)
+        self.decoder = rnnfast.GRU(12, hidden, seed=seed + 1)
         self.head = nn.Linear(hidden, 11, seed=seed + 2)
         self.modules = [self.encoder, self.decoder, self.head]
 
@@ -113,7 +114,7 @@ def decode(tokens: np.ndarray) -> list[str]:
     return out
 
 
-def run(*, digits: int = 2, hidden: int = 128, epochs: int = 20, batch_size: int = 64, lr: float = 0.005,
+def run(*, digits: int = 2, hidden: int = 128, epochs: int = 20, batch_size: int = 64, lr: float = 0.01,
         test_size: int = 1000, train_size: Optional[int] = None, seed: int = 0, verbose: bool = True) -> dict:
     """Train on all but ``test_size`` of the (10**digits)**2 questions (or ``train_size`` of them)."""
     start = time.perf_counter()
@@ -140,7 +141,7 @@ def run(*, digits: int = 2, hidden: int = 128, epochs: int = 20, batch_size: int
         for idx in batches(len(train), batch_size, rng):
             opt.zero_grad()
             loss, _ = model.train_step(x[:, idx], lengths[idx], dec_in[:, idx], targets[:, idx], mask[:, idx])
-            nn.clip_grad_norm(model.modules, 1.0)
+            nn.clip_grad_norm(model.modules, 5.0)
             opt.step()
             progress.step(loss, len(idx))
         progress.end_epoch(test_accuracy=accuracy())
@@ -148,7 +149,7 @@ def run(*, digits: int = 2, hidden: int = 128, epochs: int = 20, batch_size: int
     acc = accuracy()
     got = decode(model.answer(x_test[:, :5], len_test[:5], digits + 2))
     examples = "  ".join(f"{a}+{b}={g}{'' if g == str(a + b) else ' (wrong)'}" for (a, b), g in zip(test[:5], got))
-    summary = (f"{digits}-digit addition, LSTM({hidden}) encoder-decoder, {len(train)} training questions: loss "
+    summary = (f"{digits}-digit addition, GRU({hidden}) encoder-decoder, {len(train)} training questions: loss "
                f"{progress.losses[0]:.3f} -> {progress.losses[-1]:.3f}; exact answers to {len(test)} unseen "
                f"questions {acc:.1%}\n  {examples}")
     return {"losses": progress.losses, "accuracy": acc, "summary": summary, "model": model,
@@ -158,7 +159,7 @@ def run(*, digits: int = 2, hidden: int = 128, epochs: int = 20, batch_size: int
 def main(argv: Optional[Sequence[str]] = None, *, prog: Optional[str] = None) -> int:
     p = parser(__doc__.splitlines()[0], epochs=20, prog=prog)
     p.add_argument("--digits", type=int, default=2, help="digits per operand")
-    p.add_argument("--hidden", type=int, default=128, help="LSTM hidden units (encoder and decoder)")
+    p.add_argument("--hidden", type=int, default=128, help="GRU hidden units (encoder and decoder)")
     a = p.parse_args(argv)
     result = run(digits=a.digits, hidden=a.hidden, epochs=a.epochs, seed=a.seed, verbose=not a.quiet)
     finish(result, "addition (encoder-decoder)", a.plot)

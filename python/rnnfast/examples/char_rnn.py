@@ -78,7 +78,7 @@ class CharModel:
 
 
 def run(*, cell: str = "rnn", epochs: int = 20, seq_length: int = 25, hidden: int = 50,
-        batch_size: int = 64, lr: float = 0.003, text_chars: Optional[int] = None,
+        batch_size: int = 64, lr: float = 0.005, text_chars: Optional[int] = None,
         seed_text: str = "Recurrent neural networks ", generate: int = 300, temperature: float = 0.5,
         seed: int = 0, verbose: bool = True) -> dict:
     """Train the character model on the shipped article; returns losses, accuracy and a generated text.
@@ -126,7 +126,7 @@ def main(argv: Optional[Sequence[str]] = None, *, prog: Optional[str] = None, ce
     p.add_argument("--cell", choices=["rnn", "lstm"], default=cell, help="relu RNN (the tutorial's) or LSTM")
     p.add_argument("--hidden", type=int, default=50, help="hidden units")
     p.add_argument("--seq-length", type=int, default=25, help="characters per training window")
-    p.add_argument("--lr", type=float, default=0.003, help="Adam learning rate")
+    p.add_argument("--lr", type=float, default=0.005, help="Adam learning rate")
     p.add_argument("--seed-text", default="Recurrent neural networks ", help="start of the generated text")
     p.add_argument("--generate", type=int, default=300, help="characters to generate")
     p.add_argument("--temperature", type=float, default=0.5, help="sampling temperature (0: most likely)")
