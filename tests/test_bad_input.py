@@ -842,6 +842,17 @@ row("rnnfast (command)", "name", "unknown demo", _cli("demo", "bogus"), UsageErr
 row("rnnfast (command)", "name", "none: lists the demos", _cli("demo"), OK, check=_exit_ok)
 row("rnnfast (command)", "demo_args", "unknown option", _cli("demo", "one_to_one", "--bogus-option"), UsageError,
     match="bogus-option")
+# rnnfast bench (tests/test_bench.py runs it; these are refused before anything is timed)
+row("rnnfast (command)", "--cells", "unknown", _cli("bench", "--cells", "bogus"), UsageError)
+row("rnnfast (command)", "--scenarios", "unknown", _cli("bench", "--scenarios", "huge"), UsageError)
+row("rnnfast (command)", "--peers", "unknown", _cli("bench", "--peers", "tensorflow"), UsageError)
+row("rnnfast (command)", "--threads", "zero", _cli("bench", "--threads", "0"), UsageError)
+row("rnnfast (command)", "--threads", "not a number", _cli("bench", "--threads", "x"), UsageError)
+row("rnnfast (command)", "--repeat", "zero (bench)", _cli("bench", "--repeat", "0"), UsageError)
+row("rnnfast (command)", "--quick", "with a value", _cli("bench", "--quick=1"), UsageError)
+row("rnnfast (command)", "--tiny", "with a value", _cli("bench", "--tiny=1"), UsageError)
+row("rnnfast (command)", "--json", "missing folder", _cli("bench", "--json", "/nonexistent-folder/x.json"), UsageError)
+row("rnnfast (command)", "--plot", "missing folder", _cli("bench", "--plot", "/nonexistent-folder/x.png"), UsageError)
 
 
 # ---------------------------------------------------------------------------------------------------

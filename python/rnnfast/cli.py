@@ -6,6 +6,9 @@ float64, and times rnnfast against the reference on a standard LSTM shape. Exits
 
 ``rnnfast demo`` lists the runnable examples of :mod:`rnnfast.examples`; ``rnnfast demo NAME [options]`` runs
 one (see :mod:`rnnfast.demos`).
+
+``rnnfast bench`` times rnnfast against the NumPy reference and the installed frameworks on identical
+weights (see :mod:`rnnfast.bench`).
 """
 
 from __future__ import annotations
@@ -177,6 +180,11 @@ def build_parser() -> argparse.ArgumentParser:
                                       "options that follow (rnnfast demo NAME --help shows them).")
     demo.add_argument("name", nargs="?", help="the demo to run")
     demo.add_argument("demo_args", nargs=argparse.REMAINDER, metavar="...", help="options for the demo")
+    from rnnfast import bench as _bench
+
+    bench = sub.add_parser("bench", help="time rnnfast against NumPy, PyTorch, ONNX Runtime and Keras (those "
+                                         "installed) on identical weights", description=_bench.DESCRIPTION)
+    _bench.add_arguments(bench)
     return parser
 
 
@@ -188,6 +196,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "demo":
         return _command_demo(args)
+    if args.command == "bench":
+        from rnnfast import bench as _bench
+
+        return _bench.command(args)
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")
     if args.seed < 0:
