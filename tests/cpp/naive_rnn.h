@@ -9,6 +9,7 @@
 // Row b runs steps [0, lengths[b]); outputs and workspace rows past its end are zero.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <utility>
