@@ -453,6 +453,8 @@ class SGD(_Optimizer):
         Learning rate.
     momentum : float in [0, 1), default 0
     weight_decay : float, default 0
+
+    ``lr`` is an attribute read at every :meth:`step`, so a schedule may change it between steps.
     """
 
     def __init__(self, modules: Any, lr: float, momentum: float = 0.0, *, weight_decay: float = 0.0) -> None:
@@ -492,6 +494,8 @@ class Adam(_Optimizer):
     lr : float, default 1e-3
     betas : (float, float), default (0.9, 0.999)
     eps : float, default 1e-8
+
+    ``lr`` is an attribute read at every :meth:`step`, so a schedule may change it between steps.
     """
 
     def __init__(self, modules: Any, lr: float = 1e-3, betas: Sequence[float] = (0.9, 0.999),

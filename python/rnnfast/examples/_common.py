@@ -96,12 +96,14 @@ def plot_losses(losses: Sequence[float], path: str, title: str, *, stream: Optio
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        from matplotlib.ticker import MaxNLocator
     except ImportError:
         out.write(f"matplotlib is not installed, so no loss curve was saved to {path} "
                   "(pip install matplotlib to get one)\n")
         return False
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.plot(np.arange(1, len(losses) + 1), losses, marker="o" if len(losses) < 40 else None)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
     ax.set_ylabel("mean training loss")
     ax.set_title(title)

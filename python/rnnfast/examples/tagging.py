@@ -59,7 +59,7 @@ def make_batch(rng: np.random.Generator, batch: int, min_len: int, max_len: int)
     return x, lengths, tags, valid
 
 
-def run(*, epochs: int = 10, hidden: int = 32, bidirectional: bool = True, min_len: int = 3, max_len: int = 20,
+def run(*, epochs: int = 6, hidden: int = 32, bidirectional: bool = True, min_len: int = 3, max_len: int = 20,
         batches_per_epoch: int = 60, batch_size: int = 64, lr: float = 0.005, test_size: int = 1000,
         seed: int = 0, verbose: bool = True) -> dict:
     start = time.perf_counter()
@@ -104,7 +104,7 @@ def run(*, epochs: int = 10, hidden: int = 32, bidirectional: bool = True, min_l
 
 
 def main(argv: Optional[Sequence[str]] = None, *, prog: Optional[str] = None) -> int:
-    p = parser(__doc__.splitlines()[0], epochs=10, prog=prog)
+    p = parser(__doc__.splitlines()[0], epochs=6, prog=prog)
     p.add_argument("--hidden", type=int, default=32, help="GRU hidden units per direction")
     p.add_argument("--unidirectional", action="store_true", help="forward-only GRU layers, for comparison")
     a = p.parse_args(argv)
