@@ -20,8 +20,7 @@ import pytest
 import rnnfast
 from rnnfast import demos
 from rnnfast.cli import main as cli_main
-from rnnfast.examples import (_common, addition, char_rnn, one_to_one, parity, spell_number, tagging,
-                              timeseries)
+from rnnfast.examples import _common, addition, char_rnn, one_to_one, parity, spell_number, tagging, timeseries
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -115,7 +114,7 @@ def test_demo_lists_every_example(capsys):
 
 
 def test_every_demo_has_main_run_and_a_script():
-    for name, demo in demos.DEMOS.items():
+    for name in demos.DEMOS:
         mod = demos.module(name)
         assert callable(mod.main) and callable(mod.run), name
         if (REPO / "examples").is_dir():
@@ -144,7 +143,7 @@ def test_example_script_runs():
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in [str(Path(rnnfast.__file__).parents[1]),
                                                                       os.environ.get("PYTHONPATH")] if p))
     proc = subprocess.run([sys.executable, str(REPO / "examples" / "one_to_one.py"), "--epochs", "2", "--quiet"],
-                          capture_output=True, text=True, env=env, timeout=120)
+                          capture_output=True, text=True, env=env, timeout=120, check=False)
     assert proc.returncode == 0, proc.stderr
     assert "accuracy on 1000 unseen points" in proc.stdout
 

@@ -296,8 +296,8 @@ def test_truncated_bptt_carries_state_and_stops_gradient(cell):
         layer.forward(c, state_before, training=True)
         want_dx, _ = layer.backward(d_out)
         np.testing.assert_allclose(d_x, want_dx, rtol=1e-12)
-        for k in got:
-            np.testing.assert_allclose(got[k], layer.grads[k], rtol=1e-12)
+        for k, g in got.items():
+            np.testing.assert_allclose(g, layer.grads[k], rtol=1e-12)
     np.testing.assert_allclose(np.concatenate(outs), full_out, rtol=1e-12, atol=1e-14)
     for a, b in zip(*(s if cell == "lstm" else (s,) for s in (tbptt.state, full_state))):
         np.testing.assert_allclose(a, b, rtol=1e-12)

@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any, Optional, Sequence, Union
 
 import numpy as np
@@ -300,7 +300,7 @@ def softmax_cross_entropy(logits: ArrayLike, targets: ArrayLike, *,
     if t.size and (t.min() < 0 or t.max() >= C):
         raise ValueError(f"targets must be class indices in [0, {C}) for logits of shape {z.shape}, got values "
                          f"in [{t.min()}, {t.max()}]")
-    w = _mask_weights(mask, t.shape, z.dtype, f"the shape of targets")
+    w = _mask_weights(mask, t.shape, z.dtype, "the shape of targets")
     shifted = z - z.max(axis=-1, keepdims=True)
     log_sum = np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
     log_p = shifted - log_sum
