@@ -796,7 +796,7 @@ row("rnnfast.set_num_threads", "n", "float", _set_threads(1.5), TypeError, match
 row("rnnfast.set_num_threads", "n", "str", _set_threads("2"), TypeError, match=_THREADS, needs="set_num_threads")
 row("rnnfast.set_num_threads", "n", "None", _set_threads(None), TypeError, match=_THREADS, needs="set_num_threads")
 row("rnnfast.set_num_threads", "n", "2**62", _set_threads(2 ** 62), (ValueError, OverflowError), match=_THREADS,
-    needs="set_num_threads", xfail="pybind11's int conversion refuses it with a TypeError listing signatures")
+    needs="set_num_threads")
 row("rnnfast.set_num_threads", "n", "one", _set_threads(1), OK,
     check=lambda r: rnnfast.get_num_threads() == 1 or pytest.fail("get_num_threads() != 1"),
     needs="set_num_threads")
