@@ -893,7 +893,8 @@ def summary(result: dict) -> str:
         f"rnnfast {result['rnnfast']} ({result['isa']}), {result['threads']} threads for every framework; "
         f"float32; median of {result['repeat']} interleaved samples; sgemm peak "
         f"{peak['gflops']:.0f} GFLOP/s (NumPy, {peak['n']}^3, best of the start and the end of the run)"
-        + (f"; load average {load[0]:.2f} at the start" if load else ""),
+        + (f"; load average {load[0]:.2f} at the start" if load else "")
+        + (f", {result['load_average_end'][0]:.2f} at the end" if result.get("load_average_end") else ""),
         "Peer columns: time, and in parentheses how many times faster rnnfast is (below 1: slower). "
         "n/m: not measured.",
         "",
