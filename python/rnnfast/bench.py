@@ -187,11 +187,11 @@ def _calibrate(fn: Callable[[], object], min_seconds: float) -> int:
 
 
 def time_interleaved(fns: Sequence[Callable[[], object]], repeat: int, min_seconds: float = 1e-3) -> list:
-    """Median seconds per call of each function, the functions taking turns.
+    """Seconds per call of each function in each of its ``repeat`` samples, the functions taking turns.
 
     Each turn is one untimed call (so a thread pool left spinning by the previous implementation, or a
     cold cache, costs nobody) and one timed sample of ``number`` calls; the function starting a round
-    rotates. Returns, per function, the list of per-call times of its samples.
+    rotates. Returns, per function, the list of its samples' per-call times (the caller takes the median).
     """
     numbers = []
     for fn in fns:
