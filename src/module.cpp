@@ -106,6 +106,18 @@ class ArrayChecker {
   }
 };
 
+// The sizes of a layer call, from x (S, B, I) and w_hh (G*H, H); every other array is checked against them.
+template <typename LayerArgs>
+void read_layer_sizes(LayerArgs& a, rnnfast::Cell cell, const py::array& x, const py::array& w_hh) {
+  if (x.ndim() != 3) throw py::value_error("x must be 3-D (seq_len, batch, input_size)");
+  if (w_hh.ndim() != 2) throw py::value_error("w_hh must be 2-D");
+  a.cell = cell;
+  a.seq_len = x.shape(0);
+  a.batch = x.shape(1);
+  a.input_size = x.shape(2);
+  a.hidden = w_hh.shape(1);
+}
+
 template <typename Scalar>
 void forward_typed(rnnfast::Cell cell, const py::array& x, const std::optional<py::array>& h0,
                    const std::optional<py::array>& c0, const py::array& w_ih, const py::array& w_hh,
@@ -113,15 +125,9 @@ void forward_typed(rnnfast::Cell cell, const py::array& x, const std::optional<p
                    py::array& h_n, std::optional<py::array>& c_n, std::optional<py::array>& workspace,
                    const std::optional<py::array>& lengths) {
   const ArrayChecker<Scalar> chk;
-  if (x.ndim() != 3) throw py::value_error("x must be 3-D (seq_len, batch, input_size)");
-  if (w_hh.ndim() != 2) throw py::value_error("w_hh must be 2-D");
   const bool lstm = cell == rnnfast::Cell::kLstm;
   rnnfast::LayerForward<Scalar> a;
-  a.cell = cell;
-  a.seq_len = x.shape(0);
-  a.batch = x.shape(1);
-  a.input_size = x.shape(2);
-  a.hidden = w_hh.shape(1);
+  read_layer_sizes(a, cell, x, w_hh);
   const ssize_t S = a.seq_len, B = a.batch, I = a.input_size, H = a.hidden;
   const ssize_t GH = rnnfast::gate_count(cell) * H;
   a.x = chk.in("x", x, {S, B, I});
@@ -150,15 +156,9 @@ void backward_typed(rnnfast::Cell cell, const py::array& x, const std::optional<
                     py::array& d_h0, std::optional<py::array>& d_c0, py::array& d_w_ih, py::array& d_w_hh,
                     py::array& d_b_ih, py::array& d_b_hh, const std::optional<py::array>& lengths) {
   const ArrayChecker<Scalar> chk;
-  if (x.ndim() != 3) throw py::value_error("x must be 3-D (seq_len, batch, input_size)");
-  if (w_hh.ndim() != 2) throw py::value_error("w_hh must be 2-D");
   const bool lstm = cell == rnnfast::Cell::kLstm;
   rnnfast::LayerBackward<Scalar> a;
-  a.cell = cell;
-  a.seq_len = x.shape(0);
-  a.batch = x.shape(1);
-  a.input_size = x.shape(2);
-  a.hidden = w_hh.shape(1);
+  read_layer_sizes(a, cell, x, w_hh);
   const ssize_t S = a.seq_len, B = a.batch, I = a.input_size, H = a.hidden;
   const ssize_t GH = rnnfast::gate_count(cell) * H;
   const ssize_t W = static_cast<ssize_t>(rnnfast::workspace_width(cell, H));

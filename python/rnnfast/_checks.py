@@ -17,6 +17,8 @@ Conventions (PyTorch's, see DESIGN.md section 2), for one layer and one directio
 
 from __future__ import annotations
 
+import numbers
+import operator
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -40,6 +42,27 @@ def gate_count(cell: str) -> int:
 def workspace_width(cell: str, hidden_size: int) -> int:
     """Width W of the training workspace (T, B, W) that ``cell``'s forward saves for its backward."""
     return _WORKSPACE_UNITS[check_cell(cell)] * int(hidden_size)
+
+
+def positive_int(name: str, value: Any) -> int:
+    """``value`` as an int >= 1; TypeError for a non-integer (bools included), ValueError below 1."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be a positive int, got {value!r} of type {type(value).__name__}")
+    value = operator.index(value)
+    if value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value}")
+    return value
+
+
+def float_dtype(dtype: Any) -> np.dtype:
+    """A dtype argument as float32 or float64; TypeError if it names no dtype, ValueError for another."""
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"dtype must be 'float32' or 'float64', got {dtype!r}") from None
+    if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
+        raise ValueError(f"dtype must be 'float32' or 'float64', got {dt}")
+    return dt
 
 
 def check_cell(cell: str) -> str:

@@ -26,7 +26,6 @@ Training::
 from __future__ import annotations
 
 import numbers
-import operator
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -35,7 +34,7 @@ from typing import Any, Optional, Union
 import numpy as np
 
 from . import functional as F
-from ._checks import _as_array, _cast, prepare_lengths
+from ._checks import _as_array, _cast, float_dtype, positive_int, prepare_lengths
 
 __all__ = ["RNN", "LSTM", "GRU"]
 
@@ -55,25 +54,6 @@ def _ops():
 
 _MODES = {"rnn_tanh": "RNN_TANH", "rnn_relu": "RNN_RELU", "lstm": "LSTM", "gru": "GRU"}
 _GATES = {"rnn_tanh": 1, "rnn_relu": 1, "lstm": 4, "gru": 3}
-
-
-def _positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be a positive int, got {value!r} of type {type(value).__name__}")
-    value = operator.index(value)
-    if value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value}")
-    return value
-
-
-def _layer_dtype(dtype: Any) -> np.dtype:
-    try:
-        dt = np.dtype(dtype)
-    except TypeError:
-        raise TypeError(f"dtype must be 'float32' or 'float64', got {dtype!r}") from None
-    if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
-        raise ValueError(f"dtype must be 'float32' or 'float64', got {dt}")
-    return dt
 
 
 def _dropout_prob(value: Any) -> float:
@@ -162,14 +142,14 @@ class _RNNBase:
         seed: Optional[Union[int, np.random.SeedSequence, np.random.Generator]] = None,
     ) -> None:
         self._cell = cell
-        self._input_size = _positive_int("input_size", input_size)
-        self._hidden_size = _positive_int("hidden_size", hidden_size)
-        self._num_layers = _positive_int("num_layers", num_layers)
+        self._input_size = positive_int("input_size", input_size)
+        self._hidden_size = positive_int("hidden_size", hidden_size)
+        self._num_layers = positive_int("num_layers", num_layers)
         self._bias = bool(bias)
         self._batch_first = bool(batch_first)
         self._bidirectional = bool(bidirectional)
         self._dropout = _dropout_prob(dropout)
-        self._dtype = _layer_dtype(dtype)
+        self._dtype = float_dtype(dtype)
         if self._dropout > 0 and self._num_layers == 1:
             warnings.warn(
                 "dropout option adds dropout after all but last recurrent layer, so non-zero dropout expects "

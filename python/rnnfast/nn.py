@@ -47,7 +47,7 @@ from typing import Any, Optional, Sequence, Union
 
 import numpy as np
 
-from ._checks import _as_array, _cast
+from ._checks import _as_array, _cast, float_dtype, positive_int
 
 __all__ = [
     "Linear",
@@ -56,24 +56,6 @@ __all__ = [
 ]
 
 ArrayLike = Any
-
-
-def _float_dtype(dtype: Any) -> np.dtype:
-    try:
-        dt = np.dtype(dtype)
-    except TypeError:
-        raise TypeError(f"dtype must be 'float32' or 'float64', got {dtype!r}") from None
-    if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
-        raise ValueError(f"dtype must be 'float32' or 'float64', got {dt}")
-    return dt
-
-
-def _positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be a positive int, got {value!r} of type {type(value).__name__}")
-    if int(value) < 1:
-        raise ValueError(f"{name} must be a positive int, got {value}")
-    return int(value)
 
 
 def _nonnegative(name: str, value: Any, *, below_one: bool = False) -> float:
@@ -126,9 +108,9 @@ class Linear:
 
     def __init__(self, in_features: int, out_features: int, *, bias: bool = True, dtype: Any = "float32",
                  seed: Optional[Union[int, np.random.SeedSequence, np.random.Generator]] = None) -> None:
-        self.in_features = _positive_int("in_features", in_features)
-        self.out_features = _positive_int("out_features", out_features)
-        self.dtype = _float_dtype(dtype)
+        self.in_features = positive_int("in_features", in_features)
+        self.out_features = positive_int("out_features", out_features)
+        self.dtype = float_dtype(dtype)
         rng = np.random.default_rng(seed)
         bound = 1.0 / math.sqrt(self.in_features)
         self._params = {"weight": rng.uniform(-bound, bound, (self.out_features, self.in_features))
@@ -237,13 +219,13 @@ def softmax(logits: ArrayLike, axis: int = -1) -> np.ndarray:
 
 def one_hot(indices: ArrayLike, num_classes: int, dtype: Any = "float32") -> np.ndarray:
     """``indices`` (any shape, ints in [0, num_classes)) -> (..., num_classes) one-hot array."""
-    num_classes = _positive_int("num_classes", num_classes)
+    num_classes = positive_int("num_classes", num_classes)
     idx = np.asarray(indices)
     if idx.dtype.kind not in "iu":
         raise TypeError(f"indices must be integers, got dtype {idx.dtype}")
     if idx.size and (idx.min() < 0 or idx.max() >= num_classes):
         raise ValueError(f"indices must be in [0, {num_classes}), got values in [{idx.min()}, {idx.max()}]")
-    out = np.zeros(idx.shape + (num_classes,), dtype=_float_dtype(dtype))
+    out = np.zeros(idx.shape + (num_classes,), dtype=float_dtype(dtype))
     np.put_along_axis(out, idx[..., None].astype(np.intp), 1, axis=-1)
     return out
 
@@ -566,7 +548,7 @@ class TruncatedBPTT:
             raise ValueError("TruncatedBPTT needs a unidirectional layer: the reverse direction of a bidirectional "
                              "layer runs from the end of the sequence, so it has no state to carry into the next chunk")
         self.layer = layer
-        self.chunk_len = None if chunk_len is None else _positive_int("chunk_len", chunk_len)
+        self.chunk_len = None if chunk_len is None else positive_int("chunk_len", chunk_len)
         self._state: Any = None
 
     @property
@@ -593,7 +575,7 @@ class TruncatedBPTT:
         The time axis is 1 for a ``batch_first`` layer's 3-D input, else 0 (pass ``axis`` to override).
         Yields one array per chunk if one array is given, else a tuple; the last chunk may be shorter.
         """
-        n = self.chunk_len if chunk_len is None else _positive_int("chunk_len", chunk_len)
+        n = self.chunk_len if chunk_len is None else positive_int("chunk_len", chunk_len)
         if n is None:
             raise ValueError("chunks() needs chunk_len (given here or to the constructor)")
         if not arrays:
