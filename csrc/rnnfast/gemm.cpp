@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 #include <new>
 
 namespace rnnfast {
@@ -19,7 +20,9 @@ void Buffer<Scalar>::Free::operator()(Scalar* p) const {
 
 template <typename Scalar>
 void Buffer<Scalar>::resize(std::int64_t count) {
-  if (count < 0) throw std::bad_alloc();
+  // A negative count, or one whose byte size overflows, can never be allocated.
+  if (count < 0 || static_cast<std::uint64_t>(count) > (std::numeric_limits<std::size_t>::max() - 64) / sizeof(Scalar))
+    throw std::bad_alloc();
   // Round the byte count up to the alignment, as aligned_alloc requires; allocate at least one line.
   std::size_t bytes = static_cast<std::size_t>(std::max<std::int64_t>(count, 1)) * sizeof(Scalar);
   bytes = (bytes + 63) / 64 * 64;
