@@ -280,6 +280,21 @@ class Impl:
     steps: int = 1  # calls to the model per fn() (streaming: the steps of a sample)
 
 
+def _stepwise_impl(run_steps: Callable, state: dict, zeros, steps: int) -> Impl:
+    """A streaming peer driven one step per call: ``run_steps(outs)`` advances every step from
+    ``state`` (appending each output to ``outs`` when given); the check runs them from the zero
+    state and leaves the state at zero again."""
+
+    def check():
+        state["h"] = state["c"] = zeros
+        outs: list = []
+        run_steps(outs)
+        state["h"] = state["c"] = zeros
+        return [np.stack(outs)]
+
+    return Impl(run_steps, check, steps=steps)
+
+
 def _rnnfast_impl(p: Problem) -> Impl:
     kind, m, x = p.scenario.kind, p.model, p.x
     if kind == "infer":
@@ -366,14 +381,7 @@ def _numpy_impl(p: Problem) -> Impl:
                 outs.append(r[0][0])
         state["h"], state["c"] = h, c
 
-    def check():
-        state["h"] = state["c"] = zeros
-        outs: list = []
-        run_steps(outs)
-        state["h"] = state["c"] = zeros
-        return [np.stack(outs)]
-
-    return Impl(run_steps, check, steps=len(xs))
+    return _stepwise_impl(run_steps, state, zeros, len(xs))
 
 
 def _torch_impl(p: Problem, torch) -> Impl:
@@ -401,14 +409,7 @@ def _torch_impl(p: Problem, torch) -> Impl:
                         outs.append(h.numpy().copy())
                 state["h"], state["c"] = h, c
 
-        def check():
-            state["h"] = state["c"] = zeros
-            outs: list = []
-            run_steps(outs)
-            state["h"] = state["c"] = zeros
-            return [np.stack(outs)]
-
-        return Impl(run_steps, check, steps=len(xs))
+        return _stepwise_impl(run_steps, state, zeros, len(xs))
 
     cls = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn_tanh": torch.nn.RNN}[cell]
     module = cls(I, H)
@@ -486,14 +487,7 @@ def _onnxruntime_impl(p: Problem, ort, threads: int) -> Impl:
                 outs.append(y[0])
         state["h"], state["c"] = h, c
 
-    def check():
-        state["h"] = state["c"] = zeros
-        outs: list = []
-        run_steps(outs)
-        state["h"] = state["c"] = zeros
-        return [np.stack(outs)]
-
-    return Impl(run_steps, check, steps=len(xs))
+    return _stepwise_impl(run_steps, state, zeros, len(xs))
 
 
 def _keras_impl(p: Problem, keras) -> Impl:
