@@ -431,4 +431,27 @@ PYBIND11_MODULE(_core, m) {
         py::arg("name"),
         "Switch the kernels to another instruction set (for tests and benchmarks; not while other threads run "
         "kernels). ValueError for an unknown or unavailable one.");
+  m.def("set_split", [](const std::string& name) {
+    if (name == "auto")
+      rnnfast::set_split_policy(rnnfast::SplitPolicy::kAuto);
+    else if (name == "batch")
+      rnnfast::set_split_policy(rnnfast::SplitPolicy::kBatch);
+    else if (name == "hidden")
+      rnnfast::set_split_policy(rnnfast::SplitPolicy::kHidden);
+    else
+      throw py::value_error("split must be 'auto', 'batch' or 'hidden', got '" + name + "'");
+  }, py::arg("name"),
+        "How the forward time loop is shared among threads: 'auto' (by shape), 'batch' (slices of the batch, no "
+        "barrier) or 'hidden' (every step shared by hidden units, a barrier per step). The results are the same "
+        "bits; for tests and benchmarks, not while other threads run kernels.");
+  m.def("get_split", []() {
+    switch (rnnfast::split_policy()) {
+      case rnnfast::SplitPolicy::kBatch:
+        return std::string("batch");
+      case rnnfast::SplitPolicy::kHidden:
+        return std::string("hidden");
+      default:
+        return std::string("auto");
+    }
+  }, "The split set by set_split.");
 }

@@ -3,11 +3,13 @@
 #include "rnnfast/rnn.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <stdexcept>
 
 #include "rnnfast/gemm.h"
 #include "rnnfast/microkernel.h"
+#include "rnnfast/recurrent.h"
 #include "rnnfast/threadpool.h"
 
 namespace rnnfast {
@@ -164,6 +166,36 @@ std::int64_t batch_slices(std::int64_t batch) {
   return std::max<std::int64_t>(1, std::min<std::int64_t>(num_threads(), batch));
 }
 
+// How a forward time loop is cut across threads (see choose_forward_split).
+struct ForwardSplit {
+  std::int64_t batch_slices = 1;  // slices of the batch, each running the whole loop (no barrier)
+  int hidden_team = 1;            // > 1: threads sharing every step by unit blocks, a barrier per step
+};
+
+std::atomic<SplitPolicy> g_split_policy{SplitPolicy::kAuto};
+
+// The rule, from measurements on a 2-core Zen 4 (README, Speed): a barrier costs well under a
+// microsecond, so sharing a step pays once the step's matrix-vector work is a few tens of thousands
+// of multiply-adds (H >= ~64 for an LSTM at batch 1), and it keeps each thread's slice of W_hh in its
+// own L2; with at least four rows per thread, slicing the batch needs no barrier at all and wins.
+// Tiny problems stay on one thread (waking the pool costs more than they do).
+ForwardSplit choose_forward_split(std::int64_t batch, std::int64_t hidden, std::int64_t gates, std::int64_t steps,
+                                  std::int64_t blocks) {
+  ForwardSplit split;
+  const int threads = pool_can_help() ? num_threads() : 1;
+  const std::int64_t step_work = batch * gates * hidden * hidden;  // multiply-adds per step
+  if (threads <= 1 || batch == 0 || step_work * steps < (std::int64_t(1) << 17)) return split;
+  const SplitPolicy policy = g_split_policy.load();
+  const bool by_batch = policy == SplitPolicy::kBatch || (policy == SplitPolicy::kAuto && batch >= 4 * threads);
+  if (by_batch || blocks < 2 || (policy == SplitPolicy::kAuto && step_work < (1 << 14))) {
+    split.batch_slices = std::min<std::int64_t>(threads, batch);
+  } else {
+    split.hidden_team = static_cast<int>(std::min<std::int64_t>(threads, blocks));
+  }
+  return split;
+}
+
+
 }  // namespace
 
 template <typename Scalar>
@@ -180,21 +212,15 @@ void layer_forward(const LayerForward<Scalar>& a) {
   const std::int64_t steps = active.steps();  // steps past every sequence's end are not computed
 
   // Input projection for all steps: gx[steps*B, GH] = X W_ih^T + bias. The recurrent bias is folded
-  // in here too, except for the GRU, whose reset gate multiplies W_hn h + b_hn as a whole.
+  // in here too, except the GRU's n block (b_hn), which the reset gate multiplies together with
+  // W_hn h: the fused step adds it.
   Buffer<Scalar> gx(steps * B * GH);  // zero-filled
-  const Scalar* folded_b_hh = gru ? nullptr : a.b_hh;
-  if (a.b_ih != nullptr || folded_b_hh != nullptr) {
-    for (std::int64_t row = 0; row < steps * B; ++row) {
-      Scalar* dst = gx.data() + row * GH;
-      for (std::int64_t j = 0; j < GH; ++j)
-        dst[j] = (a.b_ih != nullptr ? a.b_ih[j] : Scalar(0)) + (folded_b_hh != nullptr ? folded_b_hh[j] : Scalar(0));
-    }
-  }
+  fill_bias_rows(a.cell, H, a.b_ih, a.b_hh, steps * B, gx.data());
   gemm(steps * B, GH, I, false, a.x, I, true, a.w_ih, I, /*accumulate=*/true, gx.data(), GH);
 
-  PackedMatrix<Scalar> w_hh_t;  // op(B) = W_hh^T, [H, GH], packed once for all steps
-  w_hh_t.pack(true, H, GH, a.w_hh, H);
-  const CellKernels<Scalar>& cells = cell_kernels<Scalar>(w_hh_t.kernel().isa);
+  RecurrentWeights<Scalar> w_hh;  // W_hh^T, gate-interleaved, packed once for all steps
+  w_hh.pack(a.cell, H, a.w_hh, gru && a.b_hh != nullptr ? a.b_hh + 2 * H : nullptr);
+  const std::int64_t U = w_hh.block_units();
 
   Buffer<Scalar> zeros(B * H);  // the initial state when none is given
   const Scalar* h0 = a.h0 != nullptr ? a.h0 : zeros.data();
@@ -204,45 +230,61 @@ void layer_forward(const LayerForward<Scalar>& a) {
   copy_n(a.h_n + running_at_start * H, h0 + running_at_start * H, (B - running_at_start) * H);
   if (lstm) copy_n(a.c_n + running_at_start * H, c0 + running_at_start * H, (B - running_at_start) * H);
 
-  Buffer<Scalar> cell_state(2 * B * H);  // LSTM c_{t-1}, c_t, ping-ponged
-  Buffer<Scalar> gh(B * GH);
-  // The time loop over the rows [r0, r1): pointers below are offset to the slice's first row.
-  auto run_slice = [&](std::int64_t r0, std::int64_t r1) {
+  Buffer<Scalar> cell_state(lstm ? 2 * B * H : 0);  // LSTM c_{t-1}, c_t, ping-ponged
+  Scalar* cell_states = lstm ? cell_state.data() : nullptr;
+
+  // The time loop over rows [r0, r1) and unit blocks [b0, b1); `barrier` separates the steps when
+  // other threads compute the other unit blocks of the same rows. Pointers are offset to row r0.
+  auto run = [&](std::int64_t r0, std::int64_t r1, std::int64_t b0, std::int64_t b1, bool fills,
+                 SpinBarrier& barrier) {
     const std::int64_t width = r1 - r0;
+    const std::int64_t u0 = std::min(H, b0 * U), u1 = std::min(H, b1 * U);  // this call's units
     const Scalar* h_prev = h0 + r0 * H;
     const Scalar* c_prev = c0 + r0 * H;
-    Scalar* gh_s = gh.data() + r0 * GH;
     for (std::int64_t t = 0; t < S; ++t) {
       const std::int64_t rows = active.in_slice(t, r0, r1);  // the slice's rows [0, rows) run this step
       Scalar* h_t = a.out + (t * B + r0) * H;
       Scalar* ws_t = a.workspace != nullptr ? a.workspace + (t * B + r0) * W : nullptr;
       // Past a sequence's end the output (and the saved workspace) is zero, as in PyTorch.
-      std::fill(h_t + rows * H, h_t + width * H, Scalar(0));
-      if (ws_t != nullptr) std::fill(ws_t + rows * W, ws_t + width * W, Scalar(0));
-      if (rows == 0) continue;
-
-      if (gru && a.b_hh != nullptr)
-        for (std::int64_t b = 0; b < rows; ++b) copy_n(gh_s + b * GH, a.b_hh, GH);
-      gemm(rows, false, h_prev, H, w_hh_t, /*accumulate=*/gru && a.b_hh != nullptr, gh_s, GH);
-      const Scalar* gx_t = gx.data() + (t * B + r0) * GH;
-      Scalar* c_t = cell_state.data() + ((t % 2) * B + r0) * H;
-      if (lstm) {
-        cells.lstm_rows(rows, H, gx_t, gh_s, c_prev, h_t, c_t, ws_t);
-      } else if (gru) {
-        cells.gru_rows(rows, H, gx_t, gh_s, h_prev, h_t, ws_t);
-      } else {
-        cells.rnn_rows(a.cell, rows, H, gx_t, gh_s, h_t);
+      if (fills) {
+        std::fill(h_t + rows * H, h_t + width * H, Scalar(0));
+        if (ws_t != nullptr) std::fill(ws_t + rows * W, ws_t + width * W, Scalar(0));
       }
-      // Rows whose last step this was hand their state to h_n/c_n.
+      if (rows == 0) continue;  // and no later step runs either (rows only shrink)
+      Scalar* c_t = lstm ? cell_states + ((t % 2) * B + r0) * H : nullptr;
+      StepArgs<Scalar> step;
+      step.rows = rows;
+      step.gx = gx.data() + (t * B + r0) * GH;
+      step.h_prev = h_prev;
+      step.c_prev = c_prev;
+      step.h = h_t;
+      step.c = c_t;
+      step.ws = ws_t;
+      w_hh.step(step, b0, b1);
+      // Rows whose last step this was hand their state (this call's units of it) to h_n/c_n.
       const std::int64_t still = active.in_slice(t + 1, r0, r1);
-      copy_n(a.h_n + (r0 + still) * H, h_t + still * H, (rows - still) * H);
-      if (lstm) copy_n(a.c_n + (r0 + still) * H, c_t + still * H, (rows - still) * H);
+      for (std::int64_t r = still; r < rows; ++r) {
+        copy_n(a.h_n + (r0 + r) * H + u0, h_t + r * H + u0, u1 - u0);
+        if (lstm) copy_n(a.c_n + (r0 + r) * H + u0, c_t + r * H + u0, u1 - u0);
+      }
+      barrier.wait();  // h_t complete in every unit before any member reads it
       h_prev = h_t;
       c_prev = c_t;
     }
   };
-  const std::int64_t slices = batch_slices(B);
-  parallel_for(slices, [&](std::int64_t i) { run_slice(B * i / slices, B * (i + 1) / slices); });
+  const ForwardSplit split = choose_forward_split(B, H, G, steps, w_hh.blocks());
+  if (split.hidden_team > 1) {
+    parallel_team(split.hidden_team, [&](int member, int team, SpinBarrier& barrier) {
+      const std::int64_t blocks = w_hh.blocks();
+      run(0, B, blocks * member / team, blocks * (member + 1) / team, member == 0, barrier);
+    });
+  } else {
+    const std::int64_t slices = split.batch_slices;
+    parallel_for(slices, [&](std::int64_t i) {
+      SpinBarrier alone(1);
+      run(B * i / slices, B * (i + 1) / slices, 0, w_hh.blocks(), true, alone);
+    });
+  }
 }
 
 template <typename Scalar>
@@ -337,6 +379,9 @@ void layer_backward(const LayerBackward<Scalar>& a) {
     }
   }
 }
+
+void set_split_policy(SplitPolicy policy) { g_split_policy.store(policy); }
+SplitPolicy split_policy() { return g_split_policy.load(); }
 
 template void layer_forward<float>(const LayerForward<float>&);
 template void layer_forward<double>(const LayerForward<double>&);

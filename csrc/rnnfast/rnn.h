@@ -85,6 +85,14 @@ struct LayerBackward {
 template <typename Scalar>
 void layer_forward(const LayerForward<Scalar>& args);
 
+// How layer_forward shares a time loop among threads: kAuto chooses by shape; kBatch slices the batch
+// (each thread runs all steps for its rows), kHidden shares each step by hidden units (a barrier per
+// step). Results are the same bits whichever is used; for tests and benchmarks. Not thread-safe to
+// change while kernels run.
+enum class SplitPolicy { kAuto = 0, kBatch = 1, kHidden = 2 };
+void set_split_policy(SplitPolicy policy);
+SplitPolicy split_policy();
+
 template <typename Scalar>
 void layer_backward(const LayerBackward<Scalar>& args);
 

@@ -24,26 +24,16 @@ Stepper<Scalar>::Stepper(Cell cell, std::int64_t hidden, std::int64_t batch,
     Packed& dst = layers_[k];
     dst.input_size = src.input_size;
     dst.w_ih_t.pack(true, src.input_size, GH, src.w_ih, src.input_size);
-    dst.w_hh_t.pack(true, H, GH, src.w_hh, H);
-    // As in layer_forward: both biases fold into the input projection, except the GRU's b_hh.
+    dst.w_hh.pack(cell, H, src.w_hh, gru && src.b_hh != nullptr ? src.b_hh + 2 * H : nullptr);
+    // As in layer_forward: the biases fold into the input projection, except the GRU's b_hn.
     dst.gx_bias.resize(B * GH);
-    for (std::int64_t b = 0; b < B; ++b)
-      for (std::int64_t j = 0; j < GH; ++j)
-        dst.gx_bias.data()[b * GH + j] = (src.b_ih != nullptr ? src.b_ih[j] : Scalar(0)) +
-                                         (!gru && src.b_hh != nullptr ? src.b_hh[j] : Scalar(0));
-    dst.has_b_hh = gru && src.b_hh != nullptr;
-    if (dst.has_b_hh) {
-      dst.b_hh.resize(GH);
-      std::memcpy(dst.b_hh.data(), src.b_hh, sizeof(Scalar) * GH);
-    }
+    fill_bias_rows(cell, H, src.b_ih, src.b_hh, B, dst.gx_bias.data());
   }
-  cells_ = &cell_kernels<Scalar>(layers_.front().w_hh_t.kernel().isa);  // the ISA the weights were packed for
   h_.resize(L * B * H);
   c_.resize(L * B * H);
   h_next_.resize(B * H);
   c_next_.resize(B * H);
   gx_.resize(B * GH);
-  gh_.resize(B * GH);
 }
 
 template <typename Scalar>
@@ -70,18 +60,16 @@ void Stepper<Scalar>::run(std::int64_t steps, const Scalar* x, Scalar* y) {
       Scalar* c = c_.data() + k * B * H;
       std::memcpy(gx_.data(), layer.gx_bias.data(), sizeof(Scalar) * B * GH);
       gemm(B, false, input, layer.input_size, layer.w_ih_t, /*accumulate=*/true, gx_.data(), GH);
-      if (layer.has_b_hh)
-        for (std::int64_t b = 0; b < B; ++b) std::memcpy(gh_.data() + b * GH, layer.b_hh.data(), sizeof(Scalar) * GH);
-      gemm(B, false, h, H, layer.w_hh_t, /*accumulate=*/layer.has_b_hh, gh_.data(), GH);
-      if (cell_ == Cell::kLstm) {
-        cells_->lstm_rows(B, H, gx_.data(), gh_.data(), c, h_next_.data(), c_next_.data(), (Scalar*)nullptr);
-        std::memcpy(c, c_next_.data(), sizeof(Scalar) * B * H);
-      } else if (cell_ == Cell::kGru) {
-        cells_->gru_rows(B, H, gx_.data(), gh_.data(), h, h_next_.data(), (Scalar*)nullptr);
-      } else {
-        cells_->rnn_rows(cell_, B, H, gx_.data(), gh_.data(), h_next_.data());
-      }
+      StepArgs<Scalar> step;
+      step.rows = B;
+      step.gx = gx_.data();
+      step.h_prev = h;
+      step.c_prev = c;
+      step.h = h_next_.data();
+      step.c = c_next_.data();
+      layer.w_hh.step(step, 0, layer.w_hh.blocks());
       std::memcpy(h, h_next_.data(), sizeof(Scalar) * B * H);
+      if (cell_ == Cell::kLstm) std::memcpy(c, c_next_.data(), sizeof(Scalar) * B * H);
       input = h;  // the next layer's input is this layer's new state
     }
     std::memcpy(y + t * B * H, h_.data() + (num_layers() - 1) * B * H, sizeof(Scalar) * B * H);

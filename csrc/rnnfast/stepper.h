@@ -3,8 +3,8 @@
 //
 // The weights are packed once, when the stepper is made; every buffer a step needs is allocated then
 // too, so a step in steady state allocates nothing. A step runs exactly the arithmetic of
-// layer_forward (the same GEMM tiles in the same order and the same gate code), so feeding a sequence
-// step by step gives bit-identical results to one whole-sequence call.
+// layer_forward (the same input-projection GEMM tiles, the same fused recurrent step), so feeding a
+// sequence step by step gives bit-identical results to one whole-sequence call.
 #pragma once
 
 #include <cstdint>
@@ -12,6 +12,7 @@
 
 #include "rnnfast/gemm.h"
 #include "rnnfast/microkernel.h"
+#include "rnnfast/recurrent.h"
 #include "rnnfast/rnn.h"
 
 namespace rnnfast {
@@ -49,18 +50,15 @@ class Stepper {
   struct Packed {
     std::int64_t input_size;
     PackedMatrix<Scalar> w_ih_t;  // op(B) = W_ih^T [I_k, GH]
-    PackedMatrix<Scalar> w_hh_t;  // op(B) = W_hh^T [H, GH]
-    Buffer<Scalar> gx_bias;       // [B, GH]: the bias rows the input projection starts from
-    Buffer<Scalar> b_hh;          // [GH] GRU only: the recurrent bias, added inside r * (...)
-    bool has_b_hh = false;
+    RecurrentWeights<Scalar> w_hh;  // W_hh^T gate-interleaved (with the GRU's b_hn)
+    Buffer<Scalar> gx_bias;         // [B, GH]: the bias rows the input projection starts from
   };
   Cell cell_;
   std::int64_t hidden_, batch_, gates_;
   std::vector<Packed> layers_;
-  const CellKernels<Scalar>* cells_ = nullptr;
   Buffer<Scalar> h_, c_;              // [L, B, H] the state
   Buffer<Scalar> h_next_, c_next_;    // [B, H] the step's new state of one layer
-  Buffer<Scalar> gx_, gh_;            // [B, GH] projections of one layer's step
+  Buffer<Scalar> gx_;                 // [B, GH] the input projection of one layer's step
 };
 
 }  // namespace rnnfast

@@ -153,12 +153,48 @@ void set_num_threads(int n) {
   g_requested_threads = std::max(1, n);
 }
 
+bool pool_can_help() { return !t_inside_task && num_threads() > 1; }
+
+namespace {
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield");
+#endif
+}
+}  // namespace
+
+void SpinBarrier::wait() {
+  if (parties_ <= 1) return;
+  const unsigned generation = generation_.load(std::memory_order_acquire);
+  // The last to arrive opens the next generation; its acquire-release read-modify-write orders every
+  // member's writes before the release that the waiters acquire.
+  if (arrived_.fetch_add(1, std::memory_order_acq_rel) == parties_ - 1) {
+    arrived_.store(0, std::memory_order_relaxed);
+    generation_.fetch_add(1, std::memory_order_release);
+    return;
+  }
+  for (int spins = 0; generation_.load(std::memory_order_acquire) == generation; ++spins) {
+    if (spins < 1000)
+      cpu_relax();
+    else
+      std::this_thread::yield();
+  }
+}
+
 namespace detail {
 
 bool run_on_pool(std::int64_t n, const std::function<void(std::int64_t)>& fn) {
   if (t_inside_task) return false;
   std::shared_ptr<Pool> pool = current_pool();
   return pool->threads() > 1 && pool->run(n, fn);
+}
+
+bool run_team_on_pool(std::int64_t n, const std::function<void(std::int64_t)>& fn) {
+  if (t_inside_task) return false;
+  std::shared_ptr<Pool> pool = current_pool();
+  return pool->threads() >= n && pool->run(n, fn);
 }
 
 }  // namespace detail

@@ -10,6 +10,7 @@
 // ones on first use.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <utility>
@@ -23,10 +24,31 @@ int num_threads();
 void set_num_threads(int n);
 constexpr int kMaxThreads = 4096;
 
+// Whether a parallel_for / parallel_team started now could get help from the pool (false inside a task,
+// or with one thread configured). A hint for choosing how to cut work, never needed for correctness.
+bool pool_can_help();
+
+// A barrier for the members of one parallel_team: a step of a small recurrent layer lasts
+// microseconds, so the members spin (politely) rather than sleep, and yield after a while in case the
+// machine is oversubscribed.
+class SpinBarrier {
+ public:
+  explicit SpinBarrier(int parties) : parties_(parties) {}
+  void wait();
+
+ private:
+  const int parties_;
+  std::atomic<int> arrived_{0};
+  std::atomic<unsigned> generation_{0};
+};
+
 namespace detail {
 // Runs fn(0..n-1) on the pool and the caller; false (having run nothing) when the pool cannot help:
 // one thread configured, called from inside a task, or the pool busy with another caller.
 bool run_on_pool(std::int64_t n, const std::function<void(std::int64_t)>& fn);
+// As run_on_pool, but only if the pool has at least n threads, so that the n tasks run at once (each
+// thread runs one task to its end before taking another, and none can end while others wait for it).
+bool run_team_on_pool(std::int64_t n, const std::function<void(std::int64_t)>& fn);
 }  // namespace detail
 
 // A template so that the common inline case (one task, or no pool to help) costs a plain loop: no
@@ -35,6 +57,21 @@ template <typename Fn>
 void parallel_for(std::int64_t n, Fn&& fn) {
   if (n > 1 && detail::run_on_pool(n, std::function<void(std::int64_t)>(std::ref(fn)))) return;
   for (std::int64_t i = 0; i < n; ++i) fn(i);
+}
+
+// Runs fn(member, team, barrier) for member in [0, team) on `team` threads at once, where team is
+// `wanted` when the pool can give that many threads and 1 otherwise (then fn(0, 1, barrier) runs on
+// the caller). The members may meet at barrier.wait(), a barrier of `team` parties. fn must not throw
+// (a member that left early would leave the others waiting at the barrier forever).
+template <typename Fn>
+void parallel_team(int wanted, Fn&& fn) {
+  if (wanted > 1) {
+    SpinBarrier barrier(wanted);
+    auto member = [&](std::int64_t i) { fn(static_cast<int>(i), wanted, barrier); };
+    if (detail::run_team_on_pool(wanted, std::function<void(std::int64_t)>(std::ref(member)))) return;
+  }
+  SpinBarrier alone(1);
+  fn(0, 1, alone);
 }
 
 }  // namespace rnnfast

@@ -82,16 +82,17 @@ inline FloatVec tanh_v(FloatVec x) {
   return select(negative, -t, t);
 }
 
-// One vector of hidden units of one row. Gate blocks of the projections lie `gate_stride` apart (H
-// in the real rows, kFloatLanes in the zero-padded stand-ins of a tail); so do the workspace blocks.
+// One vector of hidden units of one row. Gate blocks of the input projection and of the workspace
+// lie `gate_stride` apart (H in the real rows, a block's width in the zero-padded stand-ins of a
+// tail), those of the recurrent projection `gh_stride` apart (H, or U in a fused step's tile).
 
-inline void lstm_unit(const float* gx, const float* gh, std::int64_t gate_stride, const float* c_prev, float* h,
-                      float* c, float* ws) {
-  const std::int64_t s = gate_stride;
+inline void lstm_unit(const float* gx, const float* gh, std::int64_t gate_stride, std::int64_t gh_stride,
+                      const float* c_prev, float* h, float* c, float* ws) {
+  const std::int64_t s = gate_stride, q = gh_stride;
   const FloatVec i = sigmoid_v(load(gx) + load(gh));
-  const FloatVec f = sigmoid_v(load(gx + s) + load(gh + s));
-  const FloatVec g = tanh_v(load(gx + 2 * s) + load(gh + 2 * s));
-  const FloatVec o = sigmoid_v(load(gx + 3 * s) + load(gh + 3 * s));
+  const FloatVec f = sigmoid_v(load(gx + s) + load(gh + q));
+  const FloatVec g = tanh_v(load(gx + 2 * s) + load(gh + 2 * q));
+  const FloatVec o = sigmoid_v(load(gx + 3 * s) + load(gh + 3 * q));
   const FloatVec cn = f * load(c_prev) + i * g;
   const FloatVec tc = tanh_v(cn);
   store(c, cn);
@@ -106,12 +107,12 @@ inline void lstm_unit(const float* gx, const float* gh, std::int64_t gate_stride
   }
 }
 
-inline void gru_unit(const float* gx, const float* gh, std::int64_t gate_stride, const float* h_prev, float* h,
-                     float* ws) {
-  const std::int64_t s = gate_stride;
+inline void gru_unit(const float* gx, const float* gh, std::int64_t gate_stride, std::int64_t gh_stride,
+                     const float* h_prev, float* h, float* ws) {
+  const std::int64_t s = gate_stride, q = gh_stride;
   const FloatVec r = sigmoid_v(load(gx) + load(gh));
-  const FloatVec z = sigmoid_v(load(gx + s) + load(gh + s));
-  const FloatVec ghn = load(gh + 2 * s);
+  const FloatVec z = sigmoid_v(load(gx + s) + load(gh + q));
+  const FloatVec ghn = load(gh + 2 * q);
   const FloatVec n = tanh_v(load(gx + 2 * s) + r * ghn);
   store(h, (1.0f - z) * n + z * load(h_prev));
   if (ws != nullptr) {
@@ -144,7 +145,7 @@ void lstm_rows(std::int64_t rows, std::int64_t hidden, const float* gx, const fl
     float* wr = ws != nullptr ? ws + b * 6 * H : nullptr;
     std::int64_t j = 0;
     for (; j + L <= H; j += L)
-      lstm_unit(gxr + j, ghr + j, H, c_prev + b * H + j, h + b * H + j, c + b * H + j,
+      lstm_unit(gxr + j, ghr + j, H, H, c_prev + b * H + j, h + b * H + j, c + b * H + j,
                 wr != nullptr ? wr + j : nullptr);
     if (j < H) {  // the last H - j units, through zero-padded stand-ins of one vector per block
       const int n = static_cast<int>(H - j);
@@ -152,7 +153,7 @@ void lstm_rows(std::int64_t rows, std::int64_t hidden, const float* gx, const fl
       copy_blocks(tgx, L, gxr + j, H, 4, n);
       copy_blocks(tgh, L, ghr + j, H, 4, n);
       copy_blocks(tcp, L, c_prev + b * H + j, H, 1, n);
-      lstm_unit(tgx, tgh, L, tcp, th, tc, tws);
+      lstm_unit(tgx, tgh, L, L, tcp, th, tc, tws);
       copy_blocks(h + b * H + j, H, th, L, 1, n);
       copy_blocks(c + b * H + j, H, tc, L, 1, n);
       if (wr != nullptr) copy_blocks(wr + j, H, tws, L, 6, n);
@@ -169,14 +170,14 @@ void gru_rows(std::int64_t rows, std::int64_t hidden, const float* gx, const flo
     float* wr = ws != nullptr ? ws + b * 4 * H : nullptr;
     std::int64_t j = 0;
     for (; j + L <= H; j += L)
-      gru_unit(gxr + j, ghr + j, H, h_prev + b * H + j, h + b * H + j, wr != nullptr ? wr + j : nullptr);
+      gru_unit(gxr + j, ghr + j, H, H, h_prev + b * H + j, h + b * H + j, wr != nullptr ? wr + j : nullptr);
     if (j < H) {
       const int n = static_cast<int>(H - j);
       float tgx[3 * L] = {}, tgh[3 * L] = {}, thp[L] = {}, th[L], tws[4 * L];
       copy_blocks(tgx, L, gxr + j, H, 3, n);
       copy_blocks(tgh, L, ghr + j, H, 3, n);
       copy_blocks(thp, L, h_prev + b * H + j, H, 1, n);
-      gru_unit(tgx, tgh, L, thp, th, tws);
+      gru_unit(tgx, tgh, L, L, thp, th, tws);
       copy_blocks(h + b * H + j, H, th, L, 1, n);
       if (wr != nullptr) copy_blocks(wr + j, H, tws, L, 4, n);
     }

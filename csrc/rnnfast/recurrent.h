@@ -1,0 +1,127 @@
+// The recurrent step: h_{t-1} W_hh^T and the gate update, fused, for a block of the batch's rows and
+// a range of hidden units (DESIGN.md section 3).
+//
+// W_hh is packed once, gate-interleaved: the hidden units are cut into blocks of U units, and the
+// panel of a block holds the recurrent weights of all G gates of those units side by side. The
+// micro-kernel accumulates a register tile [rows x G*U] of h_{t-1} W_hh^T over the whole depth H, then
+// applies the gate update to it while it is still in registers or L1 and writes h_t (and c_t, and the
+// training workspace): the recurrent pre-activations never go to memory.
+//
+// Because a unit block needs nothing from the other blocks within a step, a step can be cut by unit
+// blocks (each thread keeping its slice of W_hh in its own L2, a barrier per step) or by rows (each
+// thread running the whole time loop on its slice of the batch, no barrier). Every element is
+// computed by the same sequence of multiply-adds whatever the cut and whatever the tile height, so the
+// results do not depend on the thread count.
+#pragma once
+
+#include <cstdint>
+
+#include "rnnfast/gemm.h"
+#include "rnnfast/microkernel.h"
+#include "rnnfast/rnn.h"
+
+namespace rnnfast {
+
+// One step's arrays for rows [0, rows) of a slice. Row strides are fixed by the cell: gx rows are G*H
+// apart (gate blocks H apart), h_prev, c_prev, h, c rows H apart, ws rows W = workspace_width apart
+// (blocks H apart). All are offset to the slice's first row (not to a unit block).
+template <typename Scalar>
+struct StepArgs {
+  std::int64_t rows = 0;
+  const Scalar* gx = nullptr;      // [rows, G*H] input projection with the folded biases
+  const Scalar* h_prev = nullptr;  // [rows, H]
+  const Scalar* c_prev = nullptr;  // [rows, H] LSTM only
+  Scalar* h = nullptr;             // [rows, H] written: h_t (must not alias h_prev)
+  Scalar* c = nullptr;             // [rows, H] written: c_t, LSTM only (must not alias c_prev)
+  Scalar* ws = nullptr;            // [rows, W] written when not nullptr (training)
+};
+
+template <typename Scalar>
+class RecurrentWeights;
+
+// One instruction set's fused step for one element type: computes unit blocks [block_begin, block_end)
+// of the step described by `args`.
+template <typename Scalar>
+struct RecurrentKernel {
+  Isa isa;
+  // Units per block for each cell (indexed by Cell): a whole number of vectors.
+  int block_units[4];
+  void (*step)(const RecurrentWeights<Scalar>& weights, const StepArgs<Scalar>& args, std::int64_t block_begin,
+               std::int64_t block_end);
+};
+
+template <typename Scalar>
+const RecurrentKernel<Scalar>& recurrent_kernel(Isa isa);
+
+// W_hh^T packed gate-interleaved for the active instruction set's RecurrentKernel (kept with it).
+// Layout: block p (units [p*U, p*U + U)) is a panel of H rows (k) by G*U columns, k-major:
+//   panel(p)[k * G*U + g*U + j] = W_hh[g*H + p*U + j][k], zero past unit H.
+// The GRU's recurrent bias of the n gate (which the reset gate multiplies, so it cannot be folded
+// into the input projection) is kept here, zero-padded to whole blocks: [blocks*U].
+template <typename Scalar>
+class RecurrentWeights {
+ public:
+  // w_hh [G*H, H] (PyTorch layout); b_hn [H] the GRU's n-gate recurrent bias or nullptr.
+  void pack(Cell cell, std::int64_t hidden, const Scalar* w_hh, const Scalar* b_hn);
+
+  Cell cell() const { return cell_; }
+  std::int64_t hidden() const { return hidden_; }
+  std::int64_t block_units() const { return units_; }
+  std::int64_t blocks() const { return blocks_; }
+  const Scalar* panel(std::int64_t block) const { return data_.data() + block * hidden_ * gates_ * units_; }
+  const Scalar* b_hn() const { return has_b_hn_ ? b_hn_.data() : nullptr; }
+  const RecurrentKernel<Scalar>& kernel() const { return *kernel_; }
+
+  // Computes blocks [block_begin, block_end) of one step.
+  void step(const StepArgs<Scalar>& args, std::int64_t block_begin, std::int64_t block_end) const {
+    kernel_->step(*this, args, block_begin, block_end);
+  }
+
+ private:
+  const RecurrentKernel<Scalar>* kernel_ = nullptr;
+  Cell cell_ = Cell::kLstm;
+  std::int64_t hidden_ = 0, gates_ = 0, units_ = 0, blocks_ = 0;
+  Buffer<Scalar> data_;
+  Buffer<Scalar> b_hn_;
+  bool has_b_hn_ = false;
+};
+
+// Fills `rows` rows of gx [rows, G*H] with the biases the input projection starts from: b_ih plus b_hh
+// (either may be nullptr), except the GRU's n block of b_hh, which the fused step adds inside r * (..).
+template <typename Scalar>
+void fill_bias_rows(Cell cell, std::int64_t hidden, const Scalar* b_ih, const Scalar* b_hh, std::int64_t rows,
+                    Scalar* gx);
+
+// Gate updates of `rows` rows by `units` (<= U) hidden units, for a tile of recurrent pre-activations
+// gh [rows][G][U] (row stride G*U, gate stride U; the GRU's includes b_hn). The other pointers are
+// offset to the block's first unit and keep the StepArgs row strides (gx G*H, states H, ws W). The
+// portable (float64) versions, compiled without instruction-set flags; the float32 ones are
+// vectorised inside each instruction set's kernel.
+template <typename Scalar>
+struct GateBlockFns {
+  void (*rnn)(bool relu, std::int64_t rows, int units, int block_units, std::int64_t hidden, const Scalar* gx,
+              const Scalar* gh, Scalar* h);
+  void (*lstm)(std::int64_t rows, int units, int block_units, std::int64_t hidden, const Scalar* gx, const Scalar* gh,
+               const Scalar* c_prev, Scalar* h, Scalar* c, Scalar* ws);
+  void (*gru)(std::int64_t rows, int units, int block_units, std::int64_t hidden, const Scalar* gx, const Scalar* gh,
+              const Scalar* h_prev, Scalar* h, Scalar* ws);
+};
+const GateBlockFns<double>& portable_gate_blocks_f64();
+
+// Per-ISA tables, defined in kernels/recurrent_<isa>.cpp.
+namespace generic {
+const RecurrentKernel<float>& recurrent_f32();
+const RecurrentKernel<double>& recurrent_f64();
+}  // namespace generic
+#if defined(__x86_64__) || defined(_M_X64)
+namespace avx2 {
+const RecurrentKernel<float>& recurrent_f32();
+const RecurrentKernel<double>& recurrent_f64();
+}  // namespace avx2
+namespace avx512 {
+const RecurrentKernel<float>& recurrent_f32();
+const RecurrentKernel<double>& recurrent_f64();
+}  // namespace avx512
+#endif
+
+}  // namespace rnnfast
