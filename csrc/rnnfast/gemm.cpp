@@ -19,7 +19,7 @@ void Buffer<Scalar>::Free::operator()(Scalar* p) const {
 }
 
 template <typename Scalar>
-void Buffer<Scalar>::resize(std::int64_t count) {
+void Buffer<Scalar>::resize(std::int64_t count, bool zeroed) {
   // A negative count, or one whose byte size overflows, can never be allocated.
   if (count < 0 || static_cast<std::uint64_t>(count) > (std::numeric_limits<std::size_t>::max() - 64) / sizeof(Scalar))
     throw std::bad_alloc();
@@ -28,7 +28,7 @@ void Buffer<Scalar>::resize(std::int64_t count) {
   bytes = (bytes + 63) / 64 * 64;
   void* p = std::aligned_alloc(64, bytes);
   if (p == nullptr) throw std::bad_alloc();
-  std::memset(p, 0, bytes);
+  if (zeroed) std::memset(p, 0, bytes);
   data_.reset(static_cast<Scalar*>(p));
   size_ = count;
 }
@@ -109,9 +109,9 @@ Scalar* a_block_scratch(std::int64_t count) {
 }  // namespace
 
 // The work is cut into tasks, each a block of kernel.mc rows of C by a run of panels, computed with the
-// whole depth K; the cut depends on the shape only (never on the thread count), and every C element
-// is computed by one task with the same sequence of multiply-adds, so the result is the same for any
-// number of threads.
+// whole depth K. Every C element is computed by one task with the same sequence of multiply-adds (the
+// k blocks are fixed by the kernel), however the panels are grouped into runs, so the result is the
+// same for any number of threads.
 template <typename Scalar>
 void gemm(std::int64_t m, bool a_transposed, const Scalar* a, std::int64_t lda, const PackedMatrix<Scalar>& b,
           bool accumulate, Scalar* c, std::int64_t ldc) {
@@ -129,9 +129,13 @@ void gemm(std::int64_t m, bool a_transposed, const Scalar* a, std::int64_t lda, 
   const std::int64_t panels = (n + tile_cols - 1) / tile_cols;
   // Enough tasks to keep a few threads busy when there are few row blocks, but runs of panels long
   // enough (>= 8) that packing the A block again for each run costs little; one task for small work.
+  // Cut only when other threads can take the pieces: run inline (inside a task, or on one thread),
+  // extra runs would just pack the same A block again.
   const std::int64_t work = m * n * k;
   const std::int64_t panel_runs =
-      work < (std::int64_t(1) << 18) ? 1 : std::max<std::int64_t>(1, std::min(panels / 8, 8 / row_blocks));
+      work < (std::int64_t(1) << 18) || !pool_can_help()
+          ? 1
+          : std::max<std::int64_t>(1, std::min(panels / 8, 8 / row_blocks));
   const std::int64_t panels_per_task = (panels + panel_runs - 1) / panel_runs;
   parallel_for(row_blocks * panel_runs, [&](std::int64_t task) {
     const std::int64_t i0 = (task / panel_runs) * block_rows;

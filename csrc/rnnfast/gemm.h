@@ -16,13 +16,14 @@
 
 namespace rnnfast {
 
-// Owning, 64-byte-aligned, zero-initialised scratch buffer of `count` elements.
+// Owning, 64-byte-aligned scratch buffer of `count` elements, zero-initialised unless `zeroed` is
+// false (for a buffer whose every element is written before it is read).
 template <typename Scalar>
 class Buffer {
  public:
   Buffer() = default;
-  explicit Buffer(std::int64_t count) { resize(count); }
-  void resize(std::int64_t count);
+  explicit Buffer(std::int64_t count, bool zeroed = true) { resize(count, zeroed); }
+  void resize(std::int64_t count, bool zeroed = true);
   Scalar* data() { return data_.get(); }
   const Scalar* data() const { return data_.get(); }
   std::int64_t size() const { return size_; }

@@ -172,6 +172,9 @@ struct ForwardSplit {
   int hidden_team = 1;            // > 1: threads sharing every step by unit blocks, a barrier per step
 };
 
+// See layer_forward: the barrier sleeps a team tolerates before its leader finishes alone.
+constexpr int kSleepsBeforeGoingAlone = 4;
+
 std::atomic<SplitPolicy> g_split_policy{SplitPolicy::kAuto};
 
 // The rule, from measurements on a 2-core Zen 4 (README, Speed): a barrier costs well under a
@@ -214,9 +217,10 @@ void layer_forward(const LayerForward<Scalar>& a) {
   // Input projection for all steps: gx[steps*B, GH] = X W_ih^T + bias. The recurrent bias is folded
   // in here too, except the GRU's n block (b_hn), which the reset gate multiplies together with
   // W_hn h: the fused step adds it.
-  Buffer<Scalar> gx(steps * B * GH);  // zero-filled
-  fill_bias_rows(a.cell, H, a.b_ih, a.b_hh, steps * B, gx.data());
-  gemm(steps * B, GH, I, false, a.x, I, true, a.w_ih, I, /*accumulate=*/true, gx.data(), GH);
+  Buffer<Scalar> gx(steps * B * GH, /*zeroed=*/false);  // every element written below
+  const bool biased = a.b_ih != nullptr || a.b_hh != nullptr;
+  fill_bias_rows(a.cell, H, a.b_ih, a.b_hh, steps * B, gx.data());  // writes nothing when !biased
+  gemm(steps * B, GH, I, false, a.x, I, true, a.w_ih, I, /*accumulate=*/biased, gx.data(), GH);
 
   RecurrentWeights<Scalar> w_hh;  // W_hh^T, gate-interleaved, packed once for all steps
   w_hh.pack(a.cell, H, a.w_hh, gru && a.b_hh != nullptr ? a.b_hh + 2 * H : nullptr);
@@ -233,12 +237,15 @@ void layer_forward(const LayerForward<Scalar>& a) {
   Buffer<Scalar> cell_state(lstm ? 2 * B * H : 0);  // LSTM c_{t-1}, c_t, ping-ponged
   Scalar* cell_states = lstm ? cell_state.data() : nullptr;
 
-  // The time loop over rows [r0, r1) and unit blocks [b0, b1); `barrier` separates the steps when
-  // other threads compute the other unit blocks of the same rows. Pointers are offset to row r0.
-  auto run = [&](std::int64_t r0, std::int64_t r1, std::int64_t b0, std::int64_t b1, bool fills,
-                 SpinBarrier& barrier) {
+  // The time loop over rows [r0, r1) and unit blocks [b0, b1). With a team (hidden split), `leader`
+  // is member 0, which also writes the zero rows past the sequences' ends, and `barrier` separates
+  // the steps. Pointers are offset to row r0.
+  auto run = [&](std::int64_t r0, std::int64_t r1, std::int64_t b0, std::int64_t b1, bool leader,
+                 SpinBarrier& team_barrier) {
+    SpinBarrier alone(1);
+    SpinBarrier* barrier = &team_barrier;
     const std::int64_t width = r1 - r0;
-    const std::int64_t u0 = std::min(H, b0 * U), u1 = std::min(H, b1 * U);  // this call's units
+    std::int64_t u0 = std::min(H, b0 * U), u1 = std::min(H, b1 * U);  // this member's units
     const Scalar* h_prev = h0 + r0 * H;
     const Scalar* c_prev = c0 + r0 * H;
     for (std::int64_t t = 0; t < S; ++t) {
@@ -246,7 +253,7 @@ void layer_forward(const LayerForward<Scalar>& a) {
       Scalar* h_t = a.out + (t * B + r0) * H;
       Scalar* ws_t = a.workspace != nullptr ? a.workspace + (t * B + r0) * W : nullptr;
       // Past a sequence's end the output (and the saved workspace) is zero, as in PyTorch.
-      if (fills) {
+      if (leader) {
         std::fill(h_t + rows * H, h_t + width * H, Scalar(0));
         if (ws_t != nullptr) std::fill(ws_t + rows * W, ws_t + width * W, Scalar(0));
       }
@@ -261,13 +268,24 @@ void layer_forward(const LayerForward<Scalar>& a) {
       step.c = c_t;
       step.ws = ws_t;
       w_hh.step(step, b0, b1);
-      // Rows whose last step this was hand their state (this call's units of it) to h_n/c_n.
+      // Rows whose last step this was hand their state (this member's units of it) to h_n/c_n.
       const std::int64_t still = active.in_slice(t + 1, r0, r1);
       for (std::int64_t r = still; r < rows; ++r) {
         copy_n(a.h_n + (r0 + r) * H + u0, h_t + r * H + u0, u1 - u0);
         if (lstm) copy_n(a.c_n + (r0 + r) * H + u0, c_t + r * H + u0, u1 - u0);
       }
-      barrier.wait();  // h_t complete in every unit before any member reads it
+      // h_t is complete in every unit before any member reads it. If members keep having to sleep at
+      // the barrier, there are fewer free CPUs than members and a barrier per step costs more than
+      // the team gains: they agree (the barrier's vote) to let the leader finish the sequence alone.
+      // The arithmetic per element is the same either way.
+      if (barrier->wait(barrier->sleeps() >= kSleepsBeforeGoingAlone)) {
+        if (!leader) return;
+        barrier = &alone;
+        b0 = 0;
+        b1 = w_hh.blocks();
+        u0 = 0;
+        u1 = H;
+      }
       h_prev = h_t;
       c_prev = c_t;
     }

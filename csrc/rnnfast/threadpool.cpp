@@ -2,6 +2,13 @@
 
 #include <pthread.h>
 #include <sched.h>
+#if defined(__linux__)
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
+
+#include <climits>
 
 #include <algorithm>
 #include <atomic>
@@ -165,22 +172,53 @@ inline void cpu_relax() {
 }
 }  // namespace
 
-void SpinBarrier::wait() {
-  if (parties_ <= 1) return;
+namespace {
+// Sleeps while *word == expected (or returns at once if it already differs); wakes every sleeper on
+// word. Linux futexes; elsewhere a yield loop.
+void sleep_while_equal(std::atomic<unsigned>& word, unsigned expected) {
+#if defined(__linux__)
+  syscall(SYS_futex, reinterpret_cast<unsigned*>(&word), FUTEX_WAIT_PRIVATE, expected, nullptr, nullptr, 0);
+#else
+  while (word.load(std::memory_order_acquire) == expected) std::this_thread::yield();
+#endif
+}
+void wake_all(std::atomic<unsigned>& word) {
+#if defined(__linux__)
+  syscall(SYS_futex, reinterpret_cast<unsigned*>(&word), FUTEX_WAKE_PRIVATE, INT_MAX, nullptr, nullptr, 0);
+#else
+  (void)word;
+#endif
+}
+}  // namespace
+
+bool SpinBarrier::wait(bool vote) {
+  if (parties_ <= 1) return vote;
   const unsigned generation = generation_.load(std::memory_order_acquire);
-  // The last to arrive opens the next generation; its acquire-release read-modify-write orders every
-  // member's writes before the release that the waiters acquire.
+  const int parity = generation & 1;
+  if (vote) votes_[parity].fetch_add(1, std::memory_order_relaxed);
+  // The last to arrive tallies the votes and opens the next generation; its acquire-release
+  // read-modify-write orders every member's writes (and votes) before the release that the waiters
+  // acquire. The other parity's slots are free to reset: every member has left that generation.
   if (arrived_.fetch_add(1, std::memory_order_acq_rel) == parties_ - 1) {
     arrived_.store(0, std::memory_order_relaxed);
-    generation_.fetch_add(1, std::memory_order_release);
-    return;
+    decision_[parity].store(votes_[parity].load(std::memory_order_relaxed) > 0, std::memory_order_relaxed);
+    votes_[parity ^ 1].store(0, std::memory_order_relaxed);
+    generation_.fetch_add(1, std::memory_order_seq_cst);
+    if (sleepers_.load(std::memory_order_seq_cst) > 0) wake_all(generation_);
+    return decision_[parity].load(std::memory_order_relaxed);
   }
   for (int spins = 0; generation_.load(std::memory_order_acquire) == generation; ++spins) {
-    if (spins < 1000)
+    if (spins < 4000) {
       cpu_relax();
-    else
-      std::this_thread::yield();
+    } else {
+      sleepers_.fetch_add(1, std::memory_order_seq_cst);
+      sleeps_.fetch_add(1, std::memory_order_relaxed);
+      // Re-checked inside the kernel: a release that happens first makes the sleep return at once.
+      if (generation_.load(std::memory_order_seq_cst) == generation) sleep_while_equal(generation_, generation);
+      sleepers_.fetch_sub(1, std::memory_order_seq_cst);
+    }
   }
+  return decision_[parity].load(std::memory_order_relaxed);
 }
 
 namespace detail {

@@ -28,17 +28,28 @@ constexpr int kMaxThreads = 4096;
 // or with one thread configured). A hint for choosing how to cut work, never needed for correctness.
 bool pool_can_help();
 
-// A barrier for the members of one parallel_team: a step of a small recurrent layer lasts
-// microseconds, so the members spin (politely) rather than sleep, and yield after a while in case the
-// machine is oversubscribed.
+// A barrier for the members of one parallel_team. A step of a small recurrent layer lasts
+// microseconds, so the members first spin; a member still waiting after that (its partner was
+// descheduled: more runnable threads than CPUs) sleeps in the kernel instead, so that the partner can
+// have its CPU.
+//
+// wait(vote) also takes a vote: it returns true, to every member alike, when any member voted true at
+// this generation. Members use it to agree on leaving the team (see layer_forward).
 class SpinBarrier {
  public:
   explicit SpinBarrier(int parties) : parties_(parties) {}
-  void wait();
+  bool wait(bool vote = false);
+  // How many times this member has had to sleep at the barrier so far (a sign of oversubscription);
+  // counted per barrier, not per member, so read it as "some member slept".
+  int sleeps() const { return sleeps_.load(std::memory_order_relaxed); }
 
  private:
   const int parties_;
   std::atomic<int> arrived_{0};
+  std::atomic<int> votes_[2] = {{0}, {0}};  // by generation parity
+  std::atomic<int> decision_[2] = {{0}, {0}};
+  std::atomic<int> sleepers_{0};
+  std::atomic<int> sleeps_{0};
   std::atomic<unsigned> generation_{0};
 };
 
