@@ -39,7 +39,7 @@ const RecurrentKernel<double>& recurrent_kernel<double>(Isa isa) {
 }
 
 template <typename Scalar>
-void RecurrentWeights<Scalar>::pack(Cell cell, std::int64_t hidden, const Scalar* w_hh, const Scalar* b_hn) {
+void RecurrentWeights<Scalar>::allocate(Cell cell, std::int64_t hidden, const Scalar* b_hn) {
   if (hidden < 0) throw std::invalid_argument("rnnfast: negative hidden size");
   kernel_ = &recurrent_kernel<Scalar>(active_isa());
   cell_ = cell;
@@ -47,22 +47,33 @@ void RecurrentWeights<Scalar>::pack(Cell cell, std::int64_t hidden, const Scalar
   gates_ = gate_count(cell);
   units_ = kernel_->block_units[static_cast<int>(cell)];
   blocks_ = (hidden + units_ - 1) / units_;
-  const std::int64_t H = hidden, G = gates_, U = units_, width = G * U;
-  data_.resize(blocks_ * H * width);  // zero-filled: the units past H stay zero
-  for (std::int64_t p = 0; p < blocks_; ++p) {
+  data_.resize(blocks_ * hidden * gates_ * units_, /*zeroed=*/false);  // pack_blocks writes it all
+  has_b_hn_ = cell == Cell::kGru && b_hn != nullptr;
+  b_hn_.resize(has_b_hn_ ? blocks_ * units_ : 0);  // zero-filled past H
+  if (has_b_hn_) std::copy(b_hn, b_hn + hidden, b_hn_.data());
+}
+
+template <typename Scalar>
+void RecurrentWeights<Scalar>::pack_blocks(const Scalar* w_hh, std::int64_t block_begin, std::int64_t block_end) {
+  const std::int64_t H = hidden_, G = gates_, U = units_, width = G * U;
+  // Row g*H + p*U + j of W_hh becomes column g*U + j of panel p. Cut into runs of kDepth k-rows so
+  // that the panel rows being written (kDepth x width) stay in L1 while whole W_hh rows are read.
+  constexpr std::int64_t kDepth = 32;
+  for (std::int64_t p = block_begin; p < block_end; ++p) {
     Scalar* panel = data_.data() + p * H * width;
     const std::int64_t units = std::min(U, H - p * U);
-    // Row g*H + p*U + j of W_hh becomes column g*U + j of the panel (read along rows, written down
-    // the panel's columns).
-    for (std::int64_t g = 0; g < G; ++g)
-      for (std::int64_t j = 0; j < units; ++j) {
-        const Scalar* row = w_hh + (g * H + p * U + j) * H;
-        for (std::int64_t k = 0; k < H; ++k) panel[k * width + g * U + j] = row[k];
+    for (std::int64_t k0 = 0; k0 < H; k0 += kDepth) {
+      const std::int64_t k1 = std::min(H, k0 + kDepth);
+      for (std::int64_t g = 0; g < G; ++g) {
+        for (std::int64_t j = 0; j < units; ++j) {
+          const Scalar* row = w_hh + (g * H + p * U + j) * H;
+          for (std::int64_t k = k0; k < k1; ++k) panel[k * width + g * U + j] = row[k];
+        }
+        for (std::int64_t j = units; j < U; ++j)  // units past H: zero columns
+          for (std::int64_t k = k0; k < k1; ++k) panel[k * width + g * U + j] = Scalar(0);
       }
+    }
   }
-  has_b_hn_ = cell == Cell::kGru && b_hn != nullptr;
-  b_hn_.resize(has_b_hn_ ? blocks_ * U : 0);
-  if (has_b_hn_) std::copy(b_hn, b_hn + H, b_hn_.data());
 }
 
 template class RecurrentWeights<float>;

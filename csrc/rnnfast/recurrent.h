@@ -62,7 +62,14 @@ template <typename Scalar>
 class RecurrentWeights {
  public:
   // w_hh [G*H, H] (PyTorch layout); b_hn [H] the GRU's n-gate recurrent bias or nullptr.
-  void pack(Cell cell, std::int64_t hidden, const Scalar* w_hh, const Scalar* b_hn);
+  void pack(Cell cell, std::int64_t hidden, const Scalar* w_hh, const Scalar* b_hn) {
+    allocate(cell, hidden, b_hn);
+    pack_blocks(w_hh, 0, blocks());
+  }
+  // The same in two parts, so that threads can pack the blocks they will multiply: allocate (and
+  // choose the kernel), then pack_blocks for every block, in any order, from any threads.
+  void allocate(Cell cell, std::int64_t hidden, const Scalar* b_hn);
+  void pack_blocks(const Scalar* w_hh, std::int64_t block_begin, std::int64_t block_end);
 
   Cell cell() const { return cell_; }
   std::int64_t hidden() const { return hidden_; }

@@ -222,8 +222,9 @@ void layer_forward(const LayerForward<Scalar>& a) {
   fill_bias_rows(a.cell, H, a.b_ih, a.b_hh, steps * B, gx.data());  // writes nothing when !biased
   gemm(steps * B, GH, I, false, a.x, I, true, a.w_ih, I, /*accumulate=*/biased, gx.data(), GH);
 
-  RecurrentWeights<Scalar> w_hh;  // W_hh^T, gate-interleaved, packed once for all steps
-  w_hh.pack(a.cell, H, a.w_hh, gru && a.b_hh != nullptr ? a.b_hh + 2 * H : nullptr);
+  // W_hh^T, gate-interleaved, packed once for all steps: by the threads that will use each block.
+  RecurrentWeights<Scalar> w_hh;
+  w_hh.allocate(a.cell, H, gru && a.b_hh != nullptr ? a.b_hh + 2 * H : nullptr);
   const std::int64_t U = w_hh.block_units();
 
   Buffer<Scalar> zeros(B * H);  // the initial state when none is given
@@ -294,9 +295,18 @@ void layer_forward(const LayerForward<Scalar>& a) {
   if (split.hidden_team > 1) {
     parallel_team(split.hidden_team, [&](int member, int team, SpinBarrier& barrier) {
       const std::int64_t blocks = w_hh.blocks();
-      run(0, B, blocks * member / team, blocks * (member + 1) / team, member == 0, barrier);
+      const std::int64_t b0 = blocks * member / team, b1 = blocks * (member + 1) / team;
+      w_hh.pack_blocks(a.w_hh, b0, b1);  // into this thread's caches
+      barrier.wait();                    // a member that goes alone needs every block
+      run(0, B, b0, b1, member == 0, barrier);
     });
   } else {
+    constexpr std::int64_t kBlocksPerTask = 4;
+    const std::int64_t blocks = w_hh.blocks(), tasks = (blocks + kBlocksPerTask - 1) / kBlocksPerTask;
+    parallel_for(split.batch_slices > 1 ? tasks : 1, [&](std::int64_t i) {
+      const std::int64_t count = split.batch_slices > 1 ? kBlocksPerTask : blocks;
+      w_hh.pack_blocks(a.w_hh, i * count, std::min(blocks, (i + 1) * count));
+    });
     const std::int64_t slices = split.batch_slices;
     parallel_for(slices, [&](std::int64_t i) {
       SpinBarrier alone(1);

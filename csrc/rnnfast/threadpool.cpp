@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <exception>
 #include <memory>
@@ -35,6 +36,15 @@ int default_threads() {
 }
 
 thread_local bool t_inside_task = false;
+
+// The CPU's spin-wait hint (lets the sibling hyperthread run, saves power).
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield");
+#endif
+}
 
 // One generation of workers. Replaced, not resized, when the thread count changes; a caller that
 // holds a shared_ptr to the old one finishes on it.
@@ -60,13 +70,16 @@ class Pool {
       fn_ = &fn;
       count_ = n;
       next_.store(0);
-      pending_ = static_cast<int>(workers_.size());
+      pending_.store(static_cast<int>(workers_.size()));
       ++generation_;
+      published_.store(generation_, std::memory_order_release);
     }
     wake_.notify_all();
     drain();
+    // The workers usually finish within microseconds of the caller: spin before sleeping.
+    spin_until([this] { return pending_.load(std::memory_order_acquire) == 0; });
     std::unique_lock<std::mutex> lock(mutex_);
-    done_.wait(lock, [this] { return pending_ == 0; });
+    done_.wait(lock, [this] { return pending_.load(std::memory_order_acquire) == 0; });
     fn_ = nullptr;
     if (error_) {  // a task failed (say, out of memory): the caller gets the exception, not a terminate
       std::exception_ptr error = error_;
@@ -81,6 +94,7 @@ class Pool {
     {
       std::lock_guard<std::mutex> lock(mutex_);
       stop_ = true;
+      stopping_.store(true);
     }
     wake_.notify_all();
     for (std::thread& w : workers_) w.join();
@@ -100,6 +114,9 @@ class Pool {
   void work() {
     std::uint64_t seen = 0;
     for (;;) {
+      // A kernel often starts its next parallel section right after the last one (the input
+      // projection, then the time loop): spin a little before sleeping, to be there when it does.
+      spin_until([&] { return published_.load(std::memory_order_acquire) != seen || stopping_.load(); });
       {
         std::unique_lock<std::mutex> lock(mutex_);
         wake_.wait(lock, [&] { return stop_ || generation_ != seen; });
@@ -107,10 +124,23 @@ class Pool {
         seen = generation_;
       }
       drain();
-      std::lock_guard<std::mutex> lock(mutex_);
-      if (--pending_ == 0) done_.notify_one();
+      if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+        std::lock_guard<std::mutex> lock(mutex_);
+        done_.notify_one();
+      }
     }
   }
+
+  // Spins (with the CPU's pause hint) until done() or for about kSpinMicroseconds.
+  template <typename Done>
+  static void spin_until(Done done) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::microseconds(kSpinMicroseconds);
+    for (int i = 1; !done(); ++i) {
+      cpu_relax();
+      if (i % 64 == 0 && std::chrono::steady_clock::now() > deadline) return;
+    }
+  }
+  static constexpr int kSpinMicroseconds = 100;
 
   const int threads_;
   std::vector<std::thread> workers_;
@@ -120,10 +150,12 @@ class Pool {
   const std::function<void(std::int64_t)>* fn_ = nullptr;
   std::int64_t count_ = 0;
   std::atomic<std::int64_t> next_{0};
-  int pending_ = 0;
+  std::atomic<int> pending_{0};
   std::exception_ptr error_;
-  std::uint64_t generation_ = 0;
-  bool stop_ = false;
+  std::uint64_t generation_ = 0;                // guarded by mutex_
+  std::atomic<std::uint64_t> published_{0};     // generation_, for workers spinning without the lock
+  bool stop_ = false;                           // guarded by mutex_
+  std::atomic<bool> stopping_{false};
 };
 
 std::mutex g_pool_mutex;
@@ -161,16 +193,6 @@ void set_num_threads(int n) {
 }
 
 bool pool_can_help() { return !t_inside_task && num_threads() > 1; }
-
-namespace {
-inline void cpu_relax() {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#elif defined(__aarch64__)
-  asm volatile("yield");
-#endif
-}
-}  // namespace
 
 namespace {
 // Sleeps while *word == expected (or returns at once if it already differs); wakes every sleeper on
