@@ -172,8 +172,8 @@ struct ForwardSplit {
   int hidden_team = 1;            // > 1: threads sharing every step by unit blocks, a barrier per step
 };
 
-// See layer_forward: the barrier sleeps a team tolerates before its leader finishes alone.
-constexpr int kSleepsBeforeGoingAlone = 4;
+// See layer_forward: the long barrier waits a team tolerates before its leader finishes alone.
+constexpr int kLongWaitsBeforeGoingAlone = 3;
 
 std::atomic<SplitPolicy> g_split_policy{SplitPolicy::kAuto};
 
@@ -275,11 +275,11 @@ void layer_forward(const LayerForward<Scalar>& a) {
         copy_n(a.h_n + (r0 + r) * H + u0, h_t + r * H + u0, u1 - u0);
         if (lstm) copy_n(a.c_n + (r0 + r) * H + u0, c_t + r * H + u0, u1 - u0);
       }
-      // h_t is complete in every unit before any member reads it. If members keep having to sleep at
-      // the barrier, there are fewer free CPUs than members and a barrier per step costs more than
-      // the team gains: they agree (the barrier's vote) to let the leader finish the sequence alone.
-      // The arithmetic per element is the same either way.
-      if (barrier->wait(barrier->sleeps() >= kSleepsBeforeGoingAlone)) {
+      // h_t is complete in every unit before any member reads it. If members keep waiting far longer
+      // than a step takes, there are fewer free CPUs than members and a barrier per step costs more
+      // than the team gains: they agree (the barrier's vote) to let the leader finish the sequence
+      // alone. The arithmetic per element is the same either way.
+      if (barrier->wait(barrier->long_waits() >= kLongWaitsBeforeGoingAlone)) {
         if (!leader) return;
         barrier = &alone;
         b0 = 0;

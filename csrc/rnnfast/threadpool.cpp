@@ -213,6 +213,9 @@ void wake_all(std::atomic<unsigned>& word) {
 }
 }  // namespace
 
+constexpr int kBarrierSpinMicroseconds = 200;
+constexpr int kLongWaitMicroseconds = 30;
+
 bool SpinBarrier::wait(bool vote) {
   if (parties_ <= 1) return vote;
   const unsigned generation = generation_.load(std::memory_order_acquire);
@@ -229,12 +232,24 @@ bool SpinBarrier::wait(bool vote) {
     if (sleepers_.load(std::memory_order_seq_cst) > 0) wake_all(generation_);
     return decision_[parity].load(std::memory_order_relaxed);
   }
-  for (int spins = 0; generation_.load(std::memory_order_acquire) == generation; ++spins) {
-    if (spins < 4000) {
+  // Spin for up to kBarrierSpinMicroseconds: sleeping costs a wake-up (tens of microseconds, more in a
+  // virtual machine whose idle CPU the host has to reschedule), far more than a step of a small layer.
+  // A wait past kLongWaitMicroseconds means a member was descheduled; it is counted (long_waits).
+  const auto start = std::chrono::steady_clock::now();
+  bool spinning = true, counted = false;
+  for (int spins = 1; generation_.load(std::memory_order_acquire) == generation; ++spins) {
+    if (spinning) {
       cpu_relax();
+      if (spins % 64 == 0) {
+        const auto waited = std::chrono::steady_clock::now() - start;
+        if (!counted && waited > std::chrono::microseconds(kLongWaitMicroseconds)) {
+          long_waits_.fetch_add(1, std::memory_order_relaxed);
+          counted = true;
+        }
+        if (waited > std::chrono::microseconds(kBarrierSpinMicroseconds)) spinning = false;
+      }
     } else {
       sleepers_.fetch_add(1, std::memory_order_seq_cst);
-      sleeps_.fetch_add(1, std::memory_order_relaxed);
       // Re-checked inside the kernel: a release that happens first makes the sleep return at once.
       if (generation_.load(std::memory_order_seq_cst) == generation) sleep_while_equal(generation_, generation);
       sleepers_.fetch_sub(1, std::memory_order_seq_cst);

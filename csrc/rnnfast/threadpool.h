@@ -29,9 +29,9 @@ constexpr int kMaxThreads = 4096;
 bool pool_can_help();
 
 // A barrier for the members of one parallel_team. A step of a small recurrent layer lasts
-// microseconds, so the members first spin; a member still waiting after that (its partner was
-// descheduled: more runnable threads than CPUs) sleeps in the kernel instead, so that the partner can
-// have its CPU.
+// microseconds, so the members spin; a member still waiting long after that (its partner was
+// descheduled: more runnable threads than CPUs) sleeps in the kernel, so that the partner can have
+// its CPU.
 //
 // wait(vote) also takes a vote: it returns true, to every member alike, when any member voted true at
 // this generation. Members use it to agree on leaving the team (see layer_forward).
@@ -39,9 +39,9 @@ class SpinBarrier {
  public:
   explicit SpinBarrier(int parties) : parties_(parties) {}
   bool wait(bool vote = false);
-  // How many times this member has had to sleep at the barrier so far (a sign of oversubscription);
-  // counted per barrier, not per member, so read it as "some member slept".
-  int sleeps() const { return sleeps_.load(std::memory_order_relaxed); }
+  // How many waits at this barrier have lasted far longer than a step of work should (tens of
+  // microseconds: some member was descheduled, more runnable threads than CPUs), over all members.
+  int long_waits() const { return long_waits_.load(std::memory_order_relaxed); }
 
  private:
   const int parties_;
@@ -49,7 +49,7 @@ class SpinBarrier {
   std::atomic<int> votes_[2] = {{0}, {0}};  // by generation parity
   std::atomic<int> decision_[2] = {{0}, {0}};
   std::atomic<int> sleepers_{0};
-  std::atomic<int> sleeps_{0};
+  std::atomic<int> long_waits_{0};
   std::atomic<unsigned> generation_{0};
 };
 

@@ -197,11 +197,15 @@ void step_cell(const RecurrentWeights<Scalar>& w, const StepArgs<Scalar>& s, std
       apply_gates(w, s, p + 1, 0, 1, tile + kWidth);
     }
   }
+  // Rows cut into tiles of nearly equal height (32 rows as 6+6+5+5+5+5 rather than 6+6+6+6+6+2): a
+  // short tile has too few independent accumulators to keep the FMA units busy.
+  const std::int64_t row_tiles = (s.rows + kMR - 1) / kMR;
   for (; p < b1; ++p) {
-    for (std::int64_t i0 = 0; i0 < s.rows; i0 += kMR) {
-      const int mr = static_cast<int>(min64(kMR, s.rows - i0));
+    for (std::int64_t tile_index = 0, i0 = 0; tile_index < row_tiles; ++tile_index) {
+      const int mr = static_cast<int>((s.rows * (tile_index + 1)) / row_tiles - i0);
       tiles.fn[mr](H, s.h_prev + i0 * H, H, w.panel(p), panel_size, tile);
       apply_gates(w, s, p, i0, mr, tile);
+      i0 += mr;
     }
   }
 }
