@@ -295,6 +295,39 @@ class PyStepper {
     std::visit([&](auto& impl) { run_typed(*impl, x, y); }, impl_);
   }
 
+  // The streaming loop's one step: x [B, I] (or [I] unbatched) -> out [B, H] (or [H]), allocated when
+  // None. Only arrays that need no conversion are taken (dtype, byte order, shape, C-contiguous,
+  // aligned, out writeable and not overlapping x); for anything else it returns None and the Python
+  // wrapper runs its checks, which convert or explain. The checks read the array structs directly:
+  // at a few microseconds per step, building shape vectors and dtype objects would show.
+  py::object step(py::handle x, py::handle out, bool unbatched) {
+    return std::visit([&](auto& impl) -> py::object {
+      using Scalar = typename std::decay_t<decltype(*impl)>::ScalarType;
+      const ssize_t x_shape[2] = {batch_, input_size_}, y_shape[2] = {batch_, hidden_};
+      const int ndim = unbatched ? 1 : 2;
+      if (unbatched && batch_ != 1) return py::none();
+      if (!exact_array<Scalar>(x, ndim, unbatched ? x_shape + 1 : x_shape, false)) return py::none();
+      py::object y;
+      if (out.is_none()) {
+        y = unbatched ? py::array_t<Scalar>(hidden_) : py::array_t<Scalar>({batch_, hidden_});
+      } else {
+        if (!exact_array<Scalar>(out, ndim, unbatched ? y_shape + 1 : y_shape, true)) return py::none();
+        y = py::reinterpret_borrow<py::object>(out);
+      }
+      const Scalar* px = reinterpret_cast<const Scalar*>(py::detail::array_proxy(x.ptr())->data);
+      Scalar* py_ = reinterpret_cast<Scalar*>(py::detail::array_proxy(y.ptr())->data);
+      const std::size_t x_bytes = sizeof(Scalar) * batch_ * input_size_, y_bytes = sizeof(Scalar) * batch_ * hidden_;
+      const char *x0 = reinterpret_cast<const char*>(px), *y0 = reinterpret_cast<const char*>(py_);
+      if (x0 < y0 + y_bytes && y0 < x0 + x_bytes) return py::none();  // overlapping: the slow path copies
+      {
+        KernelGilRelease release;
+        std::lock_guard<std::mutex> lock(mutex_);
+        impl->stepper.run(1, px, py_);
+      }
+      return y;
+    }, impl_);
+  }
+
   void reset(const std::optional<py::array>& h0, const std::optional<py::array>& c0) {
     std::visit([&](auto& impl) {
       using Scalar = typename std::decay_t<decltype(*impl)>::ScalarType;
@@ -369,6 +402,23 @@ class PyStepper {
     impl.stepper.run(steps, px, py_);
   }
 
+  // Whether `a` is an ndarray of exactly Scalar (native byte order), of the given shape, C-contiguous
+  // and aligned (and writeable when `writeable`).
+  template <typename Scalar>
+  static bool exact_array(py::handle a, int ndim, const ssize_t* shape, bool writeable) {
+    auto& api = py::detail::npy_api::get();
+    if (!api.PyArray_Check_(a.ptr())) return false;
+    const auto* arr = py::detail::array_proxy(a.ptr());
+    const auto* descr = py::detail::array_descriptor_proxy(arr->descr);
+    constexpr int type_num = std::is_same_v<Scalar, float> ? py::detail::npy_api::NPY_FLOAT_ : py::detail::npy_api::NPY_DOUBLE_;
+    if (descr->type_num != type_num || descr->byteorder == '>' || arr->nd != ndim) return false;
+    for (int d = 0; d < ndim; ++d)
+      if (arr->dimensions[d] != shape[d]) return false;
+    int flags = py::detail::npy_api::NPY_ARRAY_C_CONTIGUOUS_ | py::detail::npy_api::NPY_ARRAY_ALIGNED_;
+    if (writeable) flags |= py::detail::npy_api::NPY_ARRAY_WRITEABLE_;
+    return (arr->flags & flags) == flags;
+  }
+
   rnnfast::Cell cell_;
   ssize_t hidden_, batch_, num_layers_, input_size_ = 0;
   std::variant<std::unique_ptr<Typed<float>>, std::unique_ptr<Typed<double>>> impl_;
@@ -399,6 +449,8 @@ PYBIND11_MODULE(_core, m) {
            py::arg("hidden_size"), py::arg("batch"), py::arg("layers"))
       .def("run", &PyStepper::run, py::arg("x"), py::arg("out"),
            "Advance len(x) steps (x 3-D) or one step (x 2-D), writing the top layer's outputs into out.")
+      .def("step", &PyStepper::step, py::arg("x"), py::arg("out").none(true), py::arg("unbatched"),
+           "One step for arrays that need no conversion (see rnnfast.Stepper.step); None for anything else.")
       .def("reset", &PyStepper::reset, py::arg("h0").none(true), py::arg("c0").none(true))
       .def("get_state", &PyStepper::get_state, py::arg("h"), py::arg("c").none(true));
   m.def("get_num_threads", &rnnfast::num_threads, "Threads the kernels use (the calling thread included).");

@@ -146,3 +146,53 @@ def test_bad_input_is_refused():
     # Conversion: lists and float64 arrays are cast to the stepper's dtype.
     y = s.step([[1, 2, 3], [4, 5, 6]])
     assert y.dtype == np.float32 and y.shape == (2, 4)
+
+
+@pytest.mark.parametrize("unbatched", [False, True])
+def test_step_takes_every_kind_of_input_to_the_same_result(unbatched):
+    """step() runs arrays that need no conversion straight in C++ and everything else through the
+    Python checks; both paths must give the same numbers, and refusals stay refusals."""
+    layer = rnnfast.GRU(5, 7, num_layers=2, seed=4)
+    rng = np.random.default_rng(0)
+    xs = rng.standard_normal((6, 5) if unbatched else (6, 1, 5)).astype(np.float32)
+    batch = None if unbatched else 1
+    fast = layer.stepper(batch=batch)
+    want = [fast.step(x).copy() for x in xs]
+    shape = want[0].shape
+
+    def variants(x):
+        yield x.astype(">f4")                                # non-native byte order
+        yield x.astype(np.float64)                           # another dtype: converted
+        yield x.tolist()                                     # a list
+        wide = np.zeros(x.shape[:-1] + (10,), np.float32)
+        wide[..., ::2] = x
+        yield wide[..., ::2]                                 # non-contiguous
+
+    for make in range(4):
+        slow = layer.stepper(batch=batch)
+        for x, expected in zip(xs, want):
+            got = slow.step(list(variants(x))[make])
+            np.testing.assert_array_equal(got, expected)
+    # out= paths: a fresh array, a non-contiguous one (refused), a read-only one (refused).
+    s = layer.stepper(batch=batch)
+    out = np.empty(shape, np.float32)
+    assert s.step(xs[0], out=out) is out
+    np.testing.assert_array_equal(out, want[0])
+    with pytest.raises(ValueError, match="out"):
+        s.step(xs[1], out=np.empty(shape[:-1] + (14,), np.float32)[..., ::2])
+    read_only = np.empty(shape, np.float32)
+    read_only.flags.writeable = False
+    with pytest.raises(ValueError, match="out"):
+        s.step(xs[1], out=read_only)
+    with pytest.raises(ValueError, match="x_t"):
+        s.step(np.zeros(shape[:-1] + (6,), np.float32))
+
+
+def test_step_out_may_share_memory_with_x():
+    """out overlapping x_t (the same buffer reused by a caller) must still read x_t before writing."""
+    layer = rnnfast.RNN(4, 4, seed=1)
+    x = np.random.default_rng(2).standard_normal((1, 4)).astype(np.float32)
+    want = layer.stepper(batch=1).step(x.copy())
+    buf = x.copy()
+    got = layer.stepper(batch=1).step(buf, out=buf)
+    np.testing.assert_array_equal(got, want)

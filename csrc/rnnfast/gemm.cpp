@@ -148,7 +148,13 @@ void gemm(std::int64_t m, bool a_transposed, const Scalar* a, std::int64_t lda, 
       const bool acc = accumulate || k0 > 0;
       const Scalar* a_block = a_transposed ? a + k0 * lda + i0 : a + i0 * lda + k0;
       pack_a(mc, kc, tile_rows, a_transposed, a_block, lda, a_packed);
-      for (std::int64_t p = p_begin; p < p_end; ++p) {
+      std::int64_t p = p_begin;
+      if (mc == 1) {  // a matrix-vector product: several panels per call for independent chains
+        constexpr int kGroup = MicroKernel<Scalar>::kRowPanels;
+        for (; p + kGroup <= p_end && (p + kGroup) * tile_cols <= n; p += kGroup)
+          kernel.row_panels(kc, a_packed, b.panel(k0, p), c + i0 * ldc + p * tile_cols, acc);
+      }
+      for (; p < p_end; ++p) {
         const Scalar* b_panel = b.panel(k0, p);
         const int nr = static_cast<int>(std::min<std::int64_t>(tile_cols, n - p * tile_cols));
         for (std::int64_t i = 0; i < mc; i += tile_rows) {

@@ -32,6 +32,10 @@ struct MicroKernel {
   int kc;   // depth of a packed block: a B panel of kc x nr stays in L1
   int mc;   // rows of A packed per block (a multiple of mr): mc x kc stays in L2
   Fn rows[kMaxTileRows + 1];  // rows[r] computes an r-row tile, 1 <= r <= mr (no work on padding rows)
+  // One row by kRowPanels consecutive full panels of a k block (b_panels: the first, the others kc*nr
+  // apart; c: their first column, the others nr apart), with rows[1]'s arithmetic per element.
+  static constexpr int kRowPanels = 4;
+  void (*row_panels)(std::int64_t kc, const Scalar* a_panel, const Scalar* b_panels, Scalar* c, bool accumulate);
 };
 
 // One instruction set's gate updates for one element type: the contract of the functions of the same

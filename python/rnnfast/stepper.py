@@ -106,6 +106,9 @@ class Stepper:
         -------
         ndarray, (batch, hidden_size) or (hidden_size,): the top layer's output ``h_t``.
         """
+        y = self._impl.step(x_t, out, self._unbatched)  # arrays that need no conversion: done in C++
+        if y is not None:
+            return y
         x = self._x("x_t", x_t, self._step_shape)
         y = self._out(out, self._out_shape)
         if self._unbatched:

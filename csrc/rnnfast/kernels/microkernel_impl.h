@@ -55,6 +55,40 @@ void tile(std::int64_t kc, const Scalar* a_panel, const Scalar* b_panel, Scalar*
     for (int j = 0; j < n; ++j) c[i * ldc + j] = (accumulate ? c[i * ldc + j] : Scalar(0)) + spill[i][j];
 }
 
+// One row by kPanels consecutive full panels of one k block (panel q at b_panels + q*kc*nr, its C
+// columns at c + q*nr): the matrix-vector case, where a one-row tile would have only kNV independent
+// multiply-add chains to cover the FMA latency. Each element's chain is the one `tile` computes.
+template <typename Scalar, int kMR, int kNV, int kPanels>
+void row_panels(std::int64_t kc, const Scalar* a_panel, const Scalar* b_panels, Scalar* c, bool accumulate) {
+  typedef Scalar Vec __attribute__((vector_size(RNNFAST_VEC_BYTES)));
+  constexpr int kLanes = RNNFAST_VEC_BYTES / sizeof(Scalar);
+  constexpr int kNR = kNV * kLanes;
+  Vec acc[kPanels][kNV];
+  for (int q = 0; q < kPanels; ++q)
+    for (int j = 0; j < kNV; ++j) acc[q][j] = Vec{};
+  for (std::int64_t k = 0; k < kc; ++k) {
+    const Scalar a = a_panel[k * kMR];
+    for (int q = 0; q < kPanels; ++q) {
+      for (int j = 0; j < kNV; ++j) {
+        Vec b;
+        std::memcpy(&b, b_panels + q * kc * kNR + k * kNR + j * kLanes, sizeof(Vec));
+        acc[q][j] += a * b;
+      }
+    }
+  }
+  for (int q = 0; q < kPanels; ++q) {
+    for (int j = 0; j < kNV; ++j) {
+      Vec v = acc[q][j];
+      if (accumulate) {
+        Vec old;
+        std::memcpy(&old, c + q * kNR + j * kLanes, sizeof(Vec));
+        v += old;
+      }
+      std::memcpy(c + q * kNR + j * kLanes, &v, sizeof(Vec));
+    }
+  }
+}
+
 template <typename Scalar, int kMR, int kNV, int... kRowsMinusOne>
 MicroKernel<Scalar> make_kernel(int kc, int mc, std::integer_sequence<int, kRowsMinusOne...>) {
   static_assert(kMR <= kMaxTileRows, "tile taller than the table");
@@ -63,7 +97,8 @@ MicroKernel<Scalar> make_kernel(int kc, int mc, std::integer_sequence<int, kRows
                              kNV * int(RNNFAST_VEC_BYTES / sizeof(Scalar)),
                              kc,
                              mc,
-                             {nullptr, &tile<Scalar, kMR, kNV, kRowsMinusOne + 1>...}};
+                             {nullptr, &tile<Scalar, kMR, kNV, kRowsMinusOne + 1>...},
+                             &row_panels<Scalar, kMR, kNV, 4>};
 }
 
 }  // namespace
