@@ -177,24 +177,28 @@ constexpr int kLongWaitsBeforeGoingAlone = 3;
 
 std::atomic<SplitPolicy> g_split_policy{SplitPolicy::kAuto};
 
-// The rule, from measurements on a 2-core Zen 4 (README, Speed): a barrier costs well under a
-// microsecond, so sharing a step pays once the step's matrix-vector work is a few tens of thousands
-// of multiply-adds (H >= ~64 for an LSTM at batch 1), and it keeps each thread's slice of W_hh in its
-// own L2; with at least four rows per thread, slicing the batch needs no barrier at all and wins.
-// Tiny problems stay on one thread (waking the pool costs more than they do).
+// The rule, from measurements on a 2-core Zen 4 with 1 MiB of L2 per core (README, Speed):
+// - tiny problems stay on one thread (waking the pool costs more than they do), and so does a step of
+//   fewer than ~32k multiply-adds at batch 1 (an RNN of 128 units gains nothing from a barrier);
+// - with fewer than four rows per thread, the step is shared by hidden units: each thread streams
+//   only its slice of W_hh, from its own L2;
+// - up to 16 rows per thread, too, when W_hh (512 KiB and more) would not stay in one core's L2;
+// - otherwise the batch is sliced: no barrier at all.
 ForwardSplit choose_forward_split(std::int64_t batch, std::int64_t hidden, std::int64_t gates, std::int64_t steps,
-                                  std::int64_t blocks) {
+                                  std::int64_t blocks, std::size_t scalar_bytes) {
   ForwardSplit split;
   const int threads = pool_can_help() ? num_threads() : 1;
   const std::int64_t step_work = batch * gates * hidden * hidden;  // multiply-adds per step
   if (threads <= 1 || batch == 0 || step_work * steps < (std::int64_t(1) << 17)) return split;
+  const std::int64_t weight_bytes = gates * hidden * hidden * static_cast<std::int64_t>(scalar_bytes);
   const SplitPolicy policy = g_split_policy.load();
-  const bool by_batch = policy == SplitPolicy::kBatch || (policy == SplitPolicy::kAuto && batch >= 4 * threads);
-  if (by_batch || blocks < 2 || (policy == SplitPolicy::kAuto && step_work < (1 << 14))) {
-    split.batch_slices = std::min<std::int64_t>(threads, batch);
-  } else {
+  bool by_hidden = batch < 4 * threads || (weight_bytes >= (std::int64_t(512) << 10) && batch < 16 * threads);
+  if (policy == SplitPolicy::kAuto && batch == 1 && step_work < (1 << 15)) return split;
+  if (policy != SplitPolicy::kAuto) by_hidden = policy == SplitPolicy::kHidden;
+  if (by_hidden && blocks >= 2)
     split.hidden_team = static_cast<int>(std::min<std::int64_t>(threads, blocks));
-  }
+  else
+    split.batch_slices = std::min<std::int64_t>(threads, batch);
   return split;
 }
 
@@ -291,7 +295,7 @@ void layer_forward(const LayerForward<Scalar>& a) {
       c_prev = c_t;
     }
   };
-  const ForwardSplit split = choose_forward_split(B, H, G, steps, w_hh.blocks());
+  const ForwardSplit split = choose_forward_split(B, H, G, steps, w_hh.blocks(), sizeof(Scalar));
   if (split.hidden_team > 1) {
     parallel_team(split.hidden_team, [&](int member, int team, SpinBarrier& barrier) {
       const std::int64_t blocks = w_hh.blocks();
