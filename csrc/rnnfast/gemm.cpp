@@ -41,19 +41,32 @@ void PackedMatrix<Scalar>::pack(bool transposed, std::int64_t k, std::int64_t n,
   k_ = k;
   n_ = n;
   n_padded_ = (n + tile_cols - 1) / tile_cols * tile_cols;
-  data_.resize(k * n_padded_);  // zero-filled, so padding columns stay zero
-  for (std::int64_t k0 = 0; k0 < k; k0 += block_depth) {
-    const std::int64_t kc = std::min(block_depth, k - k0);
-    for (std::int64_t p = 0; p * tile_cols < n; ++p) {
-      Scalar* dst = data_.data() + k0 * n_padded_ + p * kc * tile_cols;
+  data_.resize(k * n_padded_, /*zeroed=*/false);  // every element, padding included, is written below
+  const std::int64_t panels = n_padded_ / tile_cols;
+  // One task per run of panels (all K blocks of them); a large matrix is packed by several threads.
+  const std::int64_t panels_per_task = k * n >= (std::int64_t(1) << 16) ? 4 : panels;
+  const std::int64_t tasks = panels_per_task > 0 ? (panels + panels_per_task - 1) / panels_per_task : 0;
+  parallel_for(tasks, [&](std::int64_t task) {
+    const std::int64_t p_end = std::min(panels, (task + 1) * panels_per_task);
+    for (std::int64_t p = task * panels_per_task; p < p_end; ++p) {
       const std::int64_t n0 = p * tile_cols, nr = std::min(tile_cols, n - n0);
-      for (std::int64_t kk = 0; kk < kc; ++kk) {
-        for (std::int64_t j = 0; j < nr; ++j) {
-          dst[kk * tile_cols + j] = transposed ? b[(n0 + j) * ldb + (k0 + kk)] : b[(k0 + kk) * ldb + (n0 + j)];
+      for (std::int64_t k0 = 0; k0 < k; k0 += block_depth) {
+        const std::int64_t kc = std::min(block_depth, k - k0);
+        Scalar* dst = data_.data() + k0 * n_padded_ + p * kc * tile_cols;
+        if (transposed) {  // read along B's rows (contiguous), write down the panel's columns (in L1)
+          for (std::int64_t j = 0; j < nr; ++j) {
+            const Scalar* src = b + (n0 + j) * ldb + k0;
+            for (std::int64_t kk = 0; kk < kc; ++kk) dst[kk * tile_cols + j] = src[kk];
+          }
+        } else {
+          for (std::int64_t kk = 0; kk < kc; ++kk)
+            for (std::int64_t j = 0; j < nr; ++j) dst[kk * tile_cols + j] = b[(k0 + kk) * ldb + (n0 + j)];
         }
+        for (std::int64_t kk = 0; kk < kc; ++kk)  // the last panel's columns past n
+          for (std::int64_t j = nr; j < tile_cols; ++j) dst[kk * tile_cols + j] = Scalar(0);
       }
     }
-  }
+  });
 }
 
 template <typename Scalar>
