@@ -7,6 +7,7 @@
 #include <stdexcept>
 
 #include "rnnfast/gemm.h"
+#include "rnnfast/grad_kernels.h"
 #include "rnnfast/microkernel.h"
 #include "rnnfast/threadpool.h"
 
@@ -100,60 +101,6 @@ void check_lengths(const Args& a) {
       throw std::invalid_argument("rnnfast: a length is outside [0, seq_len]");
     if (b > 0 && a.lengths[b] > a.lengths[b - 1])
       throw std::invalid_argument("rnnfast: lengths must be sorted non-increasing");
-  }
-}
-
-// Gate gradients of one step for `rows` rows (backward's per-step arithmetic; no transcendentals).
-//   dh [rows, H]: gradient w.r.t. h_t (read); dc [rows, H]: w.r.t. c_t, replaced by dc_{t-1} (LSTM)
-//   h_t [rows, H], h_prev [rows, H], ws [rows, W]: the forward's output, previous state and workspace
-//   c_prev: c_{t-1} of each row, rows c_prev_stride apart (a workspace block, or c0) (LSTM)
-//   d_gates [rows, GH]: written, gradient of the input-side pre-activations
-//   d_gates_hh [rows, GH]: written for the GRU (recurrent side; the same array as d_gates otherwise)
-//   dh_prev [rows, H]: written for the GRU: the direct path z * dh into dh_{t-1}
-template <typename Scalar>
-void gate_gradients(Cell cell, std::int64_t rows, std::int64_t H, const Scalar* dh, Scalar* dc, const Scalar* h_t,
-                    const Scalar* h_prev, const Scalar* ws, const Scalar* c_prev, std::int64_t c_prev_stride,
-                    Scalar* d_gates, Scalar* d_gates_hh, Scalar* dh_prev) {
-  const std::int64_t G = gate_count(cell), GH = G * H, W = workspace_width(cell, H);
-  for (std::int64_t b = 0; b < rows; ++b) {
-    const Scalar* dhr = dh + b * H;
-    Scalar* dgr = d_gates + b * GH;
-    if (cell == Cell::kRnnTanh || cell == Cell::kRnnRelu) {
-      const Scalar* hr = h_t + b * H;
-      for (std::int64_t j = 0; j < H; ++j) {
-        const Scalar deriv = cell == Cell::kRnnTanh ? Scalar(1) - hr[j] * hr[j] : Scalar(hr[j] > 0);
-        dgr[j] = dhr[j] * deriv;
-      }
-    } else if (cell == Cell::kLstm) {
-      const Scalar* wr = ws + b * W;
-      const Scalar* cpr = c_prev + b * c_prev_stride;
-      Scalar* dcr = dc + b * H;
-      for (std::int64_t j = 0; j < H; ++j) {
-        const Scalar i = wr[j], f = wr[H + j], g = wr[2 * H + j], o = wr[3 * H + j], tc = wr[5 * H + j];
-        const Scalar dct = dcr[j] + dhr[j] * o * (Scalar(1) - tc * tc);
-        dgr[j] = dct * g * i * (Scalar(1) - i);
-        dgr[H + j] = dct * cpr[j] * f * (Scalar(1) - f);
-        dgr[2 * H + j] = dct * i * (Scalar(1) - g * g);
-        dgr[3 * H + j] = dhr[j] * tc * o * (Scalar(1) - o);
-        dcr[j] = dct * f;  // becomes dc_{t-1}
-      }
-    } else {  // GRU
-      const Scalar* wr = ws + b * W;
-      const Scalar* hpr = h_prev + b * H;
-      Scalar* dghr = d_gates_hh + b * GH;
-      Scalar* dhp = dh_prev + b * H;
-      for (std::int64_t j = 0; j < H; ++j) {
-        const Scalar r = wr[j], z = wr[H + j], n = wr[2 * H + j], ghn = wr[3 * H + j];
-        const Scalar dn = dhr[j] * (Scalar(1) - z) * (Scalar(1) - n * n);
-        const Scalar dz = dhr[j] * (hpr[j] - n) * z * (Scalar(1) - z);
-        const Scalar dr = dn * ghn * r * (Scalar(1) - r);
-        dgr[j] = dghr[j] = dr;
-        dgr[H + j] = dghr[H + j] = dz;
-        dgr[2 * H + j] = dn;
-        dghr[2 * H + j] = dn * r;
-        dhp[j] = dhr[j] * z;  // the direct path h_{t-1} -> h_t
-      }
-    }
   }
 }
 
@@ -269,6 +216,7 @@ void layer_backward(const LayerBackward<Scalar>& a) {
 
   PackedMatrix<Scalar> w_hh;  // op(B) = W_hh, [GH, H], for dh_{t-1} = dG_t W_hh
   w_hh.pack(false, GH, H, a.w_hh, H);
+  const GradKernels<Scalar>& grads = grad_kernels<Scalar>(w_hh.kernel().isa);
 
   Buffer<Scalar> zeros(B * H);
   const Scalar* h0 = a.h0 != nullptr ? a.h0 : zeros.data();
@@ -290,16 +238,14 @@ void layer_backward(const LayerBackward<Scalar>& a) {
       copy_n(dh + after * H, d_h_n + (r0 + after) * H, (rows - after) * H);
       if (lstm) copy_n(dc + after * H, d_c_n + (r0 + after) * H, (rows - after) * H);
       if (rows == 0) continue;
-      if (a.d_out != nullptr) {
-        const Scalar* d_out_t = a.d_out + (t * B + r0) * H;
-        for (std::int64_t k = 0; k < rows * H; ++k) dh[k] += d_out_t[k];
-      }
       const std::int64_t row0 = t * B + r0;  // the slice's first row at step t in [S*B]-row arrays
       const Scalar* c_prev = t > 0 ? a.workspace + (row0 - B) * W + 4 * H : c0 + r0 * H;
       const std::int64_t c_prev_stride = t > 0 ? W : H;
       const Scalar* h_prev = t > 0 ? a.out + (row0 - B) * H : h0 + r0 * H;
-      gate_gradients(a.cell, rows, H, dh, dc, a.out + row0 * H, h_prev, a.workspace + row0 * W, c_prev,
-                     c_prev_stride, d_gates.data() + row0 * GH, d_gates_hh + row0 * GH, dh_prev);
+      // The gate gradients, with dh_t = dh + d_out_t (the gradient of the output h_t) formed on the fly.
+      const Scalar* d_out_t = a.d_out != nullptr ? a.d_out + row0 * H : nullptr;
+      grads.gate_gradients(a.cell, rows, H, dh, d_out_t, dc, a.out + row0 * H, h_prev, a.workspace + row0 * W,
+                           c_prev, c_prev_stride, d_gates.data() + row0 * GH, d_gates_hh + row0 * GH, dh_prev);
       // dh_{t-1} = dG_t W_hh (+ the GRU's direct path, already in dh_prev) for the running rows.
       gemm(rows, false, d_gates_hh + row0 * GH, GH, w_hh, /*accumulate=*/gru, dh_prev, H);
       std::swap(dh, dh_prev);
@@ -325,17 +271,17 @@ void layer_backward(const LayerBackward<Scalar>& a) {
   // d_w_hh[GH, H] = dGh^T H_prev, where H_prev stacks h0 (first B rows) over out[0 .. S-2].
   gemm(GH, H, B * std::min<std::int64_t>(S, 1), true, d_gates_hh, GH, false, h0, H, false, a.d_w_hh, H);
   if (S > 1) gemm(GH, H, (S - 1) * B, true, d_gates_hh + B * GH, GH, false, a.out, H, true, a.d_w_hh, H);
-  // Bias gradients: column sums.
-  std::fill(a.d_b_ih, a.d_b_ih + GH, Scalar(0));
-  std::fill(a.d_b_hh, a.d_b_hh + GH, Scalar(0));
-  for (std::int64_t row = 0; row < S * B; ++row) {
-    const Scalar* dg = d_gates.data() + row * GH;
-    const Scalar* dgh = d_gates_hh + row * GH;
-    for (std::int64_t j = 0; j < GH; ++j) {
-      a.d_b_ih[j] += dg[j];
-      a.d_b_hh[j] += dgh[j];
-    }
-  }
+  // Bias gradients: column sums over the S*B rows, vectorised. Tasks split the columns (never the
+  // rows), a fixed cut by shape, so each sum runs in the same order for any thread count.
+  const std::int64_t bias_chunk = 128, bias_tasks = (GH + bias_chunk - 1) / bias_chunk;
+  parallel_for(bias_tasks, [&](std::int64_t task) {
+    const std::int64_t j0 = task * bias_chunk, cols = std::min(bias_chunk, GH - j0);
+    grads.column_sums(S * B, cols, d_gates.data() + j0, GH, a.d_b_ih + j0);
+    if (gru)
+      grads.column_sums(S * B, cols, d_gates_hh + j0, GH, a.d_b_hh + j0);
+    else
+      copy_n(a.d_b_hh + j0, a.d_b_ih + j0, cols);
+  });
 }
 
 template void layer_forward<float>(const LayerForward<float>&);
