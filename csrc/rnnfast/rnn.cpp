@@ -266,11 +266,41 @@ void layer_backward(const LayerBackward<Scalar>& a) {
   // Products over all S*B rows, after the loop.
   // d_x[S*B, I] = dG[S*B, GH] W_ih[GH, I]
   gemm(S * B, I, GH, false, d_gates.data(), GH, false, a.w_ih, I, false, a.d_x, I);
-  // d_w_ih[GH, I] = dG^T X
-  gemm(GH, I, S * B, true, d_gates.data(), GH, false, a.x, I, false, a.d_w_ih, I);
-  // d_w_hh[GH, H] = dGh^T H_prev, where H_prev stacks h0 (first B rows) over out[0 .. S-2].
-  gemm(GH, H, B * std::min<std::int64_t>(S, 1), true, d_gates_hh, GH, false, h0, H, false, a.d_w_hh, H);
-  if (S > 1) gemm(GH, H, (S - 1) * B, true, d_gates_hh + B * GH, GH, false, a.out, H, true, a.d_w_hh, H);
+  // d_w_ih[GH, I] = dG^T X and d_w_hh[GH, H] = dGh^T H_prev, where H_prev stacks h0 (first B rows)
+  // over out[0 .. S-2]: the recurrent input of every step.
+  if (!gru) {
+    // dGh = dG: one product dG^T [X | H_prev] into [GH, I+H], then split. The left operand dG^T, the
+    // costliest to pack, is packed once instead of twice, and the K = S*B rows run as one depth. The
+    // rows of [X | H_prev] are gathered kChunk at a time (bounding the copy's memory); as kChunk is a
+    // multiple of every kernel's kc, the chunks accumulate in the order one product would.
+    constexpr std::int64_t kChunk = 4096, kCopyRows = 64;
+    const std::int64_t IH = I + H, SB = S * B;
+    Buffer<Scalar> x_h(std::min(SB, kChunk) * IH), d_w(GH * IH);
+    for (std::int64_t k0 = 0; k0 < SB || k0 == 0; k0 += kChunk) {
+      const std::int64_t kc = std::min(kChunk, SB - k0);
+      parallel_for((kc + kCopyRows - 1) / kCopyRows, [&](std::int64_t task) {
+        const std::int64_t end = std::min(kc, (task + 1) * kCopyRows);
+        for (std::int64_t r = task * kCopyRows; r < end; ++r) {
+          const std::int64_t row = k0 + r;
+          copy_n(x_h.data() + r * IH, a.x + row * I, I);
+          copy_n(x_h.data() + r * IH + I, row < B ? h0 + row * H : a.out + (row - B) * H, H);
+        }
+      });
+      gemm(GH, IH, kc, true, d_gates.data() + k0 * GH, GH, false, x_h.data(), IH, /*accumulate=*/k0 > 0,
+           d_w.data(), IH);
+    }
+    parallel_for((GH + kCopyRows - 1) / kCopyRows, [&](std::int64_t task) {
+      const std::int64_t end = std::min(GH, (task + 1) * kCopyRows);
+      for (std::int64_t row = task * kCopyRows; row < end; ++row) {
+        copy_n(a.d_w_ih + row * I, d_w.data() + row * IH, I);
+        copy_n(a.d_w_hh + row * H, d_w.data() + row * IH + I, H);
+      }
+    });
+  } else {
+    gemm(GH, I, S * B, true, d_gates.data(), GH, false, a.x, I, false, a.d_w_ih, I);
+    gemm(GH, H, B * std::min<std::int64_t>(S, 1), true, d_gates_hh, GH, false, h0, H, false, a.d_w_hh, H);
+    if (S > 1) gemm(GH, H, (S - 1) * B, true, d_gates_hh + B * GH, GH, false, a.out, H, true, a.d_w_hh, H);
+  }
   // Bias gradients: column sums over the S*B rows, vectorised. Tasks split the columns (never the
   // rows), a fixed cut by shape, so each sum runs in the same order for any thread count.
   const std::int64_t bias_chunk = 128, bias_tasks = (GH + bias_chunk - 1) / bias_chunk;

@@ -607,6 +607,7 @@ void test_layers(const vector<Isa>& isas) {
       {5, 6, 19, 21, {5, 5, 4, 2, 2, 1}, kNoBHh, false},     // tails of every vector width
       {6, 9, 40, 37, {}, kNoH0 | kNoC0, false},              // more rows than a tile
       {3, 5, 260, 20, {3, 2, 2, 2, 0}, kNoDCn, false},       // input deeper than kc
+      {70, 61, 3, 5, {}, kNoH0, false},                      // S*B > 4096: weight gradients in chunks
   };
   Rng rng(7);
   for (Cell cell : kCells) {
