@@ -214,9 +214,24 @@ void layer_backward(const LayerBackward<Scalar>& a) {
   Buffer<Scalar> d_gates_hh_storage(gru ? S * B * GH : 0);
   Scalar* d_gates_hh = gru ? d_gates_hh_storage.data() : d_gates.data();
 
-  PackedMatrix<Scalar> w_hh;  // op(B) = W_hh, [GH, H], for dh_{t-1} = dG_t W_hh
-  w_hh.pack(false, GH, H, a.w_hh, H);
-  const GradKernels<Scalar>& grads = grad_kernels<Scalar>(w_hh.kernel().isa);
+  // The per-step product. Except for the GRU (whose dh_{t-1} takes the recurrent-side dGh_t), d_x_t =
+  // dG_t W_ih shares its left operand with dh_{t-1} = dG_t W_hh, so each step computes both at once,
+  // dG_t [W_hh | W_ih], while dG_t is hot: no product over all S*B rows for d_x afterwards, and dG is
+  // packed once per step instead of once more for d_x.
+  const bool fused_dx = !gru;
+  const std::int64_t HI = fused_dx ? H + I : H;  // columns of the per-step product
+  PackedMatrix<Scalar> w_step;                   // op(B) = W_hh, or [W_hh | W_ih]: [GH, HI]
+  if (fused_dx) {
+    Buffer<Scalar> w_cat(GH * HI);
+    for (std::int64_t g = 0; g < GH; ++g) {
+      copy_n(w_cat.data() + g * HI, a.w_hh + g * H, H);
+      copy_n(w_cat.data() + g * HI + H, a.w_ih + g * I, I);
+    }
+    w_step.pack(false, GH, HI, w_cat.data(), HI);
+  } else {
+    w_step.pack(false, GH, H, a.w_hh, H);
+  }
+  const GradKernels<Scalar>& grads = grad_kernels<Scalar>(w_step.kernel().isa);
 
   Buffer<Scalar> zeros(B * H);
   const Scalar* h0 = a.h0 != nullptr ? a.h0 : zeros.data();
@@ -225,18 +240,26 @@ void layer_backward(const LayerBackward<Scalar>& a) {
   const Scalar* d_c_n = a.d_c_n != nullptr ? a.d_c_n : zeros.data();
   // dh, dc: gradients flowing into h_t, c_t of the rows running at step t; dh_prev receives dh_{t-1}.
   Buffer<Scalar> dh_storage(B * H), dh_prev_storage(B * H), dc_storage(B * H);
+  Buffer<Scalar> step_storage(fused_dx ? B * HI : 0);  // the fused product [dh_{t-1} | d_x_t] of a step
 
   // The reverse time loop over the rows [r0, r1): pointers below are offset to the slice's first row.
   auto run_slice = [&](std::int64_t r0, std::int64_t r1) {
     Scalar* dh = dh_storage.data() + r0 * H;
     Scalar* dh_prev = dh_prev_storage.data() + r0 * H;
     Scalar* dc = dc_storage.data() + r0 * H;
+    Scalar* step_out = step_storage.data() + r0 * HI;
+    const std::int64_t width = r1 - r0;
+    // d_x of the slice's rows is zero where they do not run (past their end; every step at or after
+    // the longest length): the fused product writes only running rows.
+    if (fused_dx)
+      for (std::int64_t t = active.steps(); t < S; ++t) std::fill_n(a.d_x + (t * B + r0) * I, width * I, Scalar(0));
     for (std::int64_t t = active.steps() - 1; t >= 0; --t) {
       const std::int64_t rows = active.in_slice(t, r0, r1);
       // Rows whose last step is t start here, with the gradient of their final state.
       const std::int64_t after = active.in_slice(t + 1, r0, r1);
       copy_n(dh + after * H, d_h_n + (r0 + after) * H, (rows - after) * H);
       if (lstm) copy_n(dc + after * H, d_c_n + (r0 + after) * H, (rows - after) * H);
+      if (fused_dx) std::fill_n(a.d_x + (t * B + r0 + rows) * I, (width - rows) * I, Scalar(0));
       if (rows == 0) continue;
       const std::int64_t row0 = t * B + r0;  // the slice's first row at step t in [S*B]-row arrays
       const Scalar* c_prev = t > 0 ? a.workspace + (row0 - B) * W + 4 * H : c0 + r0 * H;
@@ -246,13 +269,22 @@ void layer_backward(const LayerBackward<Scalar>& a) {
       const Scalar* d_out_t = a.d_out != nullptr ? a.d_out + row0 * H : nullptr;
       grads.gate_gradients(a.cell, rows, H, dh, d_out_t, dc, a.out + row0 * H, h_prev, a.workspace + row0 * W,
                            c_prev, c_prev_stride, d_gates.data() + row0 * GH, d_gates_hh + row0 * GH, dh_prev);
-      // dh_{t-1} = dG_t W_hh (+ the GRU's direct path, already in dh_prev) for the running rows.
-      gemm(rows, false, d_gates_hh + row0 * GH, GH, w_hh, /*accumulate=*/gru, dh_prev, H);
+      if (fused_dx) {
+        // [dh_{t-1} | d_x_t] = dG_t [W_hh | W_ih] for the running rows, then split.
+        gemm(rows, false, d_gates.data() + row0 * GH, GH, w_step, /*accumulate=*/false, step_out, HI);
+        for (std::int64_t b = 0; b < rows; ++b) {
+          copy_n(dh_prev + b * H, step_out + b * HI, H);
+          copy_n(a.d_x + (row0 + b) * I, step_out + b * HI + H, I);
+        }
+      } else {
+        // dh_{t-1} = dGh_t W_hh + the GRU's direct path, already in dh_prev.
+        gemm(rows, false, d_gates_hh + row0 * GH, GH, w_step, /*accumulate=*/true, dh_prev, H);
+      }
       std::swap(dh, dh_prev);
     }
     // Rows that ran at least one step carry their gradient back to the initial state; rows of length 0
     // pass d_h_n (d_c_n) straight through.
-    const std::int64_t ran = active.in_slice(0, r0, r1), width = r1 - r0;
+    const std::int64_t ran = active.in_slice(0, r0, r1);
     copy_n(a.d_h0 + r0 * H, dh, ran * H);
     copy_n(a.d_h0 + (r0 + ran) * H, d_h_n + (r0 + ran) * H, (width - ran) * H);
     if (lstm) {
@@ -264,8 +296,8 @@ void layer_backward(const LayerBackward<Scalar>& a) {
   parallel_for(slices, [&](std::int64_t i) { run_slice(B * i / slices, B * (i + 1) / slices); });
 
   // Products over all S*B rows, after the loop.
-  // d_x[S*B, I] = dG[S*B, GH] W_ih[GH, I]
-  gemm(S * B, I, GH, false, d_gates.data(), GH, false, a.w_ih, I, false, a.d_x, I);
+  // d_x[S*B, I] = dG[S*B, GH] W_ih[GH, I] (the GRU's; the other cells' came with each step)
+  if (!fused_dx) gemm(S * B, I, GH, false, d_gates.data(), GH, false, a.w_ih, I, false, a.d_x, I);
   // d_w_ih[GH, I] = dG^T X and d_w_hh[GH, H] = dGh^T H_prev, where H_prev stacks h0 (first B rows)
   // over out[0 .. S-2]: the recurrent input of every step.
   if (!gru) {
