@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <memory>
 #include <stdexcept>
 
 #include "rnnfast/gemm.h"
@@ -103,6 +104,18 @@ void check_lengths(const Args& a) {
       throw std::invalid_argument("rnnfast: lengths must be sorted non-increasing");
   }
 }
+
+// Scratch that the code writes before it reads: unlike Buffer, not zero-filled (backward's largest
+// arrays would otherwise be written twice).
+template <typename Scalar>
+class RawBuffer {
+ public:
+  explicit RawBuffer(std::int64_t count) : data_(new Scalar[static_cast<std::size_t>(std::max<std::int64_t>(count, 1))]) {}
+  Scalar* data() { return data_.get(); }
+
+ private:
+  std::unique_ptr<Scalar[]> data_;
+};
 
 // How many slices of the batch run the time loop in parallel. Every row's steps depend only on that
 // row's past, so slices need no synchronisation between steps, and a row's arithmetic is the same in
@@ -206,12 +219,13 @@ void layer_backward(const LayerBackward<Scalar>& a) {
     throw std::invalid_argument("rnnfast: layer_backward: missing array");
   const ActiveRows active(a.lengths, B, S);
 
-  // Pre-activation gate gradients of every step (zero-filled, so rows past a sequence's end add
-  // nothing to the products below): d_gates feeds the input-side products (d_x, d_w_ih, d_b_ih);
-  // the recurrent side (d_w_hh, d_b_hh, dh_{t-1}) uses the same values except for the GRU, whose n
-  // block is scaled by r on the recurrent side, so the GRU keeps a second array.
-  Buffer<Scalar> d_gates(S * B * GH);
-  Buffer<Scalar> d_gates_hh_storage(gru ? S * B * GH : 0);
+  // Pre-activation gate gradients of every step (zero in the rows past a sequence's end, which the
+  // time loop fills, so that those rows add nothing to the products below): d_gates feeds the
+  // input-side products (d_x, d_w_ih, d_b_ih); the recurrent side (d_w_hh, d_b_hh, dh_{t-1}) uses the
+  // same values except for the GRU, whose n block is scaled by r on the recurrent side, so the GRU
+  // keeps a second array.
+  RawBuffer<Scalar> d_gates(S * B * GH);
+  RawBuffer<Scalar> d_gates_hh_storage(gru ? S * B * GH : 0);
   Scalar* d_gates_hh = gru ? d_gates_hh_storage.data() : d_gates.data();
 
   // The per-step product. Except for the GRU (whose dh_{t-1} takes the recurrent-side dGh_t), d_x_t =
@@ -222,7 +236,7 @@ void layer_backward(const LayerBackward<Scalar>& a) {
   const std::int64_t HI = fused_dx ? H + I : H;  // columns of the per-step product
   PackedMatrix<Scalar> w_step;                   // op(B) = W_hh, or [W_hh | W_ih]: [GH, HI]
   if (fused_dx) {
-    Buffer<Scalar> w_cat(GH * HI);
+    RawBuffer<Scalar> w_cat(GH * HI);
     for (std::int64_t g = 0; g < GH; ++g) {
       copy_n(w_cat.data() + g * HI, a.w_hh + g * H, H);
       copy_n(w_cat.data() + g * HI + H, a.w_ih + g * I, I);
@@ -249,17 +263,21 @@ void layer_backward(const LayerBackward<Scalar>& a) {
     Scalar* dc = dc_storage.data() + r0 * H;
     Scalar* step_out = step_storage.data() + r0 * HI;
     const std::int64_t width = r1 - r0;
-    // d_x of the slice's rows is zero where they do not run (past their end; every step at or after
-    // the longest length): the fused product writes only running rows.
-    if (fused_dx)
-      for (std::int64_t t = active.steps(); t < S; ++t) std::fill_n(a.d_x + (t * B + r0) * I, width * I, Scalar(0));
+    // Rows that do not run a step (past their end; every step at or after the longest length) have
+    // zero gate gradients, and zero d_x (the fused product writes only running rows).
+    auto zero_rows = [&](std::int64_t t, std::int64_t from) {
+      std::fill_n(d_gates.data() + (t * B + r0 + from) * GH, (width - from) * GH, Scalar(0));
+      if (gru) std::fill_n(d_gates_hh + (t * B + r0 + from) * GH, (width - from) * GH, Scalar(0));
+      if (fused_dx) std::fill_n(a.d_x + (t * B + r0 + from) * I, (width - from) * I, Scalar(0));
+    };
+    for (std::int64_t t = active.steps(); t < S; ++t) zero_rows(t, 0);
     for (std::int64_t t = active.steps() - 1; t >= 0; --t) {
       const std::int64_t rows = active.in_slice(t, r0, r1);
       // Rows whose last step is t start here, with the gradient of their final state.
       const std::int64_t after = active.in_slice(t + 1, r0, r1);
       copy_n(dh + after * H, d_h_n + (r0 + after) * H, (rows - after) * H);
       if (lstm) copy_n(dc + after * H, d_c_n + (r0 + after) * H, (rows - after) * H);
-      if (fused_dx) std::fill_n(a.d_x + (t * B + r0 + rows) * I, (width - rows) * I, Scalar(0));
+      zero_rows(t, rows);
       if (rows == 0) continue;
       const std::int64_t row0 = t * B + r0;  // the slice's first row at step t in [S*B]-row arrays
       const Scalar* c_prev = t > 0 ? a.workspace + (row0 - B) * W + 4 * H : c0 + r0 * H;
@@ -307,7 +325,7 @@ void layer_backward(const LayerBackward<Scalar>& a) {
     // multiple of every kernel's kc, the chunks accumulate in the order one product would.
     constexpr std::int64_t kChunk = 4096, kCopyRows = 64;
     const std::int64_t IH = I + H, SB = S * B;
-    Buffer<Scalar> x_h(std::min(SB, kChunk) * IH), d_w(GH * IH);
+    RawBuffer<Scalar> x_h(std::min(SB, kChunk) * IH), d_w(GH * IH);
     for (std::int64_t k0 = 0; k0 < SB || k0 == 0; k0 += kChunk) {
       const std::int64_t kc = std::min(kChunk, SB - k0);
       parallel_for((kc + kCopyRows - 1) / kCopyRows, [&](std::int64_t task) {
