@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstring>
 #include <memory>
+#include <new>
 #include <stdexcept>
 
 #include "rnnfast/gemm.h"
@@ -106,11 +107,15 @@ void check_lengths(const Args& a) {
 }
 
 // Scratch that the code writes before it reads: unlike Buffer, not zero-filled (backward's largest
-// arrays would otherwise be written twice).
+// arrays would otherwise be written twice). Throws std::bad_alloc for a count that cannot be had
+// (negative after an overflow, or too many bytes).
 template <typename Scalar>
 class RawBuffer {
  public:
-  explicit RawBuffer(std::int64_t count) : data_(new Scalar[static_cast<std::size_t>(std::max<std::int64_t>(count, 1))]) {}
+  explicit RawBuffer(std::int64_t count) {
+    if (count < 0) throw std::bad_alloc();
+    data_.reset(new Scalar[static_cast<std::size_t>(std::max<std::int64_t>(count, 1))]);
+  }
   Scalar* data() { return data_.get(); }
 
  private:
