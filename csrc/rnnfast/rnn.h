@@ -6,8 +6,9 @@
 //
 // The structure follows DESIGN.md section 3: the input projection for all S steps is one GEMM before
 // the time loop; each step multiplies the previous hidden state by the packed recurrent weights and
-// applies the gate update; backward runs a reverse loop for the gate gradients and dh_{t-1} only, and
-// computes the weight gradients and d_x afterwards as GEMMs over all S*B rows.
+// applies the gate update; backward runs a reverse loop for the gate gradients and dh_{t-1} (with
+// d_x_t, which shares the step's left operand, except for the GRU), and computes the weight gradients
+// (and the GRU's d_x) afterwards as GEMMs over all S*B rows.
 #pragma once
 
 #include <cstdint>

@@ -8,7 +8,10 @@
 //   layers      layer_forward/layer_backward of every cell against naive_rnn.h (straight loops), with
 //               lengths and absent h0/c0/biases; gradients against central finite differences;
 //   stepper     bit-identical to layer_forward of the same layers stacked by hand;
-//   threads     bit-identical results for 1, 2 and 3 threads.
+//   threads     bit-identical results for 1, 2 and 3 threads;
+//   grads       the float32 backward kernels (grad_kernels.h) of each instruction set against the
+//               portable float64 ones, over widths that hit every vector tail, with guard cells
+//               checked for out-of-bounds writes; column sums bit-identical to an in-order loop.
 // Prints failures to stderr and closes with "N passed, M failed"; exits non-zero on any failure.
 #include <chrono>
 #include <cmath>
@@ -22,6 +25,7 @@
 #include "check.h"
 #include "naive_rnn.h"
 #include "rnnfast/gemm.h"
+#include "rnnfast/grad_kernels.h"
 #include "rnnfast/microkernel.h"
 #include "rnnfast/rnn.h"
 #include "rnnfast/stepper.h"
@@ -603,6 +607,7 @@ void test_layers(const vector<Isa>& isas) {
       {5, 6, 19, 21, {5, 5, 4, 2, 2, 1}, kNoBHh, false},     // tails of every vector width
       {6, 9, 40, 37, {}, kNoH0 | kNoC0, false},              // more rows than a tile
       {3, 5, 260, 20, {3, 2, 2, 2, 0}, kNoDCn, false},       // input deeper than kc
+      {70, 61, 3, 5, {}, kNoH0, false},                      // S*B > 4096: weight gradients in chunks
   };
   Rng rng(7);
   for (Cell cell : kCells) {
@@ -772,6 +777,83 @@ void test_threads(Isa isa) {
   rnnfast::set_num_threads(before);
 }
 
+// ---------------------------------------------------------------------------------------------------
+// Backward kernels
+
+// Every output gets kGuard trailing cells of a sentinel that must survive.
+constexpr int64_t kGuard = 17;
+
+void test_grad_kernels(Isa isa) {
+  const rnnfast::GradKernels<float>& gk = rnnfast::grad_kernels<float>(isa);
+  const rnnfast::GradKernels<double>& ref = rnnfast::grad_kernels<double>(isa);
+  Rng rng(31 + static_cast<int>(isa));
+  const float sentinel = 12345.0f;
+  for (Cell cell : kCells) {
+    for (int64_t H : {1, 3, 4, 7, 8, 15, 16, 17, 31, 33, 37, 64}) {
+      for (int64_t rows : {1, 3}) {
+        for (bool with_d_out : {false, true}) {
+          Context ctx("grads ", cell_name(cell), " H=", H, " rows=", rows, with_d_out ? " d_out" : "");
+          const int64_t GH = rnnfast::gate_count(cell) * H, W = rnnfast::workspace_width(cell, H);
+          const int64_t c_stride = W > 0 ? W : H;
+          auto random = [&](int64_t n, double lo, double hi) {
+            vector<float> v(static_cast<std::size_t>(n));
+            for (float& e : v) e = float(rng.uniform(lo, hi));
+            return v;
+          };
+          // Activated gates lie in (0, 1) or (-1, 1): draw the workspace in (-1, 1) (relu: h of both signs).
+          const vector<float> dh = random(rows * H, -1, 1), d_out = random(rows * H, -1, 1),
+                              h_t = random(rows * H, -1, 1), h_prev = random(rows * H, -1, 1),
+                              ws = random(rows * W, -1, 1), c_prev = random(rows * c_stride, -2, 2),
+                              dc0 = random(rows * H, -1, 1);
+          auto guarded = [&](int64_t n) { return vector<float>(static_cast<std::size_t>(n + kGuard), sentinel); };
+          vector<float> dc = guarded(rows * H), dg = guarded(rows * GH), dgh = guarded(rows * GH),
+                        dhp = guarded(rows * H);
+          std::copy(dc0.begin(), dc0.end(), dc.begin());
+          const bool gru = cell == Cell::kGru;
+          gk.gate_gradients(cell, rows, H, dh.data(), with_d_out ? d_out.data() : nullptr, dc.data(), h_t.data(),
+                            h_prev.data(), ptr(ws), c_prev.data(), c_stride, dg.data(), gru ? dgh.data() : dg.data(),
+                            dhp.data());
+          auto wide = [](const vector<float>& v) { return vector<double>(v.begin(), v.end()); };
+          const vector<double> ddh = wide(dh), ddo = wide(d_out), dht = wide(h_t), dhpv = wide(h_prev),
+                               dws = wide(ws), dcp = wide(c_prev);
+          vector<double> rdc = wide(dc0), rdg(rows * GH), rdgh(rows * GH), rdhp(rows * H);
+          ref.gate_gradients(cell, rows, H, ddh.data(), with_d_out ? ddo.data() : nullptr, rdc.data(), dht.data(),
+                             dhpv.data(), ptr(dws), dcp.data(), c_stride, rdg.data(), gru ? rdgh.data() : rdg.data(),
+                             rdhp.data());
+          auto compare = [&](const char* name, const vector<float>& got, const vector<double>& want) {
+            for (std::size_t i = 0; i < want.size(); ++i)
+              CHECK(std::fabs(got[i] - want[i]) <= 1e-5 * (1.0 + std::fabs(want[i])), name, "[", i, "] = ", got[i],
+                    ", float64 gives ", want[i]);
+            for (std::size_t i = want.size(); i < got.size(); ++i)
+              CHECK(got[i] == sentinel, name, ": written out of bounds at ", i);
+          };
+          compare("d_gates", dg, rdg);
+          if (cell == Cell::kLstm) compare("dc", dc, rdc);
+          if (gru) {
+            compare("d_gates_hh", dgh, rdgh);
+            compare("dh_prev", dhp, rdhp);
+          }
+        }
+      }
+    }
+  }
+  // Column sums: pure additions in row order, so bit-identical to the plain loop.
+  for (int64_t cols : {1, 5, 16, 31, 64, 65, 100, 129}) {
+    for (int64_t rows : {0, 1, 7, 50}) {
+      Context ctx("column_sums cols=", cols, " rows=", rows);
+      const int64_t ld = cols + 3;
+      vector<float> src(static_cast<std::size_t>(rows * ld));
+      for (float& e : src) e = float(rng.uniform());
+      vector<float> got(static_cast<std::size_t>(cols + kGuard), sentinel), want(static_cast<std::size_t>(cols), 0.0f);
+      gk.column_sums(rows, cols, src.data(), ld, got.data());
+      for (int64_t r = 0; r < rows; ++r)
+        for (int64_t j = 0; j < cols; ++j) want[j] += src[r * ld + j];
+      for (int64_t j = 0; j < cols; ++j) CHECK(got[j] == want[j], "sum[", j, "] = ", got[j], ", expected ", want[j]);
+      for (int64_t j = cols; j < cols + kGuard; ++j) CHECK(got[j] == sentinel, "written out of bounds at ", j);
+    }
+  }
+}
+
 double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
@@ -805,7 +887,8 @@ int main() {
       test_stepper<double>(rng);
       test_threads<float>(isa);
       test_threads<double>(isa);
-      std::printf("%s: gemm, activations, stepper, threads: %s, %ld checks (%.1f s)\n", rnnfast::isa_name(isa),
+      test_grad_kernels(isa);
+      std::printf("%s: gemm, activations, stepper, threads, grads: %s, %ld checks (%.1f s)\n", rnnfast::isa_name(isa),
                   check::tally().failed == failed_before ? "ok" : "FAILED",
                   check::tally().passed + check::tally().failed - passed_before - failed_before, seconds_since(start));
     }

@@ -5,7 +5,9 @@
 #define RNNFAST_VEC_BYTES 32
 #include "microkernel_impl.h"
 #include "cells_impl.h"
+#include "grad_impl.h"
 
 // float: 6 x 16 tile (12 accumulators + 2 B vectors + 1 broadcast of 16 ymm registers), double: 6 x 8.
 RNNFAST_DEFINE_KERNELS(6, 2, 256, 96, 6, 2, 256, 48)
 RNNFAST_DEFINE_CELLS()
+RNNFAST_DEFINE_GRADS()

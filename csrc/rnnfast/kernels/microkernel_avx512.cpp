@@ -5,8 +5,10 @@
 #define RNNFAST_VEC_BYTES 64
 #include "microkernel_impl.h"
 #include "cells_impl.h"
+#include "grad_impl.h"
 
 // float: 12 x 32 tile (24 accumulators + 2 B vectors of 32 zmm registers), double: 12 x 16.
 // kc 128 keeps a 128 x 32 B panel (16 KiB) in half of a 32 KiB L1.
 RNNFAST_DEFINE_KERNELS(12, 2, 128, 96, 12, 2, 128, 48)
 RNNFAST_DEFINE_CELLS()
+RNNFAST_DEFINE_GRADS()

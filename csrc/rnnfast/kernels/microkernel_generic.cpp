@@ -5,7 +5,9 @@
 #define RNNFAST_VEC_BYTES 16
 #include "microkernel_impl.h"
 #include "cells_impl.h"
+#include "grad_impl.h"
 
 // float: 6 x 8 tile (12 of 16 registers), double: 6 x 4.
 RNNFAST_DEFINE_KERNELS(6, 2, 256, 96, 6, 2, 256, 48)
 RNNFAST_DEFINE_CELLS()
+RNNFAST_DEFINE_GRADS()
