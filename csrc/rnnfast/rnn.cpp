@@ -108,22 +108,6 @@ void check_lengths(const Args& a) {
   }
 }
 
-// Scratch that the code writes before it reads: unlike Buffer, not zero-filled (backward's largest
-// arrays would otherwise be written twice). Throws std::bad_alloc for a count that cannot be had
-// (negative after an overflow, or too many bytes).
-template <typename Scalar>
-class RawBuffer {
- public:
-  explicit RawBuffer(std::int64_t count) {
-    if (count < 0) throw std::bad_alloc();
-    data_.reset(new Scalar[static_cast<std::size_t>(std::max<std::int64_t>(count, 1))]);
-  }
-  Scalar* data() { return data_.get(); }
-
- private:
-  std::unique_ptr<Scalar[]> data_;
-};
-
 // How many slices of the batch run the time loop in parallel. Every row's steps depend only on that
 // row's past, so slices need no synchronisation between steps, and a row's arithmetic is the same in
 // any slice: the results do not depend on this choice.
@@ -303,8 +287,8 @@ void layer_backward(const LayerBackward<Scalar>& a) {
   // input-side products (d_x, d_w_ih, d_b_ih); the recurrent side (d_w_hh, d_b_hh, dh_{t-1}) uses the
   // same values except for the GRU, whose n block is scaled by r on the recurrent side, so the GRU
   // keeps a second array.
-  RawBuffer<Scalar> d_gates(S * B * GH);
-  RawBuffer<Scalar> d_gates_hh_storage(gru ? S * B * GH : 0);
+  Buffer<Scalar> d_gates(S * B * GH, /*zeroed=*/false);
+  Buffer<Scalar> d_gates_hh_storage(gru ? S * B * GH : 0, /*zeroed=*/false);
   Scalar* d_gates_hh = gru ? d_gates_hh_storage.data() : d_gates.data();
 
   // The per-step product. Except for the GRU (whose dh_{t-1} takes the recurrent-side dGh_t), d_x_t =
@@ -315,7 +299,7 @@ void layer_backward(const LayerBackward<Scalar>& a) {
   const std::int64_t HI = fused_dx ? H + I : H;  // columns of the per-step product
   PackedMatrix<Scalar> w_step;                   // op(B) = W_hh, or [W_hh | W_ih]: [GH, HI]
   if (fused_dx) {
-    RawBuffer<Scalar> w_cat(GH * HI);
+    Buffer<Scalar> w_cat(GH * HI, /*zeroed=*/false);
     for (std::int64_t g = 0; g < GH; ++g) {
       copy_n(w_cat.data() + g * HI, a.w_hh + g * H, H);
       copy_n(w_cat.data() + g * HI + H, a.w_ih + g * I, I);
@@ -407,7 +391,7 @@ void layer_backward(const LayerBackward<Scalar>& a) {
     // multiple of every kernel's kc, the chunks accumulate in the order one product would.
     constexpr std::int64_t kChunk = 4096, kCopyRows = 64;
     const std::int64_t IH = I + H, SB = S * B;
-    RawBuffer<Scalar> x_h(std::min(SB, kChunk) * IH), d_w(GH * IH);
+    Buffer<Scalar> x_h(std::min(SB, kChunk) * IH, /*zeroed=*/false), d_w(GH * IH, /*zeroed=*/false);
     for (std::int64_t k0 = 0; k0 < SB || k0 == 0; k0 += kChunk) {
       const std::int64_t kc = std::min(kChunk, SB - k0);
       parallel_for((kc + kCopyRows - 1) / kCopyRows, [&](std::int64_t task) {
