@@ -30,7 +30,8 @@ class Buffer {
 
  private:
   struct Free {
-    void operator()(Scalar* p) const;
+    std::size_t bytes = 0;
+    void operator()(Scalar* p) const;  // into this thread's cache of scratch blocks, or freed
   };
   std::unique_ptr<Scalar, Free> data_;
   std::int64_t size_ = 0;

@@ -118,11 +118,8 @@ std::int64_t batch_slices(std::int64_t batch) {
 // How a forward time loop is cut across threads (see choose_forward_split).
 struct ForwardSplit {
   std::int64_t batch_slices = 1;  // slices of the batch, each running the whole loop (no barrier)
-  int hidden_team = 1;            // > 1: threads sharing every step by unit blocks, a barrier per step
+  int hidden_team = 1;            // > 1: threads sharing every step by unit blocks (StepScheduler)
 };
-
-// See layer_forward: the long barrier waits a team tolerates before its leader finishes alone.
-constexpr int kLongWaitsBeforeGoingAlone = 3;
 
 std::atomic<SplitPolicy> g_split_policy{SplitPolicy::kAuto};
 
@@ -191,23 +188,20 @@ void layer_forward(const LayerForward<Scalar>& a) {
   Buffer<Scalar> cell_state(lstm ? 2 * B * H : 0);  // LSTM c_{t-1}, c_t, ping-ponged
   Scalar* cell_states = lstm ? cell_state.data() : nullptr;
 
-  // The time loop over rows [r0, r1) and unit blocks [b0, b1). With a team (hidden split), `leader`
-  // is member 0, which also writes the zero rows past the sequences' ends, and `barrier` separates
-  // the steps. Pointers are offset to row r0.
-  auto run = [&](std::int64_t r0, std::int64_t r1, std::int64_t b0, std::int64_t b1, bool leader,
-                 SpinBarrier& team_barrier) {
-    SpinBarrier alone(1);
-    SpinBarrier* barrier = &team_barrier;
-    const std::int64_t width = r1 - r0;
-    std::int64_t u0 = std::min(H, b0 * U), u1 = std::min(H, b1 * U);  // this member's units
+  // The time loop over rows [r0, r1). With a scheduler (the hidden split), each step's unit blocks are
+  // shared among the team's members, and member 0 writes the zero rows past the sequences' ends;
+  // without one, this call computes every block of its rows. Pointers are offset to row r0.
+  auto run = [&](std::int64_t r0, std::int64_t r1, StepScheduler* team, int member) {
+    const std::int64_t width = r1 - r0, blocks = w_hh.blocks();
     const Scalar* h_prev = h0 + r0 * H;
     const Scalar* c_prev = c0 + r0 * H;
+    std::int64_t steps_run = 0;
     for (std::int64_t t = 0; t < S; ++t) {
       const std::int64_t rows = active.in_slice(t, r0, r1);  // the slice's rows [0, rows) run this step
       Scalar* h_t = a.out + (t * B + r0) * H;
       Scalar* ws_t = a.workspace != nullptr ? a.workspace + (t * B + r0) * W : nullptr;
       // Past a sequence's end the output (and the saved workspace) is zero, as in PyTorch.
-      if (leader) {
+      if (member == 0) {
         std::fill(h_t + rows * H, h_t + width * H, Scalar(0));
         if (ws_t != nullptr) std::fill(ws_t + rows * W, ws_t + width * W, Scalar(0));
       }
@@ -221,50 +215,45 @@ void layer_forward(const LayerForward<Scalar>& a) {
       step.h = h_t;
       step.c = c_t;
       step.ws = ws_t;
-      w_hh.step(step, b0, b1);
-      // Rows whose last step this was hand their state (this member's units of it) to h_n/c_n.
       const std::int64_t still = active.in_slice(t + 1, r0, r1);
-      for (std::int64_t r = still; r < rows; ++r) {
-        copy_n(a.h_n + (r0 + r) * H + u0, h_t + r * H + u0, u1 - u0);
-        if (lstm) copy_n(a.c_n + (r0 + r) * H + u0, c_t + r * H + u0, u1 - u0);
+      // Blocks [b0, b1) of the step; rows whose last step this was hand those units of their state to
+      // h_n/c_n.
+      auto compute = [&](std::int64_t b0, std::int64_t b1) {
+        w_hh.step(step, b0, b1);
+        const std::int64_t u0 = std::min(H, b0 * U), u1 = std::min(H, b1 * U);
+        for (std::int64_t r = still; r < rows; ++r) {
+          copy_n(a.h_n + (r0 + r) * H + u0, h_t + r * H + u0, u1 - u0);
+          if (lstm) copy_n(a.c_n + (r0 + r) * H + u0, c_t + r * H + u0, u1 - u0);
+        }
+      };
+      if (team == nullptr) {
+        compute(0, blocks);
+      } else {  // scheduled in pairs of blocks: a one-row step runs two blocks per pass (recurrent.h)
+        team->run_step(member, steps_run, [&](std::int64_t pair) {
+          compute(2 * pair, std::min(blocks, 2 * pair + 2));
+        });
       }
-      // h_t is complete in every unit before any member reads it. If members keep waiting far longer
-      // than a step takes, there are fewer free CPUs than members and a barrier per step costs more
-      // than the team gains: they agree (the barrier's vote) to let the leader finish the sequence
-      // alone. The arithmetic per element is the same either way.
-      if (barrier->wait(barrier->long_waits() >= kLongWaitsBeforeGoingAlone)) {
-        if (!leader) return;
-        barrier = &alone;
-        b0 = 0;
-        b1 = w_hh.blocks();
-        u0 = 0;
-        u1 = H;
-      }
+      ++steps_run;
       h_prev = h_t;
       c_prev = c_t;
     }
   };
   const ForwardSplit split = choose_forward_split(B, H, G, steps, w_hh.blocks(), sizeof(Scalar));
-  if (split.hidden_team > 1) {
-    parallel_team(split.hidden_team, [&](int member, int team, SpinBarrier& barrier) {
-      const std::int64_t blocks = w_hh.blocks();
-      const std::int64_t b0 = blocks * member / team, b1 = blocks * (member + 1) / team;
-      w_hh.pack_blocks(a.w_hh, b0, b1);  // into this thread's caches
-      barrier.wait();                    // a member that goes alone needs every block
-      run(0, B, b0, b1, member == 0, barrier);
-    });
-  } else {
+  {  // pack W_hh, several threads for a large one
     constexpr std::int64_t kBlocksPerTask = 4;
-    const std::int64_t blocks = w_hh.blocks(), tasks = (blocks + kBlocksPerTask - 1) / kBlocksPerTask;
-    parallel_for(split.batch_slices > 1 ? tasks : 1, [&](std::int64_t i) {
-      const std::int64_t count = split.batch_slices > 1 ? kBlocksPerTask : blocks;
-      w_hh.pack_blocks(a.w_hh, i * count, std::min(blocks, (i + 1) * count));
+    const std::int64_t blocks = w_hh.blocks();
+    const bool shared = (split.hidden_team > 1 || split.batch_slices > 1) && blocks > kBlocksPerTask;
+    const std::int64_t per_task = shared ? kBlocksPerTask : blocks;
+    parallel_for(shared ? (blocks + per_task - 1) / per_task : 1, [&](std::int64_t i) {
+      w_hh.pack_blocks(a.w_hh, i * per_task, std::min(blocks, (i + 1) * per_task));
     });
+  }
+  if (split.hidden_team > 1) {
+    StepScheduler team(split.hidden_team, (w_hh.blocks() + 1) / 2);
+    parallel_team(split.hidden_team, [&](int member, int members) { run(0, B, members > 1 ? &team : nullptr, member); });
+  } else {
     const std::int64_t slices = split.batch_slices;
-    parallel_for(slices, [&](std::int64_t i) {
-      SpinBarrier alone(1);
-      run(B * i / slices, B * (i + 1) / slices, 0, w_hh.blocks(), true, alone);
-    });
+    parallel_for(slices, [&](std::int64_t i) { run(B * i / slices, B * (i + 1) / slices, nullptr, 0); });
   }
 }
 

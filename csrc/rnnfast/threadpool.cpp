@@ -3,12 +3,9 @@
 #include <pthread.h>
 #include <sched.h>
 #if defined(__linux__)
-#include <linux/futex.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 #endif
 
-#include <climits>
 
 #include <algorithm>
 #include <atomic>
@@ -46,6 +43,19 @@ inline void cpu_relax() {
 #endif
 }
 
+// One parallel_for call: its tasks, which thread takes which, and how many are finished. Shared (by
+// shared_ptr) between the caller and the workers, so that a worker that wakes after the caller has
+// returned only finds every task taken and lets go: the caller waits for the tasks, not for every
+// worker to check in (a worker that the OS has descheduled would hold it up).
+struct Job {
+  const std::function<void(std::int64_t)>* fn = nullptr;
+  std::int64_t count = 0;
+  std::atomic<std::int64_t> next{0};
+  std::atomic<std::int64_t> finished{0};  // tasks run or skipped
+  std::mutex error_mutex;
+  std::exception_ptr error;
+};
+
 // One generation of workers. Replaced, not resized, when the thread count changes; a caller that
 // holds a shared_ptr to the old one finishes on it.
 class Pool {
@@ -65,27 +75,27 @@ class Pool {
   bool run(std::int64_t n, const std::function<void(std::int64_t)>& fn) {
     std::unique_lock<std::mutex> busy(busy_, std::try_to_lock);
     if (!busy.owns_lock()) return false;
+    auto job = std::make_shared<Job>();
+    job->fn = &fn;
+    job->count = n;
     {
       std::lock_guard<std::mutex> lock(mutex_);
-      fn_ = &fn;
-      count_ = n;
-      next_.store(0);
-      pending_.store(static_cast<int>(workers_.size()));
+      job_ = job;
       ++generation_;
       published_.store(generation_, std::memory_order_release);
     }
     wake_.notify_all();
-    drain();
-    // The workers usually finish within microseconds of the caller: spin before sleeping.
-    spin_until([this] { return pending_.load(std::memory_order_acquire) == 0; });
-    std::unique_lock<std::mutex> lock(mutex_);
-    done_.wait(lock, [this] { return pending_.load(std::memory_order_acquire) == 0; });
-    fn_ = nullptr;
-    if (error_) {  // a task failed (say, out of memory): the caller gets the exception, not a terminate
-      std::exception_ptr error = error_;
-      error_ = nullptr;
-      std::rethrow_exception(error);
+    drain(*job);
+    // The caller has taken every task it could; the rest are running on workers, which usually
+    // finish within microseconds: spin before sleeping.
+    auto all_finished = [&] { return job->finished.load(std::memory_order_acquire) == n; };
+    spin_until(all_finished);
+    {
+      std::unique_lock<std::mutex> lock(mutex_);
+      done_.wait(lock, all_finished);
+      job_.reset();  // workers still holding it find nothing left to take
     }
+    if (job->error) std::rethrow_exception(job->error);  // a task failed: the caller gets the exception
     return true;
   }
 
@@ -100,34 +110,44 @@ class Pool {
     for (std::thread& w : workers_) w.join();
   }
 
-  void drain() {
+  // Takes and runs tasks of `job` until none is left.
+  void drain(Job& job) {
     t_inside_task = true;
-    try {
-      for (std::int64_t i = next_.fetch_add(1); i < count_; i = next_.fetch_add(1)) (*fn_)(i);
-    } catch (...) {
-      next_.store(count_);  // skip the remaining tasks
-      std::lock_guard<std::mutex> lock(mutex_);
-      if (!error_) error_ = std::current_exception();
+    for (std::int64_t i = job.next.fetch_add(1); i < job.count; i = job.next.fetch_add(1)) {
+      std::int64_t finished = 1;
+      try {
+        (*job.fn)(i);
+      } catch (...) {
+        {
+          std::lock_guard<std::mutex> lock(job.error_mutex);
+          if (!job.error) job.error = std::current_exception();
+        }
+        const std::int64_t rest = job.next.exchange(job.count);  // skip the tasks nobody has taken
+        if (rest < job.count) finished += job.count - rest;
+      }
+      if (job.finished.fetch_add(finished, std::memory_order_acq_rel) + finished == job.count) {
+        std::lock_guard<std::mutex> lock(mutex_);  // the caller may be asleep on done_
+        done_.notify_all();
+      }
     }
     t_inside_task = false;
   }
+
   void work() {
     std::uint64_t seen = 0;
     for (;;) {
       // A kernel often starts its next parallel section right after the last one (the input
       // projection, then the time loop): spin a little before sleeping, to be there when it does.
       spin_until([&] { return published_.load(std::memory_order_acquire) != seen || stopping_.load(); });
+      std::shared_ptr<Job> job;
       {
         std::unique_lock<std::mutex> lock(mutex_);
         wake_.wait(lock, [&] { return stop_ || generation_ != seen; });
         if (stop_) return;
         seen = generation_;
+        job = job_;
       }
-      drain();
-      if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
-        std::lock_guard<std::mutex> lock(mutex_);
-        done_.notify_one();
-      }
+      if (job) drain(*job);
     }
   }
 
@@ -147,11 +167,7 @@ class Pool {
   std::mutex busy_;  // one job at a time
   std::mutex mutex_;
   std::condition_variable wake_, done_;
-  const std::function<void(std::int64_t)>* fn_ = nullptr;
-  std::int64_t count_ = 0;
-  std::atomic<std::int64_t> next_{0};
-  std::atomic<int> pending_{0};
-  std::exception_ptr error_;
+  std::shared_ptr<Job> job_;                    // the current job (guarded by mutex_)
   std::uint64_t generation_ = 0;                // guarded by mutex_
   std::atomic<std::uint64_t> published_{0};     // generation_, for workers spinning without the lock
   bool stop_ = false;                           // guarded by mutex_
@@ -192,70 +208,46 @@ void set_num_threads(int n) {
   g_requested_threads = std::max(1, n);
 }
 
+constexpr int kStealAfterMicroseconds = 20;
+constexpr int kYieldAfterMicroseconds = 200;
+
 bool pool_can_help() { return !t_inside_task && num_threads() > 1; }
 
-namespace {
-// Sleeps while *word == expected (or returns at once if it already differs); wakes every sleeper on
-// word. Linux futexes; elsewhere a yield loop.
-void sleep_while_equal(std::atomic<unsigned>& word, unsigned expected) {
-#if defined(__linux__)
-  syscall(SYS_futex, reinterpret_cast<unsigned*>(&word), FUTEX_WAIT_PRIVATE, expected, nullptr, nullptr, 0);
-#else
-  while (word.load(std::memory_order_acquire) == expected) std::this_thread::yield();
-#endif
-}
-void wake_all(std::atomic<unsigned>& word) {
-#if defined(__linux__)
-  syscall(SYS_futex, reinterpret_cast<unsigned*>(&word), FUTEX_WAKE_PRIVATE, INT_MAX, nullptr, nullptr, 0);
-#else
-  (void)word;
-#endif
-}
-}  // namespace
+StepScheduler::StepScheduler(int members, std::int64_t blocks)
+    : members_(std::max(1, members)),
+      blocks_(blocks),
+      claims_(new Claim[static_cast<std::size_t>(std::max<std::int64_t>(blocks, 1))]),
+      counters_(new Counter[static_cast<std::size_t>(members_)]) {}
 
-constexpr int kBarrierSpinMicroseconds = 200;
-constexpr int kLongWaitMicroseconds = 30;
-
-bool SpinBarrier::wait(bool vote) {
-  if (parties_ <= 1) return vote;
-  const unsigned generation = generation_.load(std::memory_order_acquire);
-  const int parity = generation & 1;
-  if (vote) votes_[parity].fetch_add(1, std::memory_order_relaxed);
-  // The last to arrive tallies the votes and opens the next generation; its acquire-release
-  // read-modify-write orders every member's writes (and votes) before the release that the waiters
-  // acquire. The other parity's slots are free to reset: every member has left that generation.
-  if (arrived_.fetch_add(1, std::memory_order_acq_rel) == parties_ - 1) {
-    arrived_.store(0, std::memory_order_relaxed);
-    decision_[parity].store(votes_[parity].load(std::memory_order_relaxed) > 0, std::memory_order_relaxed);
-    votes_[parity ^ 1].store(0, std::memory_order_relaxed);
-    generation_.fetch_add(1, std::memory_order_seq_cst);
-    if (sleepers_.load(std::memory_order_seq_cst) > 0) wake_all(generation_);
-    return decision_[parity].load(std::memory_order_relaxed);
-  }
-  // Spin for up to kBarrierSpinMicroseconds: sleeping costs a wake-up (tens of microseconds, more in a
-  // virtual machine whose idle CPU the host has to reschedule), far more than a step of a small layer.
-  // A wait past kLongWaitMicroseconds means a member was descheduled; it is counted (long_waits).
-  const auto start = std::chrono::steady_clock::now();
-  bool spinning = true, counted = false;
-  for (int spins = 1; generation_.load(std::memory_order_acquire) == generation; ++spins) {
-    if (spinning) {
+void StepScheduler::wait_for_step(int member, std::int64_t step, const std::function<void(std::int64_t)>& take) {
+  const std::int64_t target = (step + 1) * blocks_;
+  auto all_done = [&] {
+    std::int64_t done = 0;
+    for (int m = 0; m < members_; ++m) done += counters_[m].done.load(std::memory_order_acquire);
+    return done >= target;
+  };
+  // Take others' blocks only once they are clearly late (a block taken from a member that is merely a
+  // little slower moves its weights to this core's caches and back again), or at once if they did
+  // nothing in the last step.
+  const bool steal_now = counters_[member].others_absent;
+  const auto start = steal_now ? std::chrono::steady_clock::time_point() : std::chrono::steady_clock::now();
+  for (int spins = 0; !all_done(); ++spins) {
+    if (spins % 16 != 15 && !steal_now) {  // the clock is read now and then only
       cpu_relax();
-      if (spins % 64 == 0) {
-        const auto waited = std::chrono::steady_clock::now() - start;
-        if (!counted && waited > std::chrono::microseconds(kLongWaitMicroseconds)) {
-          long_waits_.fetch_add(1, std::memory_order_relaxed);
-          counted = true;
-        }
-        if (waited > std::chrono::microseconds(kBarrierSpinMicroseconds)) spinning = false;
-      }
-    } else {
-      sleepers_.fetch_add(1, std::memory_order_seq_cst);
-      // Re-checked inside the kernel: a release that happens first makes the sleep return at once.
-      if (generation_.load(std::memory_order_seq_cst) == generation) sleep_while_equal(generation_, generation);
-      sleepers_.fetch_sub(1, std::memory_order_seq_cst);
+      continue;
     }
+    const auto waited = std::chrono::steady_clock::now() - start;
+    if (steal_now || waited >= std::chrono::microseconds(kStealAfterMicroseconds)) {
+      for (int k = 1; k < members_; ++k) {  // the others' blocks, from their ends
+        const int other = (member + k) % members_;
+        for (std::int64_t b = own_end(other) - 1; b >= own_begin(other); --b)
+          if (claim(b, step)) take(b);
+      }
+    }
+    // Still waiting long after that: a claimed block's thread is descheduled; give up the CPU.
+    if (!steal_now && waited > std::chrono::microseconds(kYieldAfterMicroseconds)) std::this_thread::yield();
+    cpu_relax();
   }
-  return decision_[parity].load(std::memory_order_relaxed);
 }
 
 namespace detail {
@@ -266,11 +258,6 @@ bool run_on_pool(std::int64_t n, const std::function<void(std::int64_t)>& fn) {
   return pool->threads() > 1 && pool->run(n, fn);
 }
 
-bool run_team_on_pool(std::int64_t n, const std::function<void(std::int64_t)>& fn) {
-  if (t_inside_task) return false;
-  std::shared_ptr<Pool> pool = current_pool();
-  return pool->threads() >= n && pool->run(n, fn);
-}
 
 }  // namespace detail
 

@@ -13,6 +13,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <utility>
 
 namespace rnnfast {
@@ -28,38 +29,72 @@ constexpr int kMaxThreads = 4096;
 // or with one thread configured). A hint for choosing how to cut work, never needed for correctness.
 bool pool_can_help();
 
-// A barrier for the members of one parallel_team. A step of a small recurrent layer lasts
-// microseconds, so the members spin; a member still waiting long after that (its partner was
-// descheduled: more runnable threads than CPUs) sleeps in the kernel, so that the partner can have
-// its CPU.
+// Shares the blocks of a sequence of dependent steps among the members of a team (the hidden-unit
+// split of a recurrent layer: every block of step t must be done before any block of step t+1
+// starts). Member m owns blocks [own_begin(m), own_end(m)) and does those first, so that in steady
+// state each thread keeps the same weights in its own caches. A member that has finished its own
+// blocks and then waited well past the time they took takes the blocks nobody has started yet (from
+// the other members' ends): a member that the OS deschedules, or whose thread never starts, costs the
+// others that delay, never a stall; and after a step in which a member did every block, it takes
+// the others' blocks at once in the next step (until they are back and take some). A block is claimed by exactly one member per step, so each output
+// is computed once, by the same code, whoever computes it.
 //
-// wait(vote) also takes a vote: it returns true, to every member alike, when any member voted true at
-// this generation. Members use it to agree on leaving the team (see layer_forward).
-class SpinBarrier {
+// Members call run_step with the same sequence of step indices (0, 1, 2, ...); a member may run
+// late, even after the others have finished every step (it then finds nothing left to do).
+class StepScheduler {
  public:
-  explicit SpinBarrier(int parties) : parties_(parties) {}
-  bool wait(bool vote = false);
-  // How many waits at this barrier have lasted far longer than a step of work should (tens of
-  // microseconds: some member was descheduled, more runnable threads than CPUs), over all members.
-  int long_waits() const { return long_waits_.load(std::memory_order_relaxed); }
+  StepScheduler(int members, std::int64_t blocks);
+  int members() const { return members_; }
+  std::int64_t own_begin(int member) const { return blocks_ * member / members_; }
+  std::int64_t own_end(int member) const { return blocks_ * (member + 1) / members_; }
+
+  // Runs step `step` as member `member`: work(block) for every block this member claims; returns when
+  // every block of the step is done (by anyone). work must not throw.
+  template <typename Work>
+  void run_step(int member, std::int64_t step, Work&& work) {
+    const std::int64_t before = counters_[member].done.load(std::memory_order_relaxed);
+    for (std::int64_t b = own_begin(member); b < own_end(member); ++b)
+      if (claim(b, step)) done_one(member, work, b);
+    if (members_ == 1) return;
+    wait_for_step(member, step, [&](std::int64_t b) { done_one(member, work, b); });
+    // Every block of the step was this member's: the others are absent (descheduled, or their
+    // threads not started), so next step it takes their blocks without waiting for them first.
+    counters_[member].others_absent = counters_[member].done.load(std::memory_order_relaxed) - before == blocks_;
+  }
 
  private:
-  const int parties_;
-  std::atomic<int> arrived_{0};
-  std::atomic<int> votes_[2] = {{0}, {0}};  // by generation parity
-  std::atomic<int> decision_[2] = {{0}, {0}};
-  std::atomic<int> sleepers_{0};
-  std::atomic<int> long_waits_{0};
-  std::atomic<unsigned> generation_{0};
+  bool claim(std::int64_t block, std::int64_t step) {
+    std::int64_t expected = step;  // the block's next step to claim
+    return claims_[block].next_step.load(std::memory_order_relaxed) == step &&
+           claims_[block].next_step.compare_exchange_strong(expected, step + 1, std::memory_order_acq_rel);
+  }
+  template <typename Work>
+  void done_one(int member, Work& work, std::int64_t block) {
+    work(block);
+    // One writer per counter: a store (release) publishes the block's outputs to the waiters.
+    auto& done = counters_[member].done;
+    done.store(done.load(std::memory_order_relaxed) + 1, std::memory_order_release);
+  }
+  // Waits until all blocks of `step` are done, taking unclaimed ones (via take) after a delay.
+  void wait_for_step(int member, std::int64_t step, const std::function<void(std::int64_t)>& take);
+
+  struct alignas(64) Claim {
+    std::atomic<std::int64_t> next_step{0};
+  };
+  struct alignas(64) Counter {
+    std::atomic<std::int64_t> done{0};  // blocks this member has done, over all steps
+    bool others_absent = false;         // this member's own: it did every block of its last step
+  };
+  const int members_;
+  const std::int64_t blocks_;
+  std::unique_ptr<Claim[]> claims_;
+  std::unique_ptr<Counter[]> counters_;
 };
 
 namespace detail {
 // Runs fn(0..n-1) on the pool and the caller; false (having run nothing) when the pool cannot help:
 // one thread configured, called from inside a task, or the pool busy with another caller.
 bool run_on_pool(std::int64_t n, const std::function<void(std::int64_t)>& fn);
-// As run_on_pool, but only if the pool has at least n threads, so that the n tasks run at once (each
-// thread runs one task to its end before taking another, and none can end while others wait for it).
-bool run_team_on_pool(std::int64_t n, const std::function<void(std::int64_t)>& fn);
 }  // namespace detail
 
 // A template so that the common inline case (one task, or no pool to help) costs a plain loop: no
@@ -70,19 +105,16 @@ void parallel_for(std::int64_t n, Fn&& fn) {
   for (std::int64_t i = 0; i < n; ++i) fn(i);
 }
 
-// Runs fn(member, team, barrier) for member in [0, team) on `team` threads at once, where team is
-// `wanted` when the pool can give that many threads and 1 otherwise (then fn(0, 1, barrier) runs on
-// the caller). The members may meet at barrier.wait(), a barrier of `team` parties. fn must not throw
-// (a member that left early would leave the others waiting at the barrier forever).
+// Runs fn(member, team) for member in [0, team), team = `wanted` when the pool takes the job and 1
+// otherwise (then fn(0, 1) runs on the caller). On the pool the members may run at the same time or
+// one after another (see StepScheduler for sharing dependent steps among them).
 template <typename Fn>
 void parallel_team(int wanted, Fn&& fn) {
   if (wanted > 1) {
-    SpinBarrier barrier(wanted);
-    auto member = [&](std::int64_t i) { fn(static_cast<int>(i), wanted, barrier); };
-    if (detail::run_team_on_pool(wanted, std::function<void(std::int64_t)>(std::ref(member)))) return;
+    auto member = [&](std::int64_t i) { fn(static_cast<int>(i), wanted); };
+    if (detail::run_on_pool(wanted, std::function<void(std::int64_t)>(std::ref(member)))) return;
   }
-  SpinBarrier alone(1);
-  fn(0, 1, alone);
+  fn(0, 1);
 }
 
 }  // namespace rnnfast
