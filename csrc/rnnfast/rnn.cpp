@@ -134,13 +134,15 @@ ForwardSplit choose_forward_split(std::int64_t batch, std::int64_t hidden, std::
                                   std::int64_t blocks, std::size_t scalar_bytes) {
   ForwardSplit split;
   const int threads = pool_can_help() ? num_threads() : 1;
+  if (threads <= 1 || batch == 0) return split;
   const std::int64_t step_work = batch * gates * hidden * hidden;  // multiply-adds per step
-  if (threads <= 1 || batch == 0 || step_work * steps < (std::int64_t(1) << 17)) return split;
   const std::int64_t weight_bytes = gates * hidden * hidden * static_cast<std::int64_t>(scalar_bytes);
   const SplitPolicy policy = g_split_policy.load();
-  bool by_hidden = batch < 4 * threads || (weight_bytes >= (std::int64_t(512) << 10) && batch < 16 * threads);
-  if (policy == SplitPolicy::kAuto && batch == 1 && step_work < (1 << 15)) return split;
-  if (policy != SplitPolicy::kAuto) by_hidden = policy == SplitPolicy::kHidden;
+  bool by_hidden = policy == SplitPolicy::kHidden;
+  if (policy == SplitPolicy::kAuto) {  // a forced split applies to any size (tests use tiny ones)
+    if (step_work * steps < (std::int64_t(1) << 17) || (batch == 1 && step_work < (1 << 15))) return split;
+    by_hidden = batch < 4 * threads || (weight_bytes >= (std::int64_t(512) << 10) && batch < 16 * threads);
+  }
   if (by_hidden && blocks >= 2)
     split.hidden_team = static_cast<int>(std::min<std::int64_t>(threads, blocks));
   else

@@ -31,6 +31,9 @@
 #include "rnnfast/stepper.h"
 #include "rnnfast/threadpool.h"
 
+#include <atomic>
+#include <thread>
+
 using check::Context;
 using check::Rng;
 using rnnfast::Cell;
@@ -767,14 +770,54 @@ void test_threads(Isa isa) {
   const int before = rnnfast::num_threads();
   rnnfast::set_num_threads(1);
   const auto one = threaded_results<T>(isa);
-  for (int threads : {2, 3}) {
-    rnnfast::set_num_threads(threads);
-    const auto many = threaded_results<T>(isa);
-    for (std::size_t i = 0; i < one.size(); ++i)
-      CHECK(check::bitwise_equal(many[i].second, one[i].second), type_name<T>(), " ", one[i].first, ": ", threads,
-            " threads differ from 1 thread at byte ", check::first_difference(many[i].second, one[i].second));
+  // Every way of sharing the forward's time loop (batch slices; unit blocks through the step
+  // scheduler, which also runs when a member is late or never starts) gives the same bits.
+  using rnnfast::SplitPolicy;
+  for (SplitPolicy policy : {SplitPolicy::kAuto, SplitPolicy::kBatch, SplitPolicy::kHidden}) {
+    rnnfast::set_split_policy(policy);
+    for (int threads : {2, 3}) {
+      rnnfast::set_num_threads(threads);
+      const auto many = threaded_results<T>(isa);
+      for (std::size_t i = 0; i < one.size(); ++i)
+        CHECK(check::bitwise_equal(many[i].second, one[i].second), type_name<T>(), " ", one[i].first, ": ", threads,
+              " threads, split ", static_cast<int>(policy), " differ from 1 thread at byte ",
+              check::first_difference(many[i].second, one[i].second));
+    }
   }
+  rnnfast::set_split_policy(SplitPolicy::kAuto);
   rnnfast::set_num_threads(before);
+}
+
+// The step scheduler alone: every (block, step) is done exactly once, no block of step t+1 starts
+// before every block of step t is done, whatever the team size, and with a member that starts only
+// after the others have finished (the shape of a descheduled thread).
+void test_step_scheduler() {
+  for (int members : {1, 2, 3, 5}) {
+    for (int64_t blocks : {1, 2, 7}) {
+      const int64_t steps = 40;
+      rnnfast::StepScheduler scheduler(members, blocks);
+      vector<std::atomic<int>> done_count(static_cast<std::size_t>(steps * blocks));
+      std::atomic<int64_t> finished_blocks{0};
+      std::atomic<bool> order_ok{true};
+      auto member_run = [&](int m) {
+        for (int64_t t = 0; t < steps; ++t) {
+          scheduler.run_step(m, t, [&](int64_t b) {
+            if (finished_blocks.load() < t * blocks) order_ok = false;  // step t-1 not complete
+            done_count[static_cast<std::size_t>(t * blocks + b)]++;
+            finished_blocks++;
+          });
+        }
+      };
+      vector<std::thread> threads;
+      for (int m = 0; m + 1 < members; ++m) threads.emplace_back(member_run, m);
+      for (std::thread& th : threads) th.join();
+      member_run(members - 1);  // the last member arrives after the others have finished
+      bool once = true;
+      for (auto& c : done_count) once = once && c.load() == 1;
+      CHECK(once, "step scheduler: ", members, " members, ", blocks, " blocks: a block-step done twice or never");
+      CHECK(order_ok.load(), "step scheduler: ", members, " members, ", blocks, " blocks: a step began too early");
+    }
+  }
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -895,7 +938,8 @@ int main() {
     const long failed_before = check::tally().failed, passed_before = check::tally().passed;
     test_layers(isas);
     test_bad_lengths();
-    std::printf("layers on every instruction set: %s, %ld checks (%.1f s)\n",
+    test_step_scheduler();
+    std::printf("layers on every instruction set, step scheduler: %s, %ld checks (%.1f s)\n",
                 check::tally().failed == failed_before ? "ok" : "FAILED",
                 check::tally().passed + check::tally().failed - passed_before - failed_before, seconds_since(start));
   } catch (const std::exception& e) {
