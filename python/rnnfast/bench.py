@@ -19,8 +19,9 @@ final states; for training also the input and parameter gradients; for streaming
 are compared with rnnfast's: the largest absolute difference is printed, and a row whose peer differs
 by more than 1e-4 relative to the magnitude of the result is flagged and makes the command exit 1.
 
-Timing: the implementations of a row take turns (round robin, the starting one rotating), each turn an
-untimed call followed by a timed sample of enough calls to last about a millisecond; a row reports the
+Timing: the implementations of a row take turns (round robin, the starting one rotating), each turn a
+pause of ``SETTLE_SECONDS`` (so that the previous implementation's idle threads have stopped spinning),
+an untimed call and a timed sample of enough calls to last about a millisecond; a row reports the
 median of its samples per call (per step for streaming). Sequence scenarios report milliseconds per
 call, streaming reports microseconds per step. GFLOP/s counts ``2*T*B*G*H*(I+H)`` floating-point
 operations for a forward pass (G gates), three times that for forward + backward, and it is given as a
@@ -186,12 +187,21 @@ def _calibrate(fn: Callable[[], object], min_seconds: float) -> int:
     return max(1, min(10_000, math.ceil(min_seconds / once)))
 
 
-def time_interleaved(fns: Sequence[Callable[[], object]], repeat: int, min_seconds: float = 1e-3) -> list:
+#: Pause before each turn of :func:`time_interleaved`. Thread pools keep their idle threads spinning
+#: for a while after a call, and on a machine with as many threads as cores a spinning thread takes a
+#: core from whoever runs next: NumPy's OpenBLAS was measured spinning for about 100 ms after a matrix
+#: product (PyTorch's OpenMP about 10 ms), which halved the next implementation's two-thread speed.
+SETTLE_SECONDS = 0.12
+
+
+def time_interleaved(fns: Sequence[Callable[[], object]], repeat: int, min_seconds: float = 1e-3,
+                     settle: float = SETTLE_SECONDS) -> list:
     """Seconds per call of each function in each of its ``repeat`` samples, the functions taking turns.
 
-    Each turn is one untimed call (so a thread pool left spinning by the previous implementation, or a
-    cold cache, costs nobody) and one timed sample of ``number`` calls; the function starting a round
-    rotates. Returns, per function, the list of its samples' per-call times (the caller takes the median).
+    Each turn is a pause of ``settle`` seconds (so that the previous implementation's idle threads have
+    stopped spinning), one untimed call (so that a cold cache or a parked thread pool costs nobody) and
+    one timed sample of ``number`` calls; the function starting a round rotates. Returns, per function,
+    the list of its samples' per-call times (the caller takes the median).
     """
     numbers = []
     for fn in fns:
@@ -205,6 +215,8 @@ def time_interleaved(fns: Sequence[Callable[[], object]], repeat: int, min_secon
             for k in range(len(fns)):
                 i = (r + k) % len(fns)
                 fn, number = fns[i], numbers[i]
+                if settle > 0:
+                    time.sleep(settle)
                 fn()
                 start = time.perf_counter()
                 for _ in range(number):
@@ -677,7 +689,7 @@ def _measure_overhead(scenario: Scenario, cell: str, repeat: int, calls: int) ->
             noop()
 
     fns = [loop, steps, runs, array_calls, noops]
-    samples = time_interleaved(fns, repeat, min_seconds=0.0)
+    samples = time_interleaved(fns, repeat, min_seconds=0.0, settle=0.0)  # rnnfast alone: nothing spins
     med = [statistics.median(t) / calls * 1e6 for t in samples]
     base = med[0]
     r = {"cell": cell, "B": scenario.B, "I": scenario.I, "H": scenario.H, "calls_per_sample": calls,
@@ -792,7 +804,8 @@ def _run_row(scenario, cell, active, found, threads, repeat, quick, tiny, seed, 
             diffs[key] = (0.0, 0.0) if key == "rnnfast" else compare(impl.check(), want)
         keys = list(impls)
         min_seconds = 0.0 if tiny else (5e-4 if quick else 1e-3)
-        samples = time_interleaved([impls[k].fn for k in keys], repeat, min_seconds=min_seconds)
+        samples = time_interleaved([impls[k].fn for k in keys], repeat, min_seconds=min_seconds,
+                                   settle=0.0 if tiny else SETTLE_SECONDS)  # --tiny is the smoke test
     scale = 1e6 if scenario.kind == "stream" else 1e3
     for key, s in zip(keys, samples):
         seconds = statistics.median(s) / impls[key].steps
