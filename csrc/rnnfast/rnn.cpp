@@ -125,13 +125,16 @@ std::atomic<SplitPolicy> g_split_policy{SplitPolicy::kAuto};
 
 // The rule, from measurements on a 2-core Zen 4 with 1 MiB of L2 per core (README, Speed):
 // - tiny problems stay on one thread (waking the pool costs more than they do), and so does a step of
-//   fewer than ~32k multiply-adds at batch 1 (an RNN of 128 units gains nothing from a barrier);
+//   fewer than ~32k multiply-adds at batch 1 (an RNN of 128 units gains nothing from sharing steps);
+// - a call of fewer than 2^24 multiply-adds (call_work) runs alone when the workers are asleep (a
+//   thread, or in a virtual machine a CPU, takes longer to come back up to speed than the call
+//   lasts), waking them for the next call;
 // - with fewer than four rows per thread, the step is shared by hidden units: each thread streams
 //   only its slice of W_hh, from its own L2;
 // - up to 16 rows per thread, too, when W_hh (512 KiB and more) would not stay in one core's L2;
 // - otherwise the batch is sliced: no barrier at all.
 ForwardSplit choose_forward_split(std::int64_t batch, std::int64_t hidden, std::int64_t gates, std::int64_t steps,
-                                  std::int64_t blocks, std::size_t scalar_bytes) {
+                                  std::int64_t blocks, std::size_t scalar_bytes, std::int64_t call_work) {
   ForwardSplit split;
   const int threads = pool_can_help() ? num_threads() : 1;
   if (threads <= 1 || batch == 0) return split;
@@ -141,6 +144,10 @@ ForwardSplit choose_forward_split(std::int64_t batch, std::int64_t hidden, std::
   bool by_hidden = policy == SplitPolicy::kHidden;
   if (policy == SplitPolicy::kAuto) {  // a forced split applies to any size (tests use tiny ones)
     if (step_work * steps < (std::int64_t(1) << 17) || (batch == 1 && step_work < (1 << 15))) return split;
+    if (call_work < (std::int64_t(1) << 24) && !pool_awake()) {
+      wake_pool();  // for the next call; this one is over before sleeping workers would be up to speed
+      return split;
+    }
     by_hidden = batch < 4 * threads || (weight_bytes >= (std::int64_t(512) << 10) && batch < 16 * threads);
   }
   if (by_hidden && blocks >= 2)
@@ -240,7 +247,8 @@ void layer_forward(const LayerForward<Scalar>& a) {
       c_prev = c_t;
     }
   };
-  const ForwardSplit split = choose_forward_split(B, H, G, steps, w_hh.blocks(), sizeof(Scalar));
+  const ForwardSplit split =
+      choose_forward_split(B, H, G, steps, w_hh.blocks(), sizeof(Scalar), steps * B * GH * (I + H));
   {  // pack W_hh, several threads for a large one
     constexpr std::int64_t kBlocksPerTask = 4;
     const std::int64_t blocks = w_hh.blocks();

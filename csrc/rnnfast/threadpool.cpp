@@ -138,7 +138,10 @@ class Pool {
     for (;;) {
       // A kernel often starts its next parallel section right after the last one (the input
       // projection, then the time loop): spin a little before sleeping, to be there when it does.
-      spin_until([&] { return published_.load(std::memory_order_acquire) != seen || stopping_.load(); });
+      spinning_.fetch_add(1, std::memory_order_relaxed);
+      spin_until([&] { return published_.load(std::memory_order_acquire) != seen || stopping_.load(); },
+                 kWorkerSpinMicroseconds);
+      spinning_.fetch_sub(1, std::memory_order_relaxed);
       std::shared_ptr<Job> job;
       {
         std::unique_lock<std::mutex> lock(mutex_);
@@ -147,20 +150,48 @@ class Pool {
         seen = generation_;
         job = job_;
       }
-      if (job) drain(*job);
+      if (job) {
+        in_job_.fetch_add(1, std::memory_order_relaxed);
+        drain(*job);
+        in_job_.fetch_sub(1, std::memory_order_relaxed);
+      }
     }
   }
 
-  // Spins (with the CPU's pause hint) until done() or for about kSpinMicroseconds.
+  // Spins (with the CPU's pause hint) until done() or for about `microseconds`.
   template <typename Done>
-  static void spin_until(Done done) {
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::microseconds(kSpinMicroseconds);
+  static void spin_until(Done done, int microseconds = kCallerSpinMicroseconds) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::microseconds(microseconds);
     for (int i = 1; !done(); ++i) {
       cpu_relax();
       if (i % 64 == 0 && std::chrono::steady_clock::now() > deadline) return;
     }
   }
-  static constexpr int kSpinMicroseconds = 100;
+  // A caller waiting for the workers' last tasks spins briefly; an idle worker spins for 2 ms, so that
+  // calls in a loop find it awake (waking a sleeping thread takes tens of microseconds, and in a
+  // virtual machine an idle CPU can take a millisecond to come back at full speed).
+  static constexpr int kCallerSpinMicroseconds = 100;
+  static constexpr int kWorkerSpinMicroseconds = 2000;
+
+ public:
+  // Whether every worker is awake (spinning, between jobs, or in one), so that a job starts at once.
+  bool awake() const { return spinning_.load(std::memory_order_relaxed) + busy_workers() >= threads_ - 1; }
+  // Wakes the workers without giving them anything to do (if no job is running), so that a call
+  // shortly after finds them awake.
+  void wake() {
+    std::unique_lock<std::mutex> busy(busy_, std::try_to_lock);
+    if (!busy.owns_lock()) return;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      job_.reset();
+      ++generation_;
+      published_.store(generation_, std::memory_order_release);
+    }
+    wake_.notify_all();
+  }
+
+ private:
+  int busy_workers() const { return in_job_.load(std::memory_order_relaxed); }
 
   const int threads_;
   std::vector<std::thread> workers_;
@@ -172,6 +203,8 @@ class Pool {
   std::atomic<std::uint64_t> published_{0};     // generation_, for workers spinning without the lock
   bool stop_ = false;                           // guarded by mutex_
   std::atomic<bool> stopping_{false};
+  std::atomic<int> spinning_{0};  // workers spinning between jobs
+  std::atomic<int> in_job_{0};    // workers running a job's tasks
 };
 
 std::mutex g_pool_mutex;
@@ -208,10 +241,20 @@ void set_num_threads(int n) {
   g_requested_threads = std::max(1, n);
 }
 
-constexpr int kStealAfterMicroseconds = 20;
+constexpr int kStealAfterMinMicroseconds = 1;
 constexpr int kYieldAfterMicroseconds = 200;
 
 bool pool_can_help() { return !t_inside_task && num_threads() > 1; }
+
+bool pool_awake() {
+  if (t_inside_task || num_threads() <= 1) return false;
+  return current_pool()->awake();
+}
+
+void wake_pool() {
+  if (t_inside_task || num_threads() <= 1) return;
+  current_pool()->wake();
+}
 
 StepScheduler::StepScheduler(int members, std::int64_t blocks)
     : members_(std::max(1, members)),
@@ -219,17 +262,21 @@ StepScheduler::StepScheduler(int members, std::int64_t blocks)
       claims_(new Claim[static_cast<std::size_t>(std::max<std::int64_t>(blocks, 1))]),
       counters_(new Counter[static_cast<std::size_t>(members_)]) {}
 
-void StepScheduler::wait_for_step(int member, std::int64_t step, const std::function<void(std::int64_t)>& take) {
+void StepScheduler::wait_for_step(int member, std::int64_t step, std::chrono::steady_clock::duration own_time,
+                                  const std::function<void(std::int64_t)>& take) {
   const std::int64_t target = (step + 1) * blocks_;
   auto all_done = [&] {
     std::int64_t done = 0;
     for (int m = 0; m < members_; ++m) done += counters_[m].done.load(std::memory_order_acquire);
     return done >= target;
   };
-  // Take others' blocks only once they are clearly late (a block taken from a member that is merely a
-  // little slower moves its weights to this core's caches and back again), or at once if they did
-  // nothing in the last step.
+  // Take others' blocks only once they are clearly late: after a quarter of the time this member's own
+  // blocks took (equal shares finish within a few percent of each other, and a block taken from a
+  // member that is merely a little slower moves its weights to this core's caches and back), at least
+  // kStealAfterMinMicroseconds; at once if the others did nothing in the last step.
   const bool steal_now = counters_[member].others_absent;
+  const auto steal_after = std::max<std::chrono::steady_clock::duration>(
+      own_time / 4, std::chrono::microseconds(kStealAfterMinMicroseconds));
   const auto start = steal_now ? std::chrono::steady_clock::time_point() : std::chrono::steady_clock::now();
   for (int spins = 0; !all_done(); ++spins) {
     if (spins % 16 != 15 && !steal_now) {  // the clock is read now and then only
@@ -237,7 +284,7 @@ void StepScheduler::wait_for_step(int member, std::int64_t step, const std::func
       continue;
     }
     const auto waited = std::chrono::steady_clock::now() - start;
-    if (steal_now || waited >= std::chrono::microseconds(kStealAfterMicroseconds)) {
+    if (steal_now || waited >= steal_after) {
       for (int k = 1; k < members_; ++k) {  // the others' blocks, from their ends
         const int other = (member + k) % members_;
         for (std::int64_t b = own_end(other) - 1; b >= own_begin(other); --b)

@@ -11,6 +11,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -29,11 +30,17 @@ constexpr int kMaxThreads = 4096;
 // or with one thread configured). A hint for choosing how to cut work, never needed for correctness.
 bool pool_can_help();
 
+// Whether the pool's workers are awake now (they spin for a while after each job, then sleep); and a
+// way to wake them without waiting, for a caller that runs a small job alone rather than wait for
+// sleeping workers, so that its next call finds them awake.
+bool pool_awake();
+void wake_pool();
+
 // Shares the blocks of a sequence of dependent steps among the members of a team (the hidden-unit
 // split of a recurrent layer: every block of step t must be done before any block of step t+1
 // starts). Member m owns blocks [own_begin(m), own_end(m)) and does those first, so that in steady
 // state each thread keeps the same weights in its own caches. A member that has finished its own
-// blocks and then waited well past the time they took takes the blocks nobody has started yet (from
+// blocks and then waited a quarter of the time they took takes the blocks nobody has started yet (from
 // the other members' ends): a member that the OS deschedules, or whose thread never starts, costs the
 // others that delay, never a stall; and after a step in which a member did every block, it takes
 // the others' blocks at once in the next step (until they are back and take some). A block is claimed by exactly one member per step, so each output
@@ -53,10 +60,12 @@ class StepScheduler {
   template <typename Work>
   void run_step(int member, std::int64_t step, Work&& work) {
     const std::int64_t before = counters_[member].done.load(std::memory_order_relaxed);
+    const auto start = std::chrono::steady_clock::now();
     for (std::int64_t b = own_begin(member); b < own_end(member); ++b)
       if (claim(b, step)) done_one(member, work, b);
     if (members_ == 1) return;
-    wait_for_step(member, step, [&](std::int64_t b) { done_one(member, work, b); });
+    wait_for_step(member, step, std::chrono::steady_clock::now() - start,
+                  [&](std::int64_t b) { done_one(member, work, b); });
     // Every block of the step was this member's: the others are absent (descheduled, or their
     // threads not started), so next step it takes their blocks without waiting for them first.
     counters_[member].others_absent = counters_[member].done.load(std::memory_order_relaxed) - before == blocks_;
@@ -75,8 +84,10 @@ class StepScheduler {
     auto& done = counters_[member].done;
     done.store(done.load(std::memory_order_relaxed) + 1, std::memory_order_release);
   }
-  // Waits until all blocks of `step` are done, taking unclaimed ones (via take) after a delay.
-  void wait_for_step(int member, std::int64_t step, const std::function<void(std::int64_t)>& take);
+  // Waits until all blocks of `step` are done, taking unclaimed ones (via take) after a delay that
+  // scales with `own_time`, what this member's own blocks took.
+  void wait_for_step(int member, std::int64_t step, std::chrono::steady_clock::duration own_time,
+                     const std::function<void(std::int64_t)>& take);
 
   struct alignas(64) Claim {
     std::atomic<std::int64_t> next_step{0};

@@ -180,17 +180,21 @@ void apply_gates(const RecurrentWeights<Scalar>& w, const StepArgs<Scalar>& s, s
 
 // Blocks [b0, b1) of one step for one cell: a tile of kNV vectors (G gates x U units) by up to kMR
 // rows. Blocks outermost, so a block's panel is read from L2 by every row tile, while the rows of
-// h_{t-1} (a few KiB per tile) stream past. A single row gets two blocks per pass: twice the
-// independent multiply-add chains to cover the FMA latency of a matrix-vector product.
+// h_{t-1} (a few KiB per tile) stream past. A single row gets four (or two) blocks per pass: more
+// independent multiply-add chains and loads in flight for a matrix-vector product.
 template <typename Scalar, int kNV, int kMR>
 void step_cell(const RecurrentWeights<Scalar>& w, const StepArgs<Scalar>& s, std::int64_t b0, std::int64_t b1) {
   constexpr int kLanes = RNNFAST_VEC_BYTES / sizeof(Scalar);
   constexpr int kWidth = kNV * kLanes;
   const std::int64_t H = w.hidden(), panel_size = H * kWidth;
   static constexpr TileTable<Scalar, kMR> tiles = make_tiles<Scalar, kNV, kMR>(std::make_integer_sequence<int, kMR>{});
-  alignas(64) Scalar tile[2 * kMR * kWidth];
+  alignas(64) Scalar tile[(kMR > 4 ? kMR : 4) * kWidth];
   std::int64_t p = b0;
   if (s.rows == 1) {
+    for (; p + 4 <= b1; p += 4) {
+      accumulate_tile<Scalar, kNV, 1, 4>(H, s.h_prev, H, w.panel(p), panel_size, tile);
+      for (int q = 0; q < 4; ++q) apply_gates(w, s, p + q, 0, 1, tile + q * kWidth);
+    }
     for (; p + 2 <= b1; p += 2) {
       accumulate_tile<Scalar, kNV, 1, 2>(H, s.h_prev, H, w.panel(p), panel_size, tile);
       apply_gates(w, s, p, 0, 1, tile);
