@@ -21,7 +21,7 @@ by more than 1e-4 relative to the magnitude of the result is flagged and makes t
 
 Timing: the implementations of a row take turns (round robin, the starting one rotating), each turn a
 pause of ``SETTLE_SECONDS`` (so that the previous implementation's idle threads have stopped spinning),
-an untimed call and a timed sample of enough calls to last about a millisecond; a row reports the
+untimed calls for ``WARM_SECONDS`` and a timed sample of enough calls to last about a millisecond; a row reports the
 median of its samples per call (per step for streaming). Sequence scenarios report milliseconds per
 call, streaming reports microseconds per step. GFLOP/s counts ``2*T*B*G*H*(I+H)`` floating-point
 operations for a forward pass (G gates), three times that for forward + backward, and it is given as a
@@ -192,6 +192,9 @@ def _calibrate(fn: Callable[[], object], min_seconds: float) -> int:
 #: core from whoever runs next: NumPy's OpenBLAS was measured spinning for about 100 ms after a matrix
 #: product (PyTorch's OpenMP about 10 ms), which halved the next implementation's two-thread speed.
 SETTLE_SECONDS = 0.12
+#: Untimed calls after the pause, before the timed sample: after 0.12 s idle, a thread pool's workers
+#: (and, in a virtual machine, their CPUs) take a few milliseconds to be back at full speed.
+WARM_SECONDS = 0.003
 
 
 def time_interleaved(fns: Sequence[Callable[[], object]], repeat: int, min_seconds: float = 1e-3,
@@ -199,14 +202,16 @@ def time_interleaved(fns: Sequence[Callable[[], object]], repeat: int, min_secon
     """Seconds per call of each function in each of its ``repeat`` samples, the functions taking turns.
 
     Each turn is a pause of ``settle`` seconds (so that the previous implementation's idle threads have
-    stopped spinning), one untimed call (so that a cold cache or a parked thread pool costs nobody) and
-    one timed sample of ``number`` calls; the function starting a round rotates. Returns, per function,
-    the list of its samples' per-call times (the caller takes the median).
+    stopped spinning), untimed calls for at least ``WARM_SECONDS`` (at least one call; so that cold
+    caches, parked thread pools and idle CPUs coming back up to speed cost nobody) and one timed sample
+    of ``number`` calls; the function starting a round rotates. Returns, per function, the list of its
+    samples' per-call times (the caller takes the median).
     """
-    numbers = []
+    numbers, warm = [], []
     for fn in fns:
         fn()  # warm up: first touch, lazy initialisation, thread pools
         numbers.append(_calibrate(fn, min_seconds))
+        warm.append(_calibrate(fn, WARM_SECONDS) if settle > 0 else 1)
     samples: list = [[] for _ in fns]
     was_enabled = gc.isenabled()
     gc.disable()  # no collection inside a sample (a full collect here costs 0.1 s once torch is loaded)
@@ -217,7 +222,8 @@ def time_interleaved(fns: Sequence[Callable[[], object]], repeat: int, min_secon
                 fn, number = fns[i], numbers[i]
                 if settle > 0:
                     time.sleep(settle)
-                fn()
+                for _ in range(warm[i]):
+                    fn()
                 start = time.perf_counter()
                 for _ in range(number):
                     fn()
