@@ -568,3 +568,26 @@ def test_finite_differences_two_layer_bidirectional(backend, cell, batch_first):
     p = m.parameters()
     for name in ["weight_hh_l0_reverse", "weight_ih_l1", "bias_hh_l0", "bias_ih_l1_reverse"]:
         check(name, p[name], m.grads[name], lambda: loss(x, st), n=4)
+
+
+@pytest.mark.parametrize("cls", [RNN, LSTM, GRU])
+def test_weights_edited_in_place_are_seen_by_the_next_call(cls):
+    """The kernels keep packed weights between calls (csrc/rnnfast/weight_cache.h); a pack is reused
+    only for weights equal element for element to the ones it was made from, so editing a parameter
+    in place (one element, the GRU's recurrent bias too) changes the next result exactly as the
+    reference says."""
+    m = cls(6, 20, seed=3)
+    x = np.random.default_rng(0).standard_normal((5, 2, 6)).astype(np.float32)
+    first = m(x)[0].copy()
+    for name in ("weight_hh_l0", "weight_ih_l0", "bias_hh_l0"):
+        p = m.parameters()[name]
+        p.flat[p.size // 2 + 1] += 0.5  # in place: the same array, the same address
+        got = m(x)[0]
+        assert not np.array_equal(got, first), name
+        params = m.parameters()
+        args = (x, None) + ((None,) if cls is LSTM else ()) + (
+            params["weight_ih_l0"], params["weight_hh_l0"], params["bias_ih_l0"], params["bias_hh_l0"])
+        fn = {RNN: reference.rnn, LSTM: reference.lstm, GRU: reference.gru}[cls]
+        want = fn(*args)[0]
+        np.testing.assert_allclose(got, want, rtol=2e-5, atol=2e-6, err_msg=name)
+        first = got.copy()

@@ -14,6 +14,7 @@
 #include "rnnfast/microkernel.h"
 #include "rnnfast/recurrent.h"
 #include "rnnfast/threadpool.h"
+#include "rnnfast/weight_cache.h"
 
 namespace rnnfast {
 
@@ -179,11 +180,26 @@ void layer_forward(const LayerForward<Scalar>& a) {
   Buffer<Scalar> gx(steps * B * GH, /*zeroed=*/false);  // every element written below
   const bool biased = a.b_ih != nullptr || a.b_hh != nullptr;
   fill_bias_rows(a.cell, H, a.b_ih, a.b_hh, steps * B, gx.data());  // writes nothing when !biased
-  gemm(steps * B, GH, I, false, a.x, I, true, a.w_ih, I, /*accumulate=*/biased, gx.data(), GH);
+  const std::int64_t isa = static_cast<std::int64_t>(active_isa()), scalar = sizeof(Scalar);
+  // op(B) = W_ih^T [I, GH], packed (or found packed: weight_cache.h).
+  const auto w_ih_t = cached_pack<PackedMatrix<Scalar>>(
+      PackKey{1, I, GH, isa, scalar, 0}, a.w_ih, GH * I, static_cast<const Scalar*>(nullptr), 0,
+      [&](PackedMatrix<Scalar>& packed) { packed.pack(true, I, GH, a.w_ih, I); });
+  gemm(steps * B, false, a.x, I, *w_ih_t, /*accumulate=*/biased, gx.data(), GH);
 
-  // W_hh^T, gate-interleaved, packed once for all steps: by the threads that will use each block.
-  RecurrentWeights<Scalar> w_hh;
-  w_hh.allocate(a.cell, H, gru && a.b_hh != nullptr ? a.b_hh + 2 * H : nullptr);
+  // W_hh^T, gate-interleaved (with the GRU's b_hn), packed once for all steps.
+  const Scalar* b_hn = gru && a.b_hh != nullptr ? a.b_hh + 2 * H : nullptr;
+  const auto w_hh_packed = cached_pack<RecurrentWeights<Scalar>>(
+      PackKey{2, static_cast<std::int64_t>(a.cell), H, isa, scalar, 0}, a.w_hh, GH * H, b_hn, b_hn != nullptr ? H : 0,
+      [&](RecurrentWeights<Scalar>& packed) {
+        packed.allocate(a.cell, H, b_hn);
+        constexpr std::int64_t kBlocksPerTask = 4;  // several threads for a large one
+        const std::int64_t blocks = packed.blocks(), tasks = (blocks + kBlocksPerTask - 1) / kBlocksPerTask;
+        parallel_for(tasks, [&](std::int64_t i) {
+          packed.pack_blocks(a.w_hh, i * kBlocksPerTask, std::min(blocks, (i + 1) * kBlocksPerTask));
+        });
+      });
+  const RecurrentWeights<Scalar>& w_hh = *w_hh_packed;
   const std::int64_t U = w_hh.block_units();
 
   Buffer<Scalar> zeros(B * H);  // the initial state when none is given
@@ -249,15 +265,6 @@ void layer_forward(const LayerForward<Scalar>& a) {
   };
   const ForwardSplit split =
       choose_forward_split(B, H, G, steps, w_hh.blocks(), sizeof(Scalar), steps * B * GH * (I + H));
-  {  // pack W_hh, several threads for a large one
-    constexpr std::int64_t kBlocksPerTask = 4;
-    const std::int64_t blocks = w_hh.blocks();
-    const bool shared = (split.hidden_team > 1 || split.batch_slices > 1) && blocks > kBlocksPerTask;
-    const std::int64_t per_task = shared ? kBlocksPerTask : blocks;
-    parallel_for(shared ? (blocks + per_task - 1) / per_task : 1, [&](std::int64_t i) {
-      w_hh.pack_blocks(a.w_hh, i * per_task, std::min(blocks, (i + 1) * per_task));
-    });
-  }
   if (split.hidden_team > 1) {
     StepScheduler team(split.hidden_team, (w_hh.blocks() + 1) / 2);
     parallel_team(split.hidden_team, [&](int member, int members) { run(0, B, members > 1 ? &team : nullptr, member); });

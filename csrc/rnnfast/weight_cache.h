@@ -1,0 +1,107 @@
+// Packed weights kept between calls.
+//
+// A layer called again with the same weights (every inference call; training repacks after each
+// update) reuses their pack instead of packing again, which for a small layer costs as much as
+// several of its time steps. An entry is found by the weights' address and a key (what they are
+// packed for: cell, sizes, instruction set), then compared element for element with a copy kept of
+// the weights it was packed from, so an edit of the weights in place is never missed: a stale pack
+// cannot be returned. The cache holds at most kMaxEntries packs (least recently used first out) and
+// skips weights over kMaxBytes, so it holds at most 8 x 2 x 16 MiB (copies and packs).
+#pragma once
+
+#include <pthread.h>
+
+#include <algorithm>
+#include <array>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <new>
+#include <vector>
+
+namespace rnnfast {
+
+using PackKey = std::array<std::int64_t, 6>;
+
+// Returns the pack of weights w[0, w_count) and extra[0, extra_count) (extra may be nullptr) for `key`:
+// a cached one if these exact values were packed for `key` at these addresses before, else a new one
+// made by pack(Packed&) (which must read only w and extra) and cached.
+template <typename Packed, typename Scalar, typename PackFn>
+std::shared_ptr<const Packed> cached_pack(const PackKey& key, const Scalar* w, std::int64_t w_count,
+                                          const Scalar* extra, std::int64_t extra_count, PackFn&& pack) {
+  constexpr std::size_t kMaxEntries = 8;
+  constexpr std::int64_t kMaxBytes = std::int64_t(16) << 20;
+  struct Entry {
+    PackKey key;
+    const Scalar *w, *extra;
+    std::int64_t w_count, extra_count;
+    std::vector<Scalar> copy;  // w then extra, as packed
+    std::shared_ptr<const Packed> packed;
+  };
+  struct Cache {
+    std::mutex mutex;
+    std::vector<std::shared_ptr<const Entry>> entries;  // most recently used last
+    Cache() {
+      // In a forked child the mutex may be held by a thread that does not exist there: start empty.
+      pthread_atfork(nullptr, nullptr, [] {
+        new (&instance().mutex) std::mutex();
+        new (&instance().entries) std::vector<std::shared_ptr<const Entry>>();  // leaks the parent's
+      });
+    }
+    static Cache& instance() {
+      static Cache* cache = new Cache();  // never destroyed: no order-of-destruction issue at exit
+      return *cache;
+    }
+  };
+  auto make = [&] {
+    auto packed = std::make_shared<Packed>();
+    pack(*packed);
+    return std::shared_ptr<const Packed>(std::move(packed));
+  };
+  if (w_count < 0 || extra_count < 0 || (w_count + extra_count) * std::int64_t(sizeof(Scalar)) > kMaxBytes)
+    return make();
+  Cache& cache = Cache::instance();
+  std::shared_ptr<const Entry> found;
+  {
+    std::lock_guard<std::mutex> lock(cache.mutex);
+    for (auto it = cache.entries.begin(); it != cache.entries.end(); ++it) {
+      const Entry& e = **it;
+      if (e.key == key && e.w == w && e.extra == extra && e.w_count == w_count && e.extra_count == extra_count) {
+        found = *it;
+        break;
+      }
+    }
+  }
+  const std::size_t w_bytes = sizeof(Scalar) * static_cast<std::size_t>(w_count);
+  const std::size_t extra_bytes = sizeof(Scalar) * static_cast<std::size_t>(extra_count);
+  if (found && (w_bytes == 0 || std::memcmp(found->copy.data(), w, w_bytes) == 0) &&
+      (extra_bytes == 0 || std::memcmp(found->copy.data() + w_count, extra, extra_bytes) == 0)) {
+    std::lock_guard<std::mutex> lock(cache.mutex);  // mark it the most recently used
+    auto it = std::find(cache.entries.begin(), cache.entries.end(), found);
+    if (it != cache.entries.end()) std::rotate(it, it + 1, cache.entries.end());
+    return found->packed;
+  }
+  auto entry = std::make_shared<Entry>();
+  entry->key = key;
+  entry->w = w;
+  entry->extra = extra;
+  entry->w_count = w_count;
+  entry->extra_count = extra_count;
+  entry->copy.resize(static_cast<std::size_t>(w_count + extra_count));
+  if (w_bytes > 0) std::memcpy(entry->copy.data(), w, w_bytes);
+  if (extra_bytes > 0) std::memcpy(entry->copy.data() + w_count, extra, extra_bytes);
+  entry->packed = make();
+  std::lock_guard<std::mutex> lock(cache.mutex);
+  auto& entries = cache.entries;
+  entries.erase(std::remove_if(entries.begin(), entries.end(),
+                               [&](const std::shared_ptr<const Entry>& e) {
+                                 return e->key == key && e->w == w && e->extra == extra;
+                               }),
+                entries.end());
+  if (entries.size() >= kMaxEntries) entries.erase(entries.begin());
+  entries.push_back(entry);
+  return entry->packed;
+}
+
+}  // namespace rnnfast
