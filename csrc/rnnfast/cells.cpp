@@ -1,7 +1,7 @@
-// The portable float64 cell table: cells.h's gate updates with the C library's exp and tanh.
+// The portable float64 activation table: the C library's exp and tanh (activations.h).
 #include <cmath>
 
-#include "rnnfast/cells.h"
+#include "rnnfast/activations.h"
 #include "rnnfast/microkernel.h"
 
 namespace rnnfast {
@@ -19,9 +19,7 @@ double tanh_f64(double x) { return std::tanh(x); }
 }  // namespace
 
 const CellKernels<double>& portable_cells_f64() {
-  static const CellKernels<double> k{&detail::rnn_step_rows<double>, &detail::lstm_step_rows<double>,
-                                     &detail::gru_step_rows<double>, &apply<exp_f64>, &apply<sigmoid_f64>,
-                                     &apply<tanh_f64>};
+  static const CellKernels<double> k{&apply<exp_f64>, &apply<sigmoid_f64>, &apply<tanh_f64>};
   return k;
 }
 

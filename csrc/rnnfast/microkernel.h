@@ -38,23 +38,17 @@ struct MicroKernel {
   void (*row_panels)(std::int64_t kc, const Scalar* a_panel, const Scalar* b_panels, Scalar* c, bool accumulate);
 };
 
-// One instruction set's gate updates for one element type: the contract of the functions of the same
-// names in cells.h (rows of gx/gh [rows, G*H], states [rows, H], workspace [rows, W] or nullptr), and
-// the activations applied elementwise to n values (test hooks for their accuracy).
+// One instruction set's activations for one element type, applied elementwise to n values (test hooks
+// for their accuracy; the gate updates that use them are the fused step's, recurrent.h).
 template <typename Scalar>
 struct CellKernels {
-  void (*rnn_rows)(Cell cell, std::int64_t rows, std::int64_t hidden, const Scalar* gx, const Scalar* gh, Scalar* h);
-  void (*lstm_rows)(std::int64_t rows, std::int64_t hidden, const Scalar* gx, const Scalar* gh, const Scalar* c_prev,
-                    Scalar* h, Scalar* c, Scalar* ws);
-  void (*gru_rows)(std::int64_t rows, std::int64_t hidden, const Scalar* gx, const Scalar* gh, const Scalar* h_prev,
-                   Scalar* h, Scalar* ws);
   void (*exp)(std::int64_t n, const Scalar* in, Scalar* out);
   void (*sigmoid)(std::int64_t n, const Scalar* in, Scalar* out);
   void (*tanh)(std::int64_t n, const Scalar* in, Scalar* out);
 };
 
-// float32 gate updates are vectorised per instruction set (kernels/cells_impl.h); float64 uses the
-// portable code of cells.h and the C library's exp and tanh on every instruction set.
+// float32: vectorised per instruction set (kernels/cells_impl.h); float64: the C library's exp and
+// tanh (activations.h) on every instruction set.
 template <typename Scalar>
 const CellKernels<Scalar>& cell_kernels(Isa isa);
 

@@ -95,7 +95,8 @@ template void fill_bias_rows<double>(Cell, std::int64_t, const double*, const do
 
 namespace {
 
-// The portable gate updates of a tile (the contract of GateBlockFns), the same formulas as cells.h.
+// The portable gate updates of a tile (the contract of GateBlockFns): PyTorch's formulas, with the C
+// library's exp and tanh (activations.h).
 
 template <typename Scalar>
 void rnn_block(bool relu_cell, std::int64_t rows, int units, int block_units, std::int64_t hidden, const Scalar* gx,

@@ -1,6 +1,6 @@
-// Vectorised gate updates for float32, shared by every instruction set. Include it only from a
-// kernels/microkernel_<isa>.cpp file, after microkernel_impl.h (which defines RNNFAST_ISA_NAMESPACE and
-// RNNFAST_VEC_BYTES). Like the micro-kernel, everything lives in the ISA's namespace and calls no inline
+// Vectorised activations and per-vector gate updates for float32, shared by every instruction set (the
+// fused step, recurrent_impl.h, applies them to its tiles). Include it only from a per-ISA file that
+// defines RNNFAST_ISA_NAMESPACE and RNNFAST_VEC_BYTES. Like the micro-kernel, everything lives in the ISA's namespace and calls no inline
 // function of another header, so no code built for a wider instruction set can leak into another.
 //
 // Accuracy (float32, against float64, over a dense sweep of [-100, 100] plus special values, on every
@@ -134,73 +134,6 @@ inline void copy_blocks(float* dst, std::int64_t dst_stride, const float* src, s
   for (int q = 0; q < blocks; ++q) std::memcpy(dst + q * dst_stride, src + q * src_stride, count * sizeof(float));
 }
 
-// The row updates: the contract of rnnfast::detail::*_step_rows (cells.h), for float.
-
-void lstm_rows(std::int64_t rows, std::int64_t hidden, const float* gx, const float* gh, const float* c_prev,
-               float* h, float* c, float* ws) {
-  const std::int64_t H = hidden, L = kFloatLanes;
-  for (std::int64_t b = 0; b < rows; ++b) {
-    const float* gxr = gx + b * 4 * H;
-    const float* ghr = gh + b * 4 * H;
-    float* wr = ws != nullptr ? ws + b * 6 * H : nullptr;
-    std::int64_t j = 0;
-    for (; j + L <= H; j += L)
-      lstm_unit(gxr + j, ghr + j, H, H, c_prev + b * H + j, h + b * H + j, c + b * H + j,
-                wr != nullptr ? wr + j : nullptr);
-    if (j < H) {  // the last H - j units, through zero-padded stand-ins of one vector per block
-      const int n = static_cast<int>(H - j);
-      float tgx[4 * L] = {}, tgh[4 * L] = {}, tcp[L] = {}, th[L], tc[L], tws[6 * L];
-      copy_blocks(tgx, L, gxr + j, H, 4, n);
-      copy_blocks(tgh, L, ghr + j, H, 4, n);
-      copy_blocks(tcp, L, c_prev + b * H + j, H, 1, n);
-      lstm_unit(tgx, tgh, L, L, tcp, th, tc, tws);
-      copy_blocks(h + b * H + j, H, th, L, 1, n);
-      copy_blocks(c + b * H + j, H, tc, L, 1, n);
-      if (wr != nullptr) copy_blocks(wr + j, H, tws, L, 6, n);
-    }
-  }
-}
-
-void gru_rows(std::int64_t rows, std::int64_t hidden, const float* gx, const float* gh, const float* h_prev,
-              float* h, float* ws) {
-  const std::int64_t H = hidden, L = kFloatLanes;
-  for (std::int64_t b = 0; b < rows; ++b) {
-    const float* gxr = gx + b * 3 * H;
-    const float* ghr = gh + b * 3 * H;
-    float* wr = ws != nullptr ? ws + b * 4 * H : nullptr;
-    std::int64_t j = 0;
-    for (; j + L <= H; j += L)
-      gru_unit(gxr + j, ghr + j, H, H, h_prev + b * H + j, h + b * H + j, wr != nullptr ? wr + j : nullptr);
-    if (j < H) {
-      const int n = static_cast<int>(H - j);
-      float tgx[3 * L] = {}, tgh[3 * L] = {}, thp[L] = {}, th[L], tws[4 * L];
-      copy_blocks(tgx, L, gxr + j, H, 3, n);
-      copy_blocks(tgh, L, ghr + j, H, 3, n);
-      copy_blocks(thp, L, h_prev + b * H + j, H, 1, n);
-      gru_unit(tgx, tgh, L, L, thp, th, tws);
-      copy_blocks(h + b * H + j, H, th, L, 1, n);
-      if (wr != nullptr) copy_blocks(wr + j, H, tws, L, 4, n);
-    }
-  }
-}
-
-void rnn_rows(Cell cell, std::int64_t rows, std::int64_t hidden, const float* gx, const float* gh, float* h) {
-  const std::int64_t H = hidden, L = kFloatLanes;
-  const bool relu = cell == Cell::kRnnRelu;
-  // The RNN's rows are contiguous blocks of H: treat all rows as one run of rows * H units.
-  const std::int64_t total = rows * H;
-  std::int64_t j = 0;
-  for (; j + L <= total; j += L) rnn_unit(relu, gx + j, gh + j, 0, h + j);
-  if (j < total) {
-    const int n = static_cast<int>(total - j);
-    float tgx[L] = {}, tgh[L] = {}, th[L];
-    copy_blocks(tgx, L, gx + j, 0, 1, n);
-    copy_blocks(tgh, L, gh + j, 0, 1, n);
-    rnn_unit(relu, tgx, tgh, 0, th);
-    copy_blocks(h + j, 0, th, L, 1, n);
-  }
-}
-
 // Applies an activation to n values (a test hook for the accuracy bounds above).
 template <FloatVec (*kFn)(FloatVec)>
 void apply(std::int64_t n, const float* in, float* out) {
@@ -224,8 +157,7 @@ void apply(std::int64_t n, const float* in, float* out) {
   namespace rnnfast {                                                                                      \
   namespace RNNFAST_ISA_NAMESPACE {                                                                        \
   const CellKernels<float>& cells_f32() {                                                                  \
-    static const CellKernels<float> k{&rnn_rows, &lstm_rows, &gru_rows, &apply<exp_v>, &apply<sigmoid_v>,  \
-                                      &apply<tanh_v>};                                                     \
+    static const CellKernels<float> k{&apply<exp_v>, &apply<sigmoid_v>, &apply<tanh_v>};                   \
     return k;                                                                                              \
   }                                                                                                        \
   }                                                                                                        \

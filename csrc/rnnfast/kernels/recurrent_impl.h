@@ -8,7 +8,7 @@
 #include <cstring>
 #include <utility>
 
-// The row-wise gate updates of cells_impl.h are the GEMM path's; this file uses only its vector units.
+// This file uses cells_impl.h's vector units, not its test-hook table (apply).
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wunused-function"
 #include "cells_impl.h"
