@@ -6,8 +6,13 @@ stepper), and every buffer a step needs is allocated then too, so a step in stea
 nothing in the kernels; pass ``out=`` and it allocates nothing in Python either.
 
 Results: feeding a sequence step by step gives **bit-identical** results to one call of the layer on
-the whole sequence. Both run the same GEMM micro-kernels, which compute every output element with the
-same sequence of multiply-adds whatever the number of rows, and the same gate code.
+the whole sequence. Both run the same input-projection micro-kernels and the same fused recurrent step,
+which compute every output element with the same sequence of multiply-adds whatever the number of rows,
+and the same gate code.
+
+Speed: ``step`` hands arrays that need no conversion (the stepper's dtype, the exact shape,
+C-contiguous, aligned; ``out`` writeable) straight to the C++ stepper, whose checks read the array
+structures directly; anything else goes through the Python checks below, which convert or explain.
 """
 
 from __future__ import annotations
