@@ -73,16 +73,7 @@ const GradKernels<double>& portable_grads_f64() {
 
 template <>
 const GradKernels<float>& grad_kernels<float>(Isa isa) {
-  switch (isa) {
-#if defined(__x86_64__) || defined(_M_X64)
-    case Isa::kAvx512:
-      return avx512::grads_f32();
-    case Isa::kAvx2:
-      return avx2::grads_f32();
-#endif
-    default:
-      return generic::grads_f32();
-  }
+  return RNNFAST_TABLE_FOR_ISA(isa, grads_f32);
 }
 
 template <>

@@ -81,44 +81,17 @@ void set_active_isa(Isa isa) {
 
 template <>
 const MicroKernel<float>& micro_kernel<float>(Isa isa) {
-  switch (isa) {
-#if defined(__x86_64__) || defined(_M_X64)
-    case Isa::kAvx512:
-      return avx512::kernel_f32();
-    case Isa::kAvx2:
-      return avx2::kernel_f32();
-#endif
-    default:
-      return generic::kernel_f32();
-  }
+  return RNNFAST_TABLE_FOR_ISA(isa, kernel_f32);
 }
 
 template <>
 const MicroKernel<double>& micro_kernel<double>(Isa isa) {
-  switch (isa) {
-#if defined(__x86_64__) || defined(_M_X64)
-    case Isa::kAvx512:
-      return avx512::kernel_f64();
-    case Isa::kAvx2:
-      return avx2::kernel_f64();
-#endif
-    default:
-      return generic::kernel_f64();
-  }
+  return RNNFAST_TABLE_FOR_ISA(isa, kernel_f64);
 }
 
 template <>
 const CellKernels<float>& cell_kernels<float>(Isa isa) {
-  switch (isa) {
-#if defined(__x86_64__) || defined(_M_X64)
-    case Isa::kAvx512:
-      return avx512::cells_f32();
-    case Isa::kAvx2:
-      return avx2::cells_f32();
-#endif
-    default:
-      return generic::cells_f32();
-  }
+  return RNNFAST_TABLE_FOR_ISA(isa, cells_f32);
 }
 
 template <>

@@ -93,4 +93,14 @@ const CellKernels<float>& cells_f32();
 #endif
 const CellKernels<double>& portable_cells_f64();
 
+// The table `name()` of instruction set `isa`'s namespace: every per-ISA table (micro-kernels, cells,
+// fused step, backward) is dispatched this way. The x86 namespaces exist only in x86-64 builds;
+// elsewhere every instruction set resolves to the generic one.
+#if defined(__x86_64__) || defined(_M_X64)
+#define RNNFAST_TABLE_FOR_ISA(isa, name) \
+  ((isa) == Isa::kAvx512 ? avx512::name() : (isa) == Isa::kAvx2 ? avx2::name() : generic::name())
+#else
+#define RNNFAST_TABLE_FOR_ISA(isa, name) ((void)(isa), generic::name())
+#endif
+
 }  // namespace rnnfast

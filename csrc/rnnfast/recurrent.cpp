@@ -12,30 +12,12 @@ namespace rnnfast {
 
 template <>
 const RecurrentKernel<float>& recurrent_kernel<float>(Isa isa) {
-  switch (isa) {
-#if defined(__x86_64__) || defined(_M_X64)
-    case Isa::kAvx512:
-      return avx512::recurrent_f32();
-    case Isa::kAvx2:
-      return avx2::recurrent_f32();
-#endif
-    default:
-      return generic::recurrent_f32();
-  }
+  return RNNFAST_TABLE_FOR_ISA(isa, recurrent_f32);
 }
 
 template <>
 const RecurrentKernel<double>& recurrent_kernel<double>(Isa isa) {
-  switch (isa) {
-#if defined(__x86_64__) || defined(_M_X64)
-    case Isa::kAvx512:
-      return avx512::recurrent_f64();
-    case Isa::kAvx2:
-      return avx2::recurrent_f64();
-#endif
-    default:
-      return generic::recurrent_f64();
-  }
+  return RNNFAST_TABLE_FOR_ISA(isa, recurrent_f64);
 }
 
 template <typename Scalar>
