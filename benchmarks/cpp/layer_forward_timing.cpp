@@ -1,0 +1,72 @@
+// Times rnnfast::layer_forward from C++ alone (no Python, no peers): the steadiest figures on a shared
+// machine, for comparing kernel and threading changes. Prints the minimum, first quartile and median of
+// 200 calls (15 for large shapes).
+//
+// Build against the kernel library of a build directory (cmake -DRNNFAST_BUILD_PYTHON=OFF is enough):
+//   g++ -O2 -std=c++17 -Icsrc benchmarks/cpp/layer_forward_timing.cpp build/librnnfast_kernels.a -lpthread -o timing
+// Run:  ./timing CELL T B I H [THREADS [SPLIT]]
+//   CELL: rnn | lstm | gru;  THREADS: default 1;  SPLIT: 0 auto, 1 batch slices, 2 hidden units
+// e.g.  ./timing lstm 100 1 64 128 2      (the README's edge scenario)
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "rnnfast/rnn.h"
+#include "rnnfast/threadpool.h"
+
+int main(int argc, char** argv) {
+  if (argc < 6) {
+    std::fprintf(stderr, "usage: %s rnn|lstm|gru T B I H [threads [split]]\n", argv[0]);
+    return 2;
+  }
+  const std::string name = argv[1];
+  const rnnfast::Cell cell = name == "lstm" ? rnnfast::Cell::kLstm
+                             : name == "gru" ? rnnfast::Cell::kGru
+                                             : rnnfast::Cell::kRnnTanh;
+  const long T = std::atol(argv[2]), B = std::atol(argv[3]), I = std::atol(argv[4]), H = std::atol(argv[5]);
+  const int threads = argc > 6 ? std::atoi(argv[6]) : 1, split = argc > 7 ? std::atoi(argv[7]) : 0;
+  rnnfast::set_num_threads(threads);
+  rnnfast::set_split_policy(static_cast<rnnfast::SplitPolicy>(split));
+  const long G = rnnfast::gate_count(cell);
+  std::mt19937 rng(0);
+  std::normal_distribution<float> normal(0.0f, 0.1f);
+  auto random = [&](long n) {
+    std::vector<float> v(static_cast<std::size_t>(n));
+    for (float& e : v) e = normal(rng);
+    return v;
+  };
+  const auto x = random(T * B * I), w_ih = random(G * H * I), w_hh = random(G * H * H), b_ih = random(G * H),
+             b_hh = random(G * H);
+  std::vector<float> out(static_cast<std::size_t>(T * B * H)), h_n(static_cast<std::size_t>(B * H)),
+      c_n(static_cast<std::size_t>(B * H));
+  rnnfast::LayerForward<float> a;
+  a.cell = cell;
+  a.seq_len = T;
+  a.batch = B;
+  a.input_size = I;
+  a.hidden = H;
+  a.x = x.data();
+  a.w_ih = w_ih.data();
+  a.w_hh = w_hh.data();
+  a.b_ih = b_ih.data();
+  a.b_hh = b_hh.data();
+  a.out = out.data();
+  a.h_n = h_n.data();
+  a.c_n = c_n.data();
+  const int calls = T * B * H > 1000000 ? 15 : 200;
+  std::vector<double> ms;
+  for (int r = 0; r < calls; ++r) {
+    const auto start = std::chrono::steady_clock::now();
+    rnnfast::layer_forward(a);
+    ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
+  }
+  std::sort(ms.begin(), ms.end());
+  const double flops = 2.0 * T * B * G * H * (I + H);
+  std::printf("%s T=%ld B=%ld I=%ld H=%ld, %d threads, split %d: min %.3f ms (%.1f GFLOP/s), p25 %.3f, median %.3f\n",
+              name.c_str(), T, B, I, H, threads, split, ms[0], flops / ms[0] / 1e6, ms[calls / 4], ms[calls / 2]);
+  return 0;
+}
