@@ -54,7 +54,7 @@ class ScratchCache {
 
  private:
   static constexpr std::size_t kMinBytes = std::size_t(64) << 10;  // smaller ones: malloc is cheap
-  static constexpr std::size_t kMaxBytes = std::size_t(256) << 20;
+  static constexpr std::size_t kMaxBytes = std::size_t(64) << 20;
   static constexpr std::size_t kMaxBlocks = 16;
   struct Block {
     void* p;

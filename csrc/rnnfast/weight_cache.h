@@ -5,8 +5,9 @@
 // several of its time steps. An entry is found by the weights' address and a key (what they are
 // packed for: cell, sizes, instruction set), then compared element for element with a copy kept of
 // the weights it was packed from, so an edit of the weights in place is never missed: a stale pack
-// cannot be returned. The cache holds at most kMaxEntries packs (least recently used first out) and
-// skips weights over kMaxBytes, so it holds at most 8 x 2 x 16 MiB (copies and packs).
+// cannot be returned. The cache keeps at most kMaxEntries packs (enough for every direction and layer
+// of a deep model) and kMaxTotalBytes of kept copies, dropping the least recently used first, and
+// skips weights over kMaxBytes; packs are about the size of their copies.
 #pragma once
 
 #include <pthread.h>
@@ -30,8 +31,9 @@ using PackKey = std::array<std::int64_t, 6>;
 template <typename Packed, typename Scalar, typename PackFn>
 std::shared_ptr<const Packed> cached_pack(const PackKey& key, const Scalar* w, std::int64_t w_count,
                                           const Scalar* extra, std::int64_t extra_count, PackFn&& pack) {
-  constexpr std::size_t kMaxEntries = 8;
+  constexpr std::size_t kMaxEntries = 32;
   constexpr std::int64_t kMaxBytes = std::int64_t(16) << 20;
+  constexpr std::int64_t kMaxTotalBytes = std::int64_t(64) << 20;
   struct Entry {
     PackKey key;
     const Scalar *w, *extra;
@@ -99,8 +101,13 @@ std::shared_ptr<const Packed> cached_pack(const PackKey& key, const Scalar* w, s
                                  return e->key == key && e->w == w && e->extra == extra;
                                }),
                 entries.end());
-  if (entries.size() >= kMaxEntries) entries.erase(entries.begin());
   entries.push_back(entry);
+  std::int64_t total = 0;
+  for (const auto& e : entries) total += (e->w_count + e->extra_count) * std::int64_t(sizeof(Scalar));
+  while (entries.size() > 1 && (entries.size() > kMaxEntries || total > kMaxTotalBytes)) {
+    total -= (entries.front()->w_count + entries.front()->extra_count) * std::int64_t(sizeof(Scalar));
+    entries.erase(entries.begin());  // the least recently used
+  }
   return entry->packed;
 }
 
