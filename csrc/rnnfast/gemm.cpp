@@ -176,6 +176,45 @@ Scalar* a_block_scratch(std::int64_t count) {
   return scratch.data;
 }
 
+// Rows [i0, i0 + mc) (mc <= the kernel's mc) by panels [p_begin, p_end) of C, over the whole depth:
+// one task of gemm. Every element's multiply-adds run in the same order whatever the task cut.
+template <typename Scalar>
+void gemm_block(std::int64_t i0, std::int64_t mc, bool a_transposed, const Scalar* a, std::int64_t lda,
+                const PackedMatrix<Scalar>& b, std::int64_t p_begin, std::int64_t p_end, bool accumulate, Scalar* c,
+                std::int64_t ldc) {
+  const MicroKernel<Scalar>& kernel = b.kernel();
+  const int tile_rows = kernel.mr, tile_cols = kernel.nr;
+  const std::int64_t block_depth = kernel.kc, n = b.n(), k = b.k();
+  if (mc <= 0 || p_begin >= p_end) return;
+  if (k == 0) {
+    if (!accumulate)
+      for (std::int64_t i = i0; i < i0 + mc; ++i)
+        std::fill(c + i * ldc + p_begin * tile_cols, c + i * ldc + std::min(n, p_end * tile_cols), Scalar(0));
+    return;
+  }
+  Scalar* a_packed = a_block_scratch<Scalar>((mc + tile_rows - 1) / tile_rows * tile_rows * std::min(block_depth, k));
+  for (std::int64_t k0 = 0; k0 < k; k0 += block_depth) {
+    const std::int64_t kc = std::min(block_depth, k - k0);
+    const bool acc = accumulate || k0 > 0;
+    const Scalar* a_block = a_transposed ? a + k0 * lda + i0 : a + i0 * lda + k0;
+    pack_a(mc, kc, tile_rows, a_transposed, a_block, lda, a_packed);
+    std::int64_t p = p_begin;
+    if (mc == 1) {  // a matrix-vector product: several panels per call for independent chains
+      constexpr int kGroup = MicroKernel<Scalar>::kRowPanels;
+      for (; p + kGroup <= p_end && (p + kGroup) * tile_cols <= n; p += kGroup)
+        kernel.row_panels(kc, a_packed, b.panel(k0, p), c + i0 * ldc + p * tile_cols, acc);
+    }
+    for (; p < p_end; ++p) {
+      const Scalar* b_panel = b.panel(k0, p);
+      const int nr = static_cast<int>(std::min<std::int64_t>(tile_cols, n - p * tile_cols));
+      for (std::int64_t i = 0; i < mc; i += tile_rows) {
+        const int mr = static_cast<int>(std::min<std::int64_t>(tile_rows, mc - i));
+        kernel.rows[mr](kc, a_packed + i * kc, b_panel, c + (i0 + i) * ldc + p * tile_cols, ldc, acc, nr);
+      }
+    }
+  }
+}
+
 }  // namespace
 
 // The work is cut into tasks, each a block of kernel.mc rows of C by a run of panels, computed with the
@@ -186,8 +225,8 @@ template <typename Scalar>
 void gemm(std::int64_t m, bool a_transposed, const Scalar* a, std::int64_t lda, const PackedMatrix<Scalar>& b,
           bool accumulate, Scalar* c, std::int64_t ldc) {
   const MicroKernel<Scalar>& kernel = b.kernel();
-  const int tile_rows = kernel.mr, tile_cols = kernel.nr;
-  const std::int64_t block_depth = kernel.kc, block_rows = kernel.mc;
+  const int tile_cols = kernel.nr;
+  const std::int64_t block_rows = kernel.mc;
   const std::int64_t n = b.n(), k = b.k();
   if (m <= 0 || n <= 0) return;
   if (k == 0) {
@@ -210,30 +249,17 @@ void gemm(std::int64_t m, bool a_transposed, const Scalar* a, std::int64_t lda, 
   parallel_for(row_blocks * panel_runs, [&](std::int64_t task) {
     const std::int64_t i0 = (task / panel_runs) * block_rows;
     const std::int64_t p_begin = (task % panel_runs) * panels_per_task;
-    const std::int64_t p_end = std::min(panels, p_begin + panels_per_task);
-    const std::int64_t mc = std::min(block_rows, m - i0);
-    Scalar* a_packed = a_block_scratch<Scalar>((mc + tile_rows - 1) / tile_rows * tile_rows * std::min(block_depth, k));
-    for (std::int64_t k0 = 0; k0 < k; k0 += block_depth) {
-      const std::int64_t kc = std::min(block_depth, k - k0);
-      const bool acc = accumulate || k0 > 0;
-      const Scalar* a_block = a_transposed ? a + k0 * lda + i0 : a + i0 * lda + k0;
-      pack_a(mc, kc, tile_rows, a_transposed, a_block, lda, a_packed);
-      std::int64_t p = p_begin;
-      if (mc == 1) {  // a matrix-vector product: several panels per call for independent chains
-        constexpr int kGroup = MicroKernel<Scalar>::kRowPanels;
-        for (; p + kGroup <= p_end && (p + kGroup) * tile_cols <= n; p += kGroup)
-          kernel.row_panels(kc, a_packed, b.panel(k0, p), c + i0 * ldc + p * tile_cols, acc);
-      }
-      for (; p < p_end; ++p) {
-        const Scalar* b_panel = b.panel(k0, p);
-        const int nr = static_cast<int>(std::min<std::int64_t>(tile_cols, n - p * tile_cols));
-        for (std::int64_t i = 0; i < mc; i += tile_rows) {
-          const int mr = static_cast<int>(std::min<std::int64_t>(tile_rows, mc - i));
-          kernel.rows[mr](kc, a_packed + i * kc, b_panel, c + (i0 + i) * ldc + p * tile_cols, ldc, acc, nr);
-        }
-      }
-    }
+    gemm_block(i0, std::min(block_rows, m - i0), a_transposed, a, lda, b, p_begin, std::min(panels, p_begin + panels_per_task),
+               accumulate, c, ldc);
   });
+}
+
+template <typename Scalar>
+void gemm_panels(std::int64_t m, bool a_transposed, const Scalar* a, std::int64_t lda, const PackedMatrix<Scalar>& b,
+                 std::int64_t p_begin, std::int64_t p_end, bool accumulate, Scalar* c, std::int64_t ldc) {
+  const std::int64_t block_rows = b.kernel().mc;
+  for (std::int64_t i0 = 0; i0 < m; i0 += block_rows)
+    gemm_block(i0, std::min(block_rows, m - i0), a_transposed, a, lda, b, p_begin, p_end, accumulate, c, ldc);
 }
 
 template <typename Scalar>
@@ -250,7 +276,9 @@ void gemm(std::int64_t m, std::int64_t n, std::int64_t k, bool a_transposed, con
   template void gemm<Scalar>(std::int64_t, bool, const Scalar*, std::int64_t, const PackedMatrix<Scalar>&, bool, \
                              Scalar*, std::int64_t);                                                             \
   template void gemm<Scalar>(std::int64_t, std::int64_t, std::int64_t, bool, const Scalar*, std::int64_t, bool,  \
-                             const Scalar*, std::int64_t, bool, Scalar*, std::int64_t);
+                             const Scalar*, std::int64_t, bool, Scalar*, std::int64_t);                         \
+  template void gemm_panels<Scalar>(std::int64_t, bool, const Scalar*, std::int64_t, const PackedMatrix<Scalar>&, \
+                                    std::int64_t, std::int64_t, bool, Scalar*, std::int64_t);
 RNNFAST_INSTANTIATE_GEMM(float)
 RNNFAST_INSTANTIATE_GEMM(double)
 #undef RNNFAST_INSTANTIATE_GEMM

@@ -53,6 +53,7 @@ class PackedMatrix {
 
   std::int64_t k() const { return k_; }
   std::int64_t n() const { return n_; }
+  std::int64_t panels() const { return kernel_ == nullptr ? 0 : n_padded_ / kernel_->nr; }
   const MicroKernel<Scalar>& kernel() const { return *kernel_; }
   // Start of the panel covering columns [panel*nr, panel*nr + nr) of the K block starting at k0.
   const Scalar* panel(std::int64_t k0, std::int64_t panel_index) const;
@@ -69,6 +70,13 @@ class PackedMatrix {
 template <typename Scalar>
 void gemm(std::int64_t m, bool a_transposed, const Scalar* a, std::int64_t lda, const PackedMatrix<Scalar>& b,
           bool accumulate, Scalar* c, std::int64_t ldc);
+
+// The part of that product in panels [p_begin, p_end) of op(B) (columns [p_begin*nr, min(N, p_end*nr))),
+// computed on the calling thread with the arithmetic gemm uses for those elements: threads that split a
+// product by panels get gemm's bits.
+template <typename Scalar>
+void gemm_panels(std::int64_t m, bool a_transposed, const Scalar* a, std::int64_t lda, const PackedMatrix<Scalar>& b,
+                 std::int64_t p_begin, std::int64_t p_end, bool accumulate, Scalar* c, std::int64_t ldc);
 
 // Convenience for a right-hand side used once: packs op(B) (see PackedMatrix::pack) and multiplies.
 template <typename Scalar>
