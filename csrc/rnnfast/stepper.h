@@ -14,6 +14,7 @@
 #include "rnnfast/microkernel.h"
 #include "rnnfast/recurrent.h"
 #include "rnnfast/rnn.h"
+#include "rnnfast/threadpool.h"
 
 namespace rnnfast {
 
@@ -43,8 +44,8 @@ class Stepper {
   void run(std::int64_t steps, const Scalar* x, Scalar* y);
 
   // The current state, [L, B, H] each (c: LSTM only, zeros otherwise).
-  const Scalar* h() const { return h_.data(); }
-  const Scalar* c() const { return c_.data(); }
+  const Scalar* h() const { return state_h_[current_].data(); }
+  const Scalar* c() const { return state_c_[current_].data(); }
 
  private:
   struct Packed {
@@ -56,9 +57,18 @@ class Stepper {
   Cell cell_;
   std::int64_t hidden_, batch_, gates_;
   std::vector<Packed> layers_;
-  Buffer<Scalar> h_, c_;              // [L, B, H] the state
-  Buffer<Scalar> h_next_, c_next_;    // [B, H] the step's new state of one layer
-  Buffer<Scalar> gx_;                 // [B, GH] the input projection of one layer's step
+  // One step for every layer (see run); with a team, member `member` of `members` shares it through
+  // the schedulers (nullptr: this call does all of it).
+  void step_layers(const Scalar* x_t, Scalar* y_t, int from, StepScheduler* projection, StepScheduler* recurrent,
+                   int member, std::int64_t phase);
+
+  static constexpr std::int64_t kPanelsPerTask = 4;
+
+  // The state, double-buffered: a step reads state_*[current_] and writes state_*[1 - current_], so
+  // that no thread's reads of h_{t-1} race another's writes of h_t, and nothing is copied back.
+  Buffer<Scalar> state_h_[2], state_c_[2];  // [L, B, H] each
+  int current_ = 0;
+  Buffer<Scalar> gx_;                       // [B, GH] the input projection of one layer's step
 };
 
 }  // namespace rnnfast
