@@ -948,12 +948,9 @@ def _tmpdir(tmp_path):
 
 
 @pytest.fixture(autouse=True)
-def _restore_threads():
-    """Rows may change the thread count; put it back."""
-    n = rnnfast.get_num_threads()
+def _restore_threads(restore_threads):
+    """Rows may change the thread count; put it back (conftest.restore_threads)."""
     yield
-    if hasattr(rnnfast, "set_num_threads"):
-        rnnfast.set_num_threads(n)
 
 
 def _marks(r: Row):

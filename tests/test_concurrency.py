@@ -21,27 +21,15 @@ import pytest
 import rnnfast
 from rnnfast import _core
 
-HAS_THREADS = hasattr(rnnfast, "set_num_threads")
-HAS_STEPPER = hasattr(rnnfast.LSTM, "stepper")
 
 
 @pytest.fixture
 def one_kernel_thread():
-    """Kernels on the calling thread only (if the build has a pool), restored afterwards."""
+    """Kernels on the calling thread only, restored afterwards."""
     before = rnnfast.get_num_threads()
-    if HAS_THREADS:
-        rnnfast.set_num_threads(1)
+    rnnfast.set_num_threads(1)
     yield
-    if HAS_THREADS:
-        rnnfast.set_num_threads(before)
-
-
-@pytest.fixture
-def restore_threads():
-    before = rnnfast.get_num_threads()
-    yield
-    if HAS_THREADS:
-        rnnfast.set_num_threads(before)
+    rnnfast.set_num_threads(before)
 
 
 def _run_threads(target, n: int, timeout: float = 120.0) -> list:
@@ -100,12 +88,9 @@ def _kernel_calls() -> dict:
     def gemm():
         _core.gemm(a, a)
 
-    calls = {"forward": forward, "backward": backward, "gemm": gemm}
-    if HAS_STEPPER:
-        s = rnnfast.LSTM(p["x"].shape[2], H, seed=0).stepper(batch=B)
-        y = np.empty_like(out)
-        calls["stepper"] = lambda: s._impl.run(p["x"], y)
-    return calls
+    s = rnnfast.LSTM(p["x"].shape[2], H, seed=0).stepper(batch=B)
+    y = np.empty_like(out)
+    return {"forward": forward, "backward": backward, "gemm": gemm, "stepper": lambda: s._impl.run(p["x"], y)}
 
 
 def _largest_pause(call) -> tuple[float, float]:
@@ -170,8 +155,7 @@ def _inputs(n: int, I: int, seed: int = 0) -> list:
 @pytest.mark.parametrize("cls", [rnnfast.LSTM, rnnfast.GRU, rnnfast.RNN])
 def test_threads_share_one_model(cls, restore_threads):
     """Eight threads run inference on one model at once; every output equals the serial one."""
-    if HAS_THREADS:
-        rnnfast.set_num_threads(2)
+    rnnfast.set_num_threads(2)
     m = cls(24, 40, num_layers=2, bidirectional=True, seed=0)
     xs = _inputs(48, 24)
     expected = [m(x) for x in xs]
@@ -189,8 +173,7 @@ def test_threads_share_one_model(cls, restore_threads):
 
 def test_threads_train_their_own_copies(restore_threads):
     """Threads train copies of one model (forward + backward) at once; gradients equal the serial ones."""
-    if HAS_THREADS:
-        rnnfast.set_num_threads(2)
+    rnnfast.set_num_threads(2)
     base = rnnfast.LSTM(16, 24, num_layers=2, bidirectional=True, seed=1)
     xs = _inputs(6, 16, seed=1)
 
@@ -214,7 +197,6 @@ def test_threads_train_their_own_copies(restore_threads):
     assert all(_run_threads(work, len(xs)))
 
 
-@pytest.mark.skipif(not HAS_STEPPER, reason="the stepper is not in this build yet")
 def test_threads_each_with_a_stepper():
     m = rnnfast.GRU(12, 20, num_layers=2, seed=2)
     xs = _inputs(6, 12, seed=2)
@@ -232,7 +214,6 @@ def test_threads_each_with_a_stepper():
     assert all(_run_threads(work, len(xs)))
 
 
-@pytest.mark.skipif(not HAS_STEPPER, reason="the stepper is not in this build yet")
 def test_one_stepper_shared_by_threads():
     """Steps on one stepper from several threads are serialised: with the same input at every step, any
     interleaving of 6 x 50 steps leaves the state of 300 serial steps; reading the state meanwhile is safe."""
@@ -259,7 +240,6 @@ def test_one_stepper_shared_by_threads():
 # Changing the thread count while kernels run
 # ---------------------------------------------------------------------------------------------------
 
-@pytest.mark.skipif(not HAS_THREADS, reason="set_num_threads is not in this build yet")
 def test_set_num_threads_while_others_run(restore_threads):
     """Four threads run models while a fifth keeps changing the thread count: every result is still exact."""
     m = rnnfast.LSTM(32, 48, num_layers=2, seed=4)

@@ -9,21 +9,7 @@ import pytest
 import rnnfast
 from rnnfast import nn
 
-
-def numeric_grad(f, x, eps=1e-6):
-    """Central differences of the scalar f() with respect to every element of x (changed in place)."""
-    g = np.zeros_like(x)
-    it = np.nditer(x, flags=["multi_index"])
-    for _ in it:
-        i = it.multi_index
-        old = x[i]
-        x[i] = old + eps
-        fp = f()
-        x[i] = old - eps
-        fm = f()
-        x[i] = old
-        g[i] = (fp - fm) / (2 * eps)
-    return g
+from test_reference import numerical_gradient
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -46,9 +32,9 @@ def test_linear_gradients_match_finite_differences(lead, bias):
     assert y.shape == lead + (3,)
     np.testing.assert_allclose(y, x @ lin.weight.T + (lin.bias if bias else 0), rtol=1e-12)
     d_x = lin.backward(w_out)
-    np.testing.assert_allclose(d_x, numeric_grad(loss, x), rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(d_x, numerical_gradient(loss, x), rtol=1e-6, atol=1e-8)
     for name, p in lin.parameters().items():
-        np.testing.assert_allclose(lin.grads[name], numeric_grad(loss, p), rtol=1e-6, atol=1e-8)
+        np.testing.assert_allclose(lin.grads[name], numerical_gradient(loss, p), rtol=1e-6, atol=1e-8)
     assert set(lin.grads) == ({"weight", "bias"} if bias else {"weight"})
 
 
@@ -107,7 +93,7 @@ def test_softmax_cross_entropy_value_and_gradient(masked):
     nll = -np.log(np.take_along_axis(p, targets[..., None], -1)[..., 0])
     w = np.ones((4, 3)) if mask is None else mask.astype(float)
     assert loss == pytest.approx((w * nll).sum() / w.sum(), rel=1e-12)
-    num = numeric_grad(lambda: nn.softmax_cross_entropy(logits, targets, mask=mask)[0], logits)
+    num = numerical_gradient(lambda: nn.softmax_cross_entropy(logits, targets, mask=mask)[0], logits)
     np.testing.assert_allclose(d, num, rtol=1e-6, atol=1e-9)
     if masked:
         assert not d[~mask].any()
@@ -145,7 +131,7 @@ def test_mse_value_and_gradient(masked):
     loss, d = nn.mse(pred, target, mask=mask)
     w = np.ones_like(pred) if mask is None else np.broadcast_to(mask, pred.shape).astype(float)
     assert loss == pytest.approx((w * (pred - target) ** 2).sum() / w.sum(), rel=1e-12)
-    np.testing.assert_allclose(d, numeric_grad(lambda: nn.mse(pred, target, mask=mask)[0], pred),
+    np.testing.assert_allclose(d, numerical_gradient(lambda: nn.mse(pred, target, mask=mask)[0], pred),
                                rtol=1e-6, atol=1e-9)
     with pytest.raises(ValueError, match=r"target has shape \(5, 2\), expected the shape of pred \(5, 2, 3\)"):
         nn.mse(pred, target[..., 0])

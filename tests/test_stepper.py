@@ -199,7 +199,7 @@ def test_step_out_may_share_memory_with_x():
 
 
 @pytest.mark.parametrize("cls", [rnnfast.RNN, rnnfast.LSTM, rnnfast.GRU])
-def test_steps_shared_by_threads_equal_the_whole_sequence(cls):
+def test_steps_shared_by_threads_equal_the_whole_sequence(cls, restore_threads, restore_split):
     """With the pool's threads sharing each step (forced with the 'hidden' split; by default only for
     large enough steps while the pool is awake), every split and thread count gives the bits of one
     whole-sequence call: a stack of two layers, batch 3, sizes off every vector width."""
@@ -208,17 +208,12 @@ def test_steps_shared_by_threads_equal_the_whole_sequence(cls):
     layer = cls(7, 37, num_layers=2, seed=5)
     xs = np.random.default_rng(1).standard_normal((6, 3, 7)).astype(np.float32)
     want = layer(xs)[0]
-    before_split, before_threads = _core.get_split(), rnnfast.get_num_threads()
-    try:
-        for split in ("batch", "hidden", "auto"):
-            _core.set_split(split)
-            for threads in (1, 2, 3):
-                rnnfast.set_num_threads(threads)
-                s = layer.stepper(batch=3)
-                got = np.stack([s.step(x).copy() for x in xs])
-                np.testing.assert_array_equal(got, want, err_msg=f"{split}, {threads} threads")
-                s.reset()
-                np.testing.assert_array_equal(s.step_many(xs), want, err_msg=f"{split}, {threads} threads, chunk")
-    finally:
-        _core.set_split(before_split)
-        rnnfast.set_num_threads(before_threads)
+    for split in ("batch", "hidden", "auto"):
+        _core.set_split(split)
+        for threads in (1, 2, 3):
+            rnnfast.set_num_threads(threads)
+            s = layer.stepper(batch=3)
+            got = np.stack([s.step(x).copy() for x in xs])
+            np.testing.assert_array_equal(got, want, err_msg=f"{split}, {threads} threads")
+            s.reset()
+            np.testing.assert_array_equal(s.step_many(xs), want, err_msg=f"{split}, {threads} threads, chunk")

@@ -13,13 +13,6 @@ from test_lengths import run
 from test_native import CELLS, make_problem
 
 
-@pytest.fixture
-def restore_threads():
-    before = rnnfast.get_num_threads()
-    yield
-    rnnfast.set_num_threads(before)
-
-
 @pytest.mark.parametrize("cell", CELLS)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_results_do_not_depend_on_the_thread_count(cell, dtype, restore_threads):
@@ -36,18 +29,11 @@ def test_results_do_not_depend_on_the_thread_count(cell, dtype, restore_threads)
                 np.testing.assert_array_equal(got[name], want[name], err_msg=f"{threads} threads: {name}")
 
 
-@pytest.fixture
-def restore_split():
-    before = _core.get_split()
-    yield
-    _core.set_split(before)
-
-
 @pytest.mark.parametrize("cell", CELLS)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("batch", [1, 3, 9])
 def test_every_split_gives_the_same_bits(cell, dtype, batch, restore_threads, restore_split):
-    """The forward's time loop shared by hidden units (a barrier per step) or by batch slices, on any
+    """The forward's time loop shared by hidden units (the step scheduler) or by batch slices, on any
     number of threads, computes every element with the same arithmetic: the same bits, which match
     the NumPy reference. H = 150 leaves a partial unit block on every instruction set; the sizes make
     each step large enough for the pool to be used."""

@@ -229,11 +229,6 @@ void gemm(std::int64_t m, bool a_transposed, const Scalar* a, std::int64_t lda, 
   const std::int64_t block_rows = kernel.mc;
   const std::int64_t n = b.n(), k = b.k();
   if (m <= 0 || n <= 0) return;
-  if (k == 0) {
-    if (!accumulate)
-      for (std::int64_t i = 0; i < m; ++i) std::fill(c + i * ldc, c + i * ldc + n, Scalar(0));
-    return;
-  }
   const std::int64_t row_blocks = (m + block_rows - 1) / block_rows;
   const std::int64_t panels = (n + tile_cols - 1) / tile_cols;
   // Enough tasks to keep a few threads busy when there are few row blocks, but runs of panels long

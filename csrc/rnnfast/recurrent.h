@@ -43,7 +43,6 @@ class RecurrentWeights;
 // of the step described by `args`.
 template <typename Scalar>
 struct RecurrentKernel {
-  Isa isa;
   // Units per block for each cell (indexed by Cell): a whole number of vectors.
   int block_units[4];
   void (*step)(const RecurrentWeights<Scalar>& weights, const StepArgs<Scalar>& args, std::int64_t block_begin,

@@ -183,14 +183,14 @@ void layer_forward(const LayerForward<Scalar>& a) {
   const std::int64_t isa = static_cast<std::int64_t>(active_isa()), scalar = sizeof(Scalar);
   // op(B) = W_ih^T [I, GH], packed (or found packed: weight_cache.h).
   const auto w_ih_t = cached_pack<PackedMatrix<Scalar>>(
-      PackKey{1, I, GH, isa, scalar, 0}, a.w_ih, GH * I, static_cast<const Scalar*>(nullptr), 0,
+      PackKey{1, I, GH, isa, scalar}, a.w_ih, GH * I, static_cast<const Scalar*>(nullptr), 0,
       [&](PackedMatrix<Scalar>& packed) { packed.pack(true, I, GH, a.w_ih, I); });
   gemm(steps * B, false, a.x, I, *w_ih_t, /*accumulate=*/biased, gx.data(), GH);
 
   // W_hh^T, gate-interleaved (with the GRU's b_hn), packed once for all steps.
   const Scalar* b_hn = gru && a.b_hh != nullptr ? a.b_hh + 2 * H : nullptr;
   const auto w_hh_packed = cached_pack<RecurrentWeights<Scalar>>(
-      PackKey{2, static_cast<std::int64_t>(a.cell), H, isa, scalar, 0}, a.w_hh, GH * H, b_hn, b_hn != nullptr ? H : 0,
+      PackKey{2, static_cast<std::int64_t>(a.cell), H, isa, scalar}, a.w_hh, GH * H, b_hn, b_hn != nullptr ? H : 0,
       [&](RecurrentWeights<Scalar>& packed) {
         packed.allocate(a.cell, H, b_hn);
         constexpr std::int64_t kBlocksPerTask = 4;  // several threads for a large one
@@ -220,7 +220,6 @@ void layer_forward(const LayerForward<Scalar>& a) {
     const std::int64_t width = r1 - r0, blocks = w_hh.blocks();
     const Scalar* h_prev = h0 + r0 * H;
     const Scalar* c_prev = c0 + r0 * H;
-    std::int64_t steps_run = 0;
     for (std::int64_t t = 0; t < S; ++t) {
       const std::int64_t rows = active.in_slice(t, r0, r1);  // the slice's rows [0, rows) run this step
       Scalar* h_t = a.out + (t * B + r0) * H;
@@ -253,12 +252,9 @@ void layer_forward(const LayerForward<Scalar>& a) {
       };
       if (team == nullptr) {
         compute(0, blocks);
-      } else {  // scheduled in pairs of blocks: a one-row step runs two blocks per pass (recurrent.h)
-        team->run_step(member, steps_run, [&](std::int64_t pair) {
-          compute(2 * pair, std::min(blocks, 2 * pair + 2));
-        });
+      } else {  // scheduled in pairs of blocks, the least a one-row step runs per pass (recurrent.h)
+        team->run_step(member, t, [&](std::int64_t pair) { compute(2 * pair, std::min(blocks, 2 * pair + 2)); });
       }
-      ++steps_run;
       h_prev = h_t;
       c_prev = c_t;
     }

@@ -121,29 +121,27 @@ void Stepper<Scalar>::run(std::int64_t steps, const Scalar* x, Scalar* y) {
     wake_pool();  // for the next call
     shared = false;
   }
+  // steps, as `member` of a team sharing them through the schedulers (nullptr: alone).
+  auto run_steps = [&](StepScheduler* projection, StepScheduler* recurrent, int member) {
+    for (std::int64_t t = 0; t < steps; ++t)
+      step_layers(x + t * B * I0, y + t * B * H, (current_ + t) % 2, projection, recurrent, member, t * L);
+  };
   if (shared && pool_can_help()) {
-    std::int64_t max_blocks = 0, most_panels = 0;
-    for (const Packed& layer : layers_) {
-      max_blocks = std::max(max_blocks, layer.w_hh.blocks());
-      most_panels = std::max(most_panels, layer.w_ih_t.panels());
-    }
-    // Every layer has the same G*H columns and blocks; the schedulers count phases, one per layer and step.
-    const std::int64_t pairs = (max_blocks + 1) / 2;
+    // Every layer has the same G*H columns and units, so the same panels and blocks; the schedulers
+    // count phases, one per layer and step.
+    const Packed& first = layers_.front();
+    const std::int64_t pairs = (first.w_hh.blocks() + 1) / 2;
     const int team = static_cast<int>(std::max<std::int64_t>(1, std::min<std::int64_t>(num_threads(), pairs)));
-    StepScheduler projection(team, (most_panels + kPanelsPerTask - 1) / kPanelsPerTask), recurrent(team, pairs);
-    const int start = current_;
+    StepScheduler projection(team, (first.w_ih_t.panels() + kPanelsPerTask - 1) / kPanelsPerTask);
+    StepScheduler recurrent(team, pairs);
     parallel_team(team, [&](int member, int members) {
-      if (members == 1) {  // the pool declined: this thread does it all
-        for (std::int64_t t = 0; t < steps; ++t)
-          step_layers(x + t * B * I0, y + t * B * H, (start + t) % 2, nullptr, nullptr, 0, 0);
-        return;
-      }
-      for (std::int64_t t = 0; t < steps; ++t)
-        step_layers(x + t * B * I0, y + t * B * H, (start + t) % 2, &projection, &recurrent, member, t * L);
+      if (members > 1)
+        run_steps(&projection, &recurrent, member);
+      else  // the pool declined: this thread does it all
+        run_steps(nullptr, nullptr, 0);
     });
   } else {
-    for (std::int64_t t = 0; t < steps; ++t)
-      step_layers(x + t * B * I0, y + t * B * H, (current_ + t) % 2, nullptr, nullptr, 0, 0);
+    run_steps(nullptr, nullptr, 0);
   }
   current_ = static_cast<int>((current_ + steps) % 2);
   // The LSTM's c of a non-LSTM cell stays zero in both buffers; nothing else to carry over.

@@ -78,13 +78,7 @@ class Pool {
     auto job = std::make_shared<Job>();
     job->fn = &fn;
     job->count = n;
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      job_ = job;
-      ++generation_;
-      published_.store(generation_, std::memory_order_release);
-    }
-    wake_.notify_all();
+    publish(job);
     drain(*job);
     // The caller has taken every task it could; the rest are running on workers, which usually
     // finish within microseconds: spin before sleeping.
@@ -99,12 +93,31 @@ class Pool {
     return true;
   }
 
+  // Whether no worker is asleep, so that a job starts at once.
+  bool awake() const { return sleeping_.load(std::memory_order_relaxed) == 0; }
+
+  // Wakes the workers without giving them anything to do (unless a job is running, when they are
+  // awake anyway), so that a call shortly after finds them awake.
+  void wake() {
+    std::unique_lock<std::mutex> busy(busy_, std::try_to_lock);
+    if (busy.owns_lock()) publish(nullptr);
+  }
+
  private:
+  // Makes `job` (nullptr: nothing) the current one and wakes the workers to look at it.
+  void publish(std::shared_ptr<Job> job) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      job_ = std::move(job);
+      generation_.fetch_add(1, std::memory_order_release);
+    }
+    wake_.notify_all();
+  }
+
   void stop_and_join() {
     {
       std::lock_guard<std::mutex> lock(mutex_);
-      stop_ = true;
-      stopping_.store(true);
+      stop_.store(true);
     }
     wake_.notify_all();
     for (std::thread& w : workers_) w.join();
@@ -135,26 +148,22 @@ class Pool {
 
   void work() {
     std::uint64_t seen = 0;
+    auto news = [&] { return stop_.load() || generation_.load(std::memory_order_acquire) != seen; };
     for (;;) {
       // A kernel often starts its next parallel section right after the last one (the input
-      // projection, then the time loop): spin a little before sleeping, to be there when it does.
-      spinning_.fetch_add(1, std::memory_order_relaxed);
-      spin_until([&] { return published_.load(std::memory_order_acquire) != seen || stopping_.load(); },
-                 kWorkerSpinMicroseconds);
-      spinning_.fetch_sub(1, std::memory_order_relaxed);
+      // projection, then the time loop): spin a while before sleeping, to be there when it does.
+      spin_until(news, kWorkerSpinMicroseconds);
       std::shared_ptr<Job> job;
       {
         std::unique_lock<std::mutex> lock(mutex_);
-        wake_.wait(lock, [&] { return stop_ || generation_ != seen; });
-        if (stop_) return;
-        seen = generation_;
+        sleeping_.fetch_add(1, std::memory_order_relaxed);
+        wake_.wait(lock, news);
+        sleeping_.fetch_sub(1, std::memory_order_relaxed);
+        if (stop_.load()) return;
+        seen = generation_.load();
         job = job_;
       }
-      if (job) {
-        in_job_.fetch_add(1, std::memory_order_relaxed);
-        drain(*job);
-        in_job_.fetch_sub(1, std::memory_order_relaxed);
-      }
+      if (job) drain(*job);
     }
   }
 
@@ -173,38 +182,15 @@ class Pool {
   static constexpr int kCallerSpinMicroseconds = 100;
   static constexpr int kWorkerSpinMicroseconds = 2000;
 
- public:
-  // Whether every worker is awake (spinning, between jobs, or in one), so that a job starts at once.
-  bool awake() const { return spinning_.load(std::memory_order_relaxed) + busy_workers() >= threads_ - 1; }
-  // Wakes the workers without giving them anything to do (if no job is running), so that a call
-  // shortly after finds them awake.
-  void wake() {
-    std::unique_lock<std::mutex> busy(busy_, std::try_to_lock);
-    if (!busy.owns_lock()) return;
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      job_.reset();
-      ++generation_;
-      published_.store(generation_, std::memory_order_release);
-    }
-    wake_.notify_all();
-  }
-
- private:
-  int busy_workers() const { return in_job_.load(std::memory_order_relaxed); }
-
   const int threads_;
   std::vector<std::thread> workers_;
   std::mutex busy_;  // one job at a time
   std::mutex mutex_;
   std::condition_variable wake_, done_;
-  std::shared_ptr<Job> job_;                    // the current job (guarded by mutex_)
-  std::uint64_t generation_ = 0;                // guarded by mutex_
-  std::atomic<std::uint64_t> published_{0};     // generation_, for workers spinning without the lock
-  bool stop_ = false;                           // guarded by mutex_
-  std::atomic<bool> stopping_{false};
-  std::atomic<int> spinning_{0};  // workers spinning between jobs
-  std::atomic<int> in_job_{0};    // workers running a job's tasks
+  std::shared_ptr<Job> job_;                   // the current job (guarded by mutex_)
+  std::atomic<std::uint64_t> generation_{0};   // bumped (under mutex_) at each publish
+  std::atomic<bool> stop_{false};              // set under mutex_
+  std::atomic<int> sleeping_{0};               // workers blocked on wake_
 };
 
 std::mutex g_pool_mutex;

@@ -23,7 +23,8 @@
 
 namespace rnnfast {
 
-using PackKey = std::array<std::int64_t, 6>;
+// What a pack is for: a tag of the packing, the sizes, the instruction set, the element size.
+using PackKey = std::array<std::int64_t, 5>;
 
 // Returns the pack of weights w[0, w_count) and extra[0, extra_count) (extra may be nullptr) for `key`:
 // a cached one if these exact values were packed for `key` at these addresses before, else a new one

@@ -399,13 +399,9 @@ struct Inputs {
         d_h_n(convert<T>(p.d_h_n)), d_c_n(convert<T>(p.d_c_n)) {}
 };
 
-template <typename T>
-KernelForward<T> kernel_forward(const naive::Problem& p, bool training) {
-  Inputs<T> in(p);
-  const int64_t W = rnnfast::workspace_width(p.cell, p.H);
-  KernelForward<T> f{nans<T>(p.S * p.B * p.H), nans<T>(p.B * p.H), nans<T>(p.lstm() ? p.B * p.H : 0),
-                     nans<T>(training ? p.S * p.B * W : 0)};  // NaN: anything left unwritten shows
-  rnnfast::LayerForward<T> a;
+// The fields LayerForward and LayerBackward share: sizes, input sequence, initial state, weights.
+template <typename Args, typename T>
+void set_common_inputs(Args& a, const naive::Problem& p, Inputs<T>& in) {
   a.cell = p.cell;
   a.seq_len = p.S, a.batch = p.B, a.input_size = p.I, a.hidden = p.H;
   a.x = ptr(in.x);
@@ -413,6 +409,16 @@ KernelForward<T> kernel_forward(const naive::Problem& p, bool training) {
   a.c0 = p.has_c0 ? ptr(in.c0) : nullptr;
   a.w_ih = ptr(in.w_ih);
   a.w_hh = ptr(in.w_hh);
+}
+
+template <typename T>
+KernelForward<T> kernel_forward(const naive::Problem& p, bool training) {
+  Inputs<T> in(p);
+  const int64_t W = rnnfast::workspace_width(p.cell, p.H);
+  KernelForward<T> f{nans<T>(p.S * p.B * p.H), nans<T>(p.B * p.H), nans<T>(p.lstm() ? p.B * p.H : 0),
+                     nans<T>(training ? p.S * p.B * W : 0)};  // NaN: anything left unwritten shows
+  rnnfast::LayerForward<T> a;
+  set_common_inputs(a, p, in);
   a.b_ih = p.has_b_ih ? ptr(in.b_ih) : nullptr;
   a.b_hh = p.has_b_hh ? ptr(in.b_hh) : nullptr;
   a.out = ptr(f.out);
@@ -432,13 +438,7 @@ vector<vector<T>> kernel_backward(const naive::Problem& p, const KernelForward<T
   vector<T> d_x = nans<T>(p.S * p.B * p.I), d_h0 = nans<T>(p.B * p.H), d_c0 = nans<T>(p.lstm() ? p.B * p.H : 0),
             d_w_ih = nans<T>(GH * p.I), d_w_hh = nans<T>(GH * p.H), d_b_ih = nans<T>(GH), d_b_hh = nans<T>(GH);
   rnnfast::LayerBackward<T> a;
-  a.cell = p.cell;
-  a.seq_len = p.S, a.batch = p.B, a.input_size = p.I, a.hidden = p.H;
-  a.x = ptr(in.x);
-  a.h0 = p.has_h0 ? ptr(in.h0) : nullptr;
-  a.c0 = p.has_c0 ? ptr(in.c0) : nullptr;
-  a.w_ih = ptr(in.w_ih);
-  a.w_hh = ptr(in.w_hh);
+  set_common_inputs(a, p, in);
   a.out = ptr(f.out);
   a.workspace = f.ws.empty() ? nullptr : f.ws.data();
   a.d_out = p.has_d_out ? ptr(in.d_out) : nullptr;

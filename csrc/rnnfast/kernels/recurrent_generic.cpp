@@ -1,7 +1,6 @@
 // The fused recurrent step for the generic instruction set (see recurrent_impl.h and CMakeLists.txt for
 // its flags).
 #define RNNFAST_ISA_NAMESPACE generic
-#define RNNFAST_ISA_ENUM Isa::kGeneric
 #define RNNFAST_VEC_BYTES 16
 // x86-64's SSE2 has 16 vector registers, aarch64's NEON 32.
 #if defined(__aarch64__)

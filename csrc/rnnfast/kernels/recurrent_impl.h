@@ -1,6 +1,6 @@
 // The fused recurrent step (recurrent.h) shared by every instruction set. Include it only from a
 // kernels/recurrent_<isa>.cpp file, after defining
-//   RNNFAST_ISA_NAMESPACE, RNNFAST_ISA_ENUM, RNNFAST_VEC_BYTES  as for microkernel_impl.h
+//   RNNFAST_ISA_NAMESPACE, RNNFAST_VEC_BYTES  as for microkernel_impl.h
 //   RNNFAST_VECTOR_REGISTERS  the vector registers the tile may plan for (16 or 32)
 // and then invoke RNNFAST_DEFINE_RECURRENT(). As with the GEMM micro-kernel, everything lives in the
 // instruction set's namespace and calls no inline function of another header (the ODR trap).
@@ -238,7 +238,7 @@ template <typename Scalar>
 RecurrentKernel<Scalar> make_recurrent() {
   constexpr int kLanes = RNNFAST_VEC_BYTES / sizeof(Scalar);
   // Indexed by Cell: RNN tanh, RNN relu (four vectors of units), LSTM, GRU (one vector per gate).
-  return RecurrentKernel<Scalar>{RNNFAST_ISA_ENUM, {4 * kLanes, 4 * kLanes, kLanes, kLanes}, &step<Scalar>};
+  return RecurrentKernel<Scalar>{{4 * kLanes, 4 * kLanes, kLanes, kLanes}, &step<Scalar>};
 }
 
 }  // namespace
