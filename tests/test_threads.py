@@ -57,6 +57,35 @@ def test_every_split_gives_the_same_bits(cell, dtype, batch, restore_threads, re
                 np.testing.assert_array_equal(got[name], want[name], err_msg=f"{split}, {threads} threads: {name}")
 
 
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_per_step_projection_gives_the_same_bits(cell, dtype, restore_threads, restore_split):
+    """A batch-sliced forward whose input projection is large (4 MiB and more: layer_forward's
+    kPerStepProjectionBytes) projects each step inside its time loop; the hidden split projects every
+    step up front. Both give the same bits (and the reference's numbers), with ragged lengths too."""
+    from rnnfast import reference
+
+    batch, hidden, itemsize = 9, 512, np.dtype(dtype).itemsize
+    gates = {"lstm": 4, "gru": 3}.get(cell, 1)
+    steps = -(-(4 << 20) // (batch * gates * hidden * itemsize)) + 1
+    p = make_problem(cell, steps, batch, 8, hidden, dtype=dtype, seed=4)
+    lengths = np.array([steps, steps - 1, steps, 3, 0, steps - 7, 1, steps, 2])
+    rnnfast.set_num_threads(2)
+    for lens in (None, lengths):
+        _core.set_split("hidden")  # up front
+        want = run(rnnfast.functional, cell, p, lens)
+        expected = run(reference, cell, p, lens)
+        tol = 2e-5 if dtype == np.float32 else 1e-12
+        np.testing.assert_allclose(want["out"], expected["out"], rtol=tol, atol=tol)
+        _core.set_split("batch")  # per step
+        for threads in (1, 2, 3):
+            rnnfast.set_num_threads(threads)
+            got = run(rnnfast.functional, cell, p, lens)
+            for name in want:
+                np.testing.assert_array_equal(got[name], want[name], err_msg=f"{threads} threads: {name}")
+        rnnfast.set_num_threads(2)
+
+
 def test_set_split_validates(restore_split):
     with pytest.raises(ValueError, match="'auto', 'batch' or 'hidden'"):
         _core.set_split("diagonal")

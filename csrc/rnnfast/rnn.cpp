@@ -159,6 +159,10 @@ ForwardSplit choose_forward_split(std::int64_t batch, std::int64_t hidden, std::
 }
 
 
+// The up-front input projection (gx of every step) from which a batch-sliced forward projects each
+// step inside its time loop instead (layer_forward).
+constexpr std::int64_t kPerStepProjectionBytes = std::int64_t(4) << 20;
+
 }  // namespace
 
 template <typename Scalar>
@@ -174,18 +178,14 @@ void layer_forward(const LayerForward<Scalar>& a) {
   const ActiveRows active(a.lengths, B, S);
   const std::int64_t steps = active.steps();  // steps past every sequence's end are not computed
 
-  // Input projection for all steps: gx[steps*B, GH] = X W_ih^T + bias. The recurrent bias is folded
-  // in here too, except the GRU's n block (b_hn), which the reset gate multiplies together with
-  // W_hn h: the fused step adds it.
-  Buffer<Scalar> gx(steps * B * GH, /*zeroed=*/false);  // every element written below
+  // The input projection gx = X W_ih^T + bias, op(B) = W_ih^T [I, GH] packed (or found packed:
+  // weight_cache.h). The recurrent bias is folded in here too, except the GRU's n block (b_hn), which
+  // the reset gate multiplies together with W_hn h: the fused step adds it.
   const bool biased = a.b_ih != nullptr || a.b_hh != nullptr;
-  fill_bias_rows(a.cell, H, a.b_ih, a.b_hh, steps * B, gx.data());  // writes nothing when !biased
   const std::int64_t isa = static_cast<std::int64_t>(active_isa()), scalar = sizeof(Scalar);
-  // op(B) = W_ih^T [I, GH], packed (or found packed: weight_cache.h).
   const auto w_ih_t = cached_pack<PackedMatrix<Scalar>>(
       PackKey{1, I, GH, isa, scalar}, a.w_ih, GH * I, static_cast<const Scalar*>(nullptr), 0,
       [&](PackedMatrix<Scalar>& packed) { packed.pack(true, I, GH, a.w_ih, I); });
-  gemm(steps * B, false, a.x, I, *w_ih_t, /*accumulate=*/biased, gx.data(), GH);
 
   // W_hh^T, gate-interleaved (with the GRU's b_hn), packed once for all steps.
   const Scalar* b_hn = gru && a.b_hh != nullptr ? a.b_hh + 2 * H : nullptr;
@@ -201,6 +201,22 @@ void layer_forward(const LayerForward<Scalar>& a) {
       });
   const RecurrentWeights<Scalar>& w_hh = *w_hh_packed;
   const std::int64_t U = w_hh.block_units();
+  const ForwardSplit split =
+      choose_forward_split(B, H, G, steps, w_hh.blocks(), sizeof(Scalar), steps * B * GH * (I + H));
+  // Where the projection runs. A large one whose batch is sliced runs inside each slice's time loop,
+  // a step's rows just before that step (per_step_projection), so that gx_t is still in L2 when the
+  // gates read it; up front, gx of every step (26 MB for T=50, B=64, H=512 LSTM) would make a round trip
+  // through memory: written by the bias fill, read and written by the GEMM, read by the gates. Otherwise
+  // one GEMM over steps*B rows, before the loop. The bits are the same either way: gemm computes each
+  // element with the same multiply-adds whatever rows it is given.
+  const bool per_step_projection =
+      split.hidden_team <= 1 && steps * B * GH * scalar >= kPerStepProjectionBytes;
+  Buffer<Scalar> gx(per_step_projection ? 0 : steps * B * GH, /*zeroed=*/false);  // every element written
+  if (!per_step_projection) {
+    fill_bias_rows(a.cell, H, a.b_ih, a.b_hh, steps * B, gx.data());  // writes nothing when !biased
+    gemm(steps * B, false, a.x, I, *w_ih_t, /*accumulate=*/biased, gx.data(), GH);
+  }
+
 
   Buffer<Scalar> zeros(B * H);  // the initial state when none is given
   const Scalar* h0 = a.h0 != nullptr ? a.h0 : zeros.data();
@@ -220,6 +236,10 @@ void layer_forward(const LayerForward<Scalar>& a) {
     const std::int64_t width = r1 - r0, blocks = w_hh.blocks();
     const Scalar* h_prev = h0 + r0 * H;
     const Scalar* c_prev = c0 + r0 * H;
+    // The slice's gx_t [width, GH] when the projection runs per step; its bias rows, filled once.
+    Buffer<Scalar> gx_step(per_step_projection ? width * GH : 0, /*zeroed=*/false);
+    Buffer<Scalar> bias_rows(per_step_projection && biased ? width * GH : 0, /*zeroed=*/false);
+    fill_bias_rows(a.cell, H, a.b_ih, a.b_hh, bias_rows.size() > 0 ? width : 0, bias_rows.data());
     for (std::int64_t t = 0; t < S; ++t) {
       const std::int64_t rows = active.in_slice(t, r0, r1);  // the slice's rows [0, rows) run this step
       Scalar* h_t = a.out + (t * B + r0) * H;
@@ -233,7 +253,13 @@ void layer_forward(const LayerForward<Scalar>& a) {
       Scalar* c_t = lstm ? cell_states + ((t % 2) * B + r0) * H : nullptr;
       StepArgs<Scalar> step;
       step.rows = rows;
-      step.gx = gx.data() + (t * B + r0) * GH;
+      if (per_step_projection) {  // gx_t for the running rows
+        if (biased) copy_n(gx_step.data(), bias_rows.data(), rows * GH);
+        gemm(rows, false, a.x + (t * B + r0) * I, I, *w_ih_t, /*accumulate=*/biased, gx_step.data(), GH);
+        step.gx = gx_step.data();
+      } else {
+        step.gx = gx.data() + (t * B + r0) * GH;
+      }
       step.h_prev = h_prev;
       step.c_prev = c_prev;
       step.h = h_t;
@@ -259,8 +285,6 @@ void layer_forward(const LayerForward<Scalar>& a) {
       c_prev = c_t;
     }
   };
-  const ForwardSplit split =
-      choose_forward_split(B, H, G, steps, w_hh.blocks(), sizeof(Scalar), steps * B * GH * (I + H));
   if (split.hidden_team > 1) {
     StepScheduler team(split.hidden_team, (w_hh.blocks() + 1) / 2);
     parallel_team(split.hidden_team, [&](int member, int members) { run(0, B, members > 1 ? &team : nullptr, member); });

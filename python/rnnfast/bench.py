@@ -193,8 +193,11 @@ def _calibrate(fn: Callable[[], object], min_seconds: float) -> int:
 #: product (PyTorch's OpenMP about 10 ms), which halved the next implementation's two-thread speed.
 SETTLE_SECONDS = 0.12
 #: Untimed calls after the pause, before the timed sample: after 0.12 s idle, a thread pool's workers
-#: (and, in a virtual machine, their CPUs) take a few milliseconds to be back at full speed.
-WARM_SECONDS = 0.003
+#: (and, in a virtual machine, their CPUs) take a while to be back at full speed. Measured on a 2-vCPU
+#: Zen 4 VM, a two-thread LSTM call at B=1, T=100, I=64, H=128 (median of 9 samples after the pause):
+#: 0.62 ms after 3 ms of warm calls, 0.44 after 10 ms, 0.37 after 30 ms, 0.36 after 100 ms, and 0.35
+#: without a pause; so every implementation runs 30 ms of untimed calls before its sample.
+WARM_SECONDS = 0.03
 
 
 def time_interleaved(fns: Sequence[Callable[[], object]], repeat: int, min_seconds: float = 1e-3,
