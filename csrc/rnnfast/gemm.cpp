@@ -227,8 +227,8 @@ void gemm_block(std::int64_t i0, std::int64_t mc, bool a_transposed, const Scala
 
 }  // namespace
 
-// The work is cut into tasks, each a block of kernel.mc rows of C by a run of panels, computed with the
-// whole depth K. Every C element is computed by one task with the same sequence of multiply-adds (the
+// The work is cut into tasks, each a block of at most kernel.mc rows of C by a run of panels, computed
+// with the whole depth K. Every C element is computed by one task with the same sequence of multiply-adds (the
 // k blocks are fixed by the kernel), however the panels are grouped into runs, so the result is the
 // same for any number of threads.
 template <typename Scalar>
@@ -236,20 +236,23 @@ void gemm(std::int64_t m, bool a_transposed, const Scalar* a, std::int64_t lda, 
           bool accumulate, Scalar* c, std::int64_t ldc) {
   const MicroKernel<Scalar>& kernel = b.kernel();
   const int tile_cols = kernel.nr;
-  const std::int64_t block_rows = kernel.mc;
   const std::int64_t n = b.n(), k = b.k();
   if (m <= 0 || n <= 0) return;
-  const std::int64_t row_blocks = (m + block_rows - 1) / block_rows;
   const std::int64_t panels = (n + tile_cols - 1) / tile_cols;
   // Enough tasks to keep a few threads busy when there are few row blocks, but runs of panels long
   // enough (>= 8) that packing the A block again for each run costs little; one task for small work.
   // Cut only when other threads can take the pieces: run inline (inside a task, or on one thread),
   // extra runs would just pack the same A block again.
   const std::int64_t work = m * n * k;
-  const std::int64_t panel_runs =
-      work < (std::int64_t(1) << 18) || !pool_can_help()
-          ? 1
-          : std::max<std::int64_t>(1, std::min(panels / 8, 8 / row_blocks));
+  const bool cut = work >= (std::int64_t(1) << 18) && pool_can_help();
+  std::int64_t row_blocks = (m + kernel.mc - 1) / kernel.mc;
+  // Few row blocks that the threads cannot share evenly (a weight gradient's 1024 rows are 11 blocks
+  // of 96: one thread of two idles for a twelfth of the product) are cut into a multiple of the
+  // thread count, of equal height.
+  if (cut && row_blocks < 8 * num_threads()) row_blocks = (row_blocks + num_threads() - 1) / num_threads() * num_threads();
+  const std::int64_t block_rows = (m + row_blocks - 1) / row_blocks;  // <= kernel.mc
+  row_blocks = (m + block_rows - 1) / block_rows;
+  const std::int64_t panel_runs = cut ? std::max<std::int64_t>(1, std::min(panels / 8, 8 / row_blocks)) : 1;
   const std::int64_t panels_per_task = (panels + panel_runs - 1) / panel_runs;
   parallel_for(row_blocks * panel_runs, [&](std::int64_t task) {
     const std::int64_t i0 = (task / panel_runs) * block_rows;
