@@ -199,13 +199,16 @@ def test_step_out_may_share_memory_with_x():
 
 
 @pytest.mark.parametrize("cls", [rnnfast.RNN, rnnfast.LSTM, rnnfast.GRU])
-def test_steps_shared_by_threads_equal_the_whole_sequence(cls, restore_threads, restore_split):
+@pytest.mark.parametrize("hidden", [37, 128])
+def test_steps_shared_by_threads_equal_the_whole_sequence(cls, hidden, restore_threads, restore_split):
     """With the pool's threads sharing each step (forced with the 'hidden' split; by default only for
     large enough steps while the pool is awake), every split and thread count gives the bits of one
-    whole-sequence call: a stack of two layers, batch 3, sizes off every vector width."""
+    whole-sequence call: a stack of two layers, batch 3; H = 37 is off every vector width (the
+    projection and the recurrent step shared separately), H = 128 a whole number of the projection's
+    panels on every instruction set (shared as unit groups, Stepper::unit_group_blocks_)."""
     from rnnfast import _core
 
-    layer = cls(7, 37, num_layers=2, seed=5)
+    layer = cls(7, hidden, num_layers=2, seed=5)
     xs = np.random.default_rng(1).standard_normal((6, 3, 7)).astype(np.float32)
     want = layer(xs)[0]
     for split in ("batch", "hidden", "auto"):

@@ -29,6 +29,13 @@ Stepper<Scalar>::Stepper(Cell cell, std::int64_t hidden, std::int64_t batch,
     dst.gx_bias.resize(B * GH);
     fill_bias_rows(cell, H, src.b_ih, src.b_hh, B, dst.gx_bias.data());
   }
+  // Unit groups: when H is a whole number of the projection's panels (nr columns) and a panel a whole
+  // number of unit blocks, the input-projection columns g*H + [u0, u0 + nr) of group i (units u0 = i*nr
+  // on) are one panel per gate, so group i needs no other group's projection: it projects its G
+  // panels and then runs its blocks, and a team sharing a step synchronises once per layer instead of
+  // twice (the projection before the recurrent step). The same arithmetic either way.
+  const std::int64_t nr = layers_.front().w_ih_t.kernel().nr, U = layers_.front().w_hh.block_units();
+  if (H % nr == 0 && nr % U == 0) unit_group_blocks_ = nr / U;
   for (int i = 0; i < 2; ++i) {
     state_h_[i].resize(L * B * H);
     state_c_[i].resize(L * B * H);
@@ -89,6 +96,13 @@ void Stepper<Scalar>::step_layers(const Scalar* x_t, Scalar* y_t, int from, Step
     if (projection == nullptr) {
       project(0, panels);
       recur(0, blocks);
+    } else if (recurrent == nullptr) {  // unit groups (see unit_group_blocks_): one synchronisation
+      const std::int64_t group_panels = H / nr;  // panels per gate
+      projection->run_step(member, phase, [&](std::int64_t i) {
+        for (std::int64_t g = 0; g < gates_; ++g) project(g * group_panels + i, g * group_panels + i + 1);
+        recur(i * unit_group_blocks_, (i + 1) * unit_group_blocks_);
+      });
+      ++phase;
     } else {  // panels in runs of kPanelsPerTask, blocks in pairs (one-row steps run two or four per pass)
       projection->run_step(member, phase, [&](std::int64_t g) {
         project(g * kPanelsPerTask, std::min(panels, (g + 1) * kPanelsPerTask));
@@ -128,15 +142,17 @@ void Stepper<Scalar>::run(std::int64_t steps, const Scalar* x, Scalar* y) {
   };
   if (shared && pool_can_help()) {
     // Every layer has the same G*H columns and units, so the same panels and blocks; the schedulers
-    // count phases, one per layer and step.
+    // count phases, one per layer and step. Unit groups when the sizes allow two or more, else the
+    // projection by runs of panels and the recurrent step by pairs of blocks.
     const Packed& first = layers_.front();
+    const std::int64_t groups = unit_group_blocks_ > 0 ? first.w_hh.blocks() / unit_group_blocks_ : 0;
     const std::int64_t pairs = (first.w_hh.blocks() + 1) / 2;
-    const int team = static_cast<int>(std::max<std::int64_t>(1, std::min<std::int64_t>(num_threads(), pairs)));
-    StepScheduler projection(team, (first.w_ih_t.panels() + kPanelsPerTask - 1) / kPanelsPerTask);
+    const int team = static_cast<int>(std::max<std::int64_t>(1, std::min<std::int64_t>(num_threads(), groups >= 2 ? groups : pairs)));
+    StepScheduler projection(team, groups >= 2 ? groups : (first.w_ih_t.panels() + kPanelsPerTask - 1) / kPanelsPerTask);
     StepScheduler recurrent(team, pairs);
     parallel_team(team, [&](int member, int members) {
       if (members > 1)
-        run_steps(&projection, &recurrent, member);
+        run_steps(&projection, groups >= 2 ? nullptr : &recurrent, member);
       else  // the pool declined: this thread does it all
         run_steps(nullptr, nullptr, 0);
     });

@@ -58,11 +58,14 @@ class Stepper {
   std::int64_t hidden_, batch_, gates_;
   std::vector<Packed> layers_;
   // One step for every layer (see run); with a team, member `member` of `members` shares it through
-  // the schedulers (nullptr: this call does all of it).
+  // the schedulers: `projection` and `recurrent` (both nullptr: this call does all of it), or unit
+  // groups through `projection` alone (recurrent nullptr; see unit_group_blocks_).
   void step_layers(const Scalar* x_t, Scalar* y_t, int from, StepScheduler* projection, StepScheduler* recurrent,
                    int member, std::int64_t phase);
 
   static constexpr std::int64_t kPanelsPerTask = 4;
+  // Unit blocks per unit group (the constructor explains them); 0 when the sizes do not allow groups.
+  std::int64_t unit_group_blocks_ = 0;
 
   // The state, double-buffered: a step reads state_*[current_] and writes state_*[1 - current_], so
   // that no thread's reads of h_{t-1} race another's writes of h_t, and nothing is copied back.
