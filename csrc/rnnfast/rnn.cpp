@@ -229,6 +229,12 @@ void layer_forward(const LayerForward<Scalar>& a) {
   Buffer<Scalar> cell_state(lstm ? 2 * B * H : 0);  // LSTM c_{t-1}, c_t, ping-ponged
   Scalar* cell_states = lstm ? cell_state.data() : nullptr;
 
+  // The hidden split shares a step by runs of unit blocks: pairs, the least a one-row step runs per
+  // pass (recurrent.h), or at batch 1 runs of four when every member still gets one (a one-row pass
+  // over four blocks has twice the independent multiply-add chains and loads in flight of a pair:
+  // LSTM, B=1, T=100, I=64, H=128 on 2 threads, median 0.267 -> 0.258 ms, GRU 0.216 -> 0.212).
+  const std::int64_t blocks_per_item = B == 1 && w_hh.blocks() >= 4 * split.hidden_team ? 4 : 2;
+
   // The time loop over rows [r0, r1). With a scheduler (the hidden split), each step's unit blocks are
   // shared among the team's members, and member 0 writes the zero rows past the sequences' ends;
   // without one, this call computes every block of its rows. Pointers are offset to row r0.
@@ -278,15 +284,17 @@ void layer_forward(const LayerForward<Scalar>& a) {
       };
       if (team == nullptr) {
         compute(0, blocks);
-      } else {  // scheduled in pairs of blocks, the least a one-row step runs per pass (recurrent.h)
-        team->run_step(member, t, [&](std::int64_t pair) { compute(2 * pair, std::min(blocks, 2 * pair + 2)); });
+      } else {  // scheduled by runs of blocks_per_item
+        team->run_step(member, t, [&](std::int64_t item) {
+          compute(blocks_per_item * item, std::min(blocks, blocks_per_item * (item + 1)));
+        });
       }
       h_prev = h_t;
       c_prev = c_t;
     }
   };
   if (split.hidden_team > 1) {
-    StepScheduler team(split.hidden_team, (w_hh.blocks() + 1) / 2);
+    StepScheduler team(split.hidden_team, (w_hh.blocks() + blocks_per_item - 1) / blocks_per_item);
     parallel_team(split.hidden_team, [&](int member, int members) { run(0, B, members > 1 ? &team : nullptr, member); });
   } else {
     const std::int64_t slices = split.batch_slices;
