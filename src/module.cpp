@@ -506,4 +506,32 @@ PYBIND11_MODULE(_core, m) {
         return std::string("auto");
     }
   }, "The split set by set_split.");
+  m.def("set_projection", [](const std::string& name) {
+    if (name == "auto")
+      rnnfast::set_projection_policy(rnnfast::ProjectionPolicy::kAuto);
+    else if (name == "up_front")
+      rnnfast::set_projection_policy(rnnfast::ProjectionPolicy::kUpFront);
+    else if (name == "per_step")
+      rnnfast::set_projection_policy(rnnfast::ProjectionPolicy::kPerStep);
+    else if (name == "in_step")
+      rnnfast::set_projection_policy(rnnfast::ProjectionPolicy::kInStep);
+    else
+      throw py::value_error("projection must be 'auto', 'up_front', 'per_step' or 'in_step', got '" + name + "'");
+  }, py::arg("name"),
+        "Where the forward computes the input projection x W_ih^T: 'auto' (by shape), 'up_front' (one matrix "
+        "product before the time loop), 'per_step' (one per step, inside the loop) or 'in_step' (inside the "
+        "fused step, block by block). The results are the same bits; for tests and benchmarks, not while other "
+        "threads run kernels.");
+  m.def("get_projection", []() {
+    switch (rnnfast::projection_policy()) {
+      case rnnfast::ProjectionPolicy::kUpFront:
+        return std::string("up_front");
+      case rnnfast::ProjectionPolicy::kPerStep:
+        return std::string("per_step");
+      case rnnfast::ProjectionPolicy::kInStep:
+        return std::string("in_step");
+      default:
+        return std::string("auto");
+    }
+  }, "The placement set by set_projection.");
 }

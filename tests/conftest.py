@@ -22,3 +22,11 @@ def restore_split():
     before = _core.get_split()
     yield
     _core.set_split(before)
+
+
+@pytest.fixture
+def restore_projection():
+    """Where the forward computes its input projection (_core.set_projection), put back after the test."""
+    before = _core.get_projection()
+    yield
+    _core.set_projection(before)

@@ -59,31 +59,51 @@ def test_every_split_gives_the_same_bits(cell, dtype, batch, restore_threads, re
 
 @pytest.mark.parametrize("cell", CELLS)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_per_step_projection_gives_the_same_bits(cell, dtype, restore_threads, restore_split):
-    """A batch-sliced forward whose input projection is large (4 MiB and more: layer_forward's
-    kPerStepProjectionBytes) projects each step inside its time loop; the hidden split projects every
-    step up front. Both give the same bits (and the reference's numbers), with ragged lengths too."""
+@pytest.mark.parametrize("input_size", [8, 300])
+@pytest.mark.parametrize("bias", [True, False])
+def test_every_projection_gives_the_same_bits(cell, dtype, input_size, bias, restore_threads, restore_split,
+                                              restore_projection):
+    """The input projection computed up front (one GEMM), per step (a GEMM per step inside each slice's
+    loop) or in the fused step (block by block, on the recurrent tiles) gives the same bits for every
+    split and thread count, and the reference's numbers, with ragged lengths too. I = 300 is deeper
+    than the GEMM's k blocks on every instruction set (256 float, 128 double on AVX-512), which the
+    step's projection reproduces chunk by chunk; H = 150 leaves a partial unit block; without
+    biases, the first chunk stands alone."""
     from rnnfast import reference
 
-    batch, hidden, itemsize = 9, 512, np.dtype(dtype).itemsize
-    gates = {"lstm": 4, "gru": 3}.get(cell, 1)
-    steps = -(-(4 << 20) // (batch * gates * hidden * itemsize)) + 1
-    p = make_problem(cell, steps, batch, 8, hidden, dtype=dtype, seed=4)
-    lengths = np.array([steps, steps - 1, steps, 3, 0, steps - 7, 1, steps, 2])
-    rnnfast.set_num_threads(2)
+    batch = 9
+    p = make_problem(cell, 7, batch, input_size, 150, dtype=dtype, seed=4, bias=bias)
+    lengths = np.array([7, 6, 7, 3, 0, 5, 1, 7, 2])
+    rnnfast.set_num_threads(1)
     for lens in (None, lengths):
-        _core.set_split("hidden")  # up front
+        _core.set_projection("up_front")
+        _core.set_split("auto")
         want = run(rnnfast.functional, cell, p, lens)
         expected = run(reference, cell, p, lens)
         tol = 2e-5 if dtype == np.float32 else 1e-12
-        np.testing.assert_allclose(want["out"], expected["out"], rtol=tol, atol=tol)
-        _core.set_split("batch")  # per step
-        for threads in (1, 2, 3):
-            rnnfast.set_num_threads(threads)
-            got = run(rnnfast.functional, cell, p, lens)
-            for name in want:
-                np.testing.assert_array_equal(got[name], want[name], err_msg=f"{threads} threads: {name}")
-        rnnfast.set_num_threads(2)
+        for name in ("out", "h_n", "workspace"):
+            np.testing.assert_allclose(want[name], expected[name], rtol=tol, atol=tol, err_msg=name)
+        for projection in ("per_step", "in_step", "auto"):
+            _core.set_projection(projection)
+            for split in ("batch", "hidden"):
+                _core.set_split(split)
+                for threads in (1, 2, 3):
+                    rnnfast.set_num_threads(threads)
+                    got = run(rnnfast.functional, cell, p, lens)
+                    for name in want:
+                        np.testing.assert_array_equal(got[name], want[name],
+                                                      err_msg=f"{projection}, {split}, {threads} threads: {name}")
+
+
+def test_batch_one_streams_the_same_bits_as_every_projection(restore_projection):
+    """The stepper (whose projection is gemm's) matches a whole-sequence call whatever the projection."""
+    layer = rnnfast.LSTM(300, 150, num_layers=2, seed=6)
+    xs = np.random.default_rng(2).standard_normal((5, 3, 300)).astype(np.float32)
+    s = layer.stepper(batch=3)
+    streamed = np.stack([s.step(x).copy() for x in xs])
+    for projection in ("up_front", "per_step", "in_step"):
+        _core.set_projection(projection)
+        np.testing.assert_array_equal(layer(xs)[0], streamed, err_msg=projection)
 
 
 def test_set_split_validates(restore_split):
@@ -91,6 +111,14 @@ def test_set_split_validates(restore_split):
         _core.set_split("diagonal")
     _core.set_split("hidden")
     assert _core.get_split() == "hidden"
+
+
+def test_set_projection_validates(restore_projection):
+    with pytest.raises(ValueError, match="'auto', 'up_front', 'per_step' or 'in_step'"):
+        _core.set_projection("sideways")
+    for name in ("up_front", "per_step", "in_step", "auto"):
+        _core.set_projection(name)
+        assert _core.get_projection() == name
 
 
 def test_large_gemm_is_thread_count_independent(restore_threads):

@@ -21,15 +21,18 @@ const RecurrentKernel<double>& recurrent_kernel<double>(Isa isa) {
 }
 
 template <typename Scalar>
-void RecurrentWeights<Scalar>::allocate(Cell cell, std::int64_t hidden, const Scalar* b_hn) {
+void RecurrentWeights<Scalar>::allocate(Cell cell, std::int64_t hidden, const Scalar* b_hn, std::int64_t depth) {
   if (hidden < 0) throw std::invalid_argument("rnnfast: negative hidden size");
-  kernel_ = &recurrent_kernel<Scalar>(active_isa());
+  const Isa isa = active_isa();
+  kernel_ = &recurrent_kernel<Scalar>(isa);
+  projection_chunk_ = micro_kernel<Scalar>(isa).kc;
   cell_ = cell;
   hidden_ = hidden;
+  depth_ = depth < 0 ? hidden : depth;
   gates_ = gate_count(cell);
   units_ = kernel_->block_units[static_cast<int>(cell)];
   blocks_ = (hidden + units_ - 1) / units_;
-  data_.resize(blocks_ * hidden * gates_ * units_, /*zeroed=*/false);  // pack_blocks writes it all
+  data_.resize(blocks_ * depth_ * gates_ * units_, /*zeroed=*/false);  // pack_blocks writes it all
   has_b_hn_ = cell == Cell::kGru && b_hn != nullptr;
   b_hn_.resize(has_b_hn_ ? blocks_ * units_ : 0);  // zero-filled past H
   if (has_b_hn_) std::copy(b_hn, b_hn + hidden, b_hn_.data());
@@ -37,18 +40,18 @@ void RecurrentWeights<Scalar>::allocate(Cell cell, std::int64_t hidden, const Sc
 
 template <typename Scalar>
 void RecurrentWeights<Scalar>::pack_blocks(const Scalar* w_hh, std::int64_t block_begin, std::int64_t block_end) {
-  const std::int64_t H = hidden_, G = gates_, U = units_, width = G * U;
-  // Row g*H + p*U + j of W_hh becomes column g*U + j of panel p. Cut into runs of kDepth k-rows so
-  // that the panel rows being written (kDepth x width) stay in L1 while whole W_hh rows are read.
+  const std::int64_t H = hidden_, D = depth_, G = gates_, U = units_, width = G * U;
+  // Row g*H + p*U + j of W_hh (of length D) becomes column g*U + j of panel p. Cut into runs of kDepth
+  // k-rows so that the panel rows being written (kDepth x width) stay in L1 while whole rows are read.
   constexpr std::int64_t kDepth = 32;
   for (std::int64_t p = block_begin; p < block_end; ++p) {
-    Scalar* panel = data_.data() + p * H * width;
+    Scalar* panel = data_.data() + p * D * width;
     const std::int64_t units = std::min(U, H - p * U);
-    for (std::int64_t k0 = 0; k0 < H; k0 += kDepth) {
-      const std::int64_t k1 = std::min(H, k0 + kDepth);
+    for (std::int64_t k0 = 0; k0 < D; k0 += kDepth) {
+      const std::int64_t k1 = std::min(D, k0 + kDepth);
       for (std::int64_t g = 0; g < G; ++g) {
         for (std::int64_t j = 0; j < units; ++j) {
-          const Scalar* row = w_hh + (g * H + p * U + j) * H;
+          const Scalar* row = w_hh + (g * H + p * U + j) * D;
           for (std::int64_t k = k0; k < k1; ++k) panel[k * width + g * U + j] = row[k];
         }
         for (std::int64_t j = units; j < U; ++j)  // units past H: zero columns

@@ -26,6 +26,9 @@ namespace rnnfast {
 // apart (gate blocks H apart), h_prev, c_prev, h, c rows H apart, ws rows W = workspace_width apart
 // (blocks H apart). All are offset to the slice's first row (not to a unit block).
 template <typename Scalar>
+class RecurrentWeights;
+
+template <typename Scalar>
 struct StepArgs {
   std::int64_t rows = 0;
   const Scalar* gx = nullptr;      // [rows, G*H] input projection with the folded biases
@@ -34,10 +37,14 @@ struct StepArgs {
   Scalar* h = nullptr;             // [rows, H] written: h_t (must not alias h_prev)
   Scalar* c = nullptr;             // [rows, H] written: c_t, LSTM only (must not alias c_prev)
   Scalar* ws = nullptr;            // [rows, W] written when not nullptr (training)
+  // The input projection computed inside the step (w_x not nullptr): each block's columns of
+  // gx_out = bias + x W_ih^T are computed by the block's tiles just before its recurrent tile, with
+  // the bits of the GEMM of gemm.h (see RecurrentWeights::projection_chunk), and gx must be gx_out.
+  const RecurrentWeights<Scalar>* w_x = nullptr;  // W_ih^T gate-interleaved, depth I
+  const Scalar* x = nullptr;                      // [rows, I] x_t, rows I apart
+  const Scalar* bias = nullptr;                   // [G*H] folded biases (fill_bias_rows), or nullptr
+  Scalar* gx_out = nullptr;                       // [rows, G*H] written
 };
-
-template <typename Scalar>
-class RecurrentWeights;
 
 // One instruction set's fused step for one element type: computes unit blocks [block_begin, block_end)
 // of the step described by `args`.
@@ -55,6 +62,8 @@ const RecurrentKernel<Scalar>& recurrent_kernel(Isa isa);
 // W_hh^T packed gate-interleaved for the active instruction set's RecurrentKernel (kept with it).
 // Layout: block p (units [p*U, p*U + U)) is a panel of H rows (k) by G*U columns, k-major:
 //   panel(p)[k * G*U + g*U + j] = W_hh[g*H + p*U + j][k], zero past unit H.
+// W_ih^T packs the same way with depth I (allocate's depth) for a step that projects its own input
+// (StepArgs::w_x).
 // The GRU's recurrent bias of the n gate (which the reset gate multiplies, so it cannot be folded
 // into the input projection) is kept here, zero-padded to whole blocks: [blocks*U].
 template <typename Scalar>
@@ -67,14 +76,20 @@ class RecurrentWeights {
   }
   // The same in two parts, so that threads can pack the blocks they will multiply: allocate (and
   // choose the kernel), then pack_blocks for every block, in any order, from any threads.
-  void allocate(Cell cell, std::int64_t hidden, const Scalar* b_hn);
+  // depth: the weights' row length, H for W_hh (depth < 0), I for W_ih.
+  void allocate(Cell cell, std::int64_t hidden, const Scalar* b_hn, std::int64_t depth = -1);
   void pack_blocks(const Scalar* w_hh, std::int64_t block_begin, std::int64_t block_end);
 
   Cell cell() const { return cell_; }
   std::int64_t hidden() const { return hidden_; }
   std::int64_t block_units() const { return units_; }
   std::int64_t blocks() const { return blocks_; }
-  const Scalar* panel(std::int64_t block) const { return data_.data() + block * hidden_ * gates_ * units_; }
+  std::int64_t depth() const { return depth_; }
+  const Scalar* panel(std::int64_t block) const { return data_.data() + block * depth_ * gates_ * units_; }
+  // The depth of the GEMM micro-kernel's k blocks on this instruction set (MicroKernel::kc): a step
+  // projecting its input accumulates x W_ih^T in chunks of this depth, each chunk's sum added to the
+  // running total as gemm adds a k block's tile to C, so that it computes gemm's bits.
+  std::int64_t projection_chunk() const { return projection_chunk_; }
   const Scalar* b_hn() const { return has_b_hn_ ? b_hn_.data() : nullptr; }
   const RecurrentKernel<Scalar>& kernel() const { return *kernel_; }
 
@@ -86,7 +101,7 @@ class RecurrentWeights {
  private:
   const RecurrentKernel<Scalar>* kernel_ = nullptr;
   Cell cell_ = Cell::kLstm;
-  std::int64_t hidden_ = 0, gates_ = 0, units_ = 0, blocks_ = 0;
+  std::int64_t hidden_ = 0, gates_ = 0, units_ = 0, blocks_ = 0, depth_ = 0, projection_chunk_ = 0;
   Buffer<Scalar> data_;
   Buffer<Scalar> b_hn_;
   bool has_b_hn_ = false;

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <new>
@@ -159,9 +160,36 @@ ForwardSplit choose_forward_split(std::int64_t batch, std::int64_t hidden, std::
 }
 
 
-// The up-front input projection (gx of every step) from which a batch-sliced forward projects each
-// step inside its time loop instead (layer_forward).
+// The up-front input projection (gx of every step) from which a batch-sliced forward at batch 1
+// projects each step inside its time loop instead (so that gx_t is still in L2 when the gates read
+// it; up front, gx would make a round trip through memory: written by the bias fill, read and written
+// by the GEMM, read by the gates).
 constexpr std::int64_t kPerStepProjectionBytes = std::int64_t(4) << 20;
+
+std::atomic<ProjectionPolicy> g_projection_policy{ProjectionPolicy::kAuto};
+
+// Where the forward computes its input projection (ProjectionPolicy; the same bits every way). By
+// shape, from measurements on 2 Zen 4 cores (C++ timing, 2 threads, medians): with two rows or more,
+// inside the fused step (LSTM T=100, I=128, H=256: B=4 2.8 -> 2.2 ms, B=8 4.2 -> 3.8 ms; T=50, B=64,
+// I=256, H=512: 52.8 -> 49.8 ms; the GRU and the RNN gain less or nothing, the training shape T=50,
+// B=32 neither gains nor loses): the projection then runs on the recurrent tile's register blocking,
+// needs no packing of x, and gx stays in L1. At batch 1 the step would stream W_ih from L2 at every
+// step (LSTM B=1, I=64, H=128: 0.26 -> 0.28 ms), so the projection runs up front, or per step
+// inside the time loop when gx would be large.
+ProjectionPolicy choose_projection(std::int64_t batch, std::int64_t input, std::int64_t gh, std::int64_t steps,
+                                   int hidden_team, std::int64_t scalar_bytes) {
+  ProjectionPolicy policy = g_projection_policy.load();
+  if (policy == ProjectionPolicy::kAuto) {
+    if (batch >= 2)
+      policy = ProjectionPolicy::kInStep;
+    else if (hidden_team <= 1 && steps * batch * gh * scalar_bytes >= kPerStepProjectionBytes)
+      policy = ProjectionPolicy::kPerStep;
+    else
+      policy = ProjectionPolicy::kUpFront;
+  }
+  if (policy == ProjectionPolicy::kInStep && input == 0) policy = ProjectionPolicy::kUpFront;
+  return policy;
+}
 
 }  // namespace
 
@@ -178,16 +206,11 @@ void layer_forward(const LayerForward<Scalar>& a) {
   const ActiveRows active(a.lengths, B, S);
   const std::int64_t steps = active.steps();  // steps past every sequence's end are not computed
 
-  // The input projection gx = X W_ih^T + bias, op(B) = W_ih^T [I, GH] packed (or found packed:
-  // weight_cache.h). The recurrent bias is folded in here too, except the GRU's n block (b_hn), which
-  // the reset gate multiplies together with W_hn h: the fused step adds it.
   const bool biased = a.b_ih != nullptr || a.b_hh != nullptr;
   const std::int64_t isa = static_cast<std::int64_t>(active_isa()), scalar = sizeof(Scalar);
-  const auto w_ih_t = cached_pack<PackedMatrix<Scalar>>(
-      PackKey{1, I, GH, isa, scalar}, a.w_ih, GH * I, static_cast<const Scalar*>(nullptr), 0,
-      [&](PackedMatrix<Scalar>& packed) { packed.pack(true, I, GH, a.w_ih, I); });
 
-  // W_hh^T, gate-interleaved (with the GRU's b_hn), packed once for all steps.
+  // W_hh^T, gate-interleaved (with the GRU's b_hn), packed once for all steps (or found packed:
+  // weight_cache.h).
   const Scalar* b_hn = gru && a.b_hh != nullptr ? a.b_hh + 2 * H : nullptr;
   const auto w_hh_packed = cached_pack<RecurrentWeights<Scalar>>(
       PackKey{2, static_cast<std::int64_t>(a.cell), H, isa, scalar}, a.w_hh, GH * H, b_hn, b_hn != nullptr ? H : 0,
@@ -203,20 +226,33 @@ void layer_forward(const LayerForward<Scalar>& a) {
   const std::int64_t U = w_hh.block_units();
   const ForwardSplit split =
       choose_forward_split(B, H, G, steps, w_hh.blocks(), sizeof(Scalar), steps * B * GH * (I + H));
-  // Where the projection runs. A large one whose batch is sliced runs inside each slice's time loop,
-  // a step's rows just before that step (per_step_projection), so that gx_t is still in L2 when the
-  // gates read it; up front, gx of every step (26 MB for T=50, B=64, H=512 LSTM) would make a round trip
-  // through memory: written by the bias fill, read and written by the GEMM, read by the gates. Otherwise
-  // one GEMM over steps*B rows, before the loop. The bits are the same either way: gemm computes each
-  // element with the same multiply-adds whatever rows it is given.
-  const bool per_step_projection =
-      split.hidden_team <= 1 && steps * B * GH * scalar >= kPerStepProjectionBytes;
-  Buffer<Scalar> gx(per_step_projection ? 0 : steps * B * GH, /*zeroed=*/false);  // every element written
-  if (!per_step_projection) {
+
+  // The input projection gx = X W_ih^T + bias. The recurrent bias is folded in here too, except the
+  // GRU's n block (b_hn), which the reset gate multiplies together with W_hn h: the fused step adds
+  // it. Where it runs (choose_projection) does not change the bits: gemm computes each element with
+  // the same multiply-adds whatever rows it is given, and the step's own projection reproduces them.
+  const ProjectionPolicy projection = choose_projection(B, I, GH, steps, split.hidden_team, scalar);
+  std::shared_ptr<const PackedMatrix<Scalar>> w_ih_t;            // op(B) = W_ih^T [I, GH], for gemm
+  std::shared_ptr<const RecurrentWeights<Scalar>> w_ih_blocks;  // W_ih^T gate-interleaved, in the step
+  if (projection == ProjectionPolicy::kInStep) {
+    w_ih_blocks = cached_pack<RecurrentWeights<Scalar>>(
+        PackKey{3, static_cast<std::int64_t>(a.cell), H, isa, scalar}, a.w_ih, GH * I,
+        static_cast<const Scalar*>(nullptr), 0, [&](RecurrentWeights<Scalar>& packed) {
+          packed.allocate(a.cell, H, nullptr, I);
+          packed.pack_blocks(a.w_ih, 0, packed.blocks());
+        });
+  } else {
+    w_ih_t = cached_pack<PackedMatrix<Scalar>>(
+        PackKey{1, I, GH, isa, scalar}, a.w_ih, GH * I, static_cast<const Scalar*>(nullptr), 0,
+        [&](PackedMatrix<Scalar>& packed) { packed.pack(true, I, GH, a.w_ih, I); });
+  }
+  Buffer<Scalar> gx(projection == ProjectionPolicy::kUpFront ? steps * B * GH : 0, /*zeroed=*/false);  // all written
+  if (projection == ProjectionPolicy::kUpFront) {
     fill_bias_rows(a.cell, H, a.b_ih, a.b_hh, steps * B, gx.data());  // writes nothing when !biased
     gemm(steps * B, false, a.x, I, *w_ih_t, /*accumulate=*/biased, gx.data(), GH);
   }
-
+  Buffer<Scalar> bias(projection == ProjectionPolicy::kInStep && biased ? GH : 0, /*zeroed=*/false);
+  fill_bias_rows(a.cell, H, a.b_ih, a.b_hh, bias.size() > 0 ? 1 : 0, bias.data());
 
   Buffer<Scalar> zeros(B * H);  // the initial state when none is given
   const Scalar* h0 = a.h0 != nullptr ? a.h0 : zeros.data();
@@ -242,9 +278,12 @@ void layer_forward(const LayerForward<Scalar>& a) {
     const std::int64_t width = r1 - r0, blocks = w_hh.blocks();
     const Scalar* h_prev = h0 + r0 * H;
     const Scalar* c_prev = c0 + r0 * H;
-    // The slice's gx_t [width, GH] when the projection runs per step; its bias rows, filled once.
-    Buffer<Scalar> gx_step(per_step_projection ? width * GH : 0, /*zeroed=*/false);
-    Buffer<Scalar> bias_rows(per_step_projection && biased ? width * GH : 0, /*zeroed=*/false);
+    // The slice's gx_t [width, GH] when the projection runs per step (a team's members each have
+    // theirs: a block's columns are written and read by the member computing the block); for gemm,
+    // its bias rows, filled once.
+    const bool per_step_gemm = projection == ProjectionPolicy::kPerStep;
+    Buffer<Scalar> gx_step(projection != ProjectionPolicy::kUpFront ? width * GH : 0, /*zeroed=*/false);
+    Buffer<Scalar> bias_rows(per_step_gemm && biased ? width * GH : 0, /*zeroed=*/false);
     fill_bias_rows(a.cell, H, a.b_ih, a.b_hh, bias_rows.size() > 0 ? width : 0, bias_rows.data());
     for (std::int64_t t = 0; t < S; ++t) {
       const std::int64_t rows = active.in_slice(t, r0, r1);  // the slice's rows [0, rows) run this step
@@ -259,9 +298,15 @@ void layer_forward(const LayerForward<Scalar>& a) {
       Scalar* c_t = lstm ? cell_states + ((t % 2) * B + r0) * H : nullptr;
       StepArgs<Scalar> step;
       step.rows = rows;
-      if (per_step_projection) {  // gx_t for the running rows
+      if (per_step_gemm) {  // gx_t for the running rows
         if (biased) copy_n(gx_step.data(), bias_rows.data(), rows * GH);
         gemm(rows, false, a.x + (t * B + r0) * I, I, *w_ih_t, /*accumulate=*/biased, gx_step.data(), GH);
+        step.gx = gx_step.data();
+      } else if (projection == ProjectionPolicy::kInStep) {
+        step.w_x = w_ih_blocks.get();
+        step.x = a.x + (t * B + r0) * I;
+        step.bias = biased ? bias.data() : nullptr;
+        step.gx_out = gx_step.data();
         step.gx = gx_step.data();
       } else {
         step.gx = gx.data() + (t * B + r0) * GH;
@@ -466,6 +511,8 @@ void layer_backward(const LayerBackward<Scalar>& a) {
 
 void set_split_policy(SplitPolicy policy) { g_split_policy.store(policy); }
 SplitPolicy split_policy() { return g_split_policy.load(); }
+void set_projection_policy(ProjectionPolicy policy) { g_projection_policy.store(policy); }
+ProjectionPolicy projection_policy() { return g_projection_policy.load(); }
 
 template void layer_forward<float>(const LayerForward<float>&);
 template void layer_forward<double>(const LayerForward<double>&);

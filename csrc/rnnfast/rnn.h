@@ -94,6 +94,16 @@ enum class SplitPolicy { kAuto = 0, kBatch = 1, kHidden = 2 };
 void set_split_policy(SplitPolicy policy);
 SplitPolicy split_policy();
 
+// Where layer_forward computes the input projection gx = x W_ih^T + biases: kAuto chooses by shape;
+// kUpFront runs one GEMM over every step's rows before the time loop; kPerStep a GEMM over each
+// step's rows just before the step; kInStep lets the fused step compute each unit block's columns
+// just before its recurrent tile, from W_ih packed gate-interleaved like W_hh (not for input size 0,
+// which runs up front). The same bits every way; for tests and benchmarks, not thread-safe to change
+// while kernels run.
+enum class ProjectionPolicy { kAuto = 0, kUpFront = 1, kPerStep = 2, kInStep = 3 };
+void set_projection_policy(ProjectionPolicy policy);
+ProjectionPolicy projection_policy();
+
 template <typename Scalar>
 void layer_backward(const LayerBackward<Scalar>& args);
 

@@ -178,6 +178,39 @@ void apply_gates(const RecurrentWeights<Scalar>& w, const StepArgs<Scalar>& s, s
   }
 }
 
+// The input projection of rows [i0, i0 + mr) of blocks [p, p + panels) (StepArgs::w_x): gx_out's
+// columns g*H + u of those blocks' units get bias + x W_ih^T, accumulated by `accumulate` (a tile
+// function, writing [panel][row][G*U]) over chunks of the GEMM's k-block depth, each chunk's sum
+// added to the total as gemm adds a k block's tile to C (acc + C; the first to the bias, or alone):
+// the GEMM's bits, so a forward may project either way.
+template <typename Scalar, typename Accumulate>
+void project_blocks(const RecurrentWeights<Scalar>& w, const StepArgs<Scalar>& s, std::int64_t p, int panels,
+                    std::int64_t i0, std::int64_t mr, Scalar* tile, Accumulate&& accumulate) {
+  const RecurrentWeights<Scalar>& wx = *s.w_x;
+  const std::int64_t H = w.hidden(), G = gate_count(w.cell()), U = w.block_units(), width = G * U, GH = G * H;
+  const std::int64_t I = wx.depth(), chunk = wx.projection_chunk();
+  for (std::int64_t k0 = 0; k0 < I; k0 += chunk) {
+    accumulate(min64(chunk, I - k0), s.x + i0 * I + k0, I, wx.panel(p) + k0 * width, I * width, tile);
+    for (int q = 0; q < panels; ++q) {
+      const std::int64_t u0 = (p + q) * U, units = min64(U, H - u0);
+      for (std::int64_t i = 0; i < mr; ++i) {
+        for (std::int64_t g = 0; g < G; ++g) {
+          const Scalar* sum = tile + (q * mr + i) * width + g * U;
+          Scalar* out = s.gx_out + (i0 + i) * GH + g * H + u0;
+          if (k0 > 0) {
+            for (std::int64_t j = 0; j < units; ++j) out[j] = sum[j] + out[j];
+          } else if (s.bias != nullptr) {
+            const Scalar* bias = s.bias + g * H + u0;
+            for (std::int64_t j = 0; j < units; ++j) out[j] = sum[j] + bias[j];
+          } else {
+            for (std::int64_t j = 0; j < units; ++j) out[j] = sum[j];
+          }
+        }
+      }
+    }
+  }
+}
+
 // Blocks [b0, b1) of one step for one cell: a tile of kNV vectors (G gates x U units) by up to kMR
 // rows. Blocks outermost, so a block's panel is read from L2 by every row tile, while the rows of
 // h_{t-1} (a few KiB per tile) stream past. A single row gets four (or two) blocks per pass: more
@@ -192,10 +225,12 @@ void step_cell(const RecurrentWeights<Scalar>& w, const StepArgs<Scalar>& s, std
   std::int64_t p = b0;
   if (s.rows == 1) {
     for (; p + 4 <= b1; p += 4) {
+      if (s.w_x != nullptr) project_blocks(w, s, p, 4, 0, 1, tile, accumulate_tile<Scalar, kNV, 1, 4>);
       accumulate_tile<Scalar, kNV, 1, 4>(H, s.h_prev, H, w.panel(p), panel_size, tile);
       for (int q = 0; q < 4; ++q) apply_gates(w, s, p + q, 0, 1, tile + q * kWidth);
     }
     for (; p + 2 <= b1; p += 2) {
+      if (s.w_x != nullptr) project_blocks(w, s, p, 2, 0, 1, tile, accumulate_tile<Scalar, kNV, 1, 2>);
       accumulate_tile<Scalar, kNV, 1, 2>(H, s.h_prev, H, w.panel(p), panel_size, tile);
       apply_gates(w, s, p, 0, 1, tile);
       apply_gates(w, s, p + 1, 0, 1, tile + kWidth);
@@ -207,6 +242,7 @@ void step_cell(const RecurrentWeights<Scalar>& w, const StepArgs<Scalar>& s, std
   for (; p < b1; ++p) {
     for (std::int64_t tile_index = 0, i0 = 0; tile_index < row_tiles; ++tile_index) {
       const int mr = static_cast<int>((s.rows * (tile_index + 1)) / row_tiles - i0);
+      if (s.w_x != nullptr) project_blocks(w, s, p, 1, i0, mr, tile, tiles.fn[mr]);
       tiles.fn[mr](H, s.h_prev + i0 * H, H, w.panel(p), panel_size, tile);
       apply_gates(w, s, p, i0, mr, tile);
       i0 += mr;
