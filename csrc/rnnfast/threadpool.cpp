@@ -249,7 +249,7 @@ StepScheduler::StepScheduler(int members, std::int64_t blocks)
       counters_(new Counter[static_cast<std::size_t>(members_)]) {}
 
 void StepScheduler::wait_for_step(int member, std::int64_t step, std::chrono::steady_clock::duration own_time,
-                                  const std::function<void(std::int64_t)>& take) {
+                                  void* take_context, void (*take_fn)(void*, std::int64_t)) {
   const std::int64_t target = (step + 1) * blocks_;
   auto all_done = [&] {
     std::int64_t done = 0;
@@ -274,7 +274,7 @@ void StepScheduler::wait_for_step(int member, std::int64_t step, std::chrono::st
       for (int k = 1; k < members_; ++k) {  // the others' blocks, from their ends
         const int other = (member + k) % members_;
         for (std::int64_t b = own_end(other) - 1; b >= own_begin(other); --b)
-          if (claim(b, step)) take(b);
+          if (claim(b, step)) take_fn(take_context, b);
       }
     }
     // Still waiting long after that: a claimed block's thread is descheduled; give up the CPU.

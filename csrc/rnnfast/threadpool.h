@@ -64,8 +64,9 @@ class StepScheduler {
     for (std::int64_t b = own_begin(member); b < own_end(member); ++b)
       if (claim(b, step)) done_one(member, work, b);
     if (members_ == 1) return;
-    wait_for_step(member, step, std::chrono::steady_clock::now() - start,
-                  [&](std::int64_t b) { done_one(member, work, b); });
+    auto take = [&](std::int64_t b) { done_one(member, work, b); };
+    wait_for_step(member, step, std::chrono::steady_clock::now() - start, &take,
+                  [](void* fn, std::int64_t b) { (*static_cast<decltype(take)*>(fn))(b); });
     // Every block of the step was this member's: the others are absent (descheduled, or their
     // threads not started), so next step it takes their blocks without waiting for them first.
     counters_[member].others_absent = counters_[member].done.load(std::memory_order_relaxed) - before == blocks_;
@@ -84,10 +85,11 @@ class StepScheduler {
     auto& done = counters_[member].done;
     done.store(done.load(std::memory_order_relaxed) + 1, std::memory_order_release);
   }
-  // Waits until all blocks of `step` are done, taking unclaimed ones (via take) after a delay that
-  // scales with `own_time`, what this member's own blocks took.
+  // Waits until all blocks of `step` are done, taking unclaimed ones (take_fn(take_context, block))
+  // after a delay that scales with `own_time`, what this member's own blocks took. A function pointer
+  // and its context rather than a std::function, which made every step would allocate.
   void wait_for_step(int member, std::int64_t step, std::chrono::steady_clock::duration own_time,
-                     const std::function<void(std::int64_t)>& take);
+                     void* take_context, void (*take_fn)(void*, std::int64_t));
 
   struct alignas(64) Claim {
     std::atomic<std::int64_t> next_step{0};
