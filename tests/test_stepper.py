@@ -220,3 +220,21 @@ def test_steps_shared_by_threads_equal_the_whole_sequence(cls, hidden, restore_t
             np.testing.assert_array_equal(got, want, err_msg=f"{split}, {threads} threads")
             s.reset()
             np.testing.assert_array_equal(s.step_many(xs), want, err_msg=f"{split}, {threads} threads, chunk")
+
+
+@pytest.mark.parametrize("cls", [rnnfast.RNN, rnnfast.LSTM, rnnfast.GRU])
+def test_one_stepper_across_thread_counts_and_splits(cls, restore_threads, restore_split):
+    """A stepper keeps its team's schedulers between calls (their phases run on); changing the thread
+    count or the split between steps, or a call the pool runs alone, must not upset them."""
+    from rnnfast import _core
+
+    layer = cls(7, 128, num_layers=2, seed=8)
+    xs = np.random.default_rng(3).standard_normal((12, 2, 7)).astype(np.float32)
+    want = layer(xs)[0]
+    s = layer.stepper(batch=2)
+    got = []
+    for t, x in enumerate(xs):
+        rnnfast.set_num_threads((1, 2, 2, 3)[t % 4])
+        _core.set_split(("hidden", "hidden", "batch", "hidden", "auto", "hidden")[t % 6])
+        got.append(s.step(x).copy())
+    np.testing.assert_array_equal(np.stack(got), want)

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <memory>
 #include <stdexcept>
 
 #include "rnnfast/microkernel.h"
@@ -135,10 +136,12 @@ void Stepper<Scalar>::run(std::int64_t steps, const Scalar* x, Scalar* y) {
     wake_pool();  // for the next call
     shared = false;
   }
-  // steps, as `member` of a team sharing them through the schedulers (nullptr: alone).
-  auto run_steps = [&](StepScheduler* projection, StepScheduler* recurrent, int member) {
+  // steps, as `member` of a team sharing them through the schedulers (nullptr: alone), whose phases
+  // this call numbers from first_phase on.
+  auto run_steps = [&](StepScheduler* projection, StepScheduler* recurrent, int member, std::int64_t first_phase) {
     for (std::int64_t t = 0; t < steps; ++t)
-      step_layers(x + t * B * I0, y + t * B * H, (current_ + t) % 2, projection, recurrent, member, t * L);
+      step_layers(x + t * B * I0, y + t * B * H, (current_ + t) % 2, projection, recurrent, member,
+                  first_phase + t * L);
   };
   if (shared && pool_can_help()) {
     // Every layer has the same G*H columns and units, so the same panels and blocks; the schedulers
@@ -148,16 +151,27 @@ void Stepper<Scalar>::run(std::int64_t steps, const Scalar* x, Scalar* y) {
     const std::int64_t groups = unit_group_blocks_ > 0 ? first.w_hh.blocks() / unit_group_blocks_ : 0;
     const std::int64_t pairs = (first.w_hh.blocks() + 1) / 2;
     const int team = static_cast<int>(std::max<std::int64_t>(1, std::min<std::int64_t>(num_threads(), groups >= 2 ? groups : pairs)));
-    StepScheduler projection(team, groups >= 2 ? groups : (first.w_ih_t.panels() + kPanelsPerTask - 1) / kPanelsPerTask);
-    StepScheduler recurrent(team, pairs);
+    const std::int64_t projection_items =
+        groups >= 2 ? groups : (first.w_ih_t.panels() + kPanelsPerTask - 1) / kPanelsPerTask;
+    if (team_.projection == nullptr || team_.projection->members() != team ||
+        team_.projection->blocks() != projection_items) {  // (re)made for this team
+      team_.projection = std::make_unique<StepScheduler>(team, projection_items);
+      team_.recurrent = std::make_unique<StepScheduler>(team, pairs);
+      team_.next_phase = 0;
+    }
+    const std::int64_t first_phase = team_.next_phase;
+    bool ran_as_team = false;
     parallel_team(team, [&](int member, int members) {
+      if (member == 0) ran_as_team = members > 1;  // member 0 always runs, once
       if (members > 1)
-        run_steps(&projection, groups >= 2 ? nullptr : &recurrent, member);
+        run_steps(team_.projection.get(), groups >= 2 ? nullptr : team_.recurrent.get(), member, first_phase);
       else  // the pool declined: this thread does it all
-        run_steps(nullptr, nullptr, 0);
+        run_steps(nullptr, nullptr, 0, 0);
     });
+    // Every member has returned: the schedulers' next call starts where this one ended.
+    if (ran_as_team) team_.next_phase = first_phase + steps * L;
   } else {
-    run_steps(nullptr, nullptr, 0);
+    run_steps(nullptr, nullptr, 0, 0);
   }
   current_ = static_cast<int>((current_ + steps) % 2);
   // The LSTM's c of a non-LSTM cell stays zero in both buffers; nothing else to carry over.

@@ -52,6 +52,7 @@ class StepScheduler {
  public:
   StepScheduler(int members, std::int64_t blocks);
   int members() const { return members_; }
+  std::int64_t blocks() const { return blocks_; }
   std::int64_t own_begin(int member) const { return blocks_ * member / members_; }
   std::int64_t own_end(int member) const { return blocks_ * (member + 1) / members_; }
 
