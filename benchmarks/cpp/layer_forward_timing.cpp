@@ -4,8 +4,9 @@
 //
 // Build against the kernel library of a build directory (cmake -DRNNFAST_BUILD_PYTHON=OFF is enough):
 //   g++ -O2 -std=c++17 -Icsrc benchmarks/cpp/layer_forward_timing.cpp build/librnnfast_kernels.a -lpthread -o timing
-// Run:  ./timing CELL T B I H [THREADS [SPLIT]]
-//   CELL: rnn | lstm | gru;  THREADS: default 1;  SPLIT: 0 auto, 1 batch slices, 2 hidden units
+// Run:  ./timing CELL T B I H [THREADS [SPLIT [PROJECTION]]]
+//   CELL: rnn | lstm | gru;  THREADS: default 1;  SPLIT: 0 auto, 1 batch slices, 2 hidden units;
+//   PROJECTION: 0 auto, 1 up front, 2 per step, 3 in the step (rnn.h, ProjectionPolicy)
 // e.g.  ./timing lstm 100 1 64 128 2      (the README's edge scenario)
 #include <algorithm>
 #include <chrono>
@@ -20,7 +21,7 @@
 
 int main(int argc, char** argv) {
   if (argc < 6) {
-    std::fprintf(stderr, "usage: %s rnn|lstm|gru T B I H [threads [split]]\n", argv[0]);
+    std::fprintf(stderr, "usage: %s rnn|lstm|gru T B I H [threads [split [projection]]]\n", argv[0]);
     return 2;
   }
   const std::string name = argv[1];
@@ -29,8 +30,10 @@ int main(int argc, char** argv) {
                                              : rnnfast::Cell::kRnnTanh;
   const long T = std::atol(argv[2]), B = std::atol(argv[3]), I = std::atol(argv[4]), H = std::atol(argv[5]);
   const int threads = argc > 6 ? std::atoi(argv[6]) : 1, split = argc > 7 ? std::atoi(argv[7]) : 0;
+  const int projection = argc > 8 ? std::atoi(argv[8]) : 0;
   rnnfast::set_num_threads(threads);
   rnnfast::set_split_policy(static_cast<rnnfast::SplitPolicy>(split));
+  rnnfast::set_projection_policy(static_cast<rnnfast::ProjectionPolicy>(projection));
   const long G = rnnfast::gate_count(cell);
   std::mt19937 rng(0);
   std::normal_distribution<float> normal(0.0f, 0.1f);
