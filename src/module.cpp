@@ -427,6 +427,31 @@ class PyStepper {
 
 }  // namespace
 
+// set_<what>(name) and get_<what>() for one of the kernels' policies (results the same bits whichever
+// is chosen; for tests and benchmarks, not while other threads run kernels). names[0] is the default.
+template <typename Policy>
+void def_policy(py::module_& m, const std::string& what, std::vector<std::pair<std::string, Policy>> names,
+                void (*set)(Policy), Policy (*get)(), const std::string& doc) {
+  std::string choices;
+  for (std::size_t i = 0; i < names.size(); ++i)
+    choices += (i == 0 ? "'" : i + 1 == names.size() ? " or '" : ", '") + names[i].first + "'";
+  m.def(("set_" + what).c_str(),
+        [what, names, set, choices](const std::string& name) {
+          for (const auto& [known, policy] : names)
+            if (name == known) return set(policy);
+          throw py::value_error(what + " must be " + choices + ", got '" + name + "'");
+        },
+        py::arg("name"), (doc + " The results are the same bits; for tests and benchmarks, not while other threads "
+                                "run kernels.").c_str());
+  m.def(("get_" + what).c_str(),
+        [names, get]() {
+          for (const auto& [known, policy] : names)
+            if (policy == get()) return known;
+          return names.front().first;
+        },
+        ("The " + what + " set by set_" + what + ".").c_str());
+}
+
 PYBIND11_MODULE(_core, m) {
   m.doc() = "rnnfast native kernels. Use the wrappers in rnnfast and rnnfast.functional; these functions "
             "require exact dtypes, shapes and C-contiguous arrays and write into the arrays they are given.";
@@ -483,55 +508,22 @@ PYBIND11_MODULE(_core, m) {
         py::arg("name"),
         "Switch the kernels to another instruction set (for tests and benchmarks; not while other threads run "
         "kernels). ValueError for an unknown or unavailable one.");
-  m.def("set_split", [](const std::string& name) {
-    if (name == "auto")
-      rnnfast::set_split_policy(rnnfast::SplitPolicy::kAuto);
-    else if (name == "batch")
-      rnnfast::set_split_policy(rnnfast::SplitPolicy::kBatch);
-    else if (name == "hidden")
-      rnnfast::set_split_policy(rnnfast::SplitPolicy::kHidden);
-    else
-      throw py::value_error("split must be 'auto', 'batch' or 'hidden', got '" + name + "'");
-  }, py::arg("name"),
-        "How the forward time loop is shared among threads: 'auto' (by shape), 'batch' (slices of the batch, no "
-        "barrier) or 'hidden' (every step shared by hidden units, a barrier per step). The results are the same "
-        "bits; for tests and benchmarks, not while other threads run kernels.");
-  m.def("get_split", []() {
-    switch (rnnfast::split_policy()) {
-      case rnnfast::SplitPolicy::kBatch:
-        return std::string("batch");
-      case rnnfast::SplitPolicy::kHidden:
-        return std::string("hidden");
-      default:
-        return std::string("auto");
-    }
-  }, "The split set by set_split.");
-  m.def("set_projection", [](const std::string& name) {
-    if (name == "auto")
-      rnnfast::set_projection_policy(rnnfast::ProjectionPolicy::kAuto);
-    else if (name == "up_front")
-      rnnfast::set_projection_policy(rnnfast::ProjectionPolicy::kUpFront);
-    else if (name == "per_step")
-      rnnfast::set_projection_policy(rnnfast::ProjectionPolicy::kPerStep);
-    else if (name == "in_step")
-      rnnfast::set_projection_policy(rnnfast::ProjectionPolicy::kInStep);
-    else
-      throw py::value_error("projection must be 'auto', 'up_front', 'per_step' or 'in_step', got '" + name + "'");
-  }, py::arg("name"),
-        "Where the forward computes the input projection x W_ih^T: 'auto' (by shape), 'up_front' (one matrix "
-        "product before the time loop), 'per_step' (one per step, inside the loop) or 'in_step' (inside the "
-        "fused step, block by block). The results are the same bits; for tests and benchmarks, not while other "
-        "threads run kernels.");
-  m.def("get_projection", []() {
-    switch (rnnfast::projection_policy()) {
-      case rnnfast::ProjectionPolicy::kUpFront:
-        return std::string("up_front");
-      case rnnfast::ProjectionPolicy::kPerStep:
-        return std::string("per_step");
-      case rnnfast::ProjectionPolicy::kInStep:
-        return std::string("in_step");
-      default:
-        return std::string("auto");
-    }
-  }, "The placement set by set_projection.");
+  def_policy<rnnfast::SplitPolicy>(
+      m, "split",
+      {{"auto", rnnfast::SplitPolicy::kAuto},
+       {"batch", rnnfast::SplitPolicy::kBatch},
+       {"hidden", rnnfast::SplitPolicy::kHidden}},
+      &rnnfast::set_split_policy, &rnnfast::split_policy,
+      "How the forward time loop is shared among threads: 'auto' (by shape), 'batch' (slices of the batch, no "
+      "barrier) or 'hidden' (every step shared by hidden units, a barrier per step).");
+  def_policy<rnnfast::ProjectionPolicy>(
+      m, "projection",
+      {{"auto", rnnfast::ProjectionPolicy::kAuto},
+       {"up_front", rnnfast::ProjectionPolicy::kUpFront},
+       {"per_step", rnnfast::ProjectionPolicy::kPerStep},
+       {"in_step", rnnfast::ProjectionPolicy::kInStep}},
+      &rnnfast::set_projection_policy, &rnnfast::projection_policy,
+      "Where the forward computes the input projection x W_ih^T: 'auto' (by shape), 'up_front' (one matrix "
+      "product before the time loop), 'per_step' (one per step, inside the loop) or 'in_step' (inside the "
+      "fused step, block by block).");
 }

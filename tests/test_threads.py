@@ -13,6 +13,18 @@ from test_lengths import run
 from test_native import CELLS, make_problem
 
 
+def assert_close_to_reference(got, expected, dtype):
+    """The forward's results within float32 (float64) rounding of the NumPy reference's."""
+    tol = 2e-5 if dtype == np.float32 else 1e-12
+    for name in ("out", "h_n", "workspace"):
+        np.testing.assert_allclose(got[name], expected[name], rtol=tol, atol=tol, err_msg=name)
+
+
+def assert_same_bits(got, want, label):
+    for name in want:
+        np.testing.assert_array_equal(got[name], want[name], err_msg=f"{label}: {name}")
+
+
 @pytest.mark.parametrize("cell", CELLS)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_results_do_not_depend_on_the_thread_count(cell, dtype, restore_threads):
@@ -44,17 +56,12 @@ def test_every_split_gives_the_same_bits(cell, dtype, batch, restore_threads, re
     _core.set_split("auto")
     rnnfast.set_num_threads(1)
     want = run(rnnfast.functional, cell, p, lengths)
-    expected = run(reference, cell, p, lengths)
-    tol = 2e-5 if dtype == np.float32 else 1e-12
-    for name in ("out", "h_n", "workspace"):
-        np.testing.assert_allclose(want[name], expected[name], rtol=tol, atol=tol, err_msg=name)
+    assert_close_to_reference(want, run(reference, cell, p, lengths), dtype)
     for split in ("auto", "batch", "hidden"):
         _core.set_split(split)
         for threads in (2, 3, 4):
             rnnfast.set_num_threads(threads)
-            got = run(rnnfast.functional, cell, p, lengths)
-            for name in want:
-                np.testing.assert_array_equal(got[name], want[name], err_msg=f"{split}, {threads} threads: {name}")
+            assert_same_bits(run(rnnfast.functional, cell, p, lengths), want, f"{split}, {threads} threads")
 
 
 @pytest.mark.parametrize("cell", CELLS)
@@ -79,20 +86,15 @@ def test_every_projection_gives_the_same_bits(cell, dtype, input_size, bias, res
         _core.set_projection("up_front")
         _core.set_split("auto")
         want = run(rnnfast.functional, cell, p, lens)
-        expected = run(reference, cell, p, lens)
-        tol = 2e-5 if dtype == np.float32 else 1e-12
-        for name in ("out", "h_n", "workspace"):
-            np.testing.assert_allclose(want[name], expected[name], rtol=tol, atol=tol, err_msg=name)
+        assert_close_to_reference(want, run(reference, cell, p, lens), dtype)
         for projection in ("per_step", "in_step", "auto"):
             _core.set_projection(projection)
             for split in ("batch", "hidden"):
                 _core.set_split(split)
                 for threads in (1, 2, 3):
                     rnnfast.set_num_threads(threads)
-                    got = run(rnnfast.functional, cell, p, lens)
-                    for name in want:
-                        np.testing.assert_array_equal(got[name], want[name],
-                                                      err_msg=f"{projection}, {split}, {threads} threads: {name}")
+                    assert_same_bits(run(rnnfast.functional, cell, p, lens), want,
+                                     f"{projection}, {split}, {threads} threads")
 
 
 def test_batch_one_streams_the_same_bits_as_every_projection(restore_projection):
