@@ -288,6 +288,13 @@ FORK_SCRIPT = textwrap.dedent("""
     m = rnnfast.LSTM(32, 64, num_layers=2, bidirectional=True, seed=0)
     x = np.random.default_rng(0).standard_normal((40, 8, 32)).astype(np.float32)
     want, _ = m(x)                       # the pool (if any) has started and worked
+    from rnnfast import _core
+    _core.set_split("hidden")            # a stepper whose steps the pool's threads share
+    u = rnnfast.LSTM(32, 128, seed=1)
+    xs = x[:, :2]
+    want_stream, _ = u(xs)
+    stepper = u.stepper(batch=2)
+    first_steps = [stepper.step(x_t).copy() for x_t in xs[:20]]
 
     busy = threading.Event()
     stop = threading.Event()
@@ -301,12 +308,14 @@ FORK_SCRIPT = textwrap.dedent("""
 
     def child(q):
         got, _ = m(x)
+        streamed = np.stack(first_steps + [stepper.step(x_t).copy() for x_t in xs[20:]])
         if hasattr(rnnfast, "set_num_threads"):
             rnnfast.set_num_threads(3)
             again, _ = m(x)
         else:
             again = got
-        q.put(bool(np.array_equal(got, want) and np.array_equal(again, want)))
+        q.put(bool(np.array_equal(got, want) and np.array_equal(again, want) and
+                   np.array_equal(streamed, want_stream)))
 
     ctx = multiprocessing.get_context("fork")
     q = ctx.Queue()
@@ -328,7 +337,8 @@ FORK_SCRIPT = textwrap.dedent("""
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this platform")
 def test_fork_child_can_use_rnnfast(mode):
     """After rnnfast ran (and, in 'busy' mode, while another thread is inside a kernel), a forked child runs the
-    same model to the same result and can change the thread count. A hang fails the test (timeout)."""
+    same model to the same result, goes on with a stepper the parent's pool shared steps of (its kept
+    step schedulers made anew), and can change the thread count. A hang fails the test (timeout)."""
     script = f"MODE = {mode!r}\n" + FORK_SCRIPT
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([os.path.dirname(os.path.dirname(rnnfast.__file__)),

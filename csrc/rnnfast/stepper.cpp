@@ -154,10 +154,12 @@ void Stepper<Scalar>::run(std::int64_t steps, const Scalar* x, Scalar* y) {
     const std::int64_t projection_items =
         groups >= 2 ? groups : (first.w_ih_t.panels() + kPanelsPerTask - 1) / kPanelsPerTask;
     if (team_.projection == nullptr || team_.projection->members() != team ||
-        team_.projection->blocks() != projection_items) {  // (re)made for this team
+        team_.projection->blocks() != projection_items || team_.fork_generation != fork_generation()) {
+      // (Re)made for this team, or in a forked child, whose copy a call may have left half-way.
       team_.projection = std::make_unique<StepScheduler>(team, projection_items);
       team_.recurrent = std::make_unique<StepScheduler>(team, pairs);
       team_.next_phase = 0;
+      team_.fork_generation = fork_generation();
     }
     const std::int64_t first_phase = team_.next_phase;
     bool ran_as_team = false;

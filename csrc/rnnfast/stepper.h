@@ -77,6 +77,7 @@ class Stepper {
   struct TeamSchedulers {
     std::unique_ptr<StepScheduler> projection, recurrent;
     std::int64_t next_phase = 0;
+    std::int64_t fork_generation = 0;  // fork_generation() when made
   };
   TeamSchedulers team_;
   Buffer<Scalar> gx_;                       // [B, GH] the input projection of one layer's step

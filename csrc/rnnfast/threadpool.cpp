@@ -206,7 +206,10 @@ std::shared_ptr<Pool> current_pool() {
 
 // In a forked child the workers do not exist and the mutexes may be held by threads that are gone:
 // forget the pool (without destroying it: its threads cannot be joined) and start clean.
+std::atomic<std::int64_t> g_fork_generation{0};
+
 void after_fork_in_child() {
+  g_fork_generation.fetch_add(1, std::memory_order_relaxed);
   new (&g_pool_mutex) std::mutex();
   new (&g_pool) std::shared_ptr<Pool>();  // leaks the parent's pool object on purpose
 }
@@ -216,6 +219,8 @@ struct ForkHandler {
 } g_fork_handler;
 
 }  // namespace
+
+std::int64_t fork_generation() { return g_fork_generation.load(std::memory_order_relaxed); }
 
 int num_threads() {
   std::lock_guard<std::mutex> lock(g_pool_mutex);

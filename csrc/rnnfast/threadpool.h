@@ -36,6 +36,10 @@ bool pool_can_help();
 bool pool_awake();
 void wake_pool();
 
+// How many times this process is a forked child of a process that used the pool: state kept across
+// calls that a fork may have caught half-way (a stepper's step schedulers) is made anew when it changes.
+std::int64_t fork_generation();
+
 // Shares the blocks of a sequence of dependent steps among the members of a team (the hidden-unit
 // split of a recurrent layer: every block of step t must be done before any block of step t+1
 // starts). Member m owns blocks [own_begin(m), own_end(m)) and does those first, so that in steady
