@@ -8,7 +8,8 @@ Tolerances, relative to the largest magnitude of each reference result (DESIGN.m
 agrees to round-off (``TOL[float64]``); float32 is compared with the float64 reference and must agree to
 ``TOL[float32]`` (1e-5, the design's promise) or, where a result is ill-conditioned in float32, to
 ``YARDSTICK`` times what float32 arithmetic itself does to it: the largest error of the reference run in
-float32 on the inputs and on the inputs moved by one ulp either way. Ill-conditioned results are a weight
+float32 on the inputs, on the inputs moved by one ulp either way, and with what the forward saved for the
+backward (outputs, activations) moved by one ulp either way. Ill-conditioned results are a weight
 gradient that is a sum of T*B terms of both signs cancelling to something small, or ``1 - h**2`` of a
 saturated tanh, where one ulp of ``h`` (the kernels' tanh is within 2 ulp) moves the gradient by far more
 than 1e-5.
@@ -122,9 +123,10 @@ def nudged(a: np.ndarray, direction: int) -> np.ndarray:
     return a if direction == 0 else np.nextafter(a, np.inf * direction).astype(a.dtype)
 
 
-def run_op(mod, p: dict, dtype, nudge: int = 0) -> dict:
+def run_op(mod, p: dict, dtype, nudge: int = 0, nudge_saved: int = 0) -> dict:
     """Forward (training) and backward of ``p`` through ``mod``, every array cast to ``dtype`` first (and
-    moved by one ulp if ``nudge``)."""
+    moved by one ulp if ``nudge``); ``nudge_saved`` moves what the forward saved for the backward (the
+    outputs and the workspace's activations) by one ulp, as a forward within an ulp of this one could."""
     cast = {k: (None if v is None else nudged(np.asarray(v).astype(dtype), nudge)) for k, v in p.items()
             if k not in ("cell", "dtype", "lengths")}
     cell = p["cell"]
@@ -132,6 +134,7 @@ def run_op(mod, p: dict, dtype, nudge: int = 0) -> dict:
     if cell == "lstm":
         out, h_n, c_n, ws = mod.lstm(cast["x"], cast["h0"], cast["c0"], cast["w_ih"], cast["w_hh"], cast["b_ih"],
                                      cast["b_hh"], training=True, **kw)
+        out, ws = nudged(out, nudge_saved), nudged(ws, nudge_saved)
         g = mod.lstm_backward(cast["d_out"], cast["d_h_n"], cast["d_c_n"], cast["x"], cast["h0"], cast["c0"],
                               cast["w_ih"], cast["w_hh"], out, ws, **kw)
         results = {"out": out, "h_n": h_n, "c_n": c_n}
@@ -140,6 +143,7 @@ def run_op(mod, p: dict, dtype, nudge: int = 0) -> dict:
         fwd, bwd = (mod.gru, mod.gru_backward) if cell == "gru" else (mod.rnn, mod.rnn_backward)
         out, h_n, ws = fwd(cast["x"], cast["h0"], cast["w_ih"], cast["w_hh"], cast["b_ih"], cast["b_hh"],
                            training=True, **nl, **kw)
+        out, ws = nudged(out, nudge_saved), nudged(ws, nudge_saved)
         g = bwd(cast["d_out"], cast["d_h_n"], cast["x"], cast["h0"], cast["w_ih"], cast["w_hh"], out, ws, **nl, **kw)
         results = {"out": out, "h_n": h_n}
     results.update(g._asdict())
@@ -153,7 +157,10 @@ def test_functional_ops_match_reference(p):
     dtype = p["dtype"]
     got = run_op(functional, p, dtype)
     want = run_op(reference, p, np.float64)
-    same = [run_op(reference, p, dtype, nudge) for nudge in (0, 1, -1)] if dtype != np.float64 else []
+    same = []
+    if dtype != np.float64:
+        same = [run_op(reference, p, dtype, nudge) for nudge in (0, 1, -1)]
+        same += [run_op(reference, p, dtype, nudge_saved=nudge) for nudge in (1, -1)]
     shapes = {k: getattr(p[k], "shape", None) for k in ("x", "w_hh")}
     assert_all_close(got, want, dtype, f"{p['cell']} {dtype} {shapes} lengths={p['lengths']}", same)
 
@@ -178,11 +185,12 @@ def layer_problems(draw):
             "lengths": None if unbatched else draw(lengths_for(T, B))}
 
 
-def run_layer(p: dict, dtype, use_reference: bool, nudge: int = 0) -> dict:
+def run_layer(p: dict, dtype, use_reference: bool, nudge: int = 0, nudge_saved: int = 0) -> dict:
     """Forward (training) and backward of the layer ``p`` describes, computed in ``dtype``.
 
     Parameters and inputs are drawn once and rounded to ``p["dtype"]``, so the float64 run sees exactly the
-    values the native run in float32 sees; ``nudge`` moves each of them by one ulp.
+    values the native run in float32 sees; ``nudge`` moves each of them by one ulp, ``nudge_saved`` what
+    the forward saved for the backward (as in ``run_op``).
     """
     cls = {"RNN": rnnfast.RNN, "LSTM": rnnfast.LSTM, "GRU": rnnfast.GRU}[p["cls"]]
     m = cls(p["I"], p["H"], **p["kw"], dtype=p["dtype"], seed=p["seed"] % 1000)
@@ -208,6 +216,11 @@ def run_layer(p: dict, dtype, use_reference: bool, nudge: int = 0) -> dict:
     ctx = reference_ops() if use_reference else contextlib.nullcontext()
     with ctx:
         out, state_n = m.forward(x, state, training=True, **kw)
+        if nudge_saved:
+            for saved in m._cache.outs + m._cache.workspaces:  # per layer, per direction
+                for a in saved:
+                    if a is not None:
+                        a[...] = nudged(a, nudge_saved)
         d_out = draw(out.shape)
         d_state_n = (draw(s_shape), draw(s_shape)) if p["cls"] == "LSTM" else draw(s_shape)
         d_x, d_state = m.backward(d_out, d_state_n)
@@ -226,7 +239,10 @@ def test_layers_match_reference(p):
     of the native layer equal the same layer on the float64 reference ops."""
     got = run_layer(p, p["dtype"], use_reference=False)
     want = run_layer(p, np.float64, use_reference=True)
-    same = [run_layer(p, p["dtype"], True, nudge) for nudge in (0, 1, -1)] if p["dtype"] != np.float64 else []
+    same = []
+    if p["dtype"] != np.float64:
+        same = [run_layer(p, p["dtype"], True, nudge) for nudge in (0, 1, -1)]
+        same += [run_layer(p, p["dtype"], True, nudge_saved=nudge) for nudge in (1, -1)]
     assert_all_close(got, want, p["dtype"], f"{p}", same)
 
 
