@@ -159,7 +159,6 @@ ForwardSplit choose_forward_split(std::int64_t batch, std::int64_t hidden, std::
   return split;
 }
 
-
 // The up-front input projection (gx of every step) from which a batch-sliced forward at batch 1
 // projects each step inside its time loop instead (so that gx_t is still in L2 when the gates read
 // it; up front, gx would make a round trip through memory: written by the bias fill, read and written
@@ -209,19 +208,22 @@ void layer_forward(const LayerForward<Scalar>& a) {
   const bool biased = a.b_ih != nullptr || a.b_hh != nullptr;
   const std::int64_t isa = static_cast<std::int64_t>(active_isa()), scalar = sizeof(Scalar);
 
-  // W_hh^T, gate-interleaved (with the GRU's b_hn), packed once for all steps (or found packed:
-  // weight_cache.h).
-  const Scalar* b_hn = gru && a.b_hh != nullptr ? a.b_hh + 2 * H : nullptr;
-  const auto w_hh_packed = cached_pack<RecurrentWeights<Scalar>>(
-      PackKey{2, static_cast<std::int64_t>(a.cell), H, isa, scalar}, a.w_hh, GH * H, b_hn, b_hn != nullptr ? H : 0,
-      [&](RecurrentWeights<Scalar>& packed) {
-        packed.allocate(a.cell, H, b_hn);
-        constexpr std::int64_t kBlocksPerTask = 4;  // several threads for a large one
-        const std::int64_t blocks = packed.blocks(), tasks = (blocks + kBlocksPerTask - 1) / kBlocksPerTask;
-        parallel_for(tasks, [&](std::int64_t i) {
-          packed.pack_blocks(a.w_hh, i * kBlocksPerTask, std::min(blocks, (i + 1) * kBlocksPerTask));
+  // W^T [depth, GH] gate-interleaved (recurrent.h), packed once for all steps (or found packed:
+  // weight_cache.h), by several threads for a large one. tag: the weight_cache key's.
+  auto pack_gate_interleaved = [&](std::int64_t tag, const Scalar* w, std::int64_t depth, const Scalar* b_hn) {
+    return cached_pack<RecurrentWeights<Scalar>>(
+        PackKey{tag, static_cast<std::int64_t>(a.cell), H, isa, scalar}, w, GH * depth, b_hn, b_hn != nullptr ? H : 0,
+        [&](RecurrentWeights<Scalar>& packed) {
+          packed.allocate(a.cell, H, b_hn, depth);
+          constexpr std::int64_t kBlocksPerTask = 4;
+          const std::int64_t blocks = packed.blocks(), tasks = (blocks + kBlocksPerTask - 1) / kBlocksPerTask;
+          parallel_for(tasks, [&](std::int64_t i) {
+            packed.pack_blocks(w, i * kBlocksPerTask, std::min(blocks, (i + 1) * kBlocksPerTask));
+          });
         });
-      });
+  };
+  // W_hh^T with the GRU's b_hn.
+  const auto w_hh_packed = pack_gate_interleaved(2, a.w_hh, H, gru && a.b_hh != nullptr ? a.b_hh + 2 * H : nullptr);
   const RecurrentWeights<Scalar>& w_hh = *w_hh_packed;
   const std::int64_t U = w_hh.block_units();
   const ForwardSplit split =
@@ -235,12 +237,7 @@ void layer_forward(const LayerForward<Scalar>& a) {
   std::shared_ptr<const PackedMatrix<Scalar>> w_ih_t;            // op(B) = W_ih^T [I, GH], for gemm
   std::shared_ptr<const RecurrentWeights<Scalar>> w_ih_blocks;  // W_ih^T gate-interleaved, in the step
   if (projection == ProjectionPolicy::kInStep) {
-    w_ih_blocks = cached_pack<RecurrentWeights<Scalar>>(
-        PackKey{3, static_cast<std::int64_t>(a.cell), H, isa, scalar}, a.w_ih, GH * I,
-        static_cast<const Scalar*>(nullptr), 0, [&](RecurrentWeights<Scalar>& packed) {
-          packed.allocate(a.cell, H, nullptr, I);
-          packed.pack_blocks(a.w_ih, 0, packed.blocks());
-        });
+    w_ih_blocks = pack_gate_interleaved(3, a.w_ih, I, nullptr);
   } else {
     w_ih_t = cached_pack<PackedMatrix<Scalar>>(
         PackKey{1, I, GH, isa, scalar}, a.w_ih, GH * I, static_cast<const Scalar*>(nullptr), 0,
@@ -251,7 +248,8 @@ void layer_forward(const LayerForward<Scalar>& a) {
     fill_bias_rows(a.cell, H, a.b_ih, a.b_hh, steps * B, gx.data());  // writes nothing when !biased
     gemm(steps * B, false, a.x, I, *w_ih_t, /*accumulate=*/biased, gx.data(), GH);
   }
-  Buffer<Scalar> bias(projection == ProjectionPolicy::kInStep && biased ? GH : 0, /*zeroed=*/false);
+  // The folded biases [GH] a projection inside the time loop starts from.
+  Buffer<Scalar> bias(projection != ProjectionPolicy::kUpFront && biased ? GH : 0, /*zeroed=*/false);
   fill_bias_rows(a.cell, H, a.b_ih, a.b_hh, bias.size() > 0 ? 1 : 0, bias.data());
 
   Buffer<Scalar> zeros(B * H);  // the initial state when none is given
@@ -279,12 +277,9 @@ void layer_forward(const LayerForward<Scalar>& a) {
     const Scalar* h_prev = h0 + r0 * H;
     const Scalar* c_prev = c0 + r0 * H;
     // The slice's gx_t [width, GH] when the projection runs per step (a team's members each have
-    // theirs: a block's columns are written and read by the member computing the block); for gemm,
-    // its bias rows, filled once.
+    // theirs: a block's columns are written and read by the member computing the block).
     const bool per_step_gemm = projection == ProjectionPolicy::kPerStep;
     Buffer<Scalar> gx_step(projection != ProjectionPolicy::kUpFront ? width * GH : 0, /*zeroed=*/false);
-    Buffer<Scalar> bias_rows(per_step_gemm && biased ? width * GH : 0, /*zeroed=*/false);
-    fill_bias_rows(a.cell, H, a.b_ih, a.b_hh, bias_rows.size() > 0 ? width : 0, bias_rows.data());
     for (std::int64_t t = 0; t < S; ++t) {
       const std::int64_t rows = active.in_slice(t, r0, r1);  // the slice's rows [0, rows) run this step
       Scalar* h_t = a.out + (t * B + r0) * H;
@@ -299,7 +294,8 @@ void layer_forward(const LayerForward<Scalar>& a) {
       StepArgs<Scalar> step;
       step.rows = rows;
       if (per_step_gemm) {  // gx_t for the running rows
-        if (biased) copy_n(gx_step.data(), bias_rows.data(), rows * GH);
+        if (biased)
+          for (std::int64_t r = 0; r < rows; ++r) copy_n(gx_step.data() + r * GH, bias.data(), GH);
         gemm(rows, false, a.x + (t * B + r0) * I, I, *w_ih_t, /*accumulate=*/biased, gx_step.data(), GH);
         step.gx = gx_step.data();
       } else if (projection == ProjectionPolicy::kInStep) {
