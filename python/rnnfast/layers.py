@@ -33,6 +33,7 @@ from typing import Any, Optional, Union
 
 import numpy as np
 
+from . import _core
 from . import functional as F
 from ._checks import _as_array, _cast, float_dtype, positive_int, prepare_lengths
 
@@ -369,6 +370,41 @@ class _RNNBase:
             )
         return self._state_array("h0", state, B, unbatched), None
 
+    def _exact_inference(self, x: Any) -> Optional[tuple]:
+        """:meth:`forward`'s results for inference on an input that needs nothing done to it, else None.
+
+        The common inference call (a C-contiguous, aligned (T, B, I) ndarray of the layer's dtype, no state, no
+        lengths, unidirectional, time-major) goes straight to the kernel, layer after layer, skipping the
+        general path's argument conversion and checks, which cost about 20 us a call (7% of a 0.3 ms
+        B = 1 LSTM). The results are the general path's, bit for bit: the same kernel calls on the same
+        arrays. The kernel binding still checks every shape, dtype and layout.
+        """
+        if (
+            x.__class__ is not np.ndarray
+            or x.dtype != self._dtype
+            or x.ndim != 3
+            or self._batch_first
+            or self._bidirectional
+            or not (x.flags.c_contiguous and x.flags.aligned)
+            or x.shape[2] != self._input_size
+            or x.shape[0] == 0
+            or x.shape[1] == 0
+        ):
+            return None
+        T, B, _ = x.shape
+        L, H, dtype, cell = self._num_layers, self._hidden_size, self._dtype, self._cell
+        lstm = cell == "lstm"
+        h_n = np.empty((L, B, H), dtype=dtype)
+        c_n = np.empty((L, B, H), dtype=dtype) if lstm else None
+        inp = x
+        for k in range(L):
+            out = np.empty((T, B, H), dtype=dtype)
+            w_ih, w_hh, b_ih, b_hh = self._weights(k, 0)
+            _core.forward(cell, inp, None, None, w_ih, w_hh, b_ih, b_hh, out, h_n[k],
+                          c_n[k] if lstm else None, None, None)
+            inp = out
+        return inp, ((h_n, c_n) if lstm else h_n)
+
     def _run_direction(self, ops, x: np.ndarray, h0, c0, weights: tuple, training: bool, lengths) -> tuple:
         """Run one layer in one direction; returns the op's results (out, h_n[, c_n][, workspace])."""
         if self._cell == "lstm":
@@ -415,6 +451,10 @@ class _RNNBase:
         """
         ops = _ops()
         training = bool(training)
+        if not training and state is None and lengths is None and ops is F:
+            fast = self._exact_inference(x)
+            if fast is not None:
+                return fast
         xs, unbatched = self._input(x)
         T, B, _ = xs.shape
         lengths = prepare_lengths(lengths, T, B)
