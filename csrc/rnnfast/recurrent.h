@@ -44,6 +44,10 @@ struct StepArgs {
   const Scalar* x = nullptr;                      // [rows, I] x_t, rows I apart
   const Scalar* bias = nullptr;                   // [G*H] folded biases (fill_bias_rows), or nullptr
   Scalar* gx_out = nullptr;                       // [rows, G*H] written
+  // Only the input projection into gx_out (w_x, x, bias, gx_out as above): the blocks' columns of
+  // the step's gx, computed ahead of the step (while a team waits for the previous one), which then
+  // runs with w_x = nullptr and gx = gx_out. gx, h_prev, c_prev, h, c and ws are not used.
+  bool project_only = false;
 };
 
 // One instruction set's fused step for one element type: computes unit blocks [block_begin, block_end)
@@ -82,6 +86,7 @@ class RecurrentWeights {
 
   Cell cell() const { return cell_; }
   std::int64_t hidden() const { return hidden_; }
+  std::int64_t gates() const { return gates_; }
   std::int64_t block_units() const { return units_; }
   std::int64_t blocks() const { return blocks_; }
   std::int64_t depth() const { return depth_; }

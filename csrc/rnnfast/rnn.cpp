@@ -279,7 +279,15 @@ void layer_forward(const LayerForward<Scalar>& a) {
     // The slice's gx_t [width, GH] when the projection runs per step (a team's members each have
     // theirs: a block's columns are written and read by the member computing the block).
     const bool per_step_gemm = projection == ProjectionPolicy::kPerStep;
-    Buffer<Scalar> gx_step(projection != ProjectionPolicy::kUpFront ? width * GH : 0, /*zeroed=*/false);
+    // A team member projecting inside the step projects step t+1 for its own blocks as soon as its
+    // own blocks of step t are done (StepScheduler::run_step's after_own), in the time it would wait
+    // for the others; so it keeps two gx buffers, t's and t+1's. A block it takes from another member
+    // it projects itself, as without a team (its own buffer: nothing is shared).
+    const bool project_ahead = projection == ProjectionPolicy::kInStep && team != nullptr;
+    const std::int64_t gx_stride = project_ahead ? width * GH : 0;  // between the two buffers
+    Buffer<Scalar> gx_step(projection != ProjectionPolicy::kUpFront ? (project_ahead ? 2 : 1) * width * GH : 0,
+                           /*zeroed=*/false);
+    std::int64_t projected_step = -1;  // the step whose own blocks' gx this member projected ahead
     for (std::int64_t t = 0; t < S; ++t) {
       const std::int64_t rows = active.in_slice(t, r0, r1);  // the slice's rows [0, rows) run this step
       Scalar* h_t = a.out + (t * B + r0) * H;
@@ -302,8 +310,8 @@ void layer_forward(const LayerForward<Scalar>& a) {
         step.w_x = w_ih_blocks.get();
         step.x = a.x + (t * B + r0) * I;
         step.bias = biased ? bias.data() : nullptr;
-        step.gx_out = gx_step.data();
-        step.gx = gx_step.data();
+        step.gx_out = gx_step.data() + (t % 2) * gx_stride;
+        step.gx = step.gx_out;
       } else {
         step.gx = gx.data() + (t * B + r0) * GH;
       }
@@ -315,8 +323,8 @@ void layer_forward(const LayerForward<Scalar>& a) {
       const std::int64_t still = active.in_slice(t + 1, r0, r1);
       // Blocks [b0, b1) of the step; rows whose last step this was hand those units of their state to
       // h_n/c_n.
-      auto compute = [&](std::int64_t b0, std::int64_t b1) {
-        w_hh.step(step, b0, b1);
+      auto compute = [&](const StepArgs<Scalar>& args, std::int64_t b0, std::int64_t b1) {
+        w_hh.step(args, b0, b1);
         const std::int64_t u0 = std::min(H, b0 * U), u1 = std::min(H, b1 * U);
         for (std::int64_t r = still; r < rows; ++r) {
           copy_n(a.h_n + (r0 + r) * H + u0, h_t + r * H + u0, u1 - u0);
@@ -324,11 +332,37 @@ void layer_forward(const LayerForward<Scalar>& a) {
         }
       };
       if (team == nullptr) {
-        compute(0, blocks);
+        compute(step, 0, blocks);
       } else {  // scheduled by runs of blocks_per_item
-        team->run_step(member, t, [&](std::int64_t item) {
-          compute(blocks_per_item * item, std::min(blocks, blocks_per_item * (item + 1)));
-        });
+        StepArgs<Scalar> projected = step;  // for this member's own blocks when their gx is done
+        projected.w_x = nullptr;
+        const std::int64_t own_begin = team->own_begin(member), own_end = team->own_end(member);
+        auto items = [&](std::int64_t item) {
+          return std::make_pair(blocks_per_item * item, std::min(blocks, blocks_per_item * (item + 1)));
+        };
+        team->run_step(
+            member, t,
+            [&](std::int64_t item) {
+              const auto [b0, b1] = items(item);
+              const bool ahead = projected_step == t && item >= own_begin && item < own_end;
+              compute(ahead ? projected : step, b0, b1);
+            },
+            [&] {
+              const std::int64_t next_rows = t + 1 < S ? active.in_slice(t + 1, r0, r1) : 0;
+              if (!project_ahead || next_rows == 0) return;
+              StepArgs<Scalar> next;
+              next.rows = next_rows;
+              next.w_x = w_ih_blocks.get();
+              next.x = a.x + ((t + 1) * B + r0) * I;
+              next.bias = step.bias;
+              next.gx_out = gx_step.data() + ((t + 1) % 2) * gx_stride;
+              next.project_only = true;
+              for (std::int64_t item = own_begin; item < own_end; ++item) {
+                const auto [b0, b1] = items(item);
+                w_hh.step(next, b0, b1);
+              }
+              projected_step = t + 1;
+            });
       }
       h_prev = h_t;
       c_prev = c_t;

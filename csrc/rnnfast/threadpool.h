@@ -64,13 +64,22 @@ class StepScheduler {
   // every block of the step is done (by anyone). work must not throw.
   template <typename Work>
   void run_step(int member, std::int64_t step, Work&& work) {
+    run_step(member, step, work, [] {});
+  }
+  // The same, calling after_own() once this member's own blocks are done (and published), before it
+  // waits for the others': room for work of the next step that needs nothing of this one, which then
+  // fills what would be a wait. after_own must not throw.
+  template <typename Work, typename AfterOwn>
+  void run_step(int member, std::int64_t step, Work&& work, AfterOwn&& after_own) {
     const std::int64_t before = counters_[member].done.load(std::memory_order_relaxed);
     const auto start = std::chrono::steady_clock::now();
     for (std::int64_t b = own_begin(member); b < own_end(member); ++b)
       if (claim(b, step)) done_one(member, work, b);
+    const auto own_time = std::chrono::steady_clock::now() - start;
+    after_own();
     if (members_ == 1) return;
     auto take = [&](std::int64_t b) { done_one(member, work, b); };
-    wait_for_step(member, step, std::chrono::steady_clock::now() - start, &take,
+    wait_for_step(member, step, own_time, &take,
                   [](void* fn, std::int64_t b) { (*static_cast<decltype(take)*>(fn))(b); });
     // Every block of the step was this member's: the others are absent (descheduled, or their
     // threads not started), so next step it takes their blocks without waiting for them first.

@@ -798,14 +798,25 @@ void test_step_scheduler() {
       rnnfast::StepScheduler scheduler(members, blocks);
       vector<std::atomic<int>> done_count(static_cast<std::size_t>(steps * blocks));
       std::atomic<int64_t> finished_blocks{0};
-      std::atomic<bool> order_ok{true};
+      std::atomic<bool> order_ok{true}, after_own_ok{true};
+      vector<int> after_own_calls(static_cast<std::size_t>(members * steps));  // each member's own
       auto member_run = [&](int m) {
         for (int64_t t = 0; t < steps; ++t) {
-          scheduler.run_step(m, t, [&](int64_t b) {
-            if (finished_blocks.load() < t * blocks) order_ok = false;  // step t-1 not complete
-            done_count[static_cast<std::size_t>(t * blocks + b)]++;
-            finished_blocks++;
-          });
+          vector<int64_t> mine;  // the blocks this member did in step t, in order
+          scheduler.run_step(
+              m, t,
+              [&](int64_t b) {
+                if (finished_blocks.load() < t * blocks) order_ok = false;  // step t-1 not complete
+                done_count[static_cast<std::size_t>(t * blocks + b)]++;
+                finished_blocks++;
+                mine.push_back(b);
+              },
+              [&] {  // within step t: after step t-1 is complete, before any block of t+1
+                after_own_calls[static_cast<std::size_t>(m * steps + t)]++;
+                if (finished_blocks.load() < t * blocks) after_own_ok = false;
+                for (int64_t b : mine)
+                  if (b < scheduler.own_begin(m) || b >= scheduler.own_end(m)) after_own_ok = false;  // not yet
+              });
         }
       };
       vector<std::thread> threads;
@@ -816,6 +827,10 @@ void test_step_scheduler() {
       for (auto& c : done_count) once = once && c.load() == 1;
       CHECK(once, "step scheduler: ", members, " members, ", blocks, " blocks: a block-step done twice or never");
       CHECK(order_ok.load(), "step scheduler: ", members, " members, ", blocks, " blocks: a step began too early");
+      CHECK(std::all_of(after_own_calls.begin(), after_own_calls.end(), [](int n) { return n == 1; }),
+            "step scheduler: ", members, " members, ", blocks, " blocks: after_own not called once per step");
+      CHECK(after_own_ok.load(), "step scheduler: ", members, " members, ", blocks,
+            " blocks: after_own called out of place (before step t-1 was complete, or after taking others' blocks)");
     }
   }
 }
