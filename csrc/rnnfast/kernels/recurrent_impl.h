@@ -6,6 +6,7 @@
 // instruction set's namespace and calls no inline function of another header (the ODR trap).
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 #include <utility>
 
 // This file uses cells_impl.h's vector units, not its test-hook table (apply).
@@ -195,6 +196,44 @@ inline void add_values(std::int64_t n, const Scalar* a, const Scalar* b, Scalar*
   for (; j < n; ++j) out[j] = a[j] + b[j];
 }
 
+// The gate updates of a one-row pass over blocks [p, p + count) (tile: [block][G*U]). float32 over
+// whole blocks runs them as one straight run of inlined unit updates, which the out-of-order core
+// overlaps: block by block through the gate table, each block's activation chains (a few hundred
+// cycles of latency for a single vector) waited on the previous one's (edge LSTM, B=1, T=100, I=64,
+// H=128 on 2 threads: 0.263 -> 0.247 ms). The same operations in the same order: the same bits.
+template <typename Scalar>
+void apply_row_gates(const RecurrentWeights<Scalar>& w, const StepArgs<Scalar>& s, std::int64_t p, int count,
+                     Scalar* tile) {
+  const std::int64_t H = w.hidden(), U = w.block_units(), G = w.gates(), u0 = p * U;
+  if constexpr (std::is_same<Scalar, float>::value) {
+    const int L = kFloatLanes;
+    if ((p + count) * U <= H && U % L == 0) {
+      for (int q = 0; q < count; ++q) {
+        const std::int64_t u = u0 + q * U;
+        float* gh = tile + q * G * U;
+        float* ws = s.ws != nullptr ? s.ws + u : nullptr;
+        for (std::int64_t j = 0; j < U; j += L) {
+          switch (w.cell()) {
+            case Cell::kLstm:
+              lstm_unit(s.gx + u + j, gh + j, H, U, s.c_prev + u + j, s.h + u + j, s.c + u + j,
+                        ws != nullptr ? ws + j : nullptr);
+              break;
+            case Cell::kGru:
+              if (const float* b_hn = w.b_hn(); b_hn != nullptr)  // as apply_gates: W_hn h + b_hn first
+                for (int v = 0; v < L; ++v) gh[2 * U + j + v] += b_hn[u + j + v];
+              gru_unit(s.gx + u + j, gh + j, H, U, s.h_prev + u + j, s.h + u + j, ws != nullptr ? ws + j : nullptr);
+              break;
+            default:
+              rnn_unit(w.cell() == Cell::kRnnRelu, s.gx + u + j, gh + j, 0, s.h + u + j);
+          }
+        }
+      }
+      return;
+    }
+  }
+  for (int q = 0; q < count; ++q) apply_gates(w, s, p + q, 0, 1, tile + q * G * U);
+}
+
 // The input projection of rows [i0, i0 + mr) of blocks [p, p + panels) (StepArgs::w_x): gx_out's
 // columns g*H + u of those blocks' units get bias + x W_ih^T, accumulated by `accumulate` (a tile
 // function, writing [panel][row][G*U]) over chunks of the GEMM's k-block depth, each chunk's sum
@@ -244,14 +283,13 @@ void step_cell(const RecurrentWeights<Scalar>& w, const StepArgs<Scalar>& s, std
       if (project) project_blocks(w, s, p, 4, 0, 1, tile, accumulate_tile<Scalar, kNV, 1, 4>);
       if (!recur) continue;
       accumulate_tile<Scalar, kNV, 1, 4>(H, s.h_prev, H, w.panel(p), panel_size, tile);
-      for (int q = 0; q < 4; ++q) apply_gates(w, s, p + q, 0, 1, tile + q * kWidth);
+      apply_row_gates(w, s, p, 4, tile);
     }
     for (; p + 2 <= b1; p += 2) {
       if (project) project_blocks(w, s, p, 2, 0, 1, tile, accumulate_tile<Scalar, kNV, 1, 2>);
       if (!recur) continue;
       accumulate_tile<Scalar, kNV, 1, 2>(H, s.h_prev, H, w.panel(p), panel_size, tile);
-      apply_gates(w, s, p, 0, 1, tile);
-      apply_gates(w, s, p + 1, 0, 1, tile + kWidth);
+      apply_row_gates(w, s, p, 2, tile);
     }
   }
   // Rows cut into tiles of nearly equal height (32 rows as 6+6+5+5+5+5 rather than 6+6+6+6+6+2): a

@@ -1,0 +1,101 @@
+// Times one training step of a layer from C++ alone: rnnfast::layer_forward with a workspace, then
+// rnnfast::layer_backward (the README's train scenario without Python). Prints the minimum and median
+// of 60 forward + backward pairs, and the forward's and the backward's own medians.
+//
+// Build against the kernel library of a build directory (cmake -DRNNFAST_BUILD_PYTHON=OFF is enough):
+//   g++ -O2 -std=c++17 -Icsrc benchmarks/cpp/layer_train_timing.cpp build/librnnfast_kernels.a -lpthread -o train_timing
+// Run:  ./train_timing CELL T B I H [THREADS]      (CELL: rnn | lstm | gru;  THREADS: default 1)
+// e.g.  ./train_timing lstm 50 32 128 256 2       (the README's train scenario)
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "rnnfast/rnn.h"
+#include "rnnfast/threadpool.h"
+
+int main(int argc, char** argv) {
+  if (argc < 6) {
+    std::fprintf(stderr, "usage: %s rnn|lstm|gru T B I H [threads]\n", argv[0]);
+    return 2;
+  }
+  const std::string name = argv[1];
+  const rnnfast::Cell cell = name == "lstm" ? rnnfast::Cell::kLstm
+                             : name == "gru" ? rnnfast::Cell::kGru
+                                             : rnnfast::Cell::kRnnTanh;
+  const long T = std::atol(argv[2]), B = std::atol(argv[3]), I = std::atol(argv[4]), H = std::atol(argv[5]);
+  const int threads = argc > 6 ? std::atoi(argv[6]) : 1;
+  rnnfast::set_num_threads(threads);
+  const long G = rnnfast::gate_count(cell), W = static_cast<long>(rnnfast::workspace_width(cell, H));
+  std::mt19937 rng(0);
+  std::normal_distribution<float> normal(0.0f, 0.1f);
+  auto random = [&](long n) {
+    std::vector<float> v(static_cast<std::size_t>(n));
+    for (float& e : v) e = normal(rng);
+    return v;
+  };
+  auto zeros = [](long n) { return std::vector<float>(static_cast<std::size_t>(n)); };
+  const auto x = random(T * B * I), w_ih = random(G * H * I), w_hh = random(G * H * H), b_ih = random(G * H),
+             b_hh = random(G * H), d_out = random(T * B * H);
+  auto out = zeros(T * B * H), h_n = zeros(B * H), c_n = zeros(B * H), ws = zeros(T * B * W);
+  auto d_x = zeros(T * B * I), d_h0 = zeros(B * H), d_c0 = zeros(B * H), d_w_ih = zeros(G * H * I),
+       d_w_hh = zeros(G * H * H), d_b_ih = zeros(G * H), d_b_hh = zeros(G * H);
+  rnnfast::LayerForward<float> f;
+  f.cell = cell;
+  f.seq_len = T;
+  f.batch = B;
+  f.input_size = I;
+  f.hidden = H;
+  f.x = x.data();
+  f.w_ih = w_ih.data();
+  f.w_hh = w_hh.data();
+  f.b_ih = b_ih.data();
+  f.b_hh = b_hh.data();
+  f.out = out.data();
+  f.h_n = h_n.data();
+  f.c_n = c_n.data();
+  f.workspace = ws.data();
+  rnnfast::LayerBackward<float> b;
+  b.cell = cell;
+  b.seq_len = T;
+  b.batch = B;
+  b.input_size = I;
+  b.hidden = H;
+  b.x = x.data();
+  b.w_ih = w_ih.data();
+  b.w_hh = w_hh.data();
+  b.out = out.data();
+  b.workspace = ws.data();
+  b.d_out = d_out.data();
+  b.d_x = d_x.data();
+  b.d_h0 = d_h0.data();
+  b.d_c0 = cell == rnnfast::Cell::kLstm ? d_c0.data() : nullptr;
+  b.d_w_ih = d_w_ih.data();
+  b.d_w_hh = d_w_hh.data();
+  b.d_b_ih = d_b_ih.data();
+  b.d_b_hh = d_b_hh.data();
+  const int calls = 60;
+  std::vector<double> total, forward, backward;
+  for (int r = 0; r < calls + 3; ++r) {
+    const auto t0 = std::chrono::steady_clock::now();
+    rnnfast::layer_forward(f);
+    const auto t1 = std::chrono::steady_clock::now();
+    rnnfast::layer_backward(b);
+    const auto t2 = std::chrono::steady_clock::now();
+    if (r < 3) continue;  // warm up
+    forward.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
+    backward.push_back(std::chrono::duration<double, std::milli>(t2 - t1).count());
+    total.push_back(std::chrono::duration<double, std::milli>(t2 - t0).count());
+  }
+  for (auto* v : {&total, &forward, &backward}) std::sort(v->begin(), v->end());
+  // Forward 2*T*B*G*H*(I+H); backward twice that (the input and weight gradients).
+  const double flops = 3 * 2.0 * T * B * G * H * (I + H);
+  std::printf("%s T=%ld B=%ld I=%ld H=%ld, %d threads: min %.3f ms (%.1f GFLOP/s), median %.3f "
+              "(forward %.3f, backward %.3f)\n",
+              name.c_str(), T, B, I, H, threads, total[0], flops / total[0] / 1e6, total[calls / 2],
+              forward[calls / 2], backward[calls / 2]);
+  return 0;
+}
