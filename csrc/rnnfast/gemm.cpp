@@ -189,11 +189,16 @@ Scalar* a_block_scratch(std::int64_t count) {
 template <typename Scalar>
 void gemm_block(std::int64_t i0, std::int64_t mc, bool a_transposed, const Scalar* a, std::int64_t lda,
                 const PackedMatrix<Scalar>& b, std::int64_t p_begin, std::int64_t p_end, bool accumulate, Scalar* c,
-                std::int64_t ldc) {
+                std::int64_t ldc, const Scalar* c_row = nullptr) {
   const MicroKernel<Scalar>& kernel = b.kernel();
   const int tile_rows = kernel.mr, tile_cols = kernel.nr;
   const std::int64_t block_depth = kernel.kc, n = b.n(), k = b.k();
   if (mc <= 0 || p_begin >= p_end) return;
+  if (c_row != nullptr) {  // the block's rows start from c_row (gemm's contract)
+    const std::int64_t j0 = std::min(n, p_begin * tile_cols), j1 = std::min(n, p_end * tile_cols);
+    for (std::int64_t i = i0; i < i0 + mc; ++i) std::copy(c_row + j0, c_row + j1, c + i * ldc + j0);
+    accumulate = true;
+  }
   if (k == 0) {
     if (!accumulate)
       for (std::int64_t i = i0; i < i0 + mc; ++i)
@@ -233,7 +238,7 @@ void gemm_block(std::int64_t i0, std::int64_t mc, bool a_transposed, const Scala
 // same for any number of threads.
 template <typename Scalar>
 void gemm(std::int64_t m, bool a_transposed, const Scalar* a, std::int64_t lda, const PackedMatrix<Scalar>& b,
-          bool accumulate, Scalar* c, std::int64_t ldc) {
+          bool accumulate, Scalar* c, std::int64_t ldc, const Scalar* c_row) {
   const MicroKernel<Scalar>& kernel = b.kernel();
   const int tile_cols = kernel.nr;
   const std::int64_t n = b.n(), k = b.k();
@@ -258,7 +263,7 @@ void gemm(std::int64_t m, bool a_transposed, const Scalar* a, std::int64_t lda, 
     const std::int64_t i0 = (task / panel_runs) * block_rows;
     const std::int64_t p_begin = (task % panel_runs) * panels_per_task;
     gemm_block(i0, std::min(block_rows, m - i0), a_transposed, a, lda, b, p_begin, std::min(panels, p_begin + panels_per_task),
-               accumulate, c, ldc);
+               accumulate, c, ldc, c_row);
   });
 }
 
@@ -282,7 +287,7 @@ void gemm(std::int64_t m, std::int64_t n, std::int64_t k, bool a_transposed, con
   template class Buffer<Scalar>;                                                                                 \
   template class PackedMatrix<Scalar>;                                                                           \
   template void gemm<Scalar>(std::int64_t, bool, const Scalar*, std::int64_t, const PackedMatrix<Scalar>&, bool, \
-                             Scalar*, std::int64_t);                                                             \
+                             Scalar*, std::int64_t, const Scalar*);                                              \
   template void gemm<Scalar>(std::int64_t, std::int64_t, std::int64_t, bool, const Scalar*, std::int64_t, bool,  \
                              const Scalar*, std::int64_t, bool, Scalar*, std::int64_t);                         \
   template void gemm_panels<Scalar>(std::int64_t, bool, const Scalar*, std::int64_t, const PackedMatrix<Scalar>&, \

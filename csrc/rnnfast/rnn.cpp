@@ -243,14 +243,13 @@ void layer_forward(const LayerForward<Scalar>& a) {
         PackKey{1, I, GH, isa, scalar}, a.w_ih, GH * I, static_cast<const Scalar*>(nullptr), 0,
         [&](PackedMatrix<Scalar>& packed) { packed.pack(true, I, GH, a.w_ih, I); });
   }
-  Buffer<Scalar> gx(projection == ProjectionPolicy::kUpFront ? steps * B * GH : 0, /*zeroed=*/false);  // all written
-  if (projection == ProjectionPolicy::kUpFront) {
-    fill_bias_rows(a.cell, H, a.b_ih, a.b_hh, steps * B, gx.data());  // writes nothing when !biased
-    gemm(steps * B, false, a.x, I, *w_ih_t, /*accumulate=*/biased, gx.data(), GH);
-  }
-  // The folded biases [GH] a projection inside the time loop starts from.
-  Buffer<Scalar> bias(projection != ProjectionPolicy::kUpFront && biased ? GH : 0, /*zeroed=*/false);
+  // The folded biases [GH] every projection starts from.
+  Buffer<Scalar> bias(biased ? GH : 0, /*zeroed=*/false);
   fill_bias_rows(a.cell, H, a.b_ih, a.b_hh, bias.size() > 0 ? 1 : 0, bias.data());
+  const Scalar* bias_row = biased ? bias.data() : nullptr;
+  Buffer<Scalar> gx(projection == ProjectionPolicy::kUpFront ? steps * B * GH : 0, /*zeroed=*/false);  // all written
+  if (projection == ProjectionPolicy::kUpFront)
+    gemm(steps * B, false, a.x, I, *w_ih_t, /*accumulate=*/false, gx.data(), GH, bias_row);
 
   Buffer<Scalar> zeros(B * H);  // the initial state when none is given
   const Scalar* h0 = a.h0 != nullptr ? a.h0 : zeros.data();
@@ -302,14 +301,12 @@ void layer_forward(const LayerForward<Scalar>& a) {
       StepArgs<Scalar> step;
       step.rows = rows;
       if (per_step_gemm) {  // gx_t for the running rows
-        if (biased)
-          for (std::int64_t r = 0; r < rows; ++r) copy_n(gx_step.data() + r * GH, bias.data(), GH);
-        gemm(rows, false, a.x + (t * B + r0) * I, I, *w_ih_t, /*accumulate=*/biased, gx_step.data(), GH);
+        gemm(rows, false, a.x + (t * B + r0) * I, I, *w_ih_t, /*accumulate=*/false, gx_step.data(), GH, bias_row);
         step.gx = gx_step.data();
       } else if (projection == ProjectionPolicy::kInStep) {
         step.w_x = w_ih_blocks.get();
         step.x = a.x + (t * B + r0) * I;
-        step.bias = biased ? bias.data() : nullptr;
+        step.bias = bias_row;
         step.gx_out = gx_step.data() + (t % 2) * gx_stride;
         step.gx = step.gx_out;
       } else {

@@ -185,6 +185,33 @@ void test_gemm(Isa isa) {
     for (int64_t n : {int64_t(0), int64_t(1), nr + 1, 3 * nr - 1})
       for (int64_t k : {int64_t(0), kc - 1, kc, kc + 1, 2 * kc + 3}) gemm_case<T>(isa, rng, m, n, k, variant++ % 16);
   for (int v = 0; v < 16; ++v) gemm_case<T>(isa, rng, 0, nr + 1, v % 2 ? 0 : 7, v);
+
+  // C starting from a row (gemm's c_row): the bits of filling every row with it and accumulating, on
+  // one and several threads (a large product is cut into row blocks and runs of panels, each filling
+  // its own block), and nothing written outside C.
+  const int before_threads = rnnfast::num_threads();
+  for (int64_t m : {int64_t(1), mr + 1, 2 * mc + 5})
+    for (int64_t n : {nr - 1, 20 * nr + 3})
+      for (int64_t k : {int64_t(0), int64_t(3), kc + 1})
+        for (int threads : {1, 2, 3}) {
+          Context ctx("gemm c_row m=", m, " n=", n, " k=", k, " threads=", threads);
+          rnnfast::set_num_threads(threads);
+          const int64_t ldc = n + 4;
+          vector<T> a(m * k + 1), b(k * n + 1), row(n);
+          for (T& v : a) v = T(rng.uniform());
+          for (T& v : b) v = T(rng.uniform());
+          for (T& v : row) v = T(rng.uniform());
+          rnnfast::PackedMatrix<T> pb;
+          pb.pack(false, k, n, ptr(b), n);
+          const T sentinel = T(12345);
+          vector<T> got((m + 1) * ldc, sentinel), want((m + 1) * ldc, sentinel);
+          for (int64_t i = 0; i < m; ++i) std::copy(row.begin(), row.end(), want.begin() + i * ldc);
+          rnnfast::gemm(m, false, ptr(a), k, pb, /*accumulate=*/true, ptr(want), ldc);
+          rnnfast::gemm(m, false, ptr(a), k, pb, /*accumulate=*/false, ptr(got), ldc, ptr(row));
+          CHECK(check::bitwise_equal(got, want), "differs from fill + accumulate at byte ",
+                check::first_difference(got, want));
+        }
+  rnnfast::set_num_threads(before_threads);
 }
 
 // ---------------------------------------------------------------------------------------------------
