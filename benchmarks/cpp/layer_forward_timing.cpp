@@ -12,12 +12,12 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
-#include <random>
 #include <string>
 #include <vector>
 
 #include "rnnfast/rnn.h"
 #include "rnnfast/threadpool.h"
+#include "timing_common.h"
 
 int main(int argc, char** argv) {
   if (argc < 6) {
@@ -25,38 +25,20 @@ int main(int argc, char** argv) {
     return 2;
   }
   const std::string name = argv[1];
-  const rnnfast::Cell cell = name == "lstm" ? rnnfast::Cell::kLstm
-                             : name == "gru" ? rnnfast::Cell::kGru
-                                             : rnnfast::Cell::kRnnTanh;
   const long T = std::atol(argv[2]), B = std::atol(argv[3]), I = std::atol(argv[4]), H = std::atol(argv[5]);
   const int threads = argc > 6 ? std::atoi(argv[6]) : 1, split = argc > 7 ? std::atoi(argv[7]) : 0;
   const int projection = argc > 8 ? std::atoi(argv[8]) : 0;
   rnnfast::set_num_threads(threads);
   rnnfast::set_split_policy(static_cast<rnnfast::SplitPolicy>(split));
   rnnfast::set_projection_policy(static_cast<rnnfast::ProjectionPolicy>(projection));
-  const long G = rnnfast::gate_count(cell);
-  std::mt19937 rng(0);
-  std::normal_distribution<float> normal(0.0f, 0.1f);
-  auto random = [&](long n) {
-    std::vector<float> v(static_cast<std::size_t>(n));
-    for (float& e : v) e = normal(rng);
-    return v;
-  };
-  const auto x = random(T * B * I), w_ih = random(G * H * I), w_hh = random(G * H * H), b_ih = random(G * H),
-             b_hh = random(G * H);
+  const timing::Layer layer(timing::cell_named(name), T, B, I, H);
+  const long G = layer.G;
   std::vector<float> out(static_cast<std::size_t>(T * B * H)), h_n(static_cast<std::size_t>(B * H)),
       c_n(static_cast<std::size_t>(B * H));
   rnnfast::LayerForward<float> a;
-  a.cell = cell;
-  a.seq_len = T;
-  a.batch = B;
-  a.input_size = I;
-  a.hidden = H;
-  a.x = x.data();
-  a.w_ih = w_ih.data();
-  a.w_hh = w_hh.data();
-  a.b_ih = b_ih.data();
-  a.b_hh = b_hh.data();
+  layer.describe(a);
+  a.b_ih = layer.b_ih.data();
+  a.b_hh = layer.b_hh.data();
   a.out = out.data();
   a.h_n = h_n.data();
   a.c_n = c_n.data();

@@ -10,12 +10,12 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
-#include <random>
 #include <string>
 #include <vector>
 
 #include "rnnfast/rnn.h"
 #include "rnnfast/threadpool.h"
+#include "timing_common.h"
 
 int main(int argc, char** argv) {
   if (argc < 6) {
@@ -23,50 +23,27 @@ int main(int argc, char** argv) {
     return 2;
   }
   const std::string name = argv[1];
-  const rnnfast::Cell cell = name == "lstm" ? rnnfast::Cell::kLstm
-                             : name == "gru" ? rnnfast::Cell::kGru
-                                             : rnnfast::Cell::kRnnTanh;
   const long T = std::atol(argv[2]), B = std::atol(argv[3]), I = std::atol(argv[4]), H = std::atol(argv[5]);
   const int threads = argc > 6 ? std::atoi(argv[6]) : 1;
   rnnfast::set_num_threads(threads);
-  const long G = rnnfast::gate_count(cell), W = static_cast<long>(rnnfast::workspace_width(cell, H));
-  std::mt19937 rng(0);
-  std::normal_distribution<float> normal(0.0f, 0.1f);
-  auto random = [&](long n) {
-    std::vector<float> v(static_cast<std::size_t>(n));
-    for (float& e : v) e = normal(rng);
-    return v;
-  };
+  const timing::Layer layer(timing::cell_named(name), T, B, I, H);
+  const rnnfast::Cell cell = layer.cell;
+  const long G = layer.G, W = static_cast<long>(rnnfast::workspace_width(cell, H));
   auto zeros = [](long n) { return std::vector<float>(static_cast<std::size_t>(n)); };
-  const auto x = random(T * B * I), w_ih = random(G * H * I), w_hh = random(G * H * H), b_ih = random(G * H),
-             b_hh = random(G * H), d_out = random(T * B * H);
+  const std::vector<float> d_out = timing::random_values(T * B * H, 5);
   auto out = zeros(T * B * H), h_n = zeros(B * H), c_n = zeros(B * H), ws = zeros(T * B * W);
   auto d_x = zeros(T * B * I), d_h0 = zeros(B * H), d_c0 = zeros(B * H), d_w_ih = zeros(G * H * I),
        d_w_hh = zeros(G * H * H), d_b_ih = zeros(G * H), d_b_hh = zeros(G * H);
   rnnfast::LayerForward<float> f;
-  f.cell = cell;
-  f.seq_len = T;
-  f.batch = B;
-  f.input_size = I;
-  f.hidden = H;
-  f.x = x.data();
-  f.w_ih = w_ih.data();
-  f.w_hh = w_hh.data();
-  f.b_ih = b_ih.data();
-  f.b_hh = b_hh.data();
+  layer.describe(f);
+  f.b_ih = layer.b_ih.data();
+  f.b_hh = layer.b_hh.data();
   f.out = out.data();
   f.h_n = h_n.data();
   f.c_n = c_n.data();
   f.workspace = ws.data();
   rnnfast::LayerBackward<float> b;
-  b.cell = cell;
-  b.seq_len = T;
-  b.batch = B;
-  b.input_size = I;
-  b.hidden = H;
-  b.x = x.data();
-  b.w_ih = w_ih.data();
-  b.w_hh = w_hh.data();
+  layer.describe(b);
   b.out = out.data();
   b.workspace = ws.data();
   b.d_out = d_out.data();
