@@ -445,8 +445,9 @@ void def_policy(py::module_& m, const std::string& what, std::vector<std::pair<s
                                 "run kernels.").c_str());
   m.def(("get_" + what).c_str(),
         [names, get]() {
+          const Policy current = get();
           for (const auto& [known, policy] : names)
-            if (policy == get()) return known;
+            if (policy == current) return known;
           return names.front().first;
         },
         ("The " + what + " set by set_" + what + ".").c_str());

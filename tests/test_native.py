@@ -264,29 +264,25 @@ def _forward(cell, p):
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("batch", [1, 3])
 @pytest.mark.parametrize("cell", CELLS)
-def test_weights_edited_in_place_are_seen(cell, batch, threads):
+def test_weights_edited_in_place_are_seen(cell, batch, threads, restore_threads):
     """The kernels keep packed weights between calls (csrc/rnnfast/weight_cache.h) and compare the weights
     with a kept copy on each call, in chunks shared by the threads when large: an edit anywhere in the
     same arrays (first, middle or last element, and the GRU's b_hn, which is packed with W_hh) must give
     the numbers of a fresh copy of the edited weights, never those of the stale pack."""
-    before = _core.get_num_threads()
     _core.set_num_threads(threads)
-    try:
-        # W_hh of 512 KiB (float32, the LSTM) to 256 KiB: several compare chunks of 64 KiB.
-        p = make_problem(cell, 3, batch, 200, 160, dtype=np.float32, seed=5)
-        if cell == "rnn_relu":  # every pre-activation positive, so that every edit shows in the output
-            p["b_ih"] += np.float32(4.0)
-        n = GATES[cell] * 160
-        edits = [("w_hh", (0, 0)), ("w_hh", (n // 2, 77)), ("w_hh", (n - 1, 159)), ("w_ih", (n - 1, 199)),
-                 ("b_hh", (n - 1,)), ("b_ih", (0,))]
-        previous = _forward(cell, p)
-        for name, index in edits:
-            p[name][index] += np.float32(0.25)
-            got = _forward(cell, p)
-            fresh = _forward(cell, {k: (None if v is None else v.copy()) for k, v in p.items()})
-            for g, f, prev in zip(got, fresh, previous):
-                np.testing.assert_array_equal(g, f, err_msg=f"{cell}: {name}{list(index)} edited in place")
-            assert not np.array_equal(got[0], previous[0]), f"{cell}: the edit of {name}{list(index)} changed nothing"
-            previous = got
-    finally:
-        _core.set_num_threads(before)
+    # W_hh of 512 KiB (float32, the LSTM) to 256 KiB: several compare chunks of 64 KiB.
+    p = make_problem(cell, 3, batch, 200, 160, dtype=np.float32, seed=5)
+    if cell == "rnn_relu":  # every pre-activation positive, so that every edit shows in the output
+        p["b_ih"] += np.float32(4.0)
+    n = GATES[cell] * 160
+    edits = [("w_hh", (0, 0)), ("w_hh", (n // 2, 77)), ("w_hh", (n - 1, 159)), ("w_ih", (n - 1, 199)),
+             ("b_hh", (n - 1,)), ("b_ih", (0,))]
+    previous = _forward(cell, p)
+    for name, index in edits:
+        p[name][index] += np.float32(0.25)
+        got = _forward(cell, p)
+        fresh = _forward(cell, {k: (None if v is None else v.copy()) for k, v in p.items()})
+        for g, f in zip(got, fresh):
+            np.testing.assert_array_equal(g, f, err_msg=f"{cell}: {name}{list(index)} edited in place")
+        assert not np.array_equal(got[0], previous[0]), f"{cell}: the edit of {name}{list(index)} changed nothing"
+        previous = got

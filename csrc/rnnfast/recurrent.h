@@ -22,12 +22,12 @@
 
 namespace rnnfast {
 
-// One step's arrays for rows [0, rows) of a slice. Row strides are fixed by the cell: gx rows are G*H
-// apart (gate blocks H apart), h_prev, c_prev, h, c rows H apart, ws rows W = workspace_width apart
-// (blocks H apart). All are offset to the slice's first row (not to a unit block).
 template <typename Scalar>
 class RecurrentWeights;
 
+// One step's arrays for rows [0, rows) of a slice. Row strides are fixed by the cell: gx rows are G*H
+// apart (gate blocks H apart), h_prev, c_prev, h, c rows H apart, ws rows W = workspace_width apart
+// (blocks H apart). All are offset to the slice's first row (not to a unit block).
 template <typename Scalar>
 struct StepArgs {
   std::int64_t rows = 0;

@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <atomic>
-#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <new>
@@ -161,8 +160,7 @@ ForwardSplit choose_forward_split(std::int64_t batch, std::int64_t hidden, std::
 
 // The up-front input projection (gx of every step) from which a batch-sliced forward at batch 1
 // projects each step inside its time loop instead (so that gx_t is still in L2 when the gates read
-// it; up front, gx would make a round trip through memory: written by the bias fill, read and written
-// by the GEMM, read by the gates).
+// it; up front, gx would make a round trip through memory: written by the GEMM, read by the gates).
 constexpr std::int64_t kPerStepProjectionBytes = std::int64_t(4) << 20;
 
 std::atomic<ProjectionPolicy> g_projection_policy{ProjectionPolicy::kAuto};
@@ -351,7 +349,7 @@ void layer_forward(const LayerForward<Scalar>& a) {
               next.rows = next_rows;
               next.w_x = w_ih_blocks.get();
               next.x = a.x + ((t + 1) * B + r0) * I;
-              next.bias = step.bias;
+              next.bias = bias_row;
               next.gx_out = gx_step.data() + ((t + 1) % 2) * gx_stride;
               next.project_only = true;
               for (std::int64_t item = own_begin; item < own_end; ++item) {

@@ -277,11 +277,12 @@ void StepScheduler::wait_for_step(int member, std::int64_t step, std::chrono::st
       cpu_relax();
       continue;
     }
+    const auto now = std::chrono::steady_clock::now();
     if (!started) {
-      start = std::chrono::steady_clock::now();
+      start = now;
       started = true;
     }
-    const auto waited = std::chrono::steady_clock::now() - start;
+    const auto waited = now - start;
     if (steal_now || waited >= steal_after) {
       for (int k = 1; k < members_; ++k) {  // the others' blocks, from their ends
         const int other = (member + k) % members_;

@@ -153,6 +153,14 @@ constexpr TileTable<Scalar, kMR> make_tiles(std::integer_sequence<int, kRowsMinu
   return TileTable<Scalar, kMR>{{nullptr, &accumulate_tile<Scalar, kNV, kRowsMinusOne + 1, 1>...}};
 }
 
+// The GRU's W_hn h meets the reset gate as a whole with b_hn: adds b_hn[0, U) to the n block of each
+// of a tile's `rows` rows ([row][3][U]).
+template <typename Scalar>
+void add_b_hn(const Scalar* b_hn, std::int64_t U, std::int64_t rows, Scalar* tile) {
+  for (std::int64_t i = 0; i < rows; ++i)
+    for (std::int64_t j = 0; j < U; ++j) tile[i * 3 * U + 2 * U + j] += b_hn[j];
+}
+
 // The gate update of an mr-row tile of block p (rows [i0, i0 + mr) of the slice).
 template <typename Scalar>
 void apply_gates(const RecurrentWeights<Scalar>& w, const StepArgs<Scalar>& s, std::int64_t p, std::int64_t i0,
@@ -166,10 +174,7 @@ void apply_gates(const RecurrentWeights<Scalar>& w, const StepArgs<Scalar>& s, s
                  s.h + i0 * H + u0, s.c + i0 * H + u0, s.ws != nullptr ? s.ws + i0 * 6 * H + u0 : nullptr);
       break;
     case Cell::kGru:
-      if (const Scalar* b_hn = w.b_hn(); b_hn != nullptr) {  // W_hn h + b_hn, as a whole, meets the reset gate
-        for (std::int64_t i = 0; i < mr; ++i)
-          for (std::int64_t j = 0; j < U; ++j) tile[i * 3 * U + 2 * U + j] += b_hn[u0 + j];
-      }
+      if (const Scalar* b_hn = w.b_hn(); b_hn != nullptr) add_b_hn(b_hn + u0, U, mr, tile);
       gates.gru(mr, units, static_cast<int>(U), H, s.gx + i0 * 3 * H + u0, tile, s.h_prev + i0 * H + u0,
                 s.h + i0 * H + u0, s.ws != nullptr ? s.ws + i0 * 4 * H + u0 : nullptr);
       break;
@@ -212,6 +217,7 @@ void apply_row_gates(const RecurrentWeights<Scalar>& w, const StepArgs<Scalar>& 
         const std::int64_t u = u0 + q * U;
         float* gh = tile + q * G * U;
         float* ws = s.ws != nullptr ? s.ws + u : nullptr;
+        if (w.cell() == Cell::kGru && w.b_hn() != nullptr) add_b_hn(w.b_hn() + u, U, 1, gh);  // as apply_gates
         for (std::int64_t j = 0; j < U; j += L) {
           switch (w.cell()) {
             case Cell::kLstm:
@@ -219,8 +225,6 @@ void apply_row_gates(const RecurrentWeights<Scalar>& w, const StepArgs<Scalar>& 
                         ws != nullptr ? ws + j : nullptr);
               break;
             case Cell::kGru:
-              if (const float* b_hn = w.b_hn(); b_hn != nullptr)  // as apply_gates: W_hn h + b_hn first
-                for (int v = 0; v < L; ++v) gh[2 * U + j + v] += b_hn[u + j + v];
               gru_unit(s.gx + u + j, gh + j, H, U, s.h_prev + u + j, s.h + u + j, ws != nullptr ? ws + j : nullptr);
               break;
             default:
