@@ -522,9 +522,11 @@ PYBIND11_MODULE(_core, m) {
       {{"auto", rnnfast::ProjectionPolicy::kAuto},
        {"up_front", rnnfast::ProjectionPolicy::kUpFront},
        {"per_step", rnnfast::ProjectionPolicy::kPerStep},
-       {"in_step", rnnfast::ProjectionPolicy::kInStep}},
+       {"in_step", rnnfast::ProjectionPolicy::kInStep},
+       {"ahead", rnnfast::ProjectionPolicy::kAhead}},
       &rnnfast::set_projection_policy, &rnnfast::projection_policy,
       "Where the forward computes the input projection x W_ih^T: 'auto' (by shape), 'up_front' (one matrix "
-      "product before the time loop), 'per_step' (one per step, inside the loop) or 'in_step' (inside the "
-      "fused step, block by block).");
+      "product before the time loop), 'per_step' (one per step, inside the loop), 'in_step' (inside the "
+      "fused step, block by block) or 'ahead' (a few steps at a time, block by block, by the threads that share "
+      "the steps; 'in_step' where the batch is sliced).");
 }

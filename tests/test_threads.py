@@ -67,26 +67,27 @@ def test_every_split_gives_the_same_bits(cell, dtype, batch, restore_threads, re
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("input_size", [8, 300])
 @pytest.mark.parametrize("bias", [True, False])
-def test_every_projection_gives_the_same_bits(cell, dtype, input_size, bias, restore_threads, restore_split,
+@pytest.mark.parametrize("batch", [1, 9])
+def test_every_projection_gives_the_same_bits(cell, dtype, input_size, bias, batch, restore_threads, restore_split,
                                               restore_projection):
     """The input projection computed up front (one GEMM), per step (a GEMM per step inside each slice's
     loop) or in the fused step (block by block, on the recurrent tiles) gives the same bits for every
     split and thread count, and the reference's numbers, with ragged lengths too. I = 300 is deeper
     than the GEMM's k blocks on every instruction set (256 float, 128 double on AVX-512), which the
     step's projection reproduces chunk by chunk; H = 150 leaves a partial unit block; without
-    biases, the first chunk stands alone."""
+    biases, the first chunk stands alone. 'ahead' projects runs of four steps (7 = 4 + 3; at batch 1,
+    a length of 5 leaves a run of one step)."""
     from rnnfast import reference
 
-    batch = 9
     p = make_problem(cell, 7, batch, input_size, 150, dtype=dtype, seed=4, bias=bias)
-    lengths = np.array([7, 6, 7, 3, 0, 5, 1, 7, 2])
+    lengths = np.array([7, 6, 7, 3, 0, 5, 1, 7, 2]) if batch > 1 else np.array([5])
     rnnfast.set_num_threads(1)
     for lens in (None, lengths):
         _core.set_projection("up_front")
         _core.set_split("auto")
         want = run(rnnfast.functional, cell, p, lens)
         assert_close_to_reference(want, run(reference, cell, p, lens), dtype)
-        for projection in ("per_step", "in_step", "auto"):
+        for projection in ("per_step", "in_step", "ahead", "auto"):
             _core.set_projection(projection)
             for split in ("batch", "hidden"):
                 _core.set_split(split)
@@ -102,7 +103,7 @@ def test_batch_one_streams_the_same_bits_as_every_projection(restore_projection)
     xs = np.random.default_rng(2).standard_normal((5, 3, 300)).astype(np.float32)
     s = layer.stepper(batch=3)
     streamed = np.stack([s.step(x).copy() for x in xs])
-    for projection in ("up_front", "per_step", "in_step"):
+    for projection in ("up_front", "per_step", "in_step", "ahead"):
         _core.set_projection(projection)
         np.testing.assert_array_equal(layer(xs)[0], streamed, err_msg=projection)
 
@@ -115,9 +116,9 @@ def test_set_split_validates(restore_split):
 
 
 def test_set_projection_validates(restore_projection):
-    with pytest.raises(ValueError, match="'auto', 'up_front', 'per_step' or 'in_step'"):
+    with pytest.raises(ValueError, match="'auto', 'up_front', 'per_step', 'in_step' or 'ahead'"):
         _core.set_projection("sideways")
-    for name in ("up_front", "per_step", "in_step", "auto"):
+    for name in ("up_front", "per_step", "in_step", "ahead", "auto"):
         _core.set_projection(name)
         assert _core.get_projection() == name
 

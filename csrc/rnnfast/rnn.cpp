@@ -163,6 +163,11 @@ ForwardSplit choose_forward_split(std::int64_t batch, std::int64_t hidden, std::
 // it; up front, gx would make a round trip through memory: written by the GEMM, read by the gates).
 constexpr std::int64_t kPerStepProjectionBytes = std::int64_t(4) << 20;
 
+// Steps projected at a time under ProjectionPolicy::kAhead: enough rows for a register tile that
+// reads each W_ih value once for all of them (LSTM B=1, I=64, H=128, 2 threads, medians: 2 steps
+// 0.219-0.234 ms, 4 0.212-0.220, 8 0.213-0.219).
+constexpr std::int64_t kAheadSteps = 4;
+
 std::atomic<ProjectionPolicy> g_projection_policy{ProjectionPolicy::kAuto};
 
 // Where the forward computes its input projection (ProjectionPolicy; the same bits every way). By
@@ -171,20 +176,25 @@ std::atomic<ProjectionPolicy> g_projection_policy{ProjectionPolicy::kAuto};
 // I=256, H=512: 52.8 -> 49.8 ms; the GRU and the RNN gain less or nothing, the training shape T=50,
 // B=32 neither gains nor loses): the projection then runs on the recurrent tile's register blocking,
 // needs no packing of x, and gx stays in L1. At batch 1 the step would stream W_ih from L2 at every
-// step (LSTM B=1, I=64, H=128: 0.26 -> 0.28 ms), so the projection runs up front, or per step
-// inside the time loop when gx would be large.
+// step (LSTM B=1, I=64, H=128: 0.26 -> 0.28 ms); a team then projects four steps at a time in its
+// waits (kAhead: the same LSTM 0.210-0.260 -> 0.194-0.248 ms, alternating runs), a single thread up
+// front, or per step inside the time loop when gx would be large.
 ProjectionPolicy choose_projection(std::int64_t batch, std::int64_t input, std::int64_t gh, std::int64_t steps,
                                    int hidden_team, std::int64_t scalar_bytes) {
   ProjectionPolicy policy = g_projection_policy.load();
   if (policy == ProjectionPolicy::kAuto) {
     if (batch >= 2)
       policy = ProjectionPolicy::kInStep;
-    else if (hidden_team <= 1 && steps * batch * gh * scalar_bytes >= kPerStepProjectionBytes)
+    else if (hidden_team > 1)
+      policy = ProjectionPolicy::kAhead;
+    else if (steps * batch * gh * scalar_bytes >= kPerStepProjectionBytes)
       policy = ProjectionPolicy::kPerStep;
     else
       policy = ProjectionPolicy::kUpFront;
   }
-  if (policy == ProjectionPolicy::kInStep && input == 0) policy = ProjectionPolicy::kUpFront;
+  if (policy == ProjectionPolicy::kAhead && hidden_team <= 1) policy = ProjectionPolicy::kInStep;
+  if ((policy == ProjectionPolicy::kInStep || policy == ProjectionPolicy::kAhead) && input == 0)
+    policy = ProjectionPolicy::kUpFront;
   return policy;
 }
 
@@ -234,7 +244,7 @@ void layer_forward(const LayerForward<Scalar>& a) {
   const ProjectionPolicy projection = choose_projection(B, I, GH, steps, split.hidden_team, scalar);
   std::shared_ptr<const PackedMatrix<Scalar>> w_ih_t;            // op(B) = W_ih^T [I, GH], for gemm
   std::shared_ptr<const RecurrentWeights<Scalar>> w_ih_blocks;  // W_ih^T gate-interleaved, in the step
-  if (projection == ProjectionPolicy::kInStep) {
+  if (projection == ProjectionPolicy::kInStep || projection == ProjectionPolicy::kAhead) {
     w_ih_blocks = pack_gate_interleaved(3, a.w_ih, I, nullptr);
   } else {
     w_ih_t = cached_pack<PackedMatrix<Scalar>>(
@@ -285,6 +295,37 @@ void layer_forward(const LayerForward<Scalar>& a) {
     Buffer<Scalar> gx_step(projection != ProjectionPolicy::kUpFront ? (project_ahead ? 2 : 1) * width * GH : 0,
                            /*zeroed=*/false);
     std::int64_t projected_step = -1;  // the step whose own blocks' gx this member projected ahead
+    // kAhead (a team at batch 1): this member's own blocks are projected kAheadSteps steps at a time, as
+    // one product of kAheadSteps * width rows (one read of a block's W_ih for all of them), a share of
+    // the blocks after each step's own blocks (in what would be the wait for the other members): during
+    // the steps of chunk c, chunk c + 1's. Two chunks' gx, c's and c + 1's. A block taken from another
+    // member projects its step itself (its own buffer) as in kInStep. Only with width == B: the rows
+    // of a run of steps are then consecutive in x.
+    const bool chunked = projection == ProjectionPolicy::kAhead;
+    const std::int64_t own_b0 = team != nullptr ? team->own_begin(member) * blocks_per_item : 0;
+    const std::int64_t own_b1 =
+        team != nullptr ? std::min(blocks, team->own_end(member) * blocks_per_item) : blocks;
+    const std::int64_t blocks_each_step = (own_b1 - own_b0 + kAheadSteps - 1) / kAheadSteps;
+    const std::int64_t chunk_stride = kAheadSteps * width * GH;  // between the two chunks' gx
+    Buffer<Scalar> gx_ahead(chunked ? 2 * chunk_stride : 0, /*zeroed=*/false);
+    auto project_chunk = [&](std::int64_t chunk, std::int64_t b0, std::int64_t b1) {
+      const std::int64_t first = chunk * kAheadSteps;
+      if (first >= steps || b0 >= b1) return;
+      StepArgs<Scalar> ahead;
+      ahead.rows = std::min(kAheadSteps, steps - first) * width;
+      ahead.w_x = w_ih_blocks.get();
+      ahead.x = a.x + first * B * I;
+      ahead.bias = bias_row;
+      ahead.gx_out = gx_ahead.data() + (chunk % 2) * chunk_stride;
+      ahead.project_only = true;
+      w_hh.step(ahead, b0, b1);
+    };
+    // After step t's own blocks: share t % kAheadSteps of the next chunk's.
+    auto project_share = [&](std::int64_t t) {
+      const std::int64_t b0 = own_b0 + (t % kAheadSteps) * blocks_each_step;
+      project_chunk(t / kAheadSteps + 1, b0, std::min(own_b1, b0 + blocks_each_step));
+    };
+    if (chunked) project_chunk(0, own_b0, own_b1);
     for (std::int64_t t = 0; t < S; ++t) {
       const std::int64_t rows = active.in_slice(t, r0, r1);  // the slice's rows [0, rows) run this step
       Scalar* h_t = a.out + (t * B + r0) * H;
@@ -301,6 +342,8 @@ void layer_forward(const LayerForward<Scalar>& a) {
       if (per_step_gemm) {  // gx_t for the running rows
         gemm(rows, false, a.x + (t * B + r0) * I, I, *w_ih_t, /*accumulate=*/false, gx_step.data(), GH, bias_row);
         step.gx = gx_step.data();
+      } else if (chunked) {
+        step.gx = gx_ahead.data() + ((t / kAheadSteps) % 2) * chunk_stride + (t % kAheadSteps) * width * GH;
       } else if (projection == ProjectionPolicy::kInStep) {
         step.w_x = w_ih_blocks.get();
         step.x = a.x + (t * B + r0) * I;
@@ -328,9 +371,18 @@ void layer_forward(const LayerForward<Scalar>& a) {
       };
       if (team == nullptr) {
         compute(step, 0, blocks);
+        if (chunked) project_share(t);
       } else {  // scheduled by runs of blocks_per_item
         StepArgs<Scalar> projected = step;  // for this member's own blocks when their gx is done
         projected.w_x = nullptr;
+        StepArgs<Scalar> taken = step;  // kAhead: for another member's blocks, projected in the step
+        if (chunked) {
+          taken.w_x = w_ih_blocks.get();
+          taken.x = a.x + (t * B + r0) * I;
+          taken.bias = bias_row;
+          taken.gx_out = gx_step.data();
+          taken.gx = taken.gx_out;
+        }
         const std::int64_t own_begin = team->own_begin(member), own_end = team->own_end(member);
         auto items = [&](std::int64_t item) {
           return std::make_pair(blocks_per_item * item, std::min(blocks, blocks_per_item * (item + 1)));
@@ -339,10 +391,14 @@ void layer_forward(const LayerForward<Scalar>& a) {
             member, t,
             [&](std::int64_t item) {
               const auto [b0, b1] = items(item);
-              const bool ahead = projected_step == t && item >= own_begin && item < own_end;
-              compute(ahead ? projected : step, b0, b1);
+              const bool own = item >= own_begin && item < own_end;
+              if (chunked)
+                compute(own ? step : taken, b0, b1);
+              else
+                compute(projected_step == t && own ? projected : step, b0, b1);
             },
             [&] {
+              if (chunked) return project_share(t);
               const std::int64_t next_rows = t + 1 < S ? active.in_slice(t + 1, r0, r1) : 0;
               if (!project_ahead || next_rows == 0) return;
               StepArgs<Scalar> next;

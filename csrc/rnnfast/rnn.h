@@ -98,9 +98,11 @@ SplitPolicy split_policy();
 // kUpFront runs one GEMM over every step's rows before the time loop; kPerStep a GEMM over each
 // step's rows just before the step; kInStep lets the fused step compute each unit block's columns
 // just before its recurrent tile, from W_ih packed gate-interleaved like W_hh (not for input size 0,
-// which runs up front). The same bits every way; for tests and benchmarks, not thread-safe to change
-// while kernels run.
-enum class ProjectionPolicy { kAuto = 0, kUpFront = 1, kPerStep = 2, kInStep = 3 };
+// which runs up front); kAhead lets each thread of a team sharing the steps (SplitPolicy kHidden)
+// project its own unit blocks a few steps at a time, a share after each step's own blocks (where it
+// would wait for the others), from the same packing (kInStep where the batch is sliced). The same bits
+// every way; for tests and benchmarks, not thread-safe to change while kernels run.
+enum class ProjectionPolicy { kAuto = 0, kUpFront = 1, kPerStep = 2, kInStep = 3, kAhead = 4 };
 void set_projection_policy(ProjectionPolicy policy);
 ProjectionPolicy projection_policy();
 
