@@ -176,17 +176,19 @@ std::atomic<ProjectionPolicy> g_projection_policy{ProjectionPolicy::kAuto};
 // I=256, H=512: 52.8 -> 49.8 ms; the GRU and the RNN gain less or nothing, the training shape T=50,
 // B=32 neither gains nor loses): the projection then runs on the recurrent tile's register blocking,
 // needs no packing of x, and gx stays in L1. At batch 1 the step would stream W_ih from L2 at every
-// step (LSTM B=1, I=64, H=128: 0.26 -> 0.28 ms); a team then projects four steps at a time in its
-// waits (kAhead: the same LSTM 0.210-0.260 -> 0.194-0.248 ms, alternating runs), a single thread up
-// front, or per step inside the time loop when gx would be large.
+// step (LSTM B=1, I=64, H=128: 0.26 -> 0.28 ms); so a team with fewer than four rows, whose tiles of
+// one step's rows are short, projects four steps' rows at a time in its waits (kAhead; medians of
+// alternating runs: that LSTM 0.210-0.260 -> 0.194-0.248 ms, at B=2 0.303-0.366 -> 0.285-0.309, GRU
+// B=2 0.285-0.412 -> 0.264-0.371; at B=4 and B=8, H=128 and 256, it gains 0-2%, at B=16 nothing); a
+// single thread at batch 1 projects up front, or per step inside the time loop when gx would be large.
 ProjectionPolicy choose_projection(std::int64_t batch, std::int64_t input, std::int64_t gh, std::int64_t steps,
                                    int hidden_team, std::int64_t scalar_bytes) {
   ProjectionPolicy policy = g_projection_policy.load();
   if (policy == ProjectionPolicy::kAuto) {
-    if (batch >= 2)
-      policy = ProjectionPolicy::kInStep;
-    else if (hidden_team > 1)
+    if (hidden_team > 1 && batch < 4)
       policy = ProjectionPolicy::kAhead;
+    else if (batch >= 2)
+      policy = ProjectionPolicy::kInStep;
     else if (steps * batch * gh * scalar_bytes >= kPerStepProjectionBytes)
       policy = ProjectionPolicy::kPerStep;
     else
