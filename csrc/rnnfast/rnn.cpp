@@ -297,12 +297,13 @@ void layer_forward(const LayerForward<Scalar>& a) {
     Buffer<Scalar> gx_step(projection != ProjectionPolicy::kUpFront ? (project_ahead ? 2 : 1) * width * GH : 0,
                            /*zeroed=*/false);
     std::int64_t projected_step = -1;  // the step whose own blocks' gx this member projected ahead
-    // kAhead (a team at batch 1): this member's own blocks are projected kAheadSteps steps at a time, as
-    // one product of kAheadSteps * width rows (one read of a block's W_ih for all of them), a share of
-    // the blocks after each step's own blocks (in what would be the wait for the other members): during
-    // the steps of chunk c, chunk c + 1's. Two chunks' gx, c's and c + 1's. A block taken from another
-    // member projects its step itself (its own buffer) as in kInStep. Only with width == B: the rows
-    // of a run of steps are then consecutive in x.
+    // kAhead (a team of fewer than four rows): this member's own blocks are projected kAheadSteps steps
+    // at a time, as one product of kAheadSteps * width rows (one read of a block's W_ih for all of
+    // them), a share of the blocks after each step's own blocks (in what would be the wait for the
+    // other members): during the steps of chunk c, chunk c + 1's. Two chunks' gx, c's and c + 1's. A
+    // block taken from another member projects its step itself (its own buffer) as in kInStep. Only
+    // with width == B (a team's rows are the whole batch): the rows of a run of steps are then
+    // consecutive in x.
     const bool chunked = projection == ProjectionPolicy::kAhead;
     const std::int64_t own_b0 = team != nullptr ? team->own_begin(member) * blocks_per_item : 0;
     const std::int64_t own_b1 =
