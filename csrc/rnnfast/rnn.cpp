@@ -178,8 +178,9 @@ std::atomic<ProjectionPolicy> g_projection_policy{ProjectionPolicy::kAuto};
 // needs no packing of x, and gx stays in L1. At batch 1 the step would stream W_ih from L2 at every
 // step (LSTM B=1, I=64, H=128: 0.26 -> 0.28 ms); so a team with fewer than four rows, whose tiles of
 // one step's rows are short, projects four steps' rows at a time in its waits (kAhead; medians of
-// alternating runs: that LSTM 0.210-0.260 -> 0.194-0.248 ms, at B=2 0.303-0.366 -> 0.285-0.309, GRU
-// B=2 0.285-0.412 -> 0.264-0.371; at B=4 and B=8, H=128 and 256, it gains 0-2%, at B=16 nothing); a
+// alternating runs in a quiet minute: that LSTM 0.211-0.229 -> 0.195-0.198 ms, the GRU 0.168-0.171 ->
+// 0.156-0.163; in a noisier one LSTM B=2 0.303-0.366 -> 0.285-0.309, GRU B=2 0.285-0.412 ->
+// 0.264-0.371; at B=4 and B=8, H=128 and 256, it gains 0-2%, at B=16 nothing); a
 // single thread at batch 1 projects up front, or per step inside the time loop when gx would be large.
 ProjectionPolicy choose_projection(std::int64_t batch, std::int64_t input, std::int64_t gh, std::int64_t steps,
                                    int hidden_team, std::int64_t scalar_bytes) {

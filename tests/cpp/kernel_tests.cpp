@@ -811,6 +811,23 @@ void test_threads(Isa isa) {
               check::first_difference(many[i].second, one[i].second));
     }
   }
+  // And every placement of the input projection, in a team sharing the steps (the forward's rows
+  // are the whole batch there, so 'ahead' runs too, with ragged lengths and a last run of one step).
+  using rnnfast::ProjectionPolicy;
+  rnnfast::set_split_policy(SplitPolicy::kHidden);
+  for (ProjectionPolicy projection :
+       {ProjectionPolicy::kUpFront, ProjectionPolicy::kPerStep, ProjectionPolicy::kInStep, ProjectionPolicy::kAhead}) {
+    rnnfast::set_projection_policy(projection);
+    for (int threads : {2, 3}) {
+      rnnfast::set_num_threads(threads);
+      const auto many = threaded_results<T>(isa);
+      for (std::size_t i = 0; i < one.size(); ++i)
+        CHECK(check::bitwise_equal(many[i].second, one[i].second), type_name<T>(), " ", one[i].first, ": ", threads,
+              " threads, projection ", static_cast<int>(projection), " differ from 1 thread at byte ",
+              check::first_difference(many[i].second, one[i].second));
+    }
+  }
+  rnnfast::set_projection_policy(ProjectionPolicy::kAuto);
   rnnfast::set_split_policy(SplitPolicy::kAuto);
   rnnfast::set_num_threads(before);
 }
