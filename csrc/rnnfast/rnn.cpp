@@ -286,37 +286,34 @@ void layer_forward(const LayerForward<Scalar>& a) {
     const std::int64_t width = r1 - r0, blocks = w_hh.blocks();
     const Scalar* h_prev = h0 + r0 * H;
     const Scalar* c_prev = c0 + r0 * H;
-    // The slice's gx_t [width, GH] when the projection runs per step (a team's members each have
-    // theirs: a block's columns are written and read by the member computing the block).
     const bool per_step_gemm = projection == ProjectionPolicy::kPerStep;
-    // A team member projecting inside the step projects step t+1 for its own blocks as soon as its
-    // own blocks of step t are done (StepScheduler::run_step's after_own), in the time it would wait
-    // for the others; so it keeps two gx buffers, t's and t+1's. A block it takes from another member
-    // it projects itself, as without a team (its own buffer: nothing is shared).
-    const bool project_ahead = projection == ProjectionPolicy::kInStep && team != nullptr;
-    const std::int64_t gx_stride = project_ahead ? width * GH : 0;  // between the two buffers
-    Buffer<Scalar> gx_step(projection != ProjectionPolicy::kUpFront ? (project_ahead ? 2 : 1) * width * GH : 0,
-                           /*zeroed=*/false);
-    std::int64_t projected_step = -1;  // the step whose own blocks' gx this member projected ahead
-    // kAhead (a team of fewer than four rows): this member's own blocks are projected kAheadSteps steps
-    // at a time, as one product of kAheadSteps * width rows (one read of a block's W_ih for all of
-    // them), a share of the blocks after each step's own blocks (in what would be the wait for the
-    // other members): during the steps of chunk c, chunk c + 1's. Two chunks' gx, c's and c + 1's. A
-    // block taken from another member projects its step itself (its own buffer) as in kInStep. Only
-    // with width == B (a team's rows are the whole batch): the rows of a run of steps are then
-    // consecutive in x.
-    const bool chunked = projection == ProjectionPolicy::kAhead;
+    // A team member projecting inside the step projects its own blocks ahead, in what would be a wait
+    // for the others: ahead_steps steps at a time (kAhead: kAheadSteps, one product of ahead_steps *
+    // width rows, one read of a block's W_ih for all of them; kInStep: the next step), a share of its
+    // blocks after each step's own blocks (StepScheduler::run_step's after_own), so that during the
+    // steps of chunk c it fills chunk c + 1's gx; it keeps two chunks', c's and c + 1's. A block it
+    // takes from another member it projects in the step, into its own chunk (whose columns of that block
+    // its own projection never writes). A team's rows are the whole batch (width == B), so the rows of
+    // a run of steps are consecutive in x. kAhead without a team (the pool was busy) runs the same way
+    // with every block its own.
+    const std::int64_t ahead_steps = projection == ProjectionPolicy::kAhead ? kAheadSteps
+                                     : projection == ProjectionPolicy::kInStep && team != nullptr ? 1
+                                                                                                  : 0;
+    const bool chunked = ahead_steps > 0;
     const std::int64_t own_b0 = team != nullptr ? team->own_begin(member) * blocks_per_item : 0;
     const std::int64_t own_b1 =
         team != nullptr ? std::min(blocks, team->own_end(member) * blocks_per_item) : blocks;
-    const std::int64_t blocks_each_step = (own_b1 - own_b0 + kAheadSteps - 1) / kAheadSteps;
-    const std::int64_t chunk_stride = kAheadSteps * width * GH;  // between the two chunks' gx
-    Buffer<Scalar> gx_ahead(chunked ? 2 * chunk_stride : 0, /*zeroed=*/false);
+    const std::int64_t blocks_each_step = chunked ? (own_b1 - own_b0 + ahead_steps - 1) / ahead_steps : 0;
+    const std::int64_t chunk_stride = ahead_steps * width * GH;  // between the two chunks' gx
+    Buffer<Scalar> gx_ahead(2 * chunk_stride, /*zeroed=*/false);
+    // The slice's gx_t [width, GH] when the projection runs per step, or in the step without a team.
+    Buffer<Scalar> gx_step(projection != ProjectionPolicy::kUpFront && !chunked ? width * GH : 0, /*zeroed=*/false);
     auto project_chunk = [&](std::int64_t chunk, std::int64_t b0, std::int64_t b1) {
-      const std::int64_t first = chunk * kAheadSteps;
+      const std::int64_t first = chunk * ahead_steps;
       if (first >= steps || b0 >= b1) return;
+      const std::int64_t last = std::min(steps, first + ahead_steps) - 1;
       StepArgs<Scalar> ahead;
-      ahead.rows = std::min(kAheadSteps, steps - first) * width;
+      ahead.rows = (last - first) * width + active.in_slice(last, r0, r1);  // no row past every end
       ahead.w_x = w_ih_blocks.get();
       ahead.x = a.x + first * B * I;
       ahead.bias = bias_row;
@@ -324,10 +321,10 @@ void layer_forward(const LayerForward<Scalar>& a) {
       ahead.project_only = true;
       w_hh.step(ahead, b0, b1);
     };
-    // After step t's own blocks: share t % kAheadSteps of the next chunk's.
+    // After step t's own blocks: share t % ahead_steps of the next chunk's.
     auto project_share = [&](std::int64_t t) {
-      const std::int64_t b0 = own_b0 + (t % kAheadSteps) * blocks_each_step;
-      project_chunk(t / kAheadSteps + 1, b0, std::min(own_b1, b0 + blocks_each_step));
+      const std::int64_t b0 = own_b0 + (t % ahead_steps) * blocks_each_step;
+      project_chunk(t / ahead_steps + 1, b0, std::min(own_b1, b0 + blocks_each_step));
     };
     if (chunked) project_chunk(0, own_b0, own_b1);
     for (std::int64_t t = 0; t < S; ++t) {
@@ -343,16 +340,18 @@ void layer_forward(const LayerForward<Scalar>& a) {
       Scalar* c_t = lstm ? cell_states + ((t % 2) * B + r0) * H : nullptr;
       StepArgs<Scalar> step;
       step.rows = rows;
+      Scalar* gx_ahead_t = nullptr;  // chunked: step t's rows of the chunk
       if (per_step_gemm) {  // gx_t for the running rows
         gemm(rows, false, a.x + (t * B + r0) * I, I, *w_ih_t, /*accumulate=*/false, gx_step.data(), GH, bias_row);
         step.gx = gx_step.data();
       } else if (chunked) {
-        step.gx = gx_ahead.data() + ((t / kAheadSteps) % 2) * chunk_stride + (t % kAheadSteps) * width * GH;
+        gx_ahead_t = gx_ahead.data() + ((t / ahead_steps) % 2) * chunk_stride + (t % ahead_steps) * width * GH;
+        step.gx = gx_ahead_t;
       } else if (projection == ProjectionPolicy::kInStep) {
         step.w_x = w_ih_blocks.get();
         step.x = a.x + (t * B + r0) * I;
         step.bias = bias_row;
-        step.gx_out = gx_step.data() + (t % 2) * gx_stride;
+        step.gx_out = gx_step.data();
         step.gx = step.gx_out;
       } else {
         step.gx = gx.data() + (t * B + r0) * GH;
@@ -377,46 +376,23 @@ void layer_forward(const LayerForward<Scalar>& a) {
         compute(step, 0, blocks);
         if (chunked) project_share(t);
       } else {  // scheduled by runs of blocks_per_item
-        StepArgs<Scalar> projected = step;  // for this member's own blocks when their gx is done
-        projected.w_x = nullptr;
-        StepArgs<Scalar> taken = step;  // kAhead: for another member's blocks, projected in the step
+        StepArgs<Scalar> taken = step;  // another member's blocks, projected in the step when chunked
         if (chunked) {
           taken.w_x = w_ih_blocks.get();
           taken.x = a.x + (t * B + r0) * I;
           taken.bias = bias_row;
-          taken.gx_out = gx_step.data();
-          taken.gx = taken.gx_out;
+          taken.gx_out = gx_ahead_t;
         }
         const std::int64_t own_begin = team->own_begin(member), own_end = team->own_end(member);
-        auto items = [&](std::int64_t item) {
-          return std::make_pair(blocks_per_item * item, std::min(blocks, blocks_per_item * (item + 1)));
-        };
         team->run_step(
             member, t,
             [&](std::int64_t item) {
-              const auto [b0, b1] = items(item);
+              const std::int64_t b0 = blocks_per_item * item, b1 = std::min(blocks, b0 + blocks_per_item);
               const bool own = item >= own_begin && item < own_end;
-              if (chunked)
-                compute(own ? step : taken, b0, b1);
-              else
-                compute(projected_step == t && own ? projected : step, b0, b1);
+              compute(chunked && !own ? taken : step, b0, b1);
             },
             [&] {
-              if (chunked) return project_share(t);
-              const std::int64_t next_rows = t + 1 < S ? active.in_slice(t + 1, r0, r1) : 0;
-              if (!project_ahead || next_rows == 0) return;
-              StepArgs<Scalar> next;
-              next.rows = next_rows;
-              next.w_x = w_ih_blocks.get();
-              next.x = a.x + ((t + 1) * B + r0) * I;
-              next.bias = bias_row;
-              next.gx_out = gx_step.data() + ((t + 1) % 2) * gx_stride;
-              next.project_only = true;
-              for (std::int64_t item = own_begin; item < own_end; ++item) {
-                const auto [b0, b1] = items(item);
-                w_hh.step(next, b0, b1);
-              }
-              projected_step = t + 1;
+              if (chunked) project_share(t);
             });
       }
       h_prev = h_t;
