@@ -12,7 +12,6 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
-#include <string>
 #include <vector>
 
 #include "rnnfast/rnn.h"
@@ -20,18 +19,11 @@
 #include "timing_common.h"
 
 int main(int argc, char** argv) {
-  if (argc < 6) {
-    std::fprintf(stderr, "usage: %s rnn|lstm|gru T B I H [threads [split [projection]]]\n", argv[0]);
-    return 2;
-  }
-  const std::string name = argv[1];
-  const long T = std::atol(argv[2]), B = std::atol(argv[3]), I = std::atol(argv[4]), H = std::atol(argv[5]);
-  const int threads = argc > 6 ? std::atoi(argv[6]) : 1, split = argc > 7 ? std::atoi(argv[7]) : 0;
-  const int projection = argc > 8 ? std::atoi(argv[8]) : 0;
-  rnnfast::set_num_threads(threads);
+  const timing::Layer layer = timing::layer_from_args(argc, argv, " [split [projection]]");
+  const long T = layer.T, B = layer.B, I = layer.I, H = layer.H;
+  const int split = argc > 7 ? std::atoi(argv[7]) : 0, projection = argc > 8 ? std::atoi(argv[8]) : 0;
   rnnfast::set_split_policy(static_cast<rnnfast::SplitPolicy>(split));
   rnnfast::set_projection_policy(static_cast<rnnfast::ProjectionPolicy>(projection));
-  const timing::Layer layer(timing::cell_named(name), T, B, I, H);
   const long G = layer.G;
   std::vector<float> out(static_cast<std::size_t>(T * B * H)), h_n(static_cast<std::size_t>(B * H)),
       c_n(static_cast<std::size_t>(B * H));
@@ -52,6 +44,6 @@ int main(int argc, char** argv) {
   std::sort(ms.begin(), ms.end());
   const double flops = 2.0 * T * B * G * H * (I + H);
   std::printf("%s T=%ld B=%ld I=%ld H=%ld, %d threads, split %d: min %.3f ms (%.1f GFLOP/s), p25 %.3f, median %.3f\n",
-              name.c_str(), T, B, I, H, threads, split, ms[0], flops / ms[0] / 1e6, ms[calls / 4], ms[calls / 2]);
+              layer.name.c_str(), T, B, I, H, rnnfast::num_threads(), split, ms[0], flops / ms[0] / 1e6, ms[calls / 4], ms[calls / 2]);
   return 0;
 }

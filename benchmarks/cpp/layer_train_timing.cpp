@@ -9,8 +9,6 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
-#include <cstdlib>
-#include <string>
 #include <vector>
 
 #include "rnnfast/rnn.h"
@@ -18,15 +16,8 @@
 #include "timing_common.h"
 
 int main(int argc, char** argv) {
-  if (argc < 6) {
-    std::fprintf(stderr, "usage: %s rnn|lstm|gru T B I H [threads]\n", argv[0]);
-    return 2;
-  }
-  const std::string name = argv[1];
-  const long T = std::atol(argv[2]), B = std::atol(argv[3]), I = std::atol(argv[4]), H = std::atol(argv[5]);
-  const int threads = argc > 6 ? std::atoi(argv[6]) : 1;
-  rnnfast::set_num_threads(threads);
-  const timing::Layer layer(timing::cell_named(name), T, B, I, H);
+  const timing::Layer layer = timing::layer_from_args(argc, argv, "");
+  const long T = layer.T, B = layer.B, I = layer.I, H = layer.H;
   const rnnfast::Cell cell = layer.cell;
   const long G = layer.G, W = static_cast<long>(rnnfast::workspace_width(cell, H));
   auto zeros = [](long n) { return std::vector<float>(static_cast<std::size_t>(n)); };
@@ -72,7 +63,7 @@ int main(int argc, char** argv) {
   const double flops = 3 * 2.0 * T * B * G * H * (I + H);
   std::printf("%s T=%ld B=%ld I=%ld H=%ld, %d threads: min %.3f ms (%.1f GFLOP/s), median %.3f "
               "(forward %.3f, backward %.3f)\n",
-              name.c_str(), T, B, I, H, threads, total[0], flops / total[0] / 1e6, total[calls / 2],
+              layer.name.c_str(), T, B, I, H, rnnfast::num_threads(), total[0], flops / total[0] / 1e6, total[calls / 2],
               forward[calls / 2], backward[calls / 2]);
   return 0;
 }

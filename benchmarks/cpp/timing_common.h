@@ -1,12 +1,15 @@
-// What the C++ timing tools (layer_forward_timing.cpp, layer_train_timing.cpp) share: the cell by
-// name, a layer's random float32 inputs and weights, and the fields every layer struct has.
+// What the C++ timing tools (layer_forward_timing.cpp, layer_train_timing.cpp) share: their leading
+// arguments, a layer's random float32 inputs and weights, and the fields every layer struct has.
 #pragma once
 
+#include <cstdio>
+#include <cstdlib>
 #include <random>
 #include <string>
 #include <vector>
 
 #include "rnnfast/rnn.h"
+#include "rnnfast/threadpool.h"
 
 namespace timing {
 
@@ -25,17 +28,19 @@ inline std::vector<float> random_values(long n, unsigned seed) {
 
 // x [T, B, I], w_ih [G*H, I], w_hh [G*H, H], b_ih and b_hh [G*H], random (seeds 0 to 4).
 struct Layer {
+  std::string name;  // as given: rnn, lstm or gru
   rnnfast::Cell cell;
   long T, B, I, H, G;
   std::vector<float> x, w_ih, w_hh, b_ih, b_hh;
 
-  Layer(rnnfast::Cell cell_, long T_, long B_, long I_, long H_)
-      : cell(cell_),
+  Layer(const std::string& name_, long T_, long B_, long I_, long H_)
+      : name(name_),
+        cell(cell_named(name_)),
         T(T_),
         B(B_),
         I(I_),
         H(H_),
-        G(rnnfast::gate_count(cell_)),
+        G(rnnfast::gate_count(cell)),
         x(random_values(T * B * I, 0)),
         w_ih(random_values(G * H * I, 1)),
         w_hh(random_values(G * H * H, 2)),
@@ -55,5 +60,17 @@ struct Layer {
     a.w_hh = w_hh.data();
   }
 };
+
+// The arguments every tool starts with, CELL T B I H [THREADS]: the layer, with the thread count (default
+// 1) set. Without them, prints the usage (`more`: the tool's further arguments, after THREADS) and exits
+// with status 2.
+inline Layer layer_from_args(int argc, char** argv, const char* more) {
+  if (argc < 6) {
+    std::fprintf(stderr, "usage: %s rnn|lstm|gru T B I H [threads%s]\n", argv[0], more);
+    std::exit(2);
+  }
+  rnnfast::set_num_threads(argc > 6 ? std::atoi(argv[6]) : 1);
+  return Layer(argv[1], std::atol(argv[2]), std::atol(argv[3]), std::atol(argv[4]), std::atol(argv[5]));
+}
 
 }  // namespace timing
