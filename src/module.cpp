@@ -488,6 +488,22 @@ PYBIND11_MODULE(_core, m) {
   }, py::arg("n"), "Set the threads the kernels use (1 to 4096); results do not depend on it.");
   m.def("activation", &activation, py::arg("name"), py::arg("x"),
         "The kernels' exp, sigmoid or tanh on the active instruction set (a test hook for their accuracy).");
+  m.def("cell_facts", []() {
+    py::list facts;
+    for (const char* name : {"rnn_tanh", "rnn_relu", "lstm", "gru"}) {
+      const rnnfast::Cell cell = parse_cell(name);
+      py::dict d;
+      d["name"] = name;
+      d["gates"] = rnnfast::gate_count(cell);
+      d["workspace_slots"] = rnnfast::workspace_width(cell, 1);
+      d["cell_state"] = cell == rnnfast::Cell::kLstm;
+      facts.append(d);
+    }
+    return facts;
+  }, "The cells the kernels compute, in their order: name, gates (weights have gates*H rows), workspace_slots "
+     "(the training workspace holds slots*H values per row) and cell_state (a second state, the LSTM's c). "
+     "rnnfast checks its own table against this at import.");
+  m.attr("MAX_THREADS") = rnnfast::kMaxThreads;
   m.def("workspace_width", [](const std::string& cell, std::int64_t hidden) {
     return rnnfast::workspace_width(parse_cell(cell), hidden);
   }, py::arg("cell"), py::arg("hidden_size"));
