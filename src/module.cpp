@@ -19,11 +19,9 @@
 #include <variant>
 #include <vector>
 
-#include "rnnfast/gemm.h"
-#include "rnnfast/microkernel.h"
-#include "rnnfast/rnn.h"
-#include "rnnfast/stepper.h"
-#include "rnnfast/threadpool.h"
+#include "rnnfast/gemm/gemm.h"
+#include "rnnfast/rnnfast.h"
+#include "rnnfast/step/activation_kernels.h"
 
 namespace py = pybind11;
 using py::ssize_t;
@@ -241,7 +239,7 @@ template <typename Scalar>
 py::array activation_typed(const std::string& name, const py::array& x) {
   if (x.ndim() != 1) throw py::value_error("x must be 1-D");
   const Scalar* px = ArrayChecker<Scalar>().in("x", x, {x.shape(0)});
-  const rnnfast::CellKernels<Scalar>& k = rnnfast::cell_kernels<Scalar>(rnnfast::active_isa());
+  const rnnfast::ActivationKernels<Scalar>& k = rnnfast::kernels_for<rnnfast::ActivationKernels<Scalar>>(rnnfast::active_isa());
   auto fn = name == "exp" ? k.exp : name == "sigmoid" ? k.sigmoid : name == "tanh" ? k.tanh : nullptr;
   if (fn == nullptr) throw py::value_error("activation must be 'exp', 'sigmoid' or 'tanh', got '" + name + "'");
   py::array_t<Scalar> y(x.shape(0));

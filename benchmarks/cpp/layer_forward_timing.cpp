@@ -14,8 +14,7 @@
 #include <cstdlib>
 #include <vector>
 
-#include "rnnfast/rnn.h"
-#include "rnnfast/threadpool.h"
+#include "rnnfast/rnnfast.h"
 #include "timing_common.h"
 
 int main(int argc, char** argv) {

@@ -11,8 +11,7 @@
 #include <cstdio>
 #include <vector>
 
-#include "rnnfast/rnn.h"
-#include "rnnfast/threadpool.h"
+#include "rnnfast/rnnfast.h"
 #include "timing_common.h"
 
 int main(int argc, char** argv) {

@@ -8,8 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "rnnfast/rnn.h"
-#include "rnnfast/threadpool.h"
+#include "rnnfast/rnnfast.h"
 
 namespace timing {
 

@@ -9,7 +9,7 @@
 //               lengths and absent h0/c0/biases; gradients against central finite differences;
 //   stepper     bit-identical to layer_forward of the same layers stacked by hand;
 //   threads     bit-identical results for 1, 2 and 3 threads;
-//   grads       the float32 backward kernels (grad_kernels.h) of each instruction set against the
+//   grads       the float32 backward kernels (step/gate_grads.h) of each instruction set against the
 //               portable float64 ones, over widths that hit every vector tail, with guard cells
 //               checked for out-of-bounds writes; column sums bit-identical to an in-order loop.
 // Prints failures to stderr and closes with "N passed, M failed"; exits non-zero on any failure.
@@ -24,12 +24,12 @@
 
 #include "check.h"
 #include "naive_rnn.h"
-#include "rnnfast/gemm.h"
-#include "rnnfast/grad_kernels.h"
-#include "rnnfast/microkernel.h"
-#include "rnnfast/rnn.h"
-#include "rnnfast/stepper.h"
-#include "rnnfast/threadpool.h"
+#include "rnnfast/gemm/gemm.h"
+#include "rnnfast/step/activation_kernels.h"
+#include "rnnfast/step/gate_grads.h"
+#include "rnnfast/gemm/micro_kernel.h"
+#include "rnnfast/rnnfast.h"
+#include "rnnfast/core/step_scheduler.h"
 
 #include <atomic>
 #include <thread>
@@ -235,7 +235,7 @@ double ref_sigmoid(double x) {
 using FloatFn = void (*)(int64_t, const float*, float*);
 
 void test_float_activations(Isa isa) {
-  const rnnfast::CellKernels<float>& ck = rnnfast::cell_kernels<float>(isa);
+  const rnnfast::ActivationKernels<float>& ck = rnnfast::kernels_for<rnnfast::ActivationKernels<float>>(isa);
   const vector<float> x = float_sweep();
   const int64_t n = static_cast<int64_t>(x.size());
   struct Fn {
@@ -312,7 +312,7 @@ void test_float_activations(Isa isa) {
 }
 
 void test_double_activations(Isa isa) {
-  const rnnfast::CellKernels<double>& ck = rnnfast::cell_kernels<double>(isa);
+  const rnnfast::ActivationKernels<double>& ck = rnnfast::kernels_for<rnnfast::ActivationKernels<double>>(isa);
   Context ctx("double activations");
   vector<double> x;
   for (int i = 0; i <= 10000; ++i) x.push_back(-30.0 + 60.0 * i / 10000.0);
@@ -883,8 +883,8 @@ void test_step_scheduler() {
 constexpr int64_t kGuard = 17;
 
 void test_grad_kernels(Isa isa) {
-  const rnnfast::GradKernels<float>& gk = rnnfast::grad_kernels<float>(isa);
-  const rnnfast::GradKernels<double>& ref = rnnfast::grad_kernels<double>(isa);
+  const rnnfast::GateGradKernels<float>& gk = rnnfast::kernels_for<rnnfast::GateGradKernels<float>>(isa);
+  const rnnfast::GateGradKernels<double>& ref = rnnfast::kernels_for<rnnfast::GateGradKernels<double>>(isa);
   Rng rng(31 + static_cast<int>(isa));
   const float sentinel = 12345.0f;
   for (Cell cell : kCells) {
@@ -909,14 +909,14 @@ void test_grad_kernels(Isa isa) {
                         dhp = guarded(rows * H);
           std::copy(dc0.begin(), dc0.end(), dc.begin());
           const bool gru = cell == Cell::kGru;
-          gk.gate_gradients(cell, rows, H, dh.data(), with_d_out ? d_out.data() : nullptr, dc.data(), h_t.data(),
+          gk.gate_gradients[static_cast<int>(cell)](rows, H, dh.data(), with_d_out ? d_out.data() : nullptr, dc.data(), h_t.data(),
                             h_prev.data(), ptr(ws), c_prev.data(), c_stride, dg.data(), gru ? dgh.data() : dg.data(),
                             dhp.data());
           auto wide = [](const vector<float>& v) { return vector<double>(v.begin(), v.end()); };
           const vector<double> ddh = wide(dh), ddo = wide(d_out), dht = wide(h_t), dhpv = wide(h_prev),
                                dws = wide(ws), dcp = wide(c_prev);
           vector<double> rdc = wide(dc0), rdg(rows * GH), rdgh(rows * GH), rdhp(rows * H);
-          ref.gate_gradients(cell, rows, H, ddh.data(), with_d_out ? ddo.data() : nullptr, rdc.data(), dht.data(),
+          ref.gate_gradients[static_cast<int>(cell)](rows, H, ddh.data(), with_d_out ? ddo.data() : nullptr, rdc.data(), dht.data(),
                              dhpv.data(), ptr(dws), dcp.data(), c_stride, rdg.data(), gru ? rdgh.data() : rdg.data(),
                              rdhp.data());
           auto compare = [&](const char* name, const vector<float>& got, const vector<double>& want) {

@@ -15,7 +15,7 @@
 #include <utility>
 #include <vector>
 
-#include "rnnfast/rnn.h"
+#include "rnnfast/rnnfast.h"
 
 namespace naive {
 

@@ -1,0 +1,5 @@
+// The fused recurrent step for the avx512 instruction set (kernels/fused_step_impl.h).
+#include "isa_avx512.h"
+#include "fused_step_impl.h"
+
+RNNFAST_DEFINE_FUSED_STEP()

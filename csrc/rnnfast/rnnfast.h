@@ -1,0 +1,11 @@
+// The kernel library's public C++ interface, in one include: a layer's forward and backward
+// (layer/layer.h), streaming inference (stepper/stepper.h), the thread count (core/threadpool.h), the
+// instruction set (core/isa.h), and the tuning switches for tests and benchmarks (layer/tuning.h).
+#pragma once
+
+#include "rnnfast/core/cell.h"
+#include "rnnfast/core/isa.h"
+#include "rnnfast/core/threadpool.h"
+#include "rnnfast/layer/layer.h"
+#include "rnnfast/layer/tuning.h"
+#include "rnnfast/stepper/stepper.h"
