@@ -6,7 +6,7 @@
 //   g++ -O2 -std=c++17 -Icsrc benchmarks/cpp/layer_forward_timing.cpp build/librnnfast_kernels.a -lpthread -o timing
 // Run:  ./timing CELL T B I H [THREADS [SPLIT [PROJECTION]]]
 //   CELL: rnn | lstm | gru;  THREADS: default 1;  SPLIT: 0 auto, 1 batch slices, 2 hidden units;
-//   PROJECTION: 0 auto, 1 up front, 2 per step, 3 in the step, 4 ahead (rnn.h, ProjectionPolicy)
+//   PROJECTION: 0 auto, 1 up front, 2 per step, 3 in the step, 4 ahead (layer/tuning.h, ProjectionPolicy)
 // e.g.  ./timing lstm 100 1 64 128 2      (the README's edge scenario)
 #include <algorithm>
 #include <chrono>

@@ -132,11 +132,11 @@ def all_digests() -> dict:
     before = _core.isa()
     result = {}
     try:
-        for isa in _core.available_isas():
-            _core.set_isa(isa)
+        for isa in _core.testing.available_isas():
+            _core.testing.set_isa(isa)
             result[isa] = {case_id(c): case_digest(c) for c in cases()}
     finally:
-        _core.set_isa(before)
+        _core.testing.set_isa(before)
     return result
 
 
@@ -148,15 +148,15 @@ def load_pinned() -> dict:
 def restore_isa():
     before = _core.isa()
     yield
-    _core.set_isa(before)
+    _core.testing.set_isa(before)
 
 
 @pytest.mark.parametrize("isa", ["generic", "avx2", "avx512"])
 def test_bits_match_the_pinned_build(isa, restore_isa, restore_threads):
-    if isa not in _core.available_isas():
+    if isa not in _core.testing.available_isas():
         pytest.skip(f"this CPU cannot run {isa}")
     pinned = load_pinned()[isa]
-    _core.set_isa(isa)
+    _core.testing.set_isa(isa)
     moved = []
     for threads in (1, 2):
         rnnfast.set_num_threads(threads)
@@ -174,8 +174,8 @@ def test_every_placement_keeps_the_pinned_bits(projection, split, restore_split,
                                                restore_threads):
     isa = _core.isa()
     pinned = load_pinned()[isa]
-    _core.set_split(split)
-    _core.set_projection(projection)
+    _core.testing.set_split(split)
+    _core.testing.set_projection(projection)
     moved = []
     for threads in (2, 3):
         rnnfast.set_num_threads(threads)
@@ -191,7 +191,7 @@ def test_every_placement_keeps_the_pinned_bits(projection, split, restore_split,
 def test_the_pinned_file_covers_every_case():
     pinned = load_pinned()
     expected = {case_id(c) for c in cases()}
-    for isa in _core.available_isas():
+    for isa in _core.testing.available_isas():
         assert set(pinned[isa]) == expected, f"pinned_bits.json for {isa} does not list exactly the cases here"
 
 
