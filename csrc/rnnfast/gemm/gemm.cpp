@@ -192,14 +192,6 @@ void gemm(std::int64_t m, bool a_transposed, const Scalar* a, std::int64_t lda, 
 }
 
 template <typename Scalar>
-void gemm_panels(std::int64_t m, bool a_transposed, const Scalar* a, std::int64_t lda, const PackedMatrix<Scalar>& b,
-                 std::int64_t p_begin, std::int64_t p_end, bool accumulate, Scalar* c, std::int64_t ldc) {
-  const std::int64_t block_rows = b.kernel().mc;
-  for (std::int64_t i0 = 0; i0 < m; i0 += block_rows)
-    gemm_block(i0, std::min(block_rows, m - i0), a_transposed, a, lda, b, p_begin, p_end, accumulate, c, ldc);
-}
-
-template <typename Scalar>
 void gemm(std::int64_t m, std::int64_t n, std::int64_t k, bool a_transposed, const Scalar* a, std::int64_t lda,
           bool b_transposed, const Scalar* b, std::int64_t ldb, bool accumulate, Scalar* c, std::int64_t ldc) {
   PackedMatrix<Scalar> packed;
@@ -212,9 +204,7 @@ void gemm(std::int64_t m, std::int64_t n, std::int64_t k, bool a_transposed, con
   template void gemm<Scalar>(std::int64_t, bool, const Scalar*, std::int64_t, const PackedMatrix<Scalar>&, bool, \
                              Scalar*, std::int64_t, const Scalar*);                                              \
   template void gemm<Scalar>(std::int64_t, std::int64_t, std::int64_t, bool, const Scalar*, std::int64_t, bool,  \
-                             const Scalar*, std::int64_t, bool, Scalar*, std::int64_t);                         \
-  template void gemm_panels<Scalar>(std::int64_t, bool, const Scalar*, std::int64_t, const PackedMatrix<Scalar>&, \
-                                    std::int64_t, std::int64_t, bool, Scalar*, std::int64_t);
+                             const Scalar*, std::int64_t, bool, Scalar*, std::int64_t);
 RNNFAST_INSTANTIATE_GEMM(float)
 RNNFAST_INSTANTIATE_GEMM(double)
 #undef RNNFAST_INSTANTIATE_GEMM

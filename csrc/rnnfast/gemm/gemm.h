@@ -55,13 +55,6 @@ template <typename Scalar>
 void gemm(std::int64_t m, bool a_transposed, const Scalar* a, std::int64_t lda, const PackedMatrix<Scalar>& b,
           bool accumulate, Scalar* c, std::int64_t ldc, const Scalar* c_row = nullptr);
 
-// The part of that product in panels [p_begin, p_end) of op(B) (columns [p_begin*nr, min(N, p_end*nr))),
-// computed on the calling thread with the arithmetic gemm uses for those elements: threads that split a
-// product by panels get gemm's bits.
-template <typename Scalar>
-void gemm_panels(std::int64_t m, bool a_transposed, const Scalar* a, std::int64_t lda, const PackedMatrix<Scalar>& b,
-                 std::int64_t p_begin, std::int64_t p_end, bool accumulate, Scalar* c, std::int64_t ldc);
-
 // Convenience for a right-hand side used once: packs op(B) (see PackedMatrix::pack) and multiplies.
 template <typename Scalar>
 void gemm(std::int64_t m, std::int64_t n, std::int64_t k, bool a_transposed, const Scalar* a, std::int64_t lda,
