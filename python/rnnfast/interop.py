@@ -36,7 +36,8 @@ from typing import Any, Optional, Union
 
 import numpy as np
 
-from .layers import GRU, LSTM, RNN, _RNNBase
+from ._rnn_base import RNNBase
+from .layers import GRU, LSTM, RNN
 
 __all__ = ["from_torch", "to_torch", "from_onnx", "to_onnx", "from_keras"]
 
@@ -85,8 +86,8 @@ def _build(cell: str, input_size: int, hidden_size: int, num_layers: int, *, bia
     return model
 
 
-def _check_model(model: Any, argument: str = "model") -> _RNNBase:
-    if not isinstance(model, _RNNBase):
+def _check_model(model: Any, argument: str = "model") -> RNNBase:
+    if not isinstance(model, RNNBase):
         raise TypeError(
             f"{argument} must be an rnnfast.RNN, rnnfast.LSTM or rnnfast.GRU, got {type(model).__name__}"
         )
