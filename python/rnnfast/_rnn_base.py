@@ -35,6 +35,11 @@ def functional_ops():
     return F
 
 
+def parameter_name(base: str, layer: int, direction: int) -> str:
+    """PyTorch's name of a parameter: ``parameter_name("weight_ih", 1, 1)`` is ``'weight_ih_l1_reverse'``."""
+    return f"{base}_l{layer}" + ("_reverse" if direction == 1 else "")
+
+
 def _dropout_prob(value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"dropout must be a number in [0, 1), got {value!r} of type {type(value).__name__}")
@@ -132,7 +137,7 @@ class RNNBase:
                     shapes += [("bias_ih", (G * H,)), ("bias_hh", (G * H,))]
                 for base, shape in shapes:
                     value = self._rng.uniform(-bound, bound, size=shape)
-                    self._params[self._name(base, k, d)] = value.astype(self._dtype)
+                    self._params[parameter_name(base, k, d)] = value.astype(self._dtype)
         self.grads: dict[str, np.ndarray] = {k: np.zeros_like(v) for k, v in self._params.items()}
         self._cache: Optional[TrainingCache] = None
 
@@ -194,16 +199,12 @@ class RNNBase:
     # Parameters
     # ------------------------------------------------------------------------------------------------
 
-    @staticmethod
-    def _name(base: str, layer: int, direction: int) -> str:
-        return f"{base}_l{layer}" + ("_reverse" if direction == 1 else "")
-
     def _weights(self, layer: int, direction: int) -> tuple:
         p = self._params
-        w_ih = p[self._name("weight_ih", layer, direction)]
-        w_hh = p[self._name("weight_hh", layer, direction)]
+        w_ih = p[parameter_name("weight_ih", layer, direction)]
+        w_hh = p[parameter_name("weight_hh", layer, direction)]
         if self._bias:
-            return w_ih, w_hh, p[self._name("bias_ih", layer, direction)], p[self._name("bias_hh", layer, direction)]
+            return w_ih, w_hh, p[parameter_name("bias_ih", layer, direction)], p[parameter_name("bias_hh", layer, direction)]
         return w_ih, w_hh, None, None
 
     def parameters(self) -> dict[str, np.ndarray]:
@@ -591,11 +592,11 @@ class RNNBase:
 
         # Only now, with every op done, touch the accumulated gradients (an error above leaves them alone).
         for k, d, g in grads_k:
-            self.grads[self._name("weight_ih", k, d)] += g.d_w_ih
-            self.grads[self._name("weight_hh", k, d)] += g.d_w_hh
+            self.grads[parameter_name("weight_ih", k, d)] += g.d_w_ih
+            self.grads[parameter_name("weight_hh", k, d)] += g.d_w_hh
             if self._bias:
-                self.grads[self._name("bias_ih", k, d)] += g.d_b_ih
-                self.grads[self._name("bias_hh", k, d)] += g.d_b_hh
+                self.grads[parameter_name("bias_ih", k, d)] += g.d_b_ih
+                self.grads[parameter_name("bias_hh", k, d)] += g.d_b_hh
         self._cache = None
 
         d_x = d_layer
