@@ -204,7 +204,8 @@ class RNNBase:
         w_ih = p[parameter_name("weight_ih", layer, direction)]
         w_hh = p[parameter_name("weight_hh", layer, direction)]
         if self._bias:
-            return w_ih, w_hh, p[parameter_name("bias_ih", layer, direction)], p[parameter_name("bias_hh", layer, direction)]
+            b_ih = p[parameter_name("bias_ih", layer, direction)]
+            return w_ih, w_hh, b_ih, p[parameter_name("bias_hh", layer, direction)]
         return w_ih, w_hh, None, None
 
     def parameters(self) -> dict[str, np.ndarray]:
@@ -366,7 +367,8 @@ class RNNBase:
             return ops.lstm(x, h0, c0, *weights, training=training, lengths=lengths)
         if self._cell == "gru":
             return ops.gru(x, h0, *weights, training=training, lengths=lengths)
-        return ops.rnn(x, h0, *weights, nonlinearity=cell_facts(self._cell).nonlinearity, training=training, lengths=lengths)
+        return ops.rnn(x, h0, *weights, nonlinearity=cell_facts(self._cell).nonlinearity, training=training,
+                       lengths=lengths)
 
     def forward(
         self,

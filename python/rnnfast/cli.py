@@ -8,7 +8,7 @@ float64, and times rnnfast against the reference on a standard LSTM shape. Exits
 one (see :mod:`rnnfast.demos`).
 
 ``rnnfast bench`` times rnnfast against the NumPy reference and the installed frameworks on identical
-weights (see :mod:`rnnfast.bench`).
+weights (see :mod:`rnnfast._bench`).
 """
 
 from __future__ import annotations
@@ -180,11 +180,11 @@ def build_parser() -> argparse.ArgumentParser:
                                       "options that follow (rnnfast demo NAME --help shows them).")
     demo.add_argument("name", nargs="?", help="the demo to run")
     demo.add_argument("demo_args", nargs=argparse.REMAINDER, metavar="...", help="options for the demo")
-    from rnnfast import bench as _bench
+    from rnnfast._bench import command_line as bench_command_line
 
     bench = sub.add_parser("bench", help="time rnnfast against NumPy, PyTorch, ONNX Runtime and Keras (those "
-                                         "installed) on identical weights", description=_bench.DESCRIPTION)
-    _bench.add_arguments(bench)
+                                         "installed) on identical weights", description=bench_command_line.DESCRIPTION)
+    bench_command_line.add_arguments(bench)
     return parser
 
 
@@ -197,9 +197,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.command == "demo":
         return _command_demo(args)
     if args.command == "bench":
-        from rnnfast import bench as _bench
+        from rnnfast._bench import command_line as bench_command_line
 
-        return _bench.command(args)
+        return bench_command_line.command(args)
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")
     if args.seed < 0:
