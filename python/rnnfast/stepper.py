@@ -25,6 +25,8 @@ from . import _core
 from ._cells import cell_for_torch_mode
 from ._validation import as_array, cast
 
+__all__ = ["Stepper"]
+
 State = Union[np.ndarray, tuple]
 
 
