@@ -626,7 +626,7 @@ class RNNBase:
         s = f"{self._input_size}, {self._hidden_size}"
         if self._num_layers != 1:
             s += f", num_layers={self._num_layers}"
-        if self._cell == "rnn_relu":
+        if cell_facts(self._cell).nonlinearity == "relu":
             s += ", nonlinearity='relu'"
         if not self._bias:
             s += ", bias=False"

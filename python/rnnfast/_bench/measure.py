@@ -13,7 +13,7 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 
 import rnnfast
-from rnnfast import _core
+from .. import _core
 
 from .peers import PEERS, NotMeasured, build_impl, detect_peers
 from .report import write_row

@@ -12,8 +12,9 @@ from typing import Any, Callable, Optional, Sequence
 import numpy as np
 
 import rnnfast
-from rnnfast import reference
+from .. import reference
 
+from .._cells import cell_facts
 from .scenarios import Problem
 
 PEERS: dict[str, str] = {
@@ -152,7 +153,7 @@ def torch_impl(p: Problem, torch) -> Impl:
     sd = {k: torch.from_numpy(v.copy()) for k, v in p.params.items()}
     lstm = cell == "lstm"
     if kind == "stream":
-        cls = {"lstm": torch.nn.LSTMCell, "gru": torch.nn.GRUCell, "rnn_tanh": torch.nn.RNNCell}[cell]
+        cls = getattr(torch.nn, cell_facts(cell).layer_class + "Cell")  # torch.nn.LSTMCell, ...
         module = cls(I, H).eval()
         module.load_state_dict({k[:-3]: v for k, v in sd.items()})  # weight_ih_l0 -> weight_ih
         xs = list(torch.from_numpy(x))
@@ -173,7 +174,7 @@ def torch_impl(p: Problem, torch) -> Impl:
 
         return _stepwise_impl(run_steps, state, zeros, len(xs))
 
-    cls = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn_tanh": torch.nn.RNN}[cell]
+    cls = getattr(torch.nn, cell_facts(cell).layer_class)  # torch.nn.LSTM, ...
     module = cls(I, H)
     module.load_state_dict(sd)
     if kind == "infer":

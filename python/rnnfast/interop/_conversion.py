@@ -10,11 +10,11 @@ from typing import Any, Sequence, Union
 import numpy as np
 
 from .._cells import cell_facts
-from .._rnn_base import RNNBase, parameter_name
+from .._rnn_base import RNNBase
 from ..layers import GRU, LSTM, RNN
 
 __all__ = ["Model", "SUPPORTED_DTYPES", "build_layer", "check_model", "gates_from_rnnfast", "gates_to_rnnfast",
-           "import_optional", "parameter_name", "permute_gates"]
+           "import_optional", "permute_gates"]
 
 #: A recurrent model of rnnfast.
 Model = Union[RNN, LSTM, GRU]

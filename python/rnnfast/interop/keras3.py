@@ -9,7 +9,8 @@ from typing import Any
 import numpy as np
 
 from .._cells import RNN_NONLINEARITIES, rnn_cell
-from ._conversion import Model, build_layer, gates_to_rnnfast, import_optional, parameter_name, permute_gates
+from .._rnn_base import parameter_name
+from ._conversion import Model, build_layer, gates_to_rnnfast, import_optional, permute_gates
 
 __all__ = ["from_keras"]
 

@@ -11,8 +11,9 @@ from typing import Any, Optional, Union
 import numpy as np
 
 from .._cells import CELL_FACTS, RNN_NONLINEARITIES, cell_facts, cell_for_torch_mode, rnn_cell
+from .._rnn_base import parameter_name
 from ._conversion import (SUPPORTED_DTYPES, Model, build_layer, check_model, gates_from_rnnfast, gates_to_rnnfast,
-                          import_optional, parameter_name, permute_gates)
+                          import_optional, permute_gates)
 from ._onnx_plumbing import PLUMBING, Axes, Graph, follow_connectors, normal_axes
 
 __all__ = ["from_onnx", "to_onnx"]

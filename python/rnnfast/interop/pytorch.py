@@ -12,7 +12,8 @@ from typing import Any
 import numpy as np
 
 from .._cells import CELL_FACTS, cell_for_torch_mode
-from ._conversion import Model, build_layer, check_model, import_optional, parameter_name
+from .._rnn_base import parameter_name
+from ._conversion import Model, build_layer, check_model, import_optional
 
 __all__ = ["from_torch", "to_torch"]
 
@@ -47,8 +48,9 @@ def from_torch(module: Any) -> Model:
     modes = sorted(f.torch_mode for f in CELL_FACTS)
     if mode not in modes:
         raise TypeError(f"module has mode {mode!r}; rnnfast converts the modes {modes}")
-    cell = cell_for_torch_mode(mode).name
-    base = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU}.get(cell, torch.nn.RNN)
+    facts = cell_for_torch_mode(mode)
+    cell = facts.name
+    base = getattr(torch.nn, facts.layer_class)  # rnnfast's layer classes have torch's names
     if not isinstance(module, base) or type(module).forward is not base.forward:
         raise TypeError(
             f"module is a {type(module).__name__}, which is not torch.nn.{base.__name__} or overrides its "
@@ -94,11 +96,9 @@ def to_torch(model: Model) -> Any:
     kwargs: dict = dict(num_layers=model.num_layers, bias=model.bias, batch_first=model.batch_first,
                         dropout=model.dropout, bidirectional=model.bidirectional,
                         dtype=torch.float64 if model.dtype == np.float64 else torch.float32)
+    cls = getattr(torch.nn, facts.layer_class)  # rnnfast's layer classes have torch's names
     if facts.nonlinearity is not None:
-        cls = torch.nn.RNN
         kwargs["nonlinearity"] = facts.nonlinearity
-    else:
-        cls = torch.nn.LSTM if facts.name == "lstm" else torch.nn.GRU
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)   # dropout with num_layers=1, as rnnfast allows
         module = cls(model.input_size, model.hidden_size, **kwargs)
