@@ -10,7 +10,7 @@ from typing import Any, Optional, Union
 
 import numpy as np
 
-from .._cells import CELL_FACTS, RNN_NONLINEARITIES, cell_facts, cell_for_torch_mode, rnn_cell
+from .._cells import RNN_NONLINEARITIES, cell_facts, cell_for_torch_mode, rnn_cell
 from .._rnn_base import parameter_name
 from ._conversion import (SUPPORTED_DTYPES, Model, build_layer, check_model, gates_from_rnnfast, gates_to_rnnfast,
                           import_optional, permute_gates)
@@ -22,8 +22,9 @@ __all__ = ["from_onnx", "to_onnx"]
 # GRU's n 'h'): LSTM i, o, f, c; GRU z, r, h.
 _ONNX_GATES = {"rnn": ("h",), "lstm": ("i", "o", "f", "g"), "gru": ("z", "r", "n")}
 
-# The recurrent operators: the layer classes of rnnfast's cells ('RNN', 'LSTM', 'GRU').
-_ONNX_OPS = {f.layer_class for f in CELL_FACTS}
+# The ONNX operator of each cell family, and the set of them.
+_ONNX_OP = {"rnn": "RNN", "lstm": "LSTM", "gru": "GRU"}
+_ONNX_OPS = set(_ONNX_OP.values())
 _ONNX_ATTRIBUTES = {
     "RNN": {"activation_alpha", "activation_beta", "activations", "clip", "direction", "hidden_size", "layout",
             "output_sequence"},
@@ -415,7 +416,7 @@ def to_onnx(model: Model, path: Optional[Union[str, os.PathLike]] = None, *, ops
 
     facts = cell_for_torch_mode(model.mode)
     cell, family = facts.name, facts.family
-    op = facts.layer_class
+    op = _ONNX_OP[family]
     L, D, H, I = model.num_layers, model.num_directions, model.hidden_size, model.input_size
     elem = TensorProto.DOUBLE if model.dtype == np.float64 else TensorProto.FLOAT
     lstm, bf = facts.cell_state, model.batch_first
