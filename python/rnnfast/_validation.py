@@ -26,6 +26,8 @@ import numpy as np
 
 from ._cells import CELL_NAMES, RNN_NONLINEARITIES, cell_facts, rnn_cell
 
+_KNOWN_CELLS = frozenset(CELL_NAMES)
+
 
 def gate_count(cell: str) -> int:
     """Number of gates G of ``cell``: weights have G*H rows."""
@@ -60,7 +62,7 @@ def float_dtype(dtype: Any) -> np.dtype:
 
 def check_cell(cell: str) -> str:
     """``cell`` itself if it names a cell, else a ValueError listing the names."""
-    if cell not in CELL_NAMES:
+    if cell not in _KNOWN_CELLS:
         raise ValueError(f"cell must be one of {CELL_NAMES}, got {cell!r}")
     return cell
 

@@ -45,9 +45,9 @@ def from_torch(module: Any) -> Model:
     if not isinstance(module, torch.nn.RNNBase):
         raise TypeError(f"module must be a torch.nn.RNN, torch.nn.LSTM or torch.nn.GRU, got {type(module).__name__}")
     mode = getattr(module, "mode", None)
-    modes = sorted(f.torch_mode for f in CELL_FACTS)
+    modes = {f.torch_mode for f in CELL_FACTS}
     if mode not in modes:
-        raise TypeError(f"module has mode {mode!r}; rnnfast converts the modes {modes}")
+        raise TypeError(f"module has mode {mode!r}; rnnfast converts the modes {sorted(modes)}")
     facts = cell_for_torch_mode(mode)
     cell = facts.name
     base = getattr(torch.nn, facts.layer_class)  # rnnfast's layer classes have torch's names
