@@ -10,6 +10,7 @@ __version__ = "0.1.0"
 import numpy as np
 
 from . import _core, functional, reference
+from ._cells import MAX_THREADS
 from ._types import GRUGrads, LSTMGrads, RNNGrads
 from .functional import gru, gru_backward, lstm, lstm_backward, rnn, rnn_backward
 from .layers import GRU, LSTM, RNN
@@ -46,6 +47,6 @@ def set_num_threads(n: int) -> None:
     the same order. Safe to call while other threads run kernels (they finish on the old setting)."""
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
         raise TypeError(f"n must be an int, got {type(n).__name__}")
-    if not 1 <= n <= 4096:
-        raise ValueError(f"the number of threads must be between 1 and 4096, got {n}")
+    if not 1 <= n <= MAX_THREADS:
+        raise ValueError(f"the number of threads must be between 1 and {MAX_THREADS}, got {n}")
     _core.set_num_threads(int(n))

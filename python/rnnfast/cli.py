@@ -8,7 +8,7 @@ float64, and times rnnfast against the reference on a standard LSTM shape. Exits
 one (see :mod:`rnnfast.demos`).
 
 ``rnnfast bench`` times rnnfast against the NumPy reference and the installed frameworks on identical
-weights (see :mod:`rnnfast.bench`).
+weights (see :mod:`rnnfast._bench`).
 """
 
 from __future__ import annotations
@@ -24,15 +24,17 @@ import numpy as np
 
 import rnnfast
 from rnnfast import functional, reference
+from rnnfast._cells import CELL_NAMES, cell_facts
 
-_GATES = {"rnn_tanh": 1, "rnn_relu": 1, "lstm": 4, "gru": 3}
+__all__ = ["main", "build_parser", "self_check", "time_against_reference"]
+
 # float64 agrees with the reference to round-off; float32 is compared with the float64 reference, and
 # DESIGN.md asks for 1e-5 relative to the largest magnitude of each result.
 _TOLERANCE = {np.float64: 1e-10, np.float32: 1e-5}
 
 
 def _random_problem(cell: str, T: int, B: int, I: int, H: int, dtype, rng: np.random.Generator) -> dict:
-    G = _GATES[cell]
+    G = cell_facts(cell).gates
     scale = 1.0 / np.sqrt(H)
 
     def uniform(*shape):
@@ -45,7 +47,7 @@ def _random_problem(cell: str, T: int, B: int, I: int, H: int, dtype, rng: np.ra
         "d_out": rng.standard_normal((T, B, H)).astype(dtype),
         "d_h_n": rng.standard_normal((B, H)).astype(dtype),
     }
-    if cell == "lstm":
+    if cell_facts(cell).cell_state:
         p["c0"] = rng.standard_normal((B, H)).astype(dtype)
         p["d_c_n"] = rng.standard_normal((B, H)).astype(dtype)
     return p
@@ -65,7 +67,7 @@ def _run(ops, cell: str, p: dict, *, backward: bool = True) -> list[np.ndarray]:
         forward, backward_fn, kw = ops.gru, ops.gru_backward, {}
     else:
         forward, backward_fn = ops.rnn, ops.rnn_backward
-        kw = {"nonlinearity": cell.split("_")[1]}
+        kw = {"nonlinearity": cell_facts(cell).nonlinearity}
     out, h_n, ws = forward(p["x"], p["h0"], p["w_ih"], p["w_hh"], p["b_ih"], p["b_hh"], training=True, **kw)
     results = [out, h_n]
     if backward:
@@ -83,7 +85,7 @@ def self_check(rng: np.random.Generator, write: Callable[[str], None]) -> bool:
     """Native against the float64 reference for every cell and dtype; True when all agree."""
     ok = True
     T, B, I, H = 6, 3, 10, 17  # sizes off every vector width, so the kernels' tails run
-    for cell in _GATES:
+    for cell in CELL_NAMES:
         problem64 = _random_problem(cell, T, B, I, H, np.float64, rng)
         want = _run(reference, cell, problem64)
         for dtype in (np.float32, np.float64):
@@ -180,11 +182,11 @@ def build_parser() -> argparse.ArgumentParser:
                                       "options that follow (rnnfast demo NAME --help shows them).")
     demo.add_argument("name", nargs="?", help="the demo to run")
     demo.add_argument("demo_args", nargs=argparse.REMAINDER, metavar="...", help="options for the demo")
-    from rnnfast import bench as _bench
+    from rnnfast._bench import command_line as bench_command_line
 
     bench = sub.add_parser("bench", help="time rnnfast against NumPy, PyTorch, ONNX Runtime and Keras (those "
-                                         "installed) on identical weights", description=_bench.DESCRIPTION)
-    _bench.add_arguments(bench)
+                                         "installed) on identical weights", description=bench_command_line.DESCRIPTION)
+    bench_command_line.add_arguments(bench)
     return parser
 
 
@@ -197,9 +199,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.command == "demo":
         return _command_demo(args)
     if args.command == "bench":
-        from rnnfast import bench as _bench
+        from rnnfast._bench import command_line as bench_command_line
 
-        return _bench.command(args)
+        return bench_command_line.command(args)
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")
     if args.seed < 0:

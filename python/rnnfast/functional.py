@@ -22,7 +22,8 @@ from typing import Any, Optional, Union
 import numpy as np
 
 from . import _core
-from ._checks import ForwardArgs, output_buffer, prepare_backward, prepare_forward, prepare_lengths, rnn_cell_name
+from ._cells import cell_facts
+from ._validation import ForwardArgs, output_buffer, prepare_backward, prepare_forward, prepare_lengths, rnn_cell_name
 from ._types import GRUGrads, LSTMGrads, RNNGrads
 
 __all__ = [
@@ -60,14 +61,15 @@ class _LengthOrder:
 
 def _forward(a: ForwardArgs, training: bool, out: Optional[np.ndarray], lengths) -> tuple:
     T, B, H = a.T, a.B, a.H
-    lstm = a.cell == "lstm"
+    facts = cell_facts(a.cell)
+    lstm = facts.cell_state
     rows = _LengthOrder(prepare_lengths(lengths, T, B))
     inputs = [a.x, a.h0, a.c0, a.w_ih, a.w_hh, a.b_ih, a.b_hh]
     buffer, copy_back = output_buffer(out, (T, B, H), a.dtype, inputs)
     kernel_out = buffer if rows.order is None else np.empty((T, B, H), dtype=a.dtype)
     h_n = np.empty((B, H), dtype=a.dtype)
     c_n = np.empty((B, H), dtype=a.dtype) if lstm else None
-    workspace = np.empty((T, B, _core.workspace_width(a.cell, H)), dtype=a.dtype) if training else None
+    workspace = np.empty((T, B, facts.workspace_width(H)), dtype=a.dtype) if training else None
     _core.forward(a.cell, rows.sort(a.x, 1), rows.sort(a.h0, 0), rows.sort(a.c0, 0), a.w_ih, a.w_hh, a.b_ih,
                   a.b_hh, kernel_out, h_n, c_n, workspace, rows.lengths)
     if rows.order is not None:
@@ -87,7 +89,7 @@ def _backward(cell: str, d_out, d_h_n, d_c_n, x, h0, c0, w_ih, w_hh, out, worksp
     dt, GH = f.dtype, f.G * f.H
     d_x = np.empty((f.T, f.B, f.I), dtype=dt)
     d_h0 = np.empty((f.B, f.H), dtype=dt)
-    d_c0 = np.empty((f.B, f.H), dtype=dt) if cell == "lstm" else None
+    d_c0 = np.empty((f.B, f.H), dtype=dt) if cell_facts(cell).cell_state else None
     d_w_ih = np.empty((GH, f.I), dtype=dt)
     d_w_hh = np.empty((GH, f.H), dtype=dt)
     d_b_ih = np.empty((GH,), dtype=dt)

@@ -42,7 +42,8 @@ from typing import Any, BinaryIO, Optional, Union
 
 import numpy as np
 
-from .layers import GRU, LSTM, RNN, _RNNBase
+from ._rnn_base import RNNBase
+from .layers import GRU, LSTM, RNN
 
 __all__ = ["save", "load", "FORMAT_VERSION"]
 
@@ -63,7 +64,7 @@ _READ_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, K
 PathOrFile = Union[str, "os.PathLike[str]", BinaryIO]
 
 
-def _config(model: _RNNBase) -> dict:
+def _config(model: RNNBase) -> dict:
     config = {
         "input_size": model.input_size, "hidden_size": model.hidden_size, "num_layers": model.num_layers,
         "bias": model.bias, "batch_first": model.batch_first, "bidirectional": model.bidirectional,
@@ -96,7 +97,7 @@ def save(path: PathOrFile, model: Any) -> None:
     OSError
         If the file cannot be written (e.g. its directory does not exist).
     """
-    if not isinstance(model, _RNNBase):
+    if not isinstance(model, RNNBase):
         raise TypeError(f"model must be an rnnfast RNN, LSTM or GRU layer, got {type(model).__name__}")
     params = {name: np.ascontiguousarray(value) for name, value in model.state_dict().items()}
     meta = {
@@ -141,7 +142,7 @@ def _package_version() -> str:
     return __version__
 
 
-def _base_class_name(model: _RNNBase) -> str:
+def _base_class_name(model: RNNBase) -> str:
     """The rnnfast class a subclass of a layer is saved as (it loads as that class)."""
     for name, cls in _CLASSES.items():
         if isinstance(model, cls):
@@ -153,7 +154,7 @@ class _Invalid(ValueError):
     """A file that is not a valid rnnfast model; the message says why."""
 
 
-def load(path: PathOrFile, *, seed: Optional[int] = None) -> _RNNBase:
+def load(path: PathOrFile, *, seed: Optional[int] = None) -> RNNBase:
     """Read a layer written by :func:`save`.
 
     Parameters
@@ -193,14 +194,14 @@ def load(path: PathOrFile, *, seed: Optional[int] = None) -> _RNNBase:
         return _load_from(f, os.fspath(path), rng)
 
 
-def _load_from(f: BinaryIO, label: str, rng: np.random.Generator) -> _RNNBase:
+def _load_from(f: BinaryIO, label: str, rng: np.random.Generator) -> RNNBase:
     try:
         return _read(f, rng)
     except _Invalid as exc:
         raise ValueError(f"{label}: {exc}") from None
 
 
-def _read(f: BinaryIO, rng: np.random.Generator) -> _RNNBase:
+def _read(f: BinaryIO, rng: np.random.Generator) -> RNNBase:
     start = f.tell() if f.seekable() else None
     magic = f.read(len(_ZIP_MAGIC))
     if magic != _ZIP_MAGIC:

@@ -47,7 +47,7 @@ from typing import Any, Optional, Sequence, Union
 
 import numpy as np
 
-from ._checks import _as_array, _cast, float_dtype, positive_int
+from ._validation import as_array, cast, float_dtype, positive_int
 
 __all__ = [
     "Linear",
@@ -69,7 +69,7 @@ def _nonnegative(name: str, value: Any, *, below_one: bool = False) -> float:
 
 def _float_input(name: str, value: ArrayLike) -> np.ndarray:
     """``value`` as a float32/float64 array (float32 stays float32; anything else real goes to float64)."""
-    arr = _as_array(name, value)
+    arr = as_array(name, value)
     if arr.dtype == np.float32 or arr.dtype == np.float64:
         return arr
     if arr.dtype.kind == "f":  # float16
@@ -145,11 +145,11 @@ class Linear:
                              f"got {sorted(state_dict)}")
         converted = {}
         for name, target in self._params.items():
-            arr = _as_array(f"state_dict[{name!r}]", state_dict[name])
+            arr = as_array(f"state_dict[{name!r}]", state_dict[name])
             if arr.shape != target.shape:
                 raise ValueError(f"load_state_dict for Linear: {name!r} has shape {arr.shape}, "
                                  f"expected {target.shape}")
-            converted[name] = _cast(f"state_dict[{name!r}]", arr, self.dtype)
+            converted[name] = cast(f"state_dict[{name!r}]", arr, self.dtype)
         for name, value in converted.items():
             np.copyto(self._params[name], value)
 
@@ -159,11 +159,11 @@ class Linear:
             g.fill(0)
 
     def _input(self, x: ArrayLike) -> np.ndarray:
-        arr = _as_array("x", x)
+        arr = as_array("x", x)
         if arr.ndim < 1 or arr.shape[-1] != self.in_features:
             raise ValueError(f"x has shape {arr.shape}, expected (..., {self.in_features}) "
                              f"(last axis in_features={self.in_features})")
-        return _cast("x", arr, self.dtype)
+        return cast("x", arr, self.dtype)
 
     def __call__(self, x: ArrayLike) -> np.ndarray:
         """Inference: ``layer(x)`` is ``layer.forward(x, training=False)``."""
@@ -186,11 +186,11 @@ class Linear:
             raise RuntimeError("Linear.backward() needs a preceding forward(x, training=True); none is saved "
                                "(inference calls save nothing, and backward releases what forward saved)")
         expected = x.shape[:-1] + (self.out_features,)
-        d_y = _as_array("d_y", d_y)
+        d_y = as_array("d_y", d_y)
         if d_y.shape != expected:
             raise ValueError(f"d_y has shape {d_y.shape}, expected {expected} (the shape of the training "
                              "forward's output)")
-        d_y = _cast("d_y", d_y, self.dtype)
+        d_y = cast("d_y", d_y, self.dtype)
         d2 = d_y.reshape(-1, self.out_features)
         self.grads["weight"] += d2.T @ x.reshape(-1, self.in_features)
         if "bias" in self._params:
@@ -321,7 +321,7 @@ def mse(pred: ArrayLike, target: ArrayLike, *, mask: Optional[ArrayLike] = None)
         ``2 * w * (pred - target) / sum(w)``.
     """
     p = _float_input("pred", pred)
-    t = _as_array("target", target)
+    t = as_array("target", target)
     if t.shape != p.shape:
         raise ValueError(f"target has shape {t.shape}, expected the shape of pred {p.shape}")
     diff = p - t.astype(p.dtype, copy=False)
@@ -617,7 +617,7 @@ class TruncatedBPTT:
         Returns the chunk's output ``out``; with ``training=True`` the layer saves what
         :meth:`backward` needs.
         """
-        x = _as_array("x_chunk", x_chunk)
+        x = as_array("x_chunk", x_chunk)
         self._check_chunk(x)
         out, state = self.layer.forward(x, self._state, training=training)
         self._state = self._detach(state)

@@ -1,7 +1,7 @@
 """Plain-NumPy reference implementation of the rnnfast functional ops.
 
 This module is the *definition* of what the native kernels in :mod:`rnnfast.functional` compute: the same
-signatures, the same argument checks (:mod:`rnnfast._checks`), the same training workspace layout and the
+signatures, the same argument checks (:mod:`rnnfast._validation`), the same training workspace layout and the
 same results up to rounding. It is written to be read first and to be reasonably fast second: every
 operation is vectorised over the batch, and the input projection of all time steps is one matrix product
 done before the time loop (DESIGN.md section 3), exactly as in the kernels.
@@ -19,7 +19,7 @@ weights; a missing bias is a zero bias). ``x_t`` is (B, I), ``h_t`` and ``c_t`` 
   ``h_t = (1 - z) * n + z * h_{t-1}``.
 
 Training workspace: with ``training=True`` the forward ops also return an array of shape (T, B, W),
-``W = _checks.workspace_width(cell, H)``, holding per (t, b) row, in blocks of H:
+``W = _validation.workspace_width(cell, H)``, holding per (t, b) row, in blocks of H:
 
 - RNN:  nothing (W = 0); the activation's derivative comes from ``out`` (tanh' = 1 - h^2, relu' = [h > 0]).
 - LSTM: ``[i, f, g, o, c_t, tanh(c_t)]`` (W = 6H), gates after their activation.
@@ -39,7 +39,7 @@ stays the state after its last step, which is what ``h_n``/``c_n`` return. Here 
 mask per step (:func:`_running`, :func:`_keep`); backward lets the gradient of a finished row pass
 through the masked steps unchanged and ignores ``d_out`` there.
 
-Everything is computed in the dtype chosen by :func:`rnnfast._checks.prepare_forward` (float32 or
+Everything is computed in the dtype chosen by :func:`rnnfast._validation.prepare_forward` (float32 or
 float64), without upcasting. Results never alias inputs (unless the caller passed an input as ``out``).
 """
 
@@ -50,7 +50,7 @@ from typing import Optional, Union
 import numpy as np
 from numpy.typing import ArrayLike
 
-from . import _checks
+from . import _validation
 from ._types import GRUGrads, LSTMGrads, RNNGrads
 
 __all__ = [
@@ -101,7 +101,7 @@ def _zeros_or_copy(a: Optional[np.ndarray], shape: tuple[int, ...], dtype: np.dt
     return np.zeros(shape, dtype=dtype) if a is None else a.copy()
 
 
-def _input_projection(args: _checks.ForwardArgs, bias: Optional[np.ndarray]) -> np.ndarray:
+def _input_projection(args: _validation.ForwardArgs, bias: Optional[np.ndarray]) -> np.ndarray:
     """``x_t @ W_ih^T + bias`` for all T steps at once: one (T*B, I) x (I, G*H) product, shape (T, B, G*H)."""
     T, B, I = args.T, args.B, args.I
     gx = args.x.reshape(T * B, I) @ args.w_ih.T
@@ -119,14 +119,14 @@ def _previous_states(out: np.ndarray, h0: Optional[np.ndarray]) -> np.ndarray:
     return h_prev
 
 
-def _start_output(args: _checks.ForwardArgs, out, training: bool):
+def _start_output(args: _validation.ForwardArgs, out, training: bool):
     """Output buffer (possibly the caller's ``out``), whether it must be copied back, and the workspace."""
     T, B, H = args.T, args.B, args.H
     inputs = [args.x, args.h0, args.c0, args.w_ih, args.w_hh, args.b_ih, args.b_hh]
-    buf, copy_back = _checks.output_buffer(out, (T, B, H), args.dtype, inputs)
+    buf, copy_back = _validation.output_buffer(out, (T, B, H), args.dtype, inputs)
     workspace = None
     if training:
-        workspace = np.empty((T, B, _checks.workspace_width(args.cell, H)), dtype=args.dtype)
+        workspace = np.empty((T, B, _validation.workspace_width(args.cell, H)), dtype=args.dtype)
     return buf, copy_back, workspace
 
 
@@ -216,17 +216,17 @@ def rnn(
     Raises
     ------
     TypeError, ValueError
-        For bad arguments, naming the argument (see :mod:`rnnfast._checks`).
+        For bad arguments, naming the argument (see :mod:`rnnfast._validation`).
     """
-    cell = _checks.rnn_cell_name(nonlinearity)
-    args = _checks.prepare_forward(cell, x, h0, None, w_ih, w_hh, b_ih, b_hh)
+    cell = _validation.rnn_cell_name(nonlinearity)
+    args = _validation.prepare_forward(cell, x, h0, None, w_ih, w_hh, b_ih, b_hh)
     buf, copy_back, workspace = _start_output(args, out, training)
 
     # Both biases are added to the same pre-activation: fold them into the input projection.
     bias = None if args.b_ih is None else args.b_ih + args.b_hh
     gx = _input_projection(args, bias)  # (T, B, H)
 
-    steps = _checks.prepare_lengths(lengths, args.T, args.B)
+    steps = _validation.prepare_lengths(lengths, args.T, args.B)
     h = _zeros_or_copy(args.h0, (args.B, args.H), args.dtype)
     for t in range(args.T):
         running = _running(steps, t)
@@ -286,13 +286,13 @@ def rnn_backward(
     The activation's derivative is read from the output: ``tanh'(pre) = 1 - h_t^2``,
     ``relu'(pre) = 1 if h_t > 0 else 0``.
     """
-    cell = _checks.rnn_cell_name(nonlinearity)
-    a = _checks.prepare_backward(cell, d_out, d_h_n, None, x, h0, None, w_ih, w_hh, out, workspace)
+    cell = _validation.rnn_cell_name(nonlinearity)
+    a = _validation.prepare_backward(cell, d_out, d_h_n, None, x, h0, None, w_ih, w_hh, out, workspace)
     f = a.fwd
     T, B, H = f.T, f.B, f.H
 
     dG = np.empty((T, B, H), dtype=f.dtype)  # gradient of the pre-activation at every step
-    steps = _checks.prepare_lengths(lengths, T, B)
+    steps = _validation.prepare_lengths(lengths, T, B)
     dh = _zeros_or_copy(a.d_h_n, (B, H), f.dtype)  # running gradient w.r.t. h_t from later steps
     for t in reversed(range(T)):
         running = _running(steps, t)
@@ -366,14 +366,14 @@ def lstm(
     TypeError, ValueError
         For bad arguments, naming the argument.
     """
-    args = _checks.prepare_forward("lstm", x, h0, c0, w_ih, w_hh, b_ih, b_hh)
+    args = _validation.prepare_forward("lstm", x, h0, c0, w_ih, w_hh, b_ih, b_hh)
     buf, copy_back, workspace = _start_output(args, out, training)
     B, H = args.B, args.H
 
     bias = None if args.b_ih is None else args.b_ih + args.b_hh
     gx = _input_projection(args, bias)  # (T, B, 4H)
 
-    steps = _checks.prepare_lengths(lengths, args.T, B)
+    steps = _validation.prepare_lengths(lengths, args.T, B)
     h = _zeros_or_copy(args.h0, (B, H), args.dtype)
     c = _zeros_or_copy(args.c0, (B, H), args.dtype)
     for t in range(args.T):
@@ -443,13 +443,13 @@ def lstm_backward(
         d_g  = dc * i * (1 - g^2)           d_o = dh * tanh(c_t) * o * (1 - o)
         dc_{t-1} = dc * f                   dh_{t-1} = [d_i, d_f, d_g, d_o] @ W_hh
     """
-    a = _checks.prepare_backward("lstm", d_out, d_h_n, d_c_n, x, h0, c0, w_ih, w_hh, out, workspace)
+    a = _validation.prepare_backward("lstm", d_out, d_h_n, d_c_n, x, h0, c0, w_ih, w_hh, out, workspace)
     fa = a.fwd
     T, B, H = fa.T, fa.B, fa.H
     ws_i, ws_f, ws_g, ws_o, ws_c, ws_tanh_c = _gates(a.workspace, 6)  # each (T, B, H)
 
     dG = np.empty((T, B, 4 * H), dtype=fa.dtype)
-    steps = _checks.prepare_lengths(lengths, T, B)
+    steps = _validation.prepare_lengths(lengths, T, B)
     dh = _zeros_or_copy(a.d_h_n, (B, H), fa.dtype)
     dc = _zeros_or_copy(a.d_c_n, (B, H), fa.dtype)
     for t in reversed(range(T)):
@@ -535,14 +535,14 @@ def gru(
     TypeError, ValueError
         For bad arguments, naming the argument.
     """
-    args = _checks.prepare_forward("gru", x, h0, None, w_ih, w_hh, b_ih, b_hh)
+    args = _validation.prepare_forward("gru", x, h0, None, w_ih, w_hh, b_ih, b_hh)
     buf, copy_back, workspace = _start_output(args, out, training)
     B, H = args.B, args.H
 
     # Biases cannot all be folded: b_hn sits inside r * (W_hn h + b_hn). Keep the two sides apart.
     gi_all = _input_projection(args, args.b_ih)  # (T, B, 3H)
 
-    steps = _checks.prepare_lengths(lengths, args.T, B)
+    steps = _validation.prepare_lengths(lengths, args.T, B)
     h = _zeros_or_copy(args.h0, (B, H), args.dtype)
     for t in range(args.T):
         running = _running(steps, t)
@@ -613,7 +613,7 @@ def gru_backward(
         dGh = [d_r_pre, d_z_pre, d_n_pre * r]      (gradient of gh = W_hh h_{t-1} + b_hh)
         dh_{t-1} = dh * z + dGh @ W_hh
     """
-    a = _checks.prepare_backward("gru", d_out, d_h_n, None, x, h0, None, w_ih, w_hh, out, workspace)
+    a = _validation.prepare_backward("gru", d_out, d_h_n, None, x, h0, None, w_ih, w_hh, out, workspace)
     fa = a.fwd
     T, B, H = fa.T, fa.B, fa.H
     ws_r, ws_z, ws_n, ws_gh_n = _gates(a.workspace, 4)  # each (T, B, H)
@@ -621,7 +621,7 @@ def gru_backward(
 
     dGi = np.empty((T, B, 3 * H), dtype=fa.dtype)  # gradient of the input-side pre-activations gi
     dGh = np.empty((T, B, 3 * H), dtype=fa.dtype)  # gradient of the recurrent pre-activations gh
-    steps = _checks.prepare_lengths(lengths, T, B)
+    steps = _validation.prepare_lengths(lengths, T, B)
     dh = _zeros_or_copy(a.d_h_n, (B, H), fa.dtype)
     for t in reversed(range(T)):
         running = _running(steps, t)

@@ -1,6 +1,6 @@
 """Streaming inference: advance a model one time step per call, the state kept inside.
 
-Made by a layer's :meth:`~rnnfast.layers._RNNBase.stepper`. The weights are copied and packed for the
+Made by a layer's :meth:`~rnnfast._rnn_base.RNNBase.stepper`. The weights are copied and packed for the
 kernels when the stepper is made (later changes to the layer's parameters do not reach it: make a new
 stepper), and every buffer a step needs is allocated then too, so a step in steady state allocates
 nothing in the kernels; pass ``out=`` and it allocates nothing in Python either.
@@ -22,7 +22,10 @@ from typing import Any, Optional, Union
 import numpy as np
 
 from . import _core
-from ._checks import _as_array, _cast
+from ._cells import cell_for_torch_mode
+from ._validation import as_array, cast
+
+__all__ = ["Stepper"]
 
 State = Union[np.ndarray, tuple]
 
@@ -55,8 +58,9 @@ class Stepper:
         self._unbatched = batch is None
         self._batch = 1 if batch is None else int(batch)
         self._dtype = layer.dtype
+        facts = cell_for_torch_mode(layer.mode)
         self._cell_kind = layer.mode
-        self._lstm = layer.mode == "LSTM"
+        self._lstm = facts.cell_state
         self._batch_first = layer.batch_first
         self._num_layers = layer.num_layers
         self._input_size = layer.input_size
@@ -67,8 +71,7 @@ class Stepper:
             b_ih = params.get(f"bias_ih_l{k}")
             b_hh = params.get(f"bias_hh_l{k}")
             weights.append((params[f"weight_ih_l{k}"], params[f"weight_hh_l{k}"], b_ih, b_hh))
-        cell = {"RNN_TANH": "rnn_tanh", "RNN_RELU": "rnn_relu", "LSTM": "lstm", "GRU": "gru"}[layer.mode]
-        self._impl = _core.Stepper(cell, self._hidden_size, self._batch, weights)
+        self._impl = _core.Stepper(facts.name, self._hidden_size, self._batch, weights)
         self._step_shape = (self._input_size,) if self._unbatched else (self._batch, self._input_size)
         self._out_shape = (self._hidden_size,) if self._unbatched else (self._batch, self._hidden_size)
 
@@ -79,10 +82,10 @@ class Stepper:
 
     def _x(self, name: str, value: Any, shape: tuple) -> np.ndarray:
         # Arrays that need no conversion never get here when out is fine (_core.Stepper.step takes them).
-        arr = _as_array(name, value)
+        arr = as_array(name, value)
         if arr.shape != shape:
             raise ValueError(f"{name} has shape {arr.shape}, expected {shape}")
-        return _cast(name, arr, self._dtype)
+        return cast(name, arr, self._dtype)
 
     def _out(self, out: Optional[np.ndarray], shape: tuple) -> np.ndarray:
         if out is None:
@@ -133,12 +136,12 @@ class Stepper:
         ndarray of the top layer's outputs, (T, batch, hidden_size) in the layer's layout, or
         (T, hidden_size) unbatched.
         """
-        arr = _as_array("x_chunk", x_chunk)
+        arr = as_array("x_chunk", x_chunk)
         if self._unbatched:
             if arr.ndim != 2 or arr.shape[1] != self._input_size:
                 raise ValueError(f"x_chunk has shape {arr.shape}, expected (steps, {self._input_size})")
             steps = arr.shape[0]
-            x = _cast("x_chunk", arr, self._dtype).reshape(steps, 1, self._input_size)
+            x = cast("x_chunk", arr, self._dtype).reshape(steps, 1, self._input_size)
         else:
             layout = (self._batch, None) if self._batch_first else (None, self._batch)
             if arr.ndim != 3 or arr.shape[2] != self._input_size or any(
@@ -150,7 +153,7 @@ class Stepper:
                 )
             if self._batch_first:
                 arr = arr.transpose(1, 0, 2)
-            x = _cast("x_chunk", arr, self._dtype)
+            x = cast("x_chunk", arr, self._dtype)
             steps = x.shape[0]
         y = np.empty((steps, self._batch, self._hidden_size), dtype=self._dtype)
         self._impl.run(x, y)

@@ -24,24 +24,19 @@ from typing import Any, Optional
 
 import numpy as np
 
-CELLS = ("rnn_tanh", "rnn_relu", "lstm", "gru")
-_GATES = {"rnn_tanh": 1, "rnn_relu": 1, "lstm": 4, "gru": 3}
-# Per (t, b) row of the workspace, in units of H:
-#   LSTM: [i, f, g, o, c_t, tanh(c_t)]  (gates after their activation)
-#   GRU:  [r, z, n, W_hn h_{t-1} + b_hn] (gates after their activation)
-#   RNN:  nothing: the output h_t alone gives the activation's derivative.
-_WORKSPACE_UNITS = {"rnn_tanh": 0, "rnn_relu": 0, "lstm": 6, "gru": 4}
-_CELL_TITLE = {"rnn_tanh": "RNN", "rnn_relu": "RNN", "lstm": "LSTM", "gru": "GRU"}
+from ._cells import CELL_NAMES, RNN_NONLINEARITIES, cell_facts, rnn_cell
+
+_KNOWN_CELLS = frozenset(CELL_NAMES)
 
 
 def gate_count(cell: str) -> int:
     """Number of gates G of ``cell``: weights have G*H rows."""
-    return _GATES[check_cell(cell)]
+    return cell_facts(check_cell(cell)).gates
 
 
 def workspace_width(cell: str, hidden_size: int) -> int:
     """Width W of the training workspace (T, B, W) that ``cell``'s forward saves for its backward."""
-    return _WORKSPACE_UNITS[check_cell(cell)] * int(hidden_size)
+    return cell_facts(check_cell(cell)).workspace_width(hidden_size)
 
 
 def positive_int(name: str, value: Any) -> int:
@@ -66,19 +61,21 @@ def float_dtype(dtype: Any) -> np.dtype:
 
 
 def check_cell(cell: str) -> str:
-    if cell not in _GATES:
-        raise ValueError(f"cell must be one of {CELLS}, got {cell!r}")
+    """``cell`` itself if it names a cell, else a ValueError listing the names."""
+    if cell not in _KNOWN_CELLS:
+        raise ValueError(f"cell must be one of {CELL_NAMES}, got {cell!r}")
     return cell
 
 
 def rnn_cell_name(nonlinearity: str) -> str:
     """'tanh' -> 'rnn_tanh', 'relu' -> 'rnn_relu'; anything else is a ValueError."""
-    if nonlinearity not in ("tanh", "relu"):
+    if nonlinearity not in RNN_NONLINEARITIES:
         raise ValueError(f"nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
-    return "rnn_" + nonlinearity
+    return rnn_cell(nonlinearity).name
 
 
-def _as_array(name: str, value: Any) -> np.ndarray:
+def as_array(name: str, value: Any) -> np.ndarray:
+    """``value`` as an ndarray of real numbers (any such dtype); TypeError naming ``name`` otherwise."""
     try:
         arr = np.asarray(value)
     except Exception as exc:  # ragged lists and the like
@@ -107,19 +104,21 @@ def result_dtype(arrays: list[np.ndarray]) -> np.dtype:
     return np.dtype(np.float64)
 
 
-def _cast(name: str, arr: np.ndarray, dtype: np.dtype) -> np.ndarray:
+def cast(name: str, arr: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """``arr`` as a C-contiguous aligned array of ``dtype`` (a TypeError unless NumPy's 'same_kind' rule allows)."""
     if not np.can_cast(arr.dtype, dtype, casting="same_kind"):
         raise TypeError(f"{name} has dtype {arr.dtype}, which cannot be cast to {dtype} by the 'same_kind' rule")
-    return _c_aligned(np.ascontiguousarray(arr, dtype=dtype))
+    return c_aligned(np.ascontiguousarray(arr, dtype=dtype))
 
 
-def _c_aligned(arr: np.ndarray) -> np.ndarray:
+def c_aligned(arr: np.ndarray) -> np.ndarray:
     """``arr`` if the kernels can read it in place, else an aligned copy (a byte-offset view of a buffer
     is C-contiguous but misaligned, and the binding refuses misaligned arrays)."""
     return arr if arr.flags.aligned else arr.copy()
 
 
 def check_shape(name: str, arr: np.ndarray, expected: tuple[int, ...], meaning: str) -> None:
+    """A ValueError naming ``name``, both shapes and what ``expected`` means, unless ``arr`` has that shape."""
     if arr.shape != tuple(expected):
         raise ValueError(f"{name} has shape {arr.shape}, expected {tuple(expected)} {meaning}")
 
@@ -149,18 +148,18 @@ def prepare_forward(cell, x, h0, c0, w_ih, w_hh, b_ih, b_hh, promote_with: tuple
 
     ``promote_with``: further arrays whose dtypes take part in choosing the computation's dtype.
     """
-    check_cell(cell)
-    title = _CELL_TITLE[cell]
-    G = _GATES[cell]
+    facts = cell_facts(check_cell(cell))
+    title = facts.layer_class
+    G = facts.gates
     named = {"x": x, "h0": h0, "c0": c0, "w_ih": w_ih, "w_hh": w_hh, "b_ih": b_ih, "b_hh": b_hh}
-    if cell != "lstm" and c0 is not None:
+    if not facts.cell_state and c0 is not None:
         raise ValueError(f"c0 is only used by the LSTM, not by the {title}")
     if (b_ih is None) != (b_hh is None):
         raise ValueError("b_ih and b_hh must both be given or both be None (no bias)")
     for required in ("x", "w_ih", "w_hh"):
         if named[required] is None:
             raise TypeError(f"{required} is required, got None")
-    arrays = {k: _as_array(k, v) for k, v in named.items() if v is not None}
+    arrays = {k: as_array(k, v) for k, v in named.items() if v is not None}
     dtype = result_dtype(list(arrays.values()) + list(promote_with))
 
     xa, wih, whh = arrays["x"], arrays["w_ih"], arrays["w_hh"]
@@ -185,7 +184,7 @@ def prepare_forward(cell, x, h0, c0, w_ih, w_hh, b_ih, b_hh, promote_with: tuple
         if s in arrays:
             check_shape(s, arrays[s], (B, H), f"= (batch, hidden_size) for x {xa.shape} and hidden_size {H}")
 
-    conv = {k: _cast(k, v, dtype) for k, v in arrays.items()}
+    conv = {k: cast(k, v, dtype) for k, v in arrays.items()}
     return ForwardArgs(
         cell=cell, dtype=dtype, T=T, B=B, I=I, H=H, G=G,
         x=conv["x"], h0=conv.get("h0"), c0=conv.get("c0"), w_ih=conv["w_ih"], w_hh=conv["w_hh"],
@@ -262,10 +261,10 @@ def prepare_backward(cell, d_out, d_h_n, d_c_n, x, h0, c0, w_ih, w_hh, out, work
     for required, value in (("out", out), ("workspace", workspace)):
         if value is None:
             raise TypeError(f"{required} is required (from the forward op with training=True), got None")
-    out_arr, ws_arr = _as_array("out", out), _as_array("workspace", workspace)
+    out_arr, ws_arr = as_array("out", out), as_array("workspace", workspace)
     fwd = prepare_forward(cell, x, h0, c0, w_ih, w_hh, None, None, promote_with=(out_arr, ws_arr))
-    if cell != "lstm" and d_c_n is not None:
-        raise ValueError(f"d_c_n is only used by the LSTM, not by the {_CELL_TITLE[cell]}")
+    if not cell_facts(cell).cell_state and d_c_n is not None:
+        raise ValueError(f"d_c_n is only used by the LSTM, not by the {cell_facts(cell).layer_class}")
     T, B, H = fwd.T, fwd.B, fwd.H
     W = workspace_width(cell, H)
     saved = {}
@@ -279,13 +278,13 @@ def prepare_backward(cell, d_out, d_h_n, d_c_n, x, h0, c0, w_ih, w_hh, out, work
                 f"{name} has dtype {arr.dtype} but the computation runs in {fwd.dtype}: pass the arrays the "
                 "forward op returned with training=True"
             )
-        saved[name] = _c_aligned(np.ascontiguousarray(arr))
+        saved[name] = c_aligned(np.ascontiguousarray(arr))
     grads = {}
     for name, value, shape in (("d_out", d_out, (T, B, H)), ("d_h_n", d_h_n, (B, H)), ("d_c_n", d_c_n, (B, H))):
         if value is None:
             grads[name] = None
             continue
-        arr = _as_array(name, value)
+        arr = as_array(name, value)
         check_shape(name, arr, shape, "(the shape of the matching forward result)")
-        grads[name] = _cast(name, arr, fwd.dtype)
+        grads[name] = cast(name, arr, fwd.dtype)
     return BackwardArgs(fwd=fwd, out=saved["out"], workspace=saved["workspace"], **grads)

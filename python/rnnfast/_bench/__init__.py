@@ -1,0 +1,38 @@
+"""``rnnfast bench``: rnnfast against the other CPU implementations a user could run instead.
+
+For every (scenario, cell) row it builds one rnnfast model with a fixed seed and gives exactly its
+weights to every peer that is importable:
+
+- ``numpy``: :mod:`rnnfast.reference`, plain NumPy, which is the "naive NumPy" way to write an RNN
+  (the input projection of all steps as one matrix product, then ``h @ W_hh.T`` and the gate math per step);
+- ``torch``: ``torch.nn.RNN`` / ``LSTM`` / ``GRU`` (inference under ``torch.no_grad``; training with
+  autograd), and for streaming ``torch.nn.RNNCell`` / ``LSTMCell`` / ``GRUCell`` called once per step;
+- ``onnxruntime``: the model exported with :func:`rnnfast.to_onnx`, run by an ONNX Runtime CPU session;
+  for streaming the same graph is called once per step with T = 1, the state passed in and out;
+- ``keras``: Keras 3 ``SimpleRNN`` / ``LSTM`` / ``GRU`` (on whichever backend Keras is configured for, the
+  torch backend unless ``KERAS_BACKEND`` says otherwise), sequence inference only.
+
+TensorFlow and JAX are not measured on their own (Keras covers them when it runs on them).
+
+Before timing a row, every implementation runs once on the same input and its results (outputs and
+final states; for training also the input and parameter gradients; for streaming every step's output)
+are compared with rnnfast's: the largest absolute difference is printed, and a row whose peer differs
+by more than 1e-4 relative to the magnitude of the result is flagged and makes the command exit 1.
+
+Timing: the implementations of a row take turns (round robin, the starting one rotating), each turn a
+pause of ``SETTLE_SECONDS`` (so that the previous implementation's idle threads have stopped spinning),
+untimed calls for ``WARM_SECONDS`` and a timed sample of enough calls to last about a millisecond; a row reports the
+median of its samples per call (per step for streaming). Sequence scenarios report milliseconds per
+call, streaming reports microseconds per step. GFLOP/s counts ``2*T*B*G*H*(I+H)`` floating-point
+operations for a forward pass (G gates), three times that for forward + backward, and it is given as a
+fraction of the float32 matrix-multiply rate NumPy's BLAS reaches in the same run (the best of a few
+``n x n @ n x n`` products, n = 2048, at the start and again at the end; the better of the two). Every framework gets the same thread count (``--threads``;
+NumPy's OpenBLAS too where it can be set at run time).
+
+``python -m rnnfast bench --help`` lists the options; :func:`rnnfast._bench.measure.run` is the programmatic
+entry point and returns what ``--json`` writes.
+
+Modules: :mod:`.scenarios` (shapes, cells, the problem of a row), :mod:`.peers` (finding the peers and
+their implementations), :mod:`.timing`, :mod:`.measure` (the run), :mod:`.report` (table, summary,
+chart) and :mod:`.command_line` (the options and the command).
+"""

@@ -1,0 +1,372 @@
+"""The peers rnnfast is timed against, how each is found (:func:`detect_peers`), and each one's
+implementation of a row (:func:`build_impl`): rnnfast itself, the NumPy reference, PyTorch, ONNX
+Runtime and Keras, all on the weights of the row's rnnfast model."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass
+from typing import Any, Callable, Optional, Sequence
+
+import numpy as np
+
+import rnnfast
+from .. import reference
+
+from .._cells import cell_facts
+from .scenarios import Problem
+
+PEERS: dict[str, str] = {
+    "numpy": "NumPy reference",
+    "torch": "PyTorch",
+    "onnxruntime": "ONNX Runtime",
+    "keras": "Keras",
+}
+PEER_ALIASES = {"numpy": "numpy", "reference": "numpy", "torch": "torch", "pytorch": "torch",
+                 "onnxruntime": "onnxruntime", "ort": "onnxruntime", "onnx": "onnxruntime", "keras": "keras"}
+
+
+class NotMeasured(Exception):
+    """A peer that cannot run a scenario; the message says why."""
+
+
+@dataclass
+class Impl:
+    """One implementation of one row: ``fn`` is what is timed (one call, or for streaming ``T`` steps);
+    ``check`` runs it from the zero state and returns its results in the canonical order:
+    inference ``[out, h_n(, c_n)]``, streaming ``[outputs of every step]``, training
+    ``[out, d_x, d_w_ih, d_w_hh, d_b_ih, d_b_hh]``; shapes as in rnnfast."""
+
+    fn: Callable[[], object]
+    check: Callable[[], list]
+    steps: int = 1  # calls to the model per fn() (streaming: the steps of a sample)
+
+
+def _stepwise_impl(run_steps: Callable, state: dict, zeros, steps: int) -> Impl:
+    """A streaming peer driven one step per call: ``run_steps(outs)`` advances every step from
+    ``state`` (appending each output to ``outs`` when given); the check runs them from the zero
+    state and leaves the state at zero again."""
+
+    def check():
+        state["h"] = state["c"] = zeros
+        outs: list = []
+        run_steps(outs)
+        state["h"] = state["c"] = zeros
+        return [np.stack(outs)]
+
+    return Impl(run_steps, check, steps=steps)
+
+
+def rnnfast_impl(p: Problem) -> Impl:
+    kind, m, x = p.scenario.kind, p.model, p.x
+    if kind == "infer":
+        return Impl(lambda: m(x), lambda: _flat(m(x)))
+    if kind == "train":
+        d_out = p.d_out
+
+        def train():
+            m.zero_grad()
+            out, _ = m.forward(x, training=True)
+            d_x, _ = m.backward(d_out)
+            return out, d_x
+
+        def check():
+            out, d_x = train()
+            g = m.grads
+            return [out, d_x, g["weight_ih_l0"], g["weight_hh_l0"], g["bias_ih_l0"], g["bias_hh_l0"]]
+
+        return Impl(train, check)
+    s = m.stepper(batch=p.scenario.B)
+    xs = list(x)  # (B, I) views: what a caller feeding a stream holds
+    y = np.empty((p.scenario.B, p.scenario.H), dtype=np.float32)
+    step = s.step
+
+    def stream():
+        for x_t in xs:
+            step(x_t, out=y)
+
+    def check():
+        s.reset()
+        outs = [step(x_t, out=y).copy() for x_t in xs]
+        s.reset()
+        return [np.stack(outs)]
+
+    return Impl(stream, check, steps=len(xs))
+
+
+def numpy_impl(p: Problem) -> Impl:
+    kind, cell, x = p.scenario.kind, p.cell, p.x
+    w = p.params
+    w_ih, w_hh, b_ih, b_hh = w["weight_ih_l0"], w["weight_hh_l0"], w["bias_ih_l0"], w["bias_hh_l0"]
+    lstm = cell == "lstm"
+    if cell == "lstm":
+        forward = lambda x, h, c, **kw: reference.lstm(x, h, c, w_ih, w_hh, b_ih, b_hh, **kw)  # noqa: E731
+    elif cell == "gru":
+        forward = lambda x, h, c, **kw: reference.gru(x, h, w_ih, w_hh, b_ih, b_hh, **kw)  # noqa: E731
+    else:
+        forward = lambda x, h, c, **kw: reference.rnn(x, h, w_ih, w_hh, b_ih, b_hh, **kw)  # noqa: E731
+    if kind == "infer":
+        def infer():
+            r = forward(x, None, None)
+            return [r[0], r[1][None]] + ([r[2][None]] if lstm else [])
+
+        return Impl(infer, infer)
+    if kind == "train":
+        d_out = p.d_out
+
+        def train():
+            if lstm:
+                out, _, _, ws = forward(x, None, None, training=True)
+                g = reference.lstm_backward(d_out, None, None, x, None, None, w_ih, w_hh, out, ws)
+            elif cell == "gru":
+                out, _, ws = forward(x, None, None, training=True)
+                g = reference.gru_backward(d_out, None, x, None, w_ih, w_hh, out, ws)
+            else:
+                out, _, ws = forward(x, None, None, training=True)
+                g = reference.rnn_backward(d_out, None, x, None, w_ih, w_hh, out, ws)
+            return [out, g.d_x, g.d_w_ih, g.d_w_hh, g.d_b_ih, g.d_b_hh]
+
+        return Impl(train, train)
+    B, H = p.scenario.B, p.scenario.H
+    xs = [x[t:t + 1] for t in range(x.shape[0])]  # (1, B, I): one step of the functional op
+    zeros = np.zeros((B, H), dtype=np.float32)
+    state = {"h": zeros, "c": zeros}
+
+    def run_steps(outs=None):
+        h, c = state["h"], state["c"]
+        for x_t in xs:
+            r = forward(x_t, h, c)
+            h = r[1]
+            if lstm:
+                c = r[2]
+            if outs is not None:
+                outs.append(r[0][0])
+        state["h"], state["c"] = h, c
+
+    return _stepwise_impl(run_steps, state, zeros, len(xs))
+
+
+def torch_impl(p: Problem, torch) -> Impl:
+    kind, cell, x = p.scenario.kind, p.cell, p.x
+    I, H = p.scenario.I, p.scenario.H
+    sd = {k: torch.from_numpy(v.copy()) for k, v in p.params.items()}
+    lstm = cell == "lstm"
+    if kind == "stream":
+        cls = getattr(torch.nn, cell_facts(cell).layer_class + "Cell")  # torch.nn.LSTMCell, ...
+        module = cls(I, H).eval()
+        module.load_state_dict({k[:-3]: v for k, v in sd.items()})  # weight_ih_l0 -> weight_ih
+        xs = list(torch.from_numpy(x))
+        zeros = torch.zeros(p.scenario.B, H)
+        state = {"h": zeros, "c": zeros}
+
+        def run_steps(outs=None):
+            with torch.no_grad():
+                h, c = state["h"], state["c"]
+                for x_t in xs:
+                    if lstm:
+                        h, c = module(x_t, (h, c))
+                    else:
+                        h = module(x_t, h)
+                    if outs is not None:
+                        outs.append(h.numpy().copy())
+                state["h"], state["c"] = h, c
+
+        return _stepwise_impl(run_steps, state, zeros, len(xs))
+
+    cls = getattr(torch.nn, cell_facts(cell).layer_class)  # torch.nn.LSTM, ...
+    module = cls(I, H)
+    module.load_state_dict(sd)
+    if kind == "infer":
+        module.eval()
+        xt = torch.from_numpy(x)
+
+        def infer():
+            with torch.no_grad():
+                return module(xt)
+
+        def check():
+            out, state = infer()
+            states = list(state) if lstm else [state]
+            return [out.numpy()] + [s.numpy() for s in states]
+
+        return Impl(infer, check)
+
+    xt = torch.from_numpy(x.copy()).requires_grad_(True)
+    d = torch.from_numpy(p.d_out)
+
+    def train():
+        module.zero_grad(set_to_none=True)
+        xt.grad = None
+        out, _ = module(xt)
+        out.backward(d)
+        return out
+
+    def check():
+        out = train()
+        return [out.detach().numpy(), xt.grad.numpy(), module.weight_ih_l0.grad.numpy(),
+                module.weight_hh_l0.grad.numpy(), module.bias_ih_l0.grad.numpy(), module.bias_hh_l0.grad.numpy()]
+
+    return Impl(train, check)
+
+
+def onnxruntime_impl(p: Problem, ort, threads: int) -> Impl:
+    kind, lstm, x = p.scenario.kind, p.cell == "lstm", p.x
+    if kind == "train":
+        raise NotMeasured("inference only")
+    try:
+        proto = rnnfast.to_onnx(p.model)
+    except Exception as exc:  # a converter that refuses or is missing: skip the peer, say why
+        raise NotMeasured(f"rnnfast.to_onnx failed: {type(exc).__name__}: {exc}") from None
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.log_severity_level = 3
+    sess = ort.InferenceSession(proto.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+    B, H = p.scenario.B, p.scenario.H
+    zeros = np.zeros((1, B, H), dtype=np.float32)
+    run = sess.run
+    if kind == "infer":
+        feed = {"x": x, "h0": zeros}
+        if lstm:
+            feed["c0"] = zeros
+
+        def infer():
+            return run(None, feed)
+
+        return Impl(infer, lambda: list(infer()))
+
+    xs = [x[t:t + 1] for t in range(x.shape[0])]
+    state = {"h": zeros, "c": zeros}
+
+    def run_steps(outs=None):
+        h, c = state["h"], state["c"]
+        for x_t in xs:
+            if lstm:
+                y, h, c = run(None, {"x": x_t, "h0": h, "c0": c})
+            else:
+                y, h = run(None, {"x": x_t, "h0": h})
+            if outs is not None:
+                outs.append(y[0])
+        state["h"], state["c"] = h, c
+
+    return _stepwise_impl(run_steps, state, zeros, len(xs))
+
+
+def keras_impl(p: Problem, keras) -> Impl:
+    kind, cell = p.scenario.kind, p.cell
+    if kind == "train":
+        raise NotMeasured("training not measured (Keras trains through its fit loop)")
+    if kind == "stream":
+        raise NotMeasured("streaming not measured")
+    H = p.scenario.H
+    w = p.params
+    w_ih, w_hh, b_ih, b_hh = w["weight_ih_l0"], w["weight_hh_l0"], w["bias_ih_l0"], w["bias_hh_l0"]
+    kw = dict(return_sequences=True, return_state=True)
+    if cell == "lstm":  # Keras gates i, f, c, o: PyTorch's order; one bias
+        layer = keras.layers.LSTM(H, **kw)
+        weights = [w_ih.T, w_hh.T, b_ih + b_hh]
+    elif cell == "gru":  # Keras gates z, r, h; reset_after=True is PyTorch's GRU; biases (2, 3H)
+        layer = keras.layers.GRU(H, reset_after=True, **kw)
+        perm = np.concatenate([np.arange(H, 2 * H), np.arange(0, H), np.arange(2 * H, 3 * H)])
+        weights = [w_ih[perm].T, w_hh[perm].T, np.stack([b_ih[perm], b_hh[perm]])]
+    else:
+        layer = keras.layers.SimpleRNN(H, activation="tanh", **kw)
+        weights = [w_ih.T, w_hh.T, b_ih + b_hh]
+    xb = np.ascontiguousarray(p.x.transpose(1, 0, 2))  # Keras is batch-major
+    layer(xb[:, :1])  # build
+    layer.set_weights([np.ascontiguousarray(a, dtype=np.float32) for a in weights])
+    xk = keras.ops.convert_to_tensor(xb)
+    no_grad = _keras_no_grad(keras)
+
+    def infer():
+        with no_grad():
+            return layer(xk, training=False)
+
+    def check():
+        r = [keras.ops.convert_to_numpy(a) for a in infer()]
+        return [r[0].transpose(1, 0, 2)] + [a[None] for a in r[1:]]
+
+    return Impl(infer, check)
+
+
+def _keras_no_grad(keras):
+    """The context Keras's own ``predict`` runs in: ``torch.no_grad`` on the torch backend."""
+    if keras.backend.backend() == "torch":
+        import torch
+
+        return torch.no_grad
+    import contextlib
+
+    return contextlib.nullcontext
+
+
+@dataclass
+class Peer:
+    key: str
+    label: str
+    module: Any = None
+    version: str = ""
+    reason: str = ""  # why it is not measured, when module is None
+
+    @property
+    def available(self) -> bool:
+        return self.module is not None
+
+
+def detect_peers(wanted: Sequence[str]) -> dict:
+    """The peers in ``wanted`` (keys of :data:`PEERS`), each with its module or the reason it is absent."""
+    peers: dict = {}
+    for key in wanted:
+        peer = Peer(key, PEERS[key])
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                if key == "numpy":
+                    peer.module, peer.version = reference, np.__version__
+                elif key == "torch":
+                    import torch
+
+                    peer.module, peer.version = torch, torch.__version__.split("+")[0]
+                elif key == "onnxruntime":
+                    import onnxruntime
+                    import onnx  # noqa: F401  (rnnfast.to_onnx needs it)
+
+                    if not hasattr(rnnfast, "to_onnx"):
+                        raise ImportError("rnnfast.to_onnx is not available")
+                    peer.module, peer.version = onnxruntime, onnxruntime.__version__
+                elif key == "keras":
+                    os.environ.setdefault("KERAS_BACKEND", "torch")
+                    import keras
+
+                    if int(keras.__version__.split(".")[0]) < 3:
+                        raise ImportError(f"Keras 3 is needed, found {keras.__version__}")
+                    peer.module = keras
+                    peer.version = keras.__version__
+                    peer.label = f"Keras ({keras.backend.backend()})"
+        except Exception as exc:  # ImportError, or a broken installation: not measured, say why
+            peer.module = None
+            peer.reason = f"not installed ({exc})" if isinstance(exc, ImportError) else \
+                f"unusable ({type(exc).__name__}: {exc})"
+        peers[key] = peer
+    return peers
+
+
+def build_impl(key: str, peer: Optional[Peer], p: Problem, threads: int) -> Impl:
+    if key == "rnnfast":
+        return rnnfast_impl(p)
+    if key == "numpy":
+        return numpy_impl(p)
+    if key == "torch":
+        return torch_impl(p, peer.module)
+    if key == "onnxruntime":
+        return onnxruntime_impl(p, peer.module, threads)
+    if key == "keras":
+        return keras_impl(p, peer.module)
+    raise KeyError(key)
+
+
+def _flat(result) -> list:
+    """rnnfast's layer result ``(out, h_n)`` or ``(out, (h_n, c_n))`` as a flat list."""
+    out, state = result
+    return [out] + (list(state) if isinstance(state, tuple) else [state])

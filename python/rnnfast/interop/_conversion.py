@@ -1,0 +1,84 @@
+"""What the converters of every framework share: importing the framework, checking an rnnfast model,
+reordering gate blocks between gate orders, and building the rnnfast layer a conversion returns."""
+
+from __future__ import annotations
+
+import importlib
+import warnings
+from typing import Any, Sequence, Union
+
+import numpy as np
+
+from .._cells import cell_facts
+from .._rnn_base import RNNBase
+from ..layers import GRU, LSTM, RNN
+
+__all__ = ["Model", "SUPPORTED_DTYPES", "build_layer", "check_model", "gates_from_rnnfast", "gates_to_rnnfast",
+           "import_optional", "permute_gates"]
+
+#: A recurrent model of rnnfast.
+Model = Union[RNN, LSTM, GRU]
+
+SUPPORTED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+_LAYER_CLASSES = {"RNN": RNN, "LSTM": LSTM, "GRU": GRU}
+_INSTALL_HINTS = {
+    "torch": "pip install torch",
+    "onnx": "pip install 'rnnfast[onnx]'",
+    "keras": "pip install keras (with a backend: torch, jax or tensorflow)",
+}
+
+
+def gates_to_rnnfast(cell: str, source_gates: Sequence[str]) -> tuple:
+    """The permutation taking weights in the gate order ``source_gates`` (named as rnnfast names the gates
+    of ``cell``) to rnnfast's order: rnnfast's gate block j is the source's gate block perm[j]."""
+    return tuple(list(source_gates).index(name) for name in cell_facts(cell).gate_names)
+
+
+def gates_from_rnnfast(cell: str, target_gates: Sequence[str]) -> tuple:
+    """The permutation taking rnnfast's weights of ``cell`` to the gate order ``target_gates``: the target's
+    gate block j is rnnfast's gate block perm[j]."""
+    names = cell_facts(cell).gate_names
+    return tuple(names.index(name) for name in target_gates)
+
+
+def permute_gates(a: np.ndarray, perm: tuple) -> np.ndarray:
+    """Reorder the len(perm) equal gate blocks along axis 0 of ``a``: block j of the result is block perm[j]."""
+    if len(perm) == 1:
+        return np.array(a, copy=True)
+    blocks = np.split(np.asarray(a), len(perm), axis=0)
+    return np.concatenate([blocks[p] for p in perm], axis=0)
+
+
+def build_layer(cell: str, input_size: int, hidden_size: int, num_layers: int, *, bias: bool, batch_first: bool,
+                bidirectional: bool, dtype: np.dtype, params: dict, dropout: float = 0.0) -> Model:
+    """An rnnfast layer of the given configuration loaded with ``params`` (rnnfast names, shapes, gate order)."""
+    facts = cell_facts(cell)
+    kwargs: dict = dict(bias=bias, batch_first=batch_first, bidirectional=bidirectional, dropout=dropout,
+                        dtype=dtype)
+    if facts.nonlinearity is not None:
+        kwargs["nonlinearity"] = facts.nonlinearity
+    with warnings.catch_warnings():
+        # The dropout-with-one-layer warning is about training the source model, not about this conversion.
+        warnings.simplefilter("ignore", UserWarning)
+        model = _LAYER_CLASSES[facts.layer_class](input_size, hidden_size, num_layers, **kwargs)
+    model.load_state_dict(params)
+    return model
+
+
+def check_model(model: Any, argument: str = "model") -> RNNBase:
+    """``model`` itself if it is an rnnfast layer, else a TypeError."""
+    if not isinstance(model, RNNBase):
+        raise TypeError(
+            f"{argument} must be an rnnfast.RNN, rnnfast.LSTM or rnnfast.GRU, got {type(model).__name__}"
+        )
+    return model
+
+
+def import_optional(name: str, purpose: str):
+    """Import an optional framework, or raise an ImportError that says how to install it."""
+    try:
+        return importlib.import_module(name)
+    except ImportError as e:
+        raise ImportError(f"{purpose} needs the optional package '{name}', which is not importable ({e}); "
+                          f"install it with: {_INSTALL_HINTS[name]}") from e

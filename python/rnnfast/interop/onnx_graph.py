@@ -1,0 +1,515 @@
+"""ONNX: :func:`from_onnx` reads the ``RNN``, ``LSTM`` and ``GRU`` nodes of a graph, :func:`to_onnx`
+writes an rnnfast layer as one node per layer. onnx is imported only inside the functions."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass
+from typing import Any, Optional, Union
+
+import numpy as np
+
+from .._cells import RNN_NONLINEARITIES, cell_facts, cell_for_torch_mode, rnn_cell
+from .._rnn_base import parameter_name
+from ._conversion import (SUPPORTED_DTYPES, Model, build_layer, check_model, gates_from_rnnfast, gates_to_rnnfast,
+                          import_optional, permute_gates)
+from ._onnx_plumbing import PLUMBING, Axes, Graph, follow_connectors, normal_axes
+
+__all__ = ["from_onnx", "to_onnx"]
+
+# ONNX's gate order per cell family, in rnnfast's gate names (ONNX calls the LSTM's g 'c' and the
+# GRU's n 'h'): LSTM i, o, f, c; GRU z, r, h.
+_ONNX_GATES = {"rnn": ("h",), "lstm": ("i", "o", "f", "g"), "gru": ("z", "r", "n")}
+
+# The ONNX operator of each cell family, and the set of them.
+_ONNX_OP = {"rnn": "RNN", "lstm": "LSTM", "gru": "GRU"}
+_ONNX_OPS = set(_ONNX_OP.values())
+_ONNX_ATTRIBUTES = {
+    "RNN": {"activation_alpha", "activation_beta", "activations", "clip", "direction", "hidden_size", "layout",
+            "output_sequence"},
+    "LSTM": {"activation_alpha", "activation_beta", "activations", "clip", "direction", "hidden_size", "layout",
+             "input_forget", "output_sequence"},
+    "GRU": {"activation_alpha", "activation_beta", "activations", "clip", "direction", "hidden_size", "layout",
+            "linear_before_reset", "output_sequence"},
+}
+
+
+@dataclass
+class _OnnxLayer:
+    """One recurrent ONNX node read into rnnfast's terms."""
+
+    node: Any
+    key: str
+    cell: str
+    D: int
+    H: int
+    I: int
+    layout: int
+    bias: bool
+    dtype: np.dtype
+    params: list            # per direction: (w_ih, w_hh, b_ih or None, b_hh or None) in rnnfast's gate order
+    sequence_lens: str      # '' or the name of the tensor giving the lengths
+
+    def x_axes(self) -> Axes:
+        T, B, I = (("T", None),), (("B", None),), (("I", self.I),)
+        return (B, T, I) if self.layout else (T, B, I)
+
+    def y_axes(self) -> Axes:
+        T, B, D, H = (("T", None),), (("B", None),), (("D", self.D),), (("H", self.H),)
+        return (B, T, D, H) if self.layout else (T, D, B, H)
+
+
+def _onnx_layer(g: Graph, node, key: str) -> _OnnxLayer:
+    """Read one RNN/LSTM/GRU node, or raise naming what does not map exactly."""
+    op = node.op_type
+    where = f"ONNX {op} node {key!r}"
+    attrs = g.attrs(node)
+    unknown = sorted(set(attrs) - _ONNX_ATTRIBUTES[op])
+    if unknown:
+        raise NotImplementedError(f"{where} has the attribute(s) {unknown}, which rnnfast does not implement")
+    if "clip" in attrs:
+        raise NotImplementedError(
+            f"{where} has clip={attrs['clip']}: rnnfast does not clip gate pre-activations (attribute 'clip')"
+        )
+    if int(attrs.get("input_forget", 0)) != 0:
+        raise NotImplementedError(
+            f"{where} has input_forget={attrs['input_forget']}: rnnfast's LSTM has no coupled input-forget gate "
+            "(attribute 'input_forget')"
+        )
+    if op == "GRU" and int(attrs.get("linear_before_reset", 0)) != 1:
+        raise NotImplementedError(
+            f"{where} has linear_before_reset={int(attrs.get('linear_before_reset', 0))}: rnnfast implements the "
+            "GRU with the reset gate applied after the recurrent matrix product (PyTorch's, ONNX's "
+            "linear_before_reset=1); the ONNX default (0) is a different cell (attribute 'linear_before_reset')"
+        )
+    direction = attrs.get("direction", b"forward")
+    direction = direction.decode() if isinstance(direction, bytes) else str(direction)
+    if direction == "reverse":
+        raise NotImplementedError(
+            f"{where} has direction='reverse': rnnfast layers run forward or bidirectional, not reverse only "
+            "(attribute 'direction'); a reverse-only layer equals a forward layer on the time-reversed input"
+        )
+    if direction not in ("forward", "bidirectional"):
+        raise ValueError(f"{where} has an invalid direction {direction!r} (attribute 'direction')")
+    D = 2 if direction == "bidirectional" else 1
+    layout = int(attrs.get("layout", 0))
+    if layout not in (0, 1):
+        raise ValueError(f"{where} has an invalid layout={layout} (attribute 'layout')")
+
+    defaults = {"RNN": ["tanh"], "LSTM": ["sigmoid", "tanh", "tanh"], "GRU": ["sigmoid", "tanh"]}[op]
+    acts = [a.decode() if isinstance(a, bytes) else str(a) for a in attrs.get("activations", [])]
+    acts_l = [a.lower() for a in acts]
+    if not acts_l:
+        acts_l = defaults * D
+    elif len(acts_l) == len(defaults) and D == 2:
+        acts_l = acts_l * 2
+    if len(acts_l) != len(defaults) * D:
+        raise ValueError(f"{where} has {len(acts)} activations {acts}; expected {len(defaults) * D} "
+                         "(attribute 'activations')")
+    per_dir = [acts_l[d * len(defaults):(d + 1) * len(defaults)] for d in range(D)]
+    if op == "RNN":
+        if per_dir[0][0] not in RNN_NONLINEARITIES or any(p != per_dir[0] for p in per_dir):
+            raise NotImplementedError(
+                f"{where} has activations={acts}: rnnfast's RNN uses Tanh or Relu, the same in both directions "
+                "(attribute 'activations')"
+            )
+        cell = rnn_cell(per_dir[0][0]).name
+    else:
+        if any(p != defaults for p in per_dir):
+            names = {"LSTM": "['Sigmoid', 'Tanh', 'Tanh']", "GRU": "['Sigmoid', 'Tanh']"}[op]
+            raise NotImplementedError(
+                f"{where} has activations={acts}: rnnfast's {op} implements only the default activations "
+                f"{names} per direction (attribute 'activations')"
+            )
+        cell = op.lower()
+
+    G = cell_facts(cell).gates
+    inputs = list(node.input) + [""] * (8 - len(node.input))
+    consts = {}
+    for idx, label in ((1, "W"), (2, "R")):
+        value = g.const(inputs[idx])
+        if value is None:
+            raise ValueError(f"{where}: its input {label} ({inputs[idx]!r}) is not a constant of the graph; "
+                             "rnnfast needs the weights at conversion time")
+        consts[label] = value
+    W, R = consts["W"], consts["R"]
+    B = None
+    if inputs[3]:
+        B = g.const(inputs[3])
+        if B is None:
+            raise ValueError(f"{where}: its input B ({inputs[3]!r}) is not a constant of the graph; rnnfast needs "
+                             "the biases at conversion time")
+    dtype = np.dtype(W.dtype)
+    if dtype not in SUPPORTED_DTYPES:
+        raise TypeError(f"{where} has weights W of dtype {dtype}; rnnfast computes in float32 or float64")
+    if W.ndim != 3 or R.ndim != 3:
+        raise ValueError(f"{where}: W must be 3-D (D, G*H, I) and R 3-D (D, G*H, H); got {W.shape} and {R.shape}")
+    H = int(R.shape[-1])
+    if "hidden_size" in attrs and int(attrs["hidden_size"]) != H:
+        raise ValueError(f"{where}: hidden_size={attrs['hidden_size']} but R has shape {R.shape}")
+    I = int(W.shape[-1])
+    if W.shape != (D, G * H, I) or R.shape != (D, G * H, H):
+        raise ValueError(f"{where}: expected W (D, G*H, I) = {(D, G * H, I)} and R (D, G*H, H) = {(D, G * H, H)} "
+                         f"for direction={direction!r}, G={G}; got W {W.shape} and R {R.shape}")
+    if B is not None and B.shape != (D, 2 * G * H):
+        raise ValueError(f"{where}: expected B (D, 2*G*H) = {(D, 2 * G * H)}, got {B.shape}")
+    if R.dtype != dtype or (B is not None and B.dtype != dtype):
+        raise TypeError(f"{where}: W, R and B must have the same dtype; got {W.dtype}, {R.dtype}"
+                        + ("" if B is None else f", {B.dtype}"))
+
+    if op == "LSTM" and inputs[7]:
+        P = g.const(inputs[7])
+        if P is None or np.any(P):
+            raise NotImplementedError(
+                f"{where} has peephole weights (input P {inputs[7]!r}): rnnfast's LSTM has no peepholes"
+            )
+    for idx, label in ((5, "initial_h"), (6, "initial_c")):
+        if idx == 6 and op != "LSTM":
+            continue
+        value = g.const(inputs[idx]) if inputs[idx] else None
+        if value is not None and np.any(value):
+            raise NotImplementedError(
+                f"{where}: its input {label} ({inputs[idx]!r}) is a non-zero constant of the graph; rnnfast "
+                "layers take the initial state per call (pass it as state=), so the converted model would start "
+                "from zeros instead"
+            )
+    seq = inputs[4]
+    if seq:
+        lens = g.const(seq)
+        if lens is not None:
+            T = g.shapes.get(inputs[0], (None, None))[1 if layout else 0] if inputs[0] in g.shapes else None
+            if not (T and lens.size and np.all(lens == T)):
+                raise NotImplementedError(
+                    f"{where}: its input sequence_lens ({seq!r}) is a constant of the graph; rnnfast takes the "
+                    "lengths per call (pass them as lengths=)"
+                )
+            seq = ""   # constant full lengths: the same as none
+
+    params = []
+    perm = gates_to_rnnfast(cell, _ONNX_GATES[cell_facts(cell).family])
+    for d in range(D):
+        b_ih = b_hh = None
+        if B is not None:
+            b_ih, b_hh = permute_gates(B[d, :G * H], perm), permute_gates(B[d, G * H:], perm)
+        params.append((permute_gates(W[d], perm), permute_gates(R[d], perm), b_ih, b_hh))
+    return _OnnxLayer(node, key, cell, D, H, I, layout, B is not None, dtype, params, seq)
+
+
+def _stack_params(layers: list) -> dict:
+    params = {}
+    bias = any(layer.bias for layer in layers)
+    for k, layer in enumerate(layers):
+        for d, (w_ih, w_hh, b_ih, b_hh) in enumerate(layer.params):
+            params[parameter_name("weight_ih", k, d)] = w_ih
+            params[parameter_name("weight_hh", k, d)] = w_hh
+            if bias:
+                G_H = w_ih.shape[0]
+                params[parameter_name("bias_ih", k, d)] = b_ih if b_ih is not None else np.zeros(G_H, layer.dtype)
+                params[parameter_name("bias_hh", k, d)] = b_hh if b_hh is not None else np.zeros(G_H, layer.dtype)
+    return params
+
+
+def _compatible(a: _OnnxLayer, b: _OnnxLayer) -> bool:
+    """Whether node b can be the layer after node a in one rnnfast model."""
+    return (a.cell == b.cell and a.D == b.D and a.H == b.H and a.layout == b.layout and a.dtype == b.dtype
+            and a.sequence_lens == b.sequence_lens and b.I == a.D * a.H)
+
+
+def _batch_first(g: Graph, first: _OnnxLayer, last: _OnnxLayer) -> bool:
+    """Whether the stack should run batch-first: the node layout, unless the graph's plumbing shows that
+    the data enters and leaves the stack in the other layout (as torch.onnx.export writes for batch_first
+    modules: a Transpose before the first node and after the last)."""
+    def major(axes: Axes) -> Optional[str]:
+        n = normal_axes(axes)
+        return n[0][0] if len(n) == 3 and len(n[0]) == 1 and n[0][0] in "TB" else None
+
+    x = first.node.input[0]
+    x_axes = first.x_axes()
+    producer = g.producer.get(x)
+    while producer is not None and producer.op_type in ("Transpose", "Identity") \
+            and len(g.data_users(x)) == 1 and x not in g.outputs:
+        if producer.op_type == "Transpose":
+            perm = g.attrs(producer).get("perm", [2, 1, 0])
+            if sorted(perm) != list(range(len(x_axes))):
+                break
+            inverse = np.argsort(perm)
+            x_axes = tuple(x_axes[i] for i in inverse)
+        x = producer.input[0]
+        producer = g.producer.get(x)
+    y = last.node.output[0] if last.node.output else ""
+    y_axes = follow_connectors(g, y, last.y_axes())[-1][1] if y else last.y_axes()
+    src, dst = major(x_axes), major(y_axes)
+    if src is not None and src == dst:
+        return src == "B"
+    return bool(first.layout)
+
+
+def from_onnx(path_or_model: Any) -> Union[Model, "dict[str, Model]"]:
+    """Read the ``RNN``, ``LSTM`` and ``GRU`` nodes of an ONNX model into rnnfast layers.
+
+    Parameters
+    ----------
+    path_or_model : str, os.PathLike, bytes or onnx.ModelProto
+        An ONNX file (external data is read from beside it), its serialized bytes, or a loaded model.
+
+    Returns
+    -------
+    model or dict of models
+        If the graph's recurrent nodes form one plain stack (each node's output ``Y`` reaches the next
+        node's input ``X`` only through layout operators, ``Transpose``/``Reshape``/``Squeeze``, as
+        ``torch.onnx.export`` and :func:`to_onnx` write them, all with the same cell, direction, hidden
+        size and ``sequence_lens``), one rnnfast layer with ``num_layers`` = the number of nodes (a single
+        node gives a one-layer model). Otherwise a dict of one-layer models keyed by node name (the first
+        output's name where a node has none).
+
+    The models follow rnnfast's conventions, not ONNX's output layout:
+
+    - ONNX ``X`` (T, B, I) (``layout=0``) or (B, T, I) (``layout=1``, then ``batch_first=True``) is ``x``;
+      a ``Transpose`` from batch-major data before the first node and back after the last (what
+      torch.onnx.export writes for ``batch_first`` modules) also gives ``batch_first=True``;
+    - ONNX ``Y`` (T, D, B, H) (or (B, T, D, H)) is ``out`` (T, B, D*H) (or (B, T, D*H)): the directions
+      concatenated on the last axis, forward first;
+    - ``initial_h``/``initial_c`` of node k, (D, B, H) (or (B, D, H)), are ``state[k*D:(k+1)*D]`` of the
+      (L*D, B, H) state, and ``Y_h``/``Y_c`` likewise ``h_n``/``c_n``; inputs that are zeros (or absent)
+      need no state at all;
+    - ``sequence_lens`` (B,) is the ``lengths=`` argument of the call (the same semantics: outputs past a
+      sequence's end are zero, the final state is the one at its last step).
+    - Gate orders (LSTM i,o,f,c; GRU z,r,h) are converted to rnnfast's (i,f,g,o; r,z,n) and
+      ``B`` = [Wb, Rb] split into ``bias_ih``/``bias_hh``; without ``B`` the model has ``bias=False``.
+
+    Operators other than the recurrent nodes and the layout plumbing around them are not converted;
+    a UserWarning names them.
+
+    Raises
+    ------
+    NotImplementedError
+        Naming the attribute or input, for what rnnfast does not compute exactly: ``clip``,
+        ``input_forget``, peepholes (a non-zero ``P``), non-default ``activations`` (the RNN may use Tanh
+        or Relu), GRU ``linear_before_reset=0``, ``direction='reverse'``, non-zero constant initial states,
+        constant ``sequence_lens`` (unless they equal the static sequence length), unknown attributes.
+    ValueError
+        If the graph has no recurrent node, or weights that are not constants or have wrong shapes.
+    TypeError
+        For an argument of another type, or weights that are neither float32 nor float64.
+    ImportError
+        If the ``onnx`` package is not importable (``pip install 'rnnfast[onnx]'``).
+    """
+    onnx = import_optional("onnx", "rnnfast.from_onnx")
+    if isinstance(path_or_model, (str, os.PathLike)):
+        model = onnx.load(os.fspath(path_or_model))
+    elif isinstance(path_or_model, (bytes, bytearray, memoryview)):
+        model = onnx.load_from_string(bytes(path_or_model))
+    elif isinstance(path_or_model, onnx.ModelProto):
+        model = path_or_model
+    else:
+        raise TypeError("path_or_model must be a path, the bytes of an ONNX model or an onnx.ModelProto, got "
+                        f"{type(path_or_model).__name__}")
+    try:
+        model = onnx.shape_inference.infer_shapes(model)
+    except Exception:  # shape information only helps to recognise constant full-length sequence_lens
+        pass
+    g = Graph(onnx, model)
+
+    nodes = [n for n in g.graph.node if n.op_type in _ONNX_OPS and n.domain in ("", "ai.onnx")]
+    if not nodes:
+        ops = sorted({n.op_type for n in g.graph.node})
+        raise ValueError(f"the ONNX graph has no RNN, LSTM or GRU node (its operators: {ops})")
+    keys: list = []
+    for i, n in enumerate(nodes):
+        key = n.name or (n.output[0] if n.output and n.output[0] else f"{n.op_type}_{i}")
+        while key in keys:
+            key += f"_{i}"
+        keys.append(key)
+    layers = [_onnx_layer(g, n, k) for n, k in zip(nodes, keys)]
+
+    other = sorted({n.op_type for n in g.graph.node if n.op_type not in _ONNX_OPS and n.op_type not in PLUMBING})
+    if other:
+        warnings.warn(
+            f"from_onnx converts the RNN, LSTM and GRU nodes only; the graph also computes {other}, which the "
+            "returned model does not include",
+            UserWarning, stacklevel=2,
+        )
+
+    # Edges: node a's Y reaches node b's X through connector plumbing with the right axes.
+    by_node = {id(layer.node): i for i, layer in enumerate(layers)}
+    nxt: dict = {}
+    prev: dict = {}
+    for i, layer in enumerate(layers):
+        y = layer.node.output[0] if layer.node.output else ""
+        if not y:
+            continue
+        name, axes = follow_connectors(g, y, layer.y_axes())[-1]
+        users = g.data_users(name)
+        if name in g.outputs or len(users) != 1:
+            continue
+        user, idx = users[0]
+        j = by_node.get(id(user))
+        if j is None or idx != 0 or not _compatible(layer, layers[j]):
+            continue
+        if normal_axes(axes) != normal_axes(layers[j].x_axes()[:2] + ((("D", layer.D), ("H", layer.H)),)):
+            continue
+        nxt[i], prev[j] = j, i
+    heads = [i for i in range(len(layers)) if i not in prev]
+    if len(heads) == 1:
+        chain = [heads[0]]
+        while chain[-1] in nxt:
+            chain.append(nxt[chain[-1]])
+        if len(chain) == len(layers):
+            stack = [layers[i] for i in chain]
+            first = stack[0]
+            return build_layer(first.cell, first.I, first.H, len(stack), bias=any(s.bias for s in stack),
+                          batch_first=_batch_first(g, first, stack[-1]), bidirectional=first.D == 2,
+                          dtype=first.dtype, params=_stack_params(stack))
+    return {
+        layer.key: build_layer(layer.cell, layer.I, layer.H, 1, bias=layer.bias,
+                          batch_first=_batch_first(g, layer, layer), bidirectional=layer.D == 2,
+                          dtype=layer.dtype, params=_stack_params([layer]))
+        for layer in layers
+    }
+
+
+def to_onnx(model: Model, path: Optional[Union[str, os.PathLike]] = None, *, opset: int = 14,
+            initial_state: bool = True, lengths: bool = False) -> Any:
+    """Write an rnnfast layer as a standard ONNX model: one ``RNN``/``LSTM``/``GRU`` node per layer.
+
+    The graph computes what ``model(x, state)`` computes (inference: no dropout), with rnnfast's layouts:
+
+    - inputs ``x`` (T, B, I) (or (B, T, I) with ``batch_first``), and unless ``initial_state=False``,
+      ``h0`` (and for the LSTM ``c0``) (L*D, B, H); with ``lengths=True`` also ``lengths`` (B,) int32,
+      the ONNX ``sequence_lens`` of every node (PyTorch's packed-sequence semantics);
+    - outputs ``out`` (T, B, D*H) (or (B, T, D*H)), ``h_n`` (and ``c_n``) (L*D, B, H).
+
+    T and B are symbolic ('seq_len', 'batch'). Gates are reordered to ONNX's (LSTM i,o,f,c; GRU z,r,h), the
+    biases concatenated into ``B`` = [Wb, Rb] (omitted without bias), the GRU written with
+    ``linear_before_reset=1``. Between layers and at the end, ``Squeeze`` (D=1) or ``Transpose`` + ``Reshape``
+    (D=2) turn ONNX's (T, D, B, H) into (T, B, D*H); :func:`from_onnx` reads the file back as one model.
+    Nodes use ``layout=0`` (what ONNX Runtime supports), with a ``Transpose`` for ``batch_first``. A
+    float64 model gives a float64 graph (valid ONNX; ONNX Runtime's CPU kernels run float32 only).
+
+    Parameters
+    ----------
+    model : rnnfast.RNN, rnnfast.LSTM or rnnfast.GRU
+    path : str or os.PathLike, optional
+        Where to save the model; if None, it is only returned.
+    opset : int, default 14
+        The ai.onnx opset version, at least 14 and at most what the installed ``onnx`` knows.
+    initial_state : bool, default True
+        Whether the graph takes the initial states as inputs (else they are zeros).
+    lengths : bool, default False
+        Whether the graph takes per-sequence lengths.
+
+    Returns
+    -------
+    onnx.ModelProto
+        The model, checked with ``onnx.checker.check_model(full_check=True)``.
+    """
+    model = check_model(model)
+    onnx = import_optional("onnx", "rnnfast.to_onnx")
+    from onnx import TensorProto, helper, numpy_helper
+
+    if isinstance(opset, bool) or not isinstance(opset, (int, np.integer)):
+        raise TypeError(f"opset must be an int, got {type(opset).__name__}")
+    newest = onnx.defs.onnx_opset_version()
+    if not 14 <= int(opset) <= newest:
+        raise ValueError(f"opset must be between 14 and {newest} (the newest the installed onnx knows), got {opset}")
+
+    facts = cell_for_torch_mode(model.mode)
+    cell, family = facts.name, facts.family
+    op = _ONNX_OP[family]
+    L, D, H, I = model.num_layers, model.num_directions, model.hidden_size, model.input_size
+    elem = TensorProto.DOUBLE if model.dtype == np.float64 else TensorProto.FLOAT
+    lstm, bf = facts.cell_state, model.batch_first
+    perm = gates_from_rnnfast(cell, _ONNX_GATES[family])
+    params = model.parameters()
+
+    nodes: list = []
+    inits: list = []
+
+    def const(name: str, value: np.ndarray) -> str:
+        inits.append(numpy_helper.from_array(np.ascontiguousarray(value), name))
+        return name
+
+    data_dims = ["batch", "seq_len", I] if bf else ["seq_len", "batch", I]
+    inputs = [helper.make_tensor_value_info("x", elem, data_dims)]
+    state_names = ["h0", "c0"] if lstm else ["h0"]
+    if initial_state:
+        inputs += [helper.make_tensor_value_info(s, elem, [L * D, "batch", H]) for s in state_names]
+    if lengths:
+        inputs.append(helper.make_tensor_value_info("lengths", TensorProto.INT32, ["batch"]))
+
+    cur = "x"
+    if bf:
+        nodes.append(helper.make_node("Transpose", ["x"], ["x_time_major"], name="x_to_time_major", perm=[1, 0, 2]))
+        cur = "x_time_major"
+    if D == 2:
+        const("reshape_T_B_DH", np.array([0, 0, -1], dtype=np.int64))
+    else:
+        const("squeeze_axis_1", np.array([1], dtype=np.int64))
+    if initial_state and L > 1:
+        const("axis_0", np.array([0], dtype=np.int64))
+        for k in range(L + 1):
+            const(f"index_{k * D}", np.array([k * D], dtype=np.int64))
+
+    final_states: list = [[] for _ in state_names]
+    for k in range(L):
+        W = np.stack([permute_gates(params[parameter_name("weight_ih", k, d)], perm) for d in range(D)])
+        R = np.stack([permute_gates(params[parameter_name("weight_hh", k, d)], perm) for d in range(D)])
+        node_in = [cur, const(f"W_l{k}", W), const(f"R_l{k}", R), ""]
+        if model.bias:
+            B = np.stack([np.concatenate([permute_gates(params[parameter_name("bias_ih", k, d)], perm),
+                                          permute_gates(params[parameter_name("bias_hh", k, d)], perm)])
+                          for d in range(D)])
+            node_in[3] = const(f"B_l{k}", B)
+        node_in.append("lengths" if lengths else "")
+        for s in state_names:
+            if not initial_state:
+                node_in.append("")
+            elif L == 1:
+                node_in.append(s)
+            else:
+                nodes.append(helper.make_node("Slice", [s, f"index_{k * D}", f"index_{(k + 1) * D}", "axis_0"],
+                                              [f"{s}_l{k}"], name=f"{s}_l{k}_slice"))
+                node_in.append(f"{s}_l{k}")
+        while node_in and node_in[-1] == "":
+            node_in.pop()
+        outs = [f"Y_l{k}"] + [f"{s.replace('0', '_n')}_l{k}" if L > 1 else s.replace("0", "_n") for s in state_names]
+        for i, o in enumerate(outs[1:]):
+            final_states[i].append(o)
+        attrs: dict = dict(hidden_size=H, direction="bidirectional" if D == 2 else "forward")
+        if family == "gru":
+            attrs["linear_before_reset"] = 1
+        if family == "rnn":
+            attrs["activations"] = [facts.nonlinearity.capitalize()] * D
+        nodes.append(helper.make_node(op, node_in, outs, name=f"{op.lower()}_l{k}", **attrs))
+        last = k == L - 1
+        nxt = ("out" if not bf else "out_time_major") if last else f"x_l{k + 1}"
+        if D == 2:
+            nodes.append(helper.make_node("Transpose", [f"Y_l{k}"], [f"Y_l{k}_T_B_D_H"], name=f"Y_l{k}_transpose",
+                                          perm=[0, 2, 1, 3]))
+            nodes.append(helper.make_node("Reshape", [f"Y_l{k}_T_B_D_H", "reshape_T_B_DH"], [nxt],
+                                          name=f"Y_l{k}_reshape"))
+        else:
+            nodes.append(helper.make_node("Squeeze", [f"Y_l{k}", "squeeze_axis_1"], [nxt], name=f"Y_l{k}_squeeze"))
+        cur = nxt
+    if bf:
+        nodes.append(helper.make_node("Transpose", [cur], ["out"], name="out_to_batch_first", perm=[1, 0, 2]))
+    if L > 1:
+        for s, finals in zip(state_names, final_states):
+            final = s.replace("0", "_n")
+            nodes.append(helper.make_node("Concat", finals, [final], name=f"{final}_concat", axis=0))
+
+    out_dims = ["batch", "seq_len", D * H] if bf else ["seq_len", "batch", D * H]
+    outputs = [helper.make_tensor_value_info("out", elem, out_dims)]
+    outputs += [helper.make_tensor_value_info(s.replace("0", "_n"), elem, [L * D, "batch", H]) for s in state_names]
+    graph = helper.make_graph(nodes, f"rnnfast_{cell}", inputs, outputs, inits)
+    from rnnfast import __version__
+
+    opsets = [helper.make_opsetid("", int(opset))]
+    proto = helper.make_model(graph, opset_imports=opsets, producer_name="rnnfast", producer_version=__version__,
+                              doc_string=f"rnnfast {model!r}")
+    proto.ir_version = helper.find_min_ir_version_for(opsets, ignore_unknown=True)
+    onnx.checker.check_model(proto, full_check=True)
+    if path is not None:
+        onnx.save(proto, os.fspath(path))
+    return proto

@@ -1,0 +1,106 @@
+"""PyTorch: :func:`from_torch` and :func:`to_torch` (``torch.nn.RNN``, ``LSTM``, ``GRU``).
+
+The parameter names, shapes and gate orders are the same in both libraries, so the conversion copies.
+torch is imported only inside the functions.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+
+from .._cells import CELL_FACTS, cell_for_torch_mode
+from .._rnn_base import parameter_name
+from ._conversion import Model, build_layer, check_model, import_optional
+
+__all__ = ["from_torch", "to_torch"]
+
+
+def from_torch(module: Any) -> Model:
+    """Convert a ``torch.nn.RNN``, ``torch.nn.LSTM`` or ``torch.nn.GRU`` into the rnnfast layer of the same class.
+
+    Every option rnnfast implements carries over: ``input_size``, ``hidden_size``, ``num_layers``,
+    ``nonlinearity`` ('tanh' or 'relu'), ``bias``, ``batch_first``, ``bidirectional`` and ``dropout`` (which
+    acts only in training). The parameters are copied (``weight_ih_l{k}`` (G*H, I_k), ``weight_hh_l{k}``
+    (G*H, H), ``bias_ih_l{k}``, ``bias_hh_l{k}`` (G*H,), suffix ``_reverse``): the names, shapes and gate
+    orders are the same in both. Parametrized weights (``torch.nn.utils.parametrize``) are read as the
+    module computes them. The dtype (float32 or float64) is the module's.
+
+    ``model(x, state)`` then gives what ``module(x, state)`` gives in eval mode: ``out`` (T, B, D*H) or
+    (B, T, D*H) with ``batch_first``, and ``h_n`` (or ``(h_n, c_n)``) (L*D, B, H).
+
+    Raises
+    ------
+    TypeError
+        If ``module`` is not one of the three classes, is a subclass that overrides ``forward``, or has
+        parameters that are neither float32 nor float64 (or of mixed dtypes).
+    NotImplementedError
+        For an LSTM with ``proj_size`` > 0 (rnnfast has no projection).
+    ImportError
+        If torch is not importable.
+    """
+    torch = import_optional("torch", "rnnfast.from_torch")
+    if not isinstance(module, torch.nn.RNNBase):
+        raise TypeError(f"module must be a torch.nn.RNN, torch.nn.LSTM or torch.nn.GRU, got {type(module).__name__}")
+    mode = getattr(module, "mode", None)
+    modes = {f.torch_mode for f in CELL_FACTS}
+    if mode not in modes:
+        raise TypeError(f"module has mode {mode!r}; rnnfast converts the modes {sorted(modes)}")
+    facts = cell_for_torch_mode(mode)
+    cell = facts.name
+    base = getattr(torch.nn, facts.layer_class)  # rnnfast's layer classes have torch's names
+    if not isinstance(module, base) or type(module).forward is not base.forward:
+        raise TypeError(
+            f"module is a {type(module).__name__}, which is not torch.nn.{base.__name__} or overrides its "
+            "forward; only the computation of the torch class itself converts exactly"
+        )
+    proj_size = int(getattr(module, "proj_size", 0) or 0)
+    if proj_size > 0:
+        raise NotImplementedError(f"module has proj_size={proj_size}: rnnfast's LSTM has no projection of h")
+
+    H, L, D = module.hidden_size, module.num_layers, 2 if module.bidirectional else 1
+    bases = ("weight_ih", "weight_hh", "bias_ih", "bias_hh") if module.bias else ("weight_ih", "weight_hh")
+    names = [parameter_name(base_name, k, d) for k in range(L) for d in range(D) for base_name in bases]
+    tensors = {n: getattr(module, n) for n in names}
+    dtypes = {str(t.dtype).replace("torch.", "") for t in tensors.values()}
+    if len(dtypes) != 1 or next(iter(dtypes)) not in ("float32", "float64"):
+        raise TypeError(
+            f"module parameters have dtype {', '.join(sorted(dtypes))}; rnnfast computes in float32 or float64 "
+            "(convert the module with .float() or .double() first)"
+        )
+    params = {n: t.detach().cpu().numpy().copy() for n, t in tensors.items()}
+    return build_layer(cell, module.input_size, H, L, bias=bool(module.bias), batch_first=bool(module.batch_first),
+                  bidirectional=D == 2, dtype=np.dtype(next(iter(dtypes))), params=params,
+                  dropout=float(module.dropout))
+
+
+def to_torch(model: Model) -> Any:
+    """Convert an rnnfast layer into the ``torch.nn.RNN``, ``LSTM`` or ``GRU`` of the same configuration.
+
+    The module has the same options (including ``dropout``), dtype and parameter values, and is returned
+    in eval mode, so ``module(x, state)`` gives what ``model(x, state)`` gives; call ``.train()`` to train
+    it (inter-layer dropout then acts, as in ``model.forward(..., training=True)``).
+
+    Raises
+    ------
+    TypeError
+        If ``model`` is not an rnnfast layer.
+    ImportError
+        If torch is not importable.
+    """
+    model = check_model(model)
+    torch = import_optional("torch", "rnnfast.to_torch")
+    facts = cell_for_torch_mode(model.mode)
+    kwargs: dict = dict(num_layers=model.num_layers, bias=model.bias, batch_first=model.batch_first,
+                        dropout=model.dropout, bidirectional=model.bidirectional,
+                        dtype=torch.float64 if model.dtype == np.float64 else torch.float32)
+    cls = getattr(torch.nn, facts.layer_class)  # rnnfast's layer classes have torch's names
+    if facts.nonlinearity is not None:
+        kwargs["nonlinearity"] = facts.nonlinearity
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)   # dropout with num_layers=1, as rnnfast allows
+        module = cls(model.input_size, model.hidden_size, **kwargs)
+    module.load_state_dict({k: torch.from_numpy(v) for k, v in model.state_dict().items()}, strict=True)
+    return module.eval()
