@@ -37,6 +37,8 @@ import rnnfast
 import rnnfast.layers as layers
 from rnnfast import _core, cli, functional, reference
 
+from helpers.cells import GATES
+
 ROW_SECONDS = 10.0  # a refusal must be quick: never a wild allocation or a long loop
 
 
@@ -88,7 +90,6 @@ def row(*args, **kw) -> None:
 # ---------------------------------------------------------------------------------------------------
 
 T, B, I, H = 3, 2, 4, 5
-GATES = {"rnn_tanh": 1, "rnn_relu": 1, "lstm": 4, "gru": 3}
 HUGE = 2 ** 20  # a broadcast view of HUGE x HUGE x I would need terabytes once copied
 
 

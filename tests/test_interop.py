@@ -23,9 +23,10 @@ os.environ.setdefault("KERAS_BACKEND", "torch")  # before anything imports keras
 import rnnfast  # noqa: E402
 from rnnfast import interop  # noqa: E402
 
+from helpers.cells import CELLS  # noqa: E402
+
 TOL = {np.dtype(np.float32): 1e-5, np.dtype(np.float64): 1e-10}
 _MAX_DIFF: dict = defaultdict(float)   # (framework, dtype) -> largest relative difference observed
-CELLS = ["rnn_tanh", "rnn_relu", "lstm", "gru"]
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -11,17 +11,7 @@ import rnnfast.layers as layers
 from rnnfast import reference
 from rnnfast.layers import GRU, LSTM, RNN
 
-
-@pytest.fixture(params=["functional", "reference"])
-def backend(request, monkeypatch):
-    """Run the test on the native ops and again with the layers' ops swapped for rnnfast.reference."""
-    if request.param == "reference":
-        monkeypatch.setattr(layers, "_ops", lambda: reference)
-    return request.param
-
-
-CELLS = ["rnn_tanh", "rnn_relu", "lstm", "gru"]
-GATES = {"rnn_tanh": 1, "rnn_relu": 1, "lstm": 4, "gru": 3}
+from helpers.cells import CELLS, GATES
 
 
 def make(cell, *args, **kw):

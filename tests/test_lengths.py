@@ -9,36 +9,10 @@ import pytest
 import rnnfast
 from rnnfast import functional as F, reference as R
 
-from test_native import CELLS, make_problem
-
-LENGTHS = {
-    "full": [6, 6, 6, 6, 6],
-    "sorted": [6, 4, 4, 2, 1],
-    "unsorted": [3, 1, 6, 2, 6],
-    "with_zero": [2, 0, 6, 0, 5],
-    "all_zero": [0, 0, 0, 0, 0],
-}
-
-
-def run(ops, cell, p, lengths):
-    """Forward (training) and backward with lengths; a dict of every result."""
-    if cell == "lstm":
-        out, h_n, c_n, ws = ops.lstm(p["x"], p["h0"], p["c0"], p["w_ih"], p["w_hh"], p["b_ih"], p["b_hh"],
-                                     training=True, lengths=lengths)
-        g = ops.lstm_backward(p["d_out"], p["d_h_n"], p["d_c_n"], p["x"], p["h0"], p["c0"], p["w_ih"],
-                              p["w_hh"], out, ws, lengths=lengths)
-        return dict(out=out, h_n=h_n, c_n=c_n, workspace=ws, **g._asdict())
-    kw = {} if cell == "gru" else {"nonlinearity": cell[4:]}
-    fwd = ops.gru if cell == "gru" else ops.rnn
-    bwd = ops.gru_backward if cell == "gru" else ops.rnn_backward
-    out, h_n, ws = fwd(p["x"], p["h0"], p["w_ih"], p["w_hh"], p["b_ih"], p["b_hh"], training=True,
-                       lengths=lengths, **kw)
-    g = bwd(p["d_out"], p["d_h_n"], p["x"], p["h0"], p["w_ih"], p["w_hh"], out, ws, lengths=lengths, **kw)
-    return dict(out=out, h_n=h_n, workspace=ws, **g._asdict())
-
+from helpers.native_problems import CELLS, LENGTHS, make_problem, run_with_lengths
 
 def loss(cell, p, lengths):
-    r = run(R, cell, p, lengths)
+    r = run_with_lengths(R, cell, p, lengths)
     total = np.sum(r["out"] * p["d_out"]) + np.sum(r["h_n"] * p["d_h_n"])
     if cell == "lstm":
         total += np.sum(r["c_n"] * p["d_c_n"])
@@ -52,7 +26,7 @@ def test_reference_with_lengths_matches_finite_differences(cell, kind):
     p = make_problem(cell, 6, 5, 3, 4, seed=3)
     if cell == "rnn_relu":  # keep pre-activations off relu's kink, where a difference is not a derivative
         p["w_ih"] *= 0.5
-    grads = run(R, cell, p, lengths)
+    grads = run_with_lengths(R, cell, p, lengths)
     names = {"x": "d_x", "h0": "d_h0", "w_ih": "d_w_ih", "w_hh": "d_w_hh", "b_ih": "d_b_ih", "b_hh": "d_b_hh"}
     if cell == "lstm":
         names["c0"] = "d_c0"
@@ -78,7 +52,7 @@ def test_reference_with_lengths_matches_finite_differences(cell, kind):
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_native_with_lengths_matches_reference(cell, kind, dtype):
     p = make_problem(cell, 6, 5, 9, 13, dtype=dtype, seed=1)
-    got, want = run(F, cell, p, LENGTHS[kind]), run(R, cell, p, LENGTHS[kind])
+    got, want = run_with_lengths(F, cell, p, LENGTHS[kind]), run_with_lengths(R, cell, p, LENGTHS[kind])
     tol = 1e-12 if dtype == np.float64 else 2e-5
     for name, w in want.items():
         if w.size:
@@ -93,7 +67,7 @@ def test_lengths_semantics(cell):
     is ignored; the full length equals no lengths."""
     lengths = np.array(LENGTHS["with_zero"])
     p = make_problem(cell, 6, 5, 3, 4)
-    r = run(F, cell, p, lengths)
+    r = run_with_lengths(F, cell, p, lengths)
     for b, n in enumerate(lengths):
         assert not np.any(r["out"][n:, b]), "outputs past a sequence's end must be zero"
         expected_h = p["h0"][b] if n == 0 else r["out"][n - 1, b]
@@ -101,11 +75,11 @@ def test_lengths_semantics(cell):
     noisy = dict(p, d_out=p["d_out"].copy())
     for b, n in enumerate(lengths):
         noisy["d_out"][n:, b] = 1e3
-    r_noisy = run(F, cell, noisy, lengths)
+    r_noisy = run_with_lengths(F, cell, noisy, lengths)
     for name in ("d_x", "d_h0", "d_w_ih", "d_w_hh", "d_b_ih"):
         np.testing.assert_allclose(r_noisy[name], r[name], rtol=1e-12, atol=1e-12, err_msg=name)
-    full = run(F, cell, p, np.full(5, 6))
-    plain = run(F, cell, p, None)
+    full = run_with_lengths(F, cell, p, np.full(5, 6))
+    plain = run_with_lengths(F, cell, p, None)
     for name in plain:
         np.testing.assert_array_equal(full[name], plain[name], err_msg=name)
 

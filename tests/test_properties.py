@@ -30,9 +30,10 @@ import rnnfast
 import rnnfast.layers as layers
 from rnnfast import functional, reference
 
+from helpers.cells import GATES
+
 TOL = {np.dtype(np.float64): 1e-10, np.dtype(np.float32): 1e-5}
 YARDSTICK = 8.0
-GATES = {"rnn_tanh": 1, "rnn_relu": 1, "lstm": 4, "gru": 3}
 HAS_LENGTHS = "lengths" in inspect.signature(functional.lstm).parameters
 HAS_STEPPER = hasattr(layers._RNNBase, "stepper")
 

@@ -21,8 +21,9 @@ import pytest
 
 from rnnfast import reference as R
 
-CELLS = ["rnn_tanh", "rnn_relu", "lstm", "gru"]
-GATES = {"rnn_tanh": 1, "rnn_relu": 1, "lstm": 4, "gru": 3}
+from helpers.cells import CELLS, GATES
+from helpers.finite_differences import numerical_gradient
+
 WS_UNITS = {"rnn_tanh": 0, "rnn_relu": 0, "lstm": 6, "gru": 4}
 
 
@@ -262,20 +263,6 @@ def test_rnn_relu_and_tanh_differ_only_in_activation():
 # ----------------------------------------------------------------------------------------------------
 # Finite differences
 # ----------------------------------------------------------------------------------------------------
-
-
-def numerical_gradient(f, arr, eps=1e-6):
-    """Central differences of the scalar function f() with respect to every element of arr (in place)."""
-    g = np.zeros_like(arr)
-    for idx in np.ndindex(arr.shape):
-        old = arr[idx]
-        arr[idx] = old + eps
-        f_plus = f()
-        arr[idx] = old - eps
-        f_minus = f()
-        arr[idx] = old
-        g[idx] = (f_plus - f_minus) / (2 * eps)
-    return g
 
 
 def relu_safe_params(T, B, I, H, margin=1e-3):
