@@ -843,7 +843,7 @@ row("rnnfast (command)", "name", "unknown demo", _cli("demo", "bogus"), UsageErr
 row("rnnfast (command)", "name", "none: lists the demos", _cli("demo"), OK, check=_exit_ok)
 row("rnnfast (command)", "demo_args", "unknown option", _cli("demo", "one_to_one", "--bogus-option"), UsageError,
     match="bogus-option")
-# rnnfast bench (tests/test_bench.py runs it; these are refused before anything is timed)
+# rnnfast bench (tests/system/test_bench.py runs it; these are refused before anything is timed)
 row("rnnfast (command)", "--cells", "unknown", _cli("bench", "--cells", "bogus"), UsageError)
 row("rnnfast (command)", "--scenarios", "unknown", _cli("bench", "--scenarios", "huge"), UsageError)
 row("rnnfast (command)", "--peers", "unknown", _cli("bench", "--peers", "tensorflow"), UsageError)

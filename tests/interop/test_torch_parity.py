@@ -15,7 +15,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-_path = pathlib.Path(__file__).resolve().parent.parent / "benchmarks" / "torch_parity.py"
+_path = pathlib.Path(__file__).resolve().parents[2] / "benchmarks" / "torch_parity.py"
 _spec = importlib.util.spec_from_file_location("rnnfast_torch_parity", _path)
 parity = importlib.util.module_from_spec(_spec)
 sys.modules[_spec.name] = parity  # NamedTuple/dataclass machinery looks the module up by name
