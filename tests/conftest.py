@@ -26,14 +26,6 @@ def restore_split():
     _core.set_split(before)
 
 
-@pytest.fixture
-def restore_projection():
-    """Where the forward computes its input projection (_core.set_projection), put back after the test."""
-    before = _core.get_projection()
-    yield
-    _core.set_projection(before)
-
-
 @pytest.fixture(params=["functional", "reference"])
 def backend(request, monkeypatch):
     """Run the test on the native ops and again with the layers' ops swapped for rnnfast.reference."""
