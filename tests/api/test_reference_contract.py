@@ -1,6 +1,7 @@
 """The API contract of :mod:`rnnfast.reference`: float32 stays float32, dtype promotion, ``out=``, no aliasing,
 T == 0, B == 0, None gradients, no overflow, and bad input refused with the right exception naming the argument.
-(Its numbers against the equations, finite differences and PyTorch: test_reference.py.)"""
+(Its numbers against the equations and finite differences: test_reference.py; against PyTorch:
+interop/test_torch_reference_parity.py.)"""
 
 from __future__ import annotations
 
