@@ -1,11 +1,13 @@
-"""Fixtures shared by the test modules."""
+"""Fixtures shared by the test groups (kernels/, api/, interop/, system/). Plain helper functions and constants
+are in helpers/ (imported as ``helpers.<module>``); fixtures of one group only are in its own conftest.py."""
 
 from __future__ import annotations
 
 import pytest
 
 import rnnfast
-from rnnfast import _core
+import rnnfast.layers as layers
+from rnnfast import _core, reference
 
 
 @pytest.fixture
@@ -24,9 +26,9 @@ def restore_split():
     _core.set_split(before)
 
 
-@pytest.fixture
-def restore_projection():
-    """Where the forward computes its input projection (_core.set_projection), put back after the test."""
-    before = _core.get_projection()
-    yield
-    _core.set_projection(before)
+@pytest.fixture(params=["functional", "reference"])
+def backend(request, monkeypatch):
+    """Run the test on the native ops and again with the layers' ops swapped for rnnfast.reference."""
+    if request.param == "reference":
+        monkeypatch.setattr(layers, "_ops", lambda: reference)
+    return request.param

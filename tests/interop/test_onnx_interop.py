@@ -1,248 +1,21 @@
-"""Interop parity: models from PyTorch, ONNX and Keras run in rnnfast with the same numbers; rnnfast models
-exported to ONNX run in ONNX Runtime with the same numbers; every refusal names its reason.
-
-Each group is skipped only where its framework is not importable. Outputs and final states are compared
-with max|ours - theirs| <= tol * max(max|theirs|, 1), tol 1e-5 in float32 and 1e-10 in float64 (the
-tolerances of test_torch_parity). Run with ``-s`` to print the largest difference seen per framework.
-"""
+"""ONNX interop: rnnfast models exported by rnnfast.to_onnx run in ONNX Runtime (and the ONNX reference
+evaluator) with the same numbers; ONNX models, hand-built or exported by torch.onnx.export, run in rnnfast
+with the same numbers; every refusal names its reason. Skipped where onnx or onnxruntime is not installed."""
 
 from __future__ import annotations
 
 import io
-import os
-import subprocess
-import sys
 import warnings
-from collections import defaultdict
 
 import numpy as np
 import pytest
 
-os.environ.setdefault("KERAS_BACKEND", "torch")  # before anything imports keras
+import rnnfast
 
-import rnnfast  # noqa: E402
-from rnnfast import interop  # noqa: E402
+from helpers.cells import CELLS
+from helpers.interop_checks import (assert_close, make_model, random_state, states_of, torch_module, torch_or_skip,
+                                    torch_run)
 
-TOL = {np.dtype(np.float32): 1e-5, np.dtype(np.float64): 1e-10}
-_MAX_DIFF: dict = defaultdict(float)   # (framework, dtype) -> largest relative difference observed
-CELLS = ["rnn_tanh", "rnn_relu", "lstm", "gru"]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _report():
-    yield
-    if _MAX_DIFF:
-        print("\nlargest difference / max(max|reference|, 1) per framework and dtype:")
-        for (fw, dt), v in sorted(_MAX_DIFF.items()):
-            print(f"  {fw:28s} {dt:8s} {v:.3g}")
-
-
-def assert_close(framework: str, name: str, ours, theirs, dtype, tol_dtype=None) -> None:
-    """max|ours - theirs| within the tolerance of ``tol_dtype`` (default ``dtype``) relative to
-    max(max|theirs|, 1); records the ratio under (framework, dtype)."""
-    ours, theirs = np.asarray(ours), np.asarray(theirs)
-    assert ours.shape == theirs.shape, f"{framework} {name}: shape {ours.shape} != {theirs.shape}"
-    dtype = np.dtype(dtype)
-    scale = max(float(np.max(np.abs(theirs), initial=0.0)), 1.0)
-    err = float(np.max(np.abs(ours.astype(np.float64) - theirs.astype(np.float64)), initial=0.0)) / scale
-    key = (framework, dtype.name)
-    _MAX_DIFF[key] = max(_MAX_DIFF[key], err)
-    tol = TOL[np.dtype(tol_dtype or dtype)]
-    assert err <= tol, f"{framework} {name} ({dtype}): max difference {err:.3g} x scale {scale:.3g} > {tol:g}"
-
-
-def make_model(cell: str, I: int = 3, H: int = 5, L: int = 1, D: int = 1, bf: bool = False, bias: bool = True,
-               dtype="float32", seed: int = 0):
-    cls = {"lstm": rnnfast.LSTM, "gru": rnnfast.GRU}.get(cell, rnnfast.RNN)
-    kw = {"nonlinearity": cell[4:]} if cell.startswith("rnn_") else {}
-    m = cls(I, H, L, bias=bias, batch_first=bf, bidirectional=D == 2, dtype=dtype, seed=seed, **kw)
-    # Larger weights than the default init, so that the gates leave their linear range.
-    rng = np.random.default_rng(seed + 100)
-    m.load_state_dict({k: rng.uniform(-0.8, 0.8, v.shape) for k, v in m.state_dict().items()})
-    return m
-
-
-def random_state(cell, L, D, B, H, dtype, rng):
-    h = rng.standard_normal((L * D, B, H)).astype(dtype)
-    if cell == "lstm":
-        return h, rng.standard_normal((L * D, B, H)).astype(dtype)
-    return h
-
-
-def states_of(cell, state):
-    return list(state) if cell == "lstm" else [state]
-
-
-def test_import_needs_no_framework():
-    code = ("import sys, rnnfast; assert callable(rnnfast.from_onnx); "
-            "print(sorted(m for m in ('torch', 'onnx', 'onnxruntime', 'keras', 'tensorflow') if m in sys.modules))")
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in [os.path.dirname(rnnfast.__path__[0]), env.get("PYTHONPATH")] if p)
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
-    assert res.returncode == 0, res.stderr
-    assert res.stdout.strip() == "[]"
-    assert set(interop.__all__) <= set(rnnfast.__all__)
-
-
-def test_missing_framework_import_error(monkeypatch):
-    for mod in ("torch", "onnx", "keras"):
-        monkeypatch.setitem(sys.modules, mod, None)   # makes "import mod" raise ImportError
-    with pytest.raises(ImportError, match=r"rnnfast\[onnx\]"):
-        rnnfast.to_onnx(make_model("lstm"))
-    with pytest.raises(ImportError, match=r"rnnfast\[onnx\]"):
-        rnnfast.from_onnx("model.onnx")
-    with pytest.raises(ImportError, match="pip install torch"):
-        rnnfast.from_torch(object())
-    with pytest.raises(ImportError, match="pip install torch"):
-        rnnfast.to_torch(make_model("gru"))
-    with pytest.raises(ImportError, match="pip install keras"):
-        rnnfast.from_keras(object())
-
-
-# ====================================================================================================
-# PyTorch
-# ====================================================================================================
-
-# (num_layers, bidirectional, batch_first, bias)
-TORCH_CONFIGS = [(1, False, False, True), (2, True, False, True), (2, False, True, False), (1, True, True, True)]
-
-
-def _torch():
-    return pytest.importorskip("torch")
-
-
-def _torch_module(torch, cell, I, H, L, D, bf, bias, dtype, seed=0):
-    torch.manual_seed(seed)
-    tdt = torch.float64 if dtype == "float64" else torch.float32
-    kw = dict(num_layers=L, bias=bias, batch_first=bf, bidirectional=D == 2, dtype=tdt)
-    if cell.startswith("rnn_"):
-        return torch.nn.RNN(I, H, nonlinearity=cell[4:], **kw)
-    return (torch.nn.LSTM if cell == "lstm" else torch.nn.GRU)(I, H, **kw)
-
-
-def _torch_run(torch, module, cell, x, state):
-    with torch.no_grad():
-        if state is None:
-            out, st = module(torch.from_numpy(x))
-        elif cell == "lstm":
-            out, st = module(torch.from_numpy(x), tuple(torch.from_numpy(s) for s in state))
-        else:
-            out, st = module(torch.from_numpy(x), torch.from_numpy(state))
-    st = [s.numpy() for s in st] if cell == "lstm" else [st.numpy()]
-    return out.numpy(), st
-
-
-@pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize("cfg", TORCH_CONFIGS, ids=lambda c: "L{}-D{}-bf{}-bias{}".format(c[0], 2 if c[1] else 1,
-                                                                                           int(c[2]), int(c[3])))
-@pytest.mark.parametrize("cell", CELLS)
-def test_from_torch_parity(cell, cfg, dtype):
-    torch = _torch()
-    L, bidi, bf, bias = cfg
-    D, I, H, T, B = 2 if bidi else 1, 4, 6, 7, 3
-    module = _torch_module(torch, cell, I, H, L, D, bf, bias, dtype).eval()
-    model = rnnfast.from_torch(module)
-    assert type(model).__name__ == {"lstm": "LSTM", "gru": "GRU"}.get(cell, "RNN")
-    assert (model.num_layers, model.bidirectional, model.batch_first, model.bias, model.dtype) == \
-        (L, bidi, bf, bias, np.dtype(dtype))
-    rng = np.random.default_rng(1)
-    x = rng.standard_normal((B, T, I) if bf else (T, B, I)).astype(dtype)
-    state = random_state(cell, L, D, B, H, dtype, rng)
-    ref_out, ref_state = _torch_run(torch, module, cell, x, state)
-    out, st = model(x, state)
-    assert_close("torch", "out", out, ref_out, dtype)
-    for ours, theirs in zip(states_of(cell, st), ref_state):
-        assert_close("torch", "state", ours, theirs, dtype)
-
-
-@pytest.mark.parametrize("cell", CELLS)
-def test_from_torch_lengths_match_packed_sequences(cell):
-    torch = _torch()
-    I, H, L, T, B = 3, 5, 2, 6, 4
-    module = _torch_module(torch, cell, I, H, L, 2, False, True, "float32").eval()
-    model = rnnfast.from_torch(module)
-    rng = np.random.default_rng(2)
-    x = rng.standard_normal((T, B, I)).astype(np.float32)
-    lengths = np.array([6, 2, 5, 1])
-    packed = torch.nn.utils.rnn.pack_padded_sequence(torch.from_numpy(x), torch.from_numpy(lengths),
-                                                     enforce_sorted=False)
-    with torch.no_grad():
-        out_p, st = module(packed)
-    ref_out = torch.nn.utils.rnn.pad_packed_sequence(out_p, total_length=T)[0].numpy()
-    ref_state = [s.numpy() for s in st] if cell == "lstm" else [st.numpy()]
-    out, st = model(x, lengths=lengths)
-    assert_close("torch", "out", out, ref_out, "float32")
-    for ours, theirs in zip(states_of(cell, st), ref_state):
-        assert_close("torch", "state", ours, theirs, "float32")
-
-
-@pytest.mark.parametrize("cell", CELLS)
-def test_to_torch_round_trip(cell):
-    torch = _torch()
-    model = make_model(cell, I=4, H=5, L=2, D=2, bf=True, dtype="float64")
-    model_d = make_model(cell, I=4, H=5, L=2, D=2, bf=True)
-    module = rnnfast.to_torch(model)
-    assert isinstance(module, torch.nn.RNNBase) and not module.training
-    assert module.batch_first and module.bidirectional and module.num_layers == 2
-    assert next(module.parameters()).dtype == torch.float64
-    rng = np.random.default_rng(3)
-    x = rng.standard_normal((3, 5, 4))
-    state = random_state(cell, 2, 2, 3, 5, np.float64, rng)
-    ref_out, ref_state = _torch_run(torch, module, cell, x, state)
-    out, st = model(x, state)
-    assert_close("torch (to_torch)", "out", out, ref_out, "float64")
-    for ours, theirs in zip(states_of(cell, st), ref_state):
-        assert_close("torch (to_torch)", "state", ours, theirs, "float64")
-    # The round trip rnnfast -> torch -> rnnfast is exact.
-    for m in (model, model_d):
-        back = rnnfast.from_torch(rnnfast.to_torch(m))
-        assert repr(back) == repr(m)
-        sd, sd_back = m.state_dict(), back.state_dict()
-        assert sd.keys() == sd_back.keys()
-        for k in sd:
-            assert sd_back[k].dtype == sd[k].dtype and np.array_equal(sd_back[k], sd[k]), k
-
-
-def test_torch_dropout_and_parametrizations_carry_over():
-    torch = _torch()
-    module = torch.nn.GRU(3, 4, num_layers=2, dropout=0.25)
-    assert rnnfast.from_torch(module).dropout == 0.25
-    assert rnnfast.to_torch(rnnfast.from_torch(module)).dropout == 0.25
-    # A parametrized weight converts as the module computes it.
-    lstm = torch.nn.LSTM(3, 4)
-    torch.nn.utils.parametrizations.weight_norm(lstm, "weight_hh_l0")
-    with torch.no_grad():
-        lstm.parametrizations.weight_hh_l0.original0.mul_(1.7)
-    model = rnnfast.from_torch(lstm)
-    x = np.random.default_rng(4).standard_normal((5, 2, 3)).astype(np.float32)
-    ref_out, _ = _torch_run(torch, lstm, "lstm", x, None)
-    assert_close("torch", "out", model(x)[0], ref_out, "float32")
-
-
-def test_from_torch_refusals():
-    torch = _torch()
-    with pytest.raises(NotImplementedError, match="proj_size=2"):
-        rnnfast.from_torch(torch.nn.LSTM(3, 4, proj_size=2))
-    with pytest.raises(TypeError, match="float16"):
-        rnnfast.from_torch(torch.nn.GRU(3, 4).half())
-    with pytest.raises(TypeError, match="torch.nn.RNN, torch.nn.LSTM or torch.nn.GRU, got Linear"):
-        rnnfast.from_torch(torch.nn.Linear(3, 4))
-    with pytest.raises(TypeError, match="got str"):
-        rnnfast.from_torch("lstm")
-
-    class Custom(torch.nn.LSTM):
-        def forward(self, x, hx=None):  # noqa: D401 - a different computation
-            return super().forward(2 * x, hx)
-
-    with pytest.raises(TypeError, match="overrides its forward"):
-        rnnfast.from_torch(Custom(3, 4))
-    with pytest.raises(TypeError, match="rnnfast.RNN, rnnfast.LSTM or rnnfast.GRU"):
-        rnnfast.to_torch(torch.nn.LSTM(3, 4))
-
-
-# ====================================================================================================
-# ONNX
-# ====================================================================================================
 
 def _onnx():
     return pytest.importorskip("onnx")
@@ -365,11 +138,11 @@ def _torch_export(torch, module, args, input_names, output_names) -> bytes:
                          ids=lambda c: f"L{c[0]}-D{c[1]}-bf{int(c[2])}")
 @pytest.mark.parametrize("cell", CELLS)
 def test_torch_export_from_onnx(cell, cfg, with_state):
-    torch = _torch()
+    torch = torch_or_skip()
     _onnx()
     L, D, bf = cfg
     I, H, T, B = 4, 5, 6, 3
-    module = _torch_module(torch, cell, I, H, L, D, bf, True, "float32", seed=8).eval()
+    module = torch_module(torch, cell, I, H, L, D, bf, True, "float32", seed=8).eval()
     rng = np.random.default_rng(8)
     x = rng.standard_normal((B, T, I) if bf else (T, B, I)).astype(np.float32)
     state = random_state(cell, L, D, B, H, np.float32, rng) if with_state else None
@@ -381,7 +154,7 @@ def test_torch_export_from_onnx(cell, cfg, with_state):
     model = rnnfast.from_onnx(data)
     assert isinstance(model, rnnfast.layers._RNNBase), "a torch stack must read back as one stacked model"
     assert (model.num_layers, model.num_directions, model.batch_first) == (L, D, bf)
-    ref_out, ref_state = _torch_run(torch, module, cell, x, state)
+    ref_out, ref_state = torch_run(torch, module, cell, x, state)
     out, st = model(x, state)
     assert_close("torch.onnx.export -> from_onnx", "out", out, ref_out, "float32")
     for ours, theirs in zip(states_of(cell, st), ref_state):
@@ -679,123 +452,3 @@ def test_from_onnx_other_refusals():
     proto, _ = _single_node_model("LSTM", 1, 4, 3, rng, dtype=np.float64)
     assert rnnfast.from_onnx(proto).dtype == np.float64
     assert onnx is not None
-
-
-# ====================================================================================================
-# Keras 3
-# ====================================================================================================
-
-# Keras's torch backend converts tensors with np.array(tensor), which NumPy 2 warns about.
-keras_warnings = pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept:DeprecationWarning")
-
-
-def _keras():
-    keras = pytest.importorskip("keras")
-    if not hasattr(keras, "version") or int(keras.version().split(".")[0]) < 3:
-        pytest.skip("Keras 3 is needed")
-    return keras
-
-
-def _keras_layer(keras, kind, units, dtype, **kw):
-    kw = dict(return_sequences=True, return_state=True, dtype=dtype, **kw)
-    if kind.startswith("rnn_"):
-        return keras.layers.SimpleRNN(units, activation=kind[4:], **kw)
-    return (keras.layers.LSTM if kind == "lstm" else keras.layers.GRU)(units, **kw)
-
-
-def _randomize_keras(keras, layer, rng):
-    for v in layer.weights:
-        v.assign(rng.uniform(-0.8, 0.8, tuple(v.shape)).astype(v.dtype))
-
-
-@keras_warnings
-@pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize("bias", [True, False])
-@pytest.mark.parametrize("bidirectional", [False, True])
-@pytest.mark.parametrize("kind", CELLS)
-def test_from_keras_parity(kind, bidirectional, bias, dtype):
-    keras = _keras()
-    I, H, T, B = 4, 5, 6, 3
-    layer = _keras_layer(keras, kind, H, dtype, use_bias=bias)
-    if bidirectional:
-        layer = keras.layers.Bidirectional(layer, dtype=dtype)
-    rng = np.random.default_rng(16)
-    x = rng.standard_normal((B, T, I)).astype(dtype)
-    layer(x)  # builds it
-    _randomize_keras(keras, layer, rng)
-    D = 2 if bidirectional else 1
-    per_dir = 2 if kind == "lstm" else 1
-    init = [rng.standard_normal((B, H)).astype(dtype) for _ in range(D * per_dir)]
-    res = [keras.ops.convert_to_numpy(r) for r in layer(x, initial_state=init)]
-    model = rnnfast.from_keras(layer)
-    assert model.batch_first and model.num_directions == D and model.bias == bias and model.dtype == dtype
-    h0 = np.stack(init[::per_dir])
-    state = (h0, np.stack(init[1::per_dir])) if kind == "lstm" else h0
-    out, st = model(x, state)
-    # Keras 3 promotes float64 to float32 in its ops on every backend but TensorFlow (its type lattice
-    # follows JAX without x64), so its float64 layers multiply in float32: compare at float32 tolerance.
-    assert_close("keras", "out", out, res[0], dtype, tol_dtype="float32")
-    keras_states = res[1:]   # per direction: h (, c)
-    ours = [s[d] for d in range(D) for s in (states_of(kind, st))]
-    assert len(ours) == len(keras_states)
-    for o, k in zip(ours, keras_states):
-        assert_close("keras", "state", o, k, dtype, tol_dtype="float32")
-
-
-@keras_warnings
-def test_from_keras_rnn_wrapper_and_last_output():
-    keras = _keras()
-    I, H, T, B = 3, 4, 5, 2
-    rng = np.random.default_rng(17)
-    x = rng.standard_normal((B, T, I)).astype(np.float32)
-    layer = keras.layers.RNN(keras.layers.GRUCell(H))
-    layer(x)
-    _randomize_keras(keras, layer, rng)
-    model = rnnfast.from_keras(layer)
-    last = keras.ops.convert_to_numpy(layer(x))   # return_sequences=False: the last output
-    assert_close("keras", "out", model(x)[0][:, -1], last, "float32")
-    bi = keras.layers.Bidirectional(keras.layers.LSTM(H))
-    bi(x)
-    _randomize_keras(keras, bi, rng)
-    _, (h_n, _) = rnnfast.from_keras(bi)(x)
-    assert_close("keras", "out", np.concatenate([h_n[0], h_n[1]], -1), keras.ops.convert_to_numpy(bi(x)), "float32")
-
-
-def _keras_refusals():
-    return [
-        ("reset_after", lambda k: k.layers.GRU(4, reset_after=False), NotImplementedError, "reset_after"),
-        ("hard_sigmoid", lambda k: k.layers.LSTM(4, recurrent_activation="hard_sigmoid"), NotImplementedError,
-         "recurrent_activation"),
-        ("gru hard_sigmoid", lambda k: k.layers.GRU(4, recurrent_activation="hard_sigmoid"), NotImplementedError,
-         "recurrent_activation"),
-        ("lstm relu", lambda k: k.layers.LSTM(4, activation="relu"), NotImplementedError, "activation"),
-        ("simplernn sigmoid", lambda k: k.layers.SimpleRNN(4, activation="sigmoid"), NotImplementedError,
-         "activation"),
-        ("go_backwards", lambda k: k.layers.LSTM(4, go_backwards=True), NotImplementedError, "go_backwards"),
-        ("merge_mode", lambda k: k.layers.Bidirectional(k.layers.GRU(4), merge_mode="sum"), NotImplementedError,
-         "merge_mode"),
-        ("mixed precision", lambda k: k.layers.GRU(4, dtype="mixed_float16"), TypeError, "dtype policy"),
-        ("stacked cells", lambda k: k.layers.RNN([k.layers.GRUCell(4), k.layers.GRUCell(4)]), NotImplementedError,
-         "StackedRNNCells"),
-        ("dense", lambda k: k.layers.Dense(4), TypeError, "SimpleRNN, LSTM, GRU"),
-    ]
-
-
-@keras_warnings
-@pytest.mark.parametrize("case", _keras_refusals(), ids=lambda c: c[0])
-def test_from_keras_refusals(case):
-    keras = _keras()
-    _, make, exc, pattern = case
-    layer = make(keras)
-    layer(np.zeros((2, 3, 5), dtype=np.float32))
-    with pytest.raises(exc, match=pattern):
-        rnnfast.from_keras(layer)
-
-
-@keras_warnings
-def test_from_keras_unbuilt_and_wrong_type():
-    keras = _keras()
-    with pytest.raises(ValueError, match="no weights yet"):
-        rnnfast.from_keras(keras.layers.LSTM(4))
-    with pytest.raises(TypeError, match="got str"):
-        rnnfast.from_keras("lstm")

@@ -9,8 +9,7 @@ import pytest
 import rnnfast
 from rnnfast import _core
 
-from test_lengths import run
-from test_native import CELLS, make_problem
+from helpers.native_problems import CELLS, make_problem, run_with_lengths
 
 
 def assert_close_to_reference(got, expected, dtype):
@@ -34,7 +33,8 @@ def test_results_do_not_depend_on_the_thread_count(cell, dtype, restore_threads)
     results = {}
     for threads in (1, 2, 3, 5):
         rnnfast.set_num_threads(threads)
-        results[threads] = (run(rnnfast.functional, cell, p, None), run(rnnfast.functional, cell, p, lengths))
+        results[threads] = (run_with_lengths(rnnfast.functional, cell, p, None),
+                            run_with_lengths(rnnfast.functional, cell, p, lengths))
     for threads in (2, 3, 5):
         for got, want in zip(results[threads], results[1]):
             assert_same_bits(got, want, f"{threads} threads")
@@ -54,13 +54,14 @@ def test_every_split_gives_the_same_bits(cell, dtype, batch, restore_threads, re
     lengths = np.array([6, 6, 5, 5, 3, 3, 2, 1, 0][:batch]) if batch > 1 else None
     _core.set_split("auto")
     rnnfast.set_num_threads(1)
-    want = run(rnnfast.functional, cell, p, lengths)
-    assert_close_to_reference(want, run(reference, cell, p, lengths), dtype)
+    want = run_with_lengths(rnnfast.functional, cell, p, lengths)
+    assert_close_to_reference(want, run_with_lengths(reference, cell, p, lengths), dtype)
     for split in ("auto", "batch", "hidden"):
         _core.set_split(split)
         for threads in (2, 3, 4):
             rnnfast.set_num_threads(threads)
-            assert_same_bits(run(rnnfast.functional, cell, p, lengths), want, f"{split}, {threads} threads")
+            assert_same_bits(run_with_lengths(rnnfast.functional, cell, p, lengths), want,
+                             f"{split}, {threads} threads")
 
 
 @pytest.mark.parametrize("cell", CELLS)
@@ -85,15 +86,15 @@ def test_every_projection_gives_the_same_bits(cell, dtype, input_size, bias, bat
     for lens in (None, lengths):
         _core.set_projection("up_front")
         _core.set_split("auto")
-        want = run(rnnfast.functional, cell, p, lens)
-        assert_close_to_reference(want, run(reference, cell, p, lens), dtype)
+        want = run_with_lengths(rnnfast.functional, cell, p, lens)
+        assert_close_to_reference(want, run_with_lengths(reference, cell, p, lens), dtype)
         for projection in ("per_step", "in_step", "ahead", "auto"):
             _core.set_projection(projection)
             for split in ("batch", "hidden"):
                 _core.set_split(split)
                 for threads in (1, 2, 3):
                     rnnfast.set_num_threads(threads)
-                    assert_same_bits(run(rnnfast.functional, cell, p, lens), want,
+                    assert_same_bits(run_with_lengths(rnnfast.functional, cell, p, lens), want,
                                      f"{projection}, {split}, {threads} threads")
 
 

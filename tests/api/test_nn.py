@@ -9,7 +9,7 @@ import pytest
 import rnnfast
 from rnnfast import nn
 
-from test_reference import numerical_gradient
+from helpers.finite_differences import numerical_gradient
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """Property-based tests (hypothesis): native kernels against rnnfast.reference over random problems.
 
-Each property draws a cell, sizes (off every vector width; empty ones are in test_bad_input), layer counts,
+Each property draws a cell, sizes (off every vector width; empty ones are in api/test_bad_input_*), layer counts,
 directions, dtypes, layouts, optional states and biases, and per-sequence lengths; it runs forward and
 backward natively and on the plain-NumPy reference in float64, and compares every result.
 
@@ -30,9 +30,10 @@ import rnnfast
 import rnnfast.layers as layers
 from rnnfast import functional, reference
 
+from helpers.cells import GATES
+
 TOL = {np.dtype(np.float64): 1e-10, np.dtype(np.float32): 1e-5}
 YARDSTICK = 8.0
-GATES = {"rnn_tanh": 1, "rnn_relu": 1, "lstm": 4, "gru": 3}
 HAS_LENGTHS = "lengths" in inspect.signature(functional.lstm).parameters
 HAS_STEPPER = hasattr(layers._RNNBase, "stepper")
 
@@ -92,7 +93,7 @@ def lengths_for(draw, T: int, B: int):
 @st.composite
 def op_problems(draw):
     cell = draw(cells)
-    T, B = draw(st.integers(1, 7)), draw(st.integers(1, 5))  # empty sizes: see test_bad_input
+    T, B = draw(st.integers(1, 7)), draw(st.integers(1, 5))  # empty sizes: see api/test_bad_input_*
     I, H = draw(st.integers(1, 19)), draw(st.integers(1, 19))
     dtype = draw(dtypes)
     G = GATES[cell]

@@ -22,7 +22,7 @@ from rnnfast import demos
 from rnnfast.cli import main as cli_main
 from rnnfast.examples import _common, addition, char_rnn, one_to_one, parity, spell_number, tagging, timeseries
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]  # tests/system/ -> the repository
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -8,8 +8,8 @@ import pytest
 
 from rnnfast import _core, functional as F, reference as R
 
-CELLS = ["rnn_tanh", "rnn_relu", "lstm", "gru"]
-GATES = {"rnn_tanh": 1, "rnn_relu": 1, "lstm": 4, "gru": 3}
+from helpers.native_problems import CELLS, GATES, assert_close, make_problem, run
+
 # (T, B, I, H): 1s everywhere; sizes below, at and above the float32 tile (6 rows x 8 columns) and the
 # 256-deep cache block; an input size of 1; a batch larger than one row block of the GEMM.
 SHAPES = [
@@ -22,53 +22,6 @@ SHAPES = [
     (3, 13, 260, 9),
     (2, 100, 6, 7),
 ]
-
-
-def make_problem(cell, T, B, I, H, dtype=np.float64, seed=0, bias=True):
-    rng = np.random.default_rng(seed)
-    G = GATES[cell]
-    s = 1.0 / np.sqrt(H)
-    p = dict(
-        x=rng.standard_normal((T, B, I)),
-        h0=rng.standard_normal((B, H)),
-        w_ih=rng.uniform(-s, s, (G * H, I)),
-        w_hh=rng.uniform(-s, s, (G * H, H)),
-        b_ih=rng.uniform(-s, s, G * H) if bias else None,
-        b_hh=rng.uniform(-s, s, G * H) if bias else None,
-        d_out=rng.standard_normal((T, B, H)),
-        d_h_n=rng.standard_normal((B, H)),
-    )
-    if cell == "lstm":
-        p["c0"] = rng.standard_normal((B, H))
-        p["d_c_n"] = rng.standard_normal((B, H))
-    return {k: (None if v is None else v.astype(dtype)) for k, v in p.items()}
-
-
-def run(ops, cell, p):
-    """Forward in training mode and backward; returns a dict of every result."""
-    if cell == "lstm":
-        out, h_n, c_n, ws = ops.lstm(p["x"], p["h0"], p["c0"], p["w_ih"], p["w_hh"], p["b_ih"], p["b_hh"],
-                                     training=True)
-        g = ops.lstm_backward(p["d_out"], p["d_h_n"], p["d_c_n"], p["x"], p["h0"], p["c0"], p["w_ih"],
-                              p["w_hh"], out, ws)
-        return dict(out=out, h_n=h_n, c_n=c_n, workspace=ws, **g._asdict())
-    kw = {} if cell == "gru" else {"nonlinearity": cell[4:]}
-    fwd = ops.gru if cell == "gru" else ops.rnn
-    bwd = ops.gru_backward if cell == "gru" else ops.rnn_backward
-    out, h_n, ws = fwd(p["x"], p["h0"], p["w_ih"], p["w_hh"], p["b_ih"], p["b_hh"], training=True, **kw)
-    g = bwd(p["d_out"], p["d_h_n"], p["x"], p["h0"], p["w_ih"], p["w_hh"], out, ws, **kw)
-    return dict(out=out, h_n=h_n, workspace=ws, **g._asdict())
-
-
-def assert_close(got, want, rtol, context):
-    for name, w in want.items():
-        g = got[name]
-        assert g.shape == w.shape, f"{context}: {name} shape {g.shape} != {w.shape}"
-        if w.size == 0:
-            continue
-        scale = max(float(np.max(np.abs(w))), 1.0)
-        err = float(np.max(np.abs(g.astype(np.float64) - w.astype(np.float64))))
-        assert err <= rtol * scale, f"{context}: {name} differs by {err:.3e} (max |ref| {scale:.3e}, rtol {rtol})"
 
 
 @pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "T%d-B%d-I%d-H%d" % s)

@@ -15,10 +15,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-import rnnfast.layers as layers  # noqa: E402
-from rnnfast import reference  # noqa: E402
-
-_path = pathlib.Path(__file__).resolve().parent.parent / "benchmarks" / "torch_parity.py"
+_path = pathlib.Path(__file__).resolve().parents[2] / "benchmarks" / "torch_parity.py"
 _spec = importlib.util.spec_from_file_location("rnnfast_torch_parity", _path)
 parity = importlib.util.module_from_spec(_spec)
 sys.modules[_spec.name] = parity  # NamedTuple/dataclass machinery looks the module up by name
@@ -31,13 +28,6 @@ def _one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
-
-
-@pytest.fixture(params=["functional", "reference"])
-def backend(request, monkeypatch):
-    if request.param == "reference":
-        monkeypatch.setattr(layers, "_ops", lambda: reference)
-    return request.param
 
 
 @pytest.mark.parametrize("dtype", parity.DTYPES)

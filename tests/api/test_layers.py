@@ -1,4 +1,5 @@
-"""The RNN/LSTM/GRU layers (rnnfast.layers) on both the native and the reference functional ops."""
+"""The RNN/LSTM/GRU layers (rnnfast.layers) on both the native and the reference functional ops (their inference
+fast path: test_layers_exact_inference.py)."""
 
 from __future__ import annotations
 
@@ -7,40 +8,11 @@ import warnings
 import numpy as np
 import pytest
 
-import rnnfast.layers as layers
 from rnnfast import reference
 from rnnfast.layers import GRU, LSTM, RNN
 
-
-@pytest.fixture(params=["functional", "reference"])
-def backend(request, monkeypatch):
-    """Run the test on the native ops and again with the layers' ops swapped for rnnfast.reference."""
-    if request.param == "reference":
-        monkeypatch.setattr(layers, "_ops", lambda: reference)
-    return request.param
-
-
-CELLS = ["rnn_tanh", "rnn_relu", "lstm", "gru"]
-GATES = {"rnn_tanh": 1, "rnn_relu": 1, "lstm": 4, "gru": 3}
-
-
-def make(cell, *args, **kw):
-    if cell.startswith("rnn"):
-        return RNN(*args, nonlinearity=cell[4:], **kw)
-    return {"lstm": LSTM, "gru": GRU}[cell](*args, **kw)
-
-
-def rand(rng, *shape, dtype="float64"):
-    return rng.standard_normal(shape).astype(dtype)
-
-
-def state_of(cell, rng, shape, dtype="float64"):
-    h = 0.5 * rand(rng, *shape, dtype=dtype)
-    return (h, 0.5 * rand(rng, *shape, dtype=dtype)) if cell == "lstm" else h
-
-
-def as_pair(cell, state):
-    return state if cell == "lstm" else (state,)
+from helpers.cells import CELLS, GATES
+from helpers.layer_harness import as_pair, make, rand, state_of
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -591,104 +563,3 @@ def test_weights_edited_in_place_are_seen_by_the_next_call(cls):
         want = fn(*args)[0]
         np.testing.assert_allclose(got, want, rtol=2e-5, atol=2e-6, err_msg=name)
         first = got.copy()
-
-
-# ---------------------------------------------------------------------------------------------------
-# The inference fast path (_RNNBase._exact_inference)
-# ---------------------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("cell", CELLS)
-@pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize("num_layers,bias", [(1, True), (3, True), (2, False)])
-def test_exact_inference_matches_the_general_path_bit_for_bit(cell, dtype, num_layers, bias, monkeypatch):
-    rng = np.random.default_rng(11)
-    T, B, I, H = 7, 3, 5, 9
-    m = make(cell, I, H, num_layers, bias=bias, dtype=dtype, seed=4)
-    x = rand(rng, T, B, I, dtype=dtype)
-    taken = []
-    exact = layers._RNNBase._exact_inference
-
-    def spy(self, xx):
-        result = exact(self, xx)
-        taken.append(result is not None)
-        return result
-
-    monkeypatch.setattr(layers._RNNBase, "_exact_inference", spy)
-    out, state = m(x)
-    assert taken == [True]
-    # The general path: the same call with the fast path refused.
-    monkeypatch.setattr(layers._RNNBase, "_exact_inference", lambda self, xx: None)
-    out_g, state_g = m(x)
-    assert out.dtype == out_g.dtype == np.dtype(dtype) and out.shape == out_g.shape == (T, B, H)
-    assert np.array_equal(out, out_g)
-    for a, b in zip(as_pair(cell, state), as_pair(cell, state_g)):
-        assert a.shape == b.shape == (num_layers, B, H) and np.array_equal(a, b)
-    # And both are the reference's numbers.
-    monkeypatch.setattr(layers, "_ops", lambda: reference)
-    out_r, state_r = m(x)
-    tol = 1e-5 if dtype == "float32" else 1e-12
-    np.testing.assert_allclose(out, out_r, rtol=tol, atol=tol)
-    for a, b in zip(as_pair(cell, state), as_pair(cell, state_r)):
-        np.testing.assert_allclose(a, b, rtol=tol, atol=tol)
-
-
-@pytest.mark.parametrize(
-    "make_x,kwargs",
-    [
-        (lambda x: x.astype(np.float64), {}),  # another dtype: cast by the general path
-        (lambda x: np.asfortranarray(x), {}),  # not C-contiguous
-        (lambda x: x.tolist(), {}),  # not an ndarray
-        (lambda x: np.frombuffer(b"\0" + x.tobytes(), np.float32, offset=1).reshape(x.shape), {}),  # misaligned
-        (lambda x: x, {"lengths": [4, 4]}),
-        (lambda x: x, {"state": (np.zeros((1, 2, 4), np.float32), np.zeros((1, 2, 4), np.float32))}),
-    ],
-)
-def test_exact_inference_declines_what_needs_the_general_path(make_x, kwargs, monkeypatch):
-    rng = np.random.default_rng(12)
-    m = LSTM(3, 4, dtype="float32", seed=1)
-    x = rand(rng, 4, 2, 3, dtype="float32")
-    expected_out, _ = m(x)
-    xx = make_x(x)
-    if not kwargs:
-        assert m._exact_inference(xx) is None
-    monkeypatch.setattr(layers._RNNBase, "_exact_inference", lambda self, _: pytest.fail("fast path asked"))
-    if kwargs:  # state or lengths: not even asked
-        out, _ = m(xx, **kwargs)
-    else:
-        monkeypatch.undo()
-        out, _ = m(xx)
-    assert out.dtype == np.float32
-    np.testing.assert_array_equal(out, expected_out)
-
-
-def test_exact_inference_declines_unbatched_input():
-    m = LSTM(3, 4, dtype="float32", seed=1)
-    x = np.random.default_rng(1).standard_normal((4, 1, 3)).astype(np.float32)
-    assert m._exact_inference(x[:, 0, :]) is None
-    np.testing.assert_array_equal(m(x[:, 0, :])[0], m(x)[0][:, 0, :])
-
-
-@pytest.mark.parametrize("kwargs", [{"batch_first": True}, {"bidirectional": True}])
-def test_exact_inference_declines_other_layouts(kwargs):
-    m = GRU(3, 4, dtype="float32", seed=2, **kwargs)
-    assert m._exact_inference(np.zeros((2, 5, 3), np.float32)) is None
-
-
-def test_exact_inference_sees_weights_edited_in_place():
-    rng = np.random.default_rng(13)
-    m = GRU(3, 4, dtype="float32", seed=2)
-    x = rand(rng, 5, 2, 3, dtype="float32")
-    before, _ = m(x)
-    m.parameters()["weight_hh_l0"][0, 0] += 0.5
-    after, _ = m(x)
-    assert not np.array_equal(before, after)
-    with pytest.MonkeyPatch.context() as mp:  # the general path agrees with the edit too
-        mp.setattr(layers._RNNBase, "_exact_inference", lambda self, xx: None)
-        np.testing.assert_array_equal(m(x)[0], after)
-
-
-def test_exact_inference_bad_input_size_gets_the_general_error():
-    m = RNN(3, 4, dtype="float32", seed=2)
-    with pytest.raises(ValueError, match="input_size 3"):
-        m(np.zeros((2, 1, 5), np.float32))
