@@ -10,7 +10,7 @@ Each benchmark's group is ``scenario-cell``, so pytest-benchmark's table puts rn
 The streaming scenario times one ``step(x_t, out=y)`` (rnnfast's stepper) or one call of the reference on a
 single step; the others time one call on the whole sequence (training: forward + backward). ``extra_info``
 carries the shape and the GFLOP/s of the mean. The shapes and the problems are those of
-:mod:`rnnfast.bench` (``rnnfast bench`` compares against PyTorch, ONNX Runtime and Keras too, interleaved).
+:mod:`rnnfast._bench` (``rnnfast bench`` compares against PyTorch, ONNX Runtime and Keras too, interleaved).
 
 Threads: rnnfast's default (the usable CPUs); ``RNNFAST_BENCH_THREADS=n`` sets another. These files are
 not part of the default ``pytest`` run (``testpaths = ["tests"]``), and pytest-benchmark is not a
@@ -27,7 +27,8 @@ import pytest
 pytest.importorskip("pytest_benchmark")
 
 import rnnfast  # noqa: E402
-from rnnfast import bench  # noqa: E402
+from rnnfast import reference  # noqa: E402
+from rnnfast._bench import peers, scenarios  # noqa: E402
 
 IMPLEMENTATIONS = ("rnnfast", "reference")
 
@@ -42,7 +43,7 @@ def _threads():
     rnnfast.set_num_threads(saved)
 
 
-def _single_step(p: bench.Problem, impl: str):
+def _single_step(p: scenarios.Problem, impl: str):
     """One streaming step: rnnfast's stepper with ``out=``, or the reference on a sequence of length 1."""
     x_t = p.x[0]
     if impl == "rnnfast":
@@ -55,22 +56,22 @@ def _single_step(p: bench.Problem, impl: str):
     x1 = p.x[:1]
     h = np.zeros((p.scenario.B, p.scenario.H), dtype=np.float32)
     if p.cell == "lstm":
-        return lambda: bench.reference.lstm(x1, h, h, *args)
+        return lambda: reference.lstm(x1, h, h, *args)
     if p.cell == "gru":
-        return lambda: bench.reference.gru(x1, h, *args)
-    return lambda: bench.reference.rnn(x1, h, *args)
+        return lambda: reference.gru(x1, h, *args)
+    return lambda: reference.rnn(x1, h, *args)
 
 
 @pytest.mark.parametrize("impl", IMPLEMENTATIONS)
-@pytest.mark.parametrize("cell", list(bench.CELLS))
-@pytest.mark.parametrize("scenario", list(bench.SCENARIOS))
+@pytest.mark.parametrize("cell", list(scenarios.CELLS))
+@pytest.mark.parametrize("scenario", list(scenarios.SCENARIOS))
 def test_cell(benchmark, scenario, cell, impl):
-    s = bench.SCENARIOS[scenario]
-    p = bench.make_problem(s, cell)
+    s = scenarios.SCENARIOS[scenario]
+    p = scenarios.make_problem(s, cell)
     if s.kind == "stream":
         fn = _single_step(p, impl)
     else:
-        fn = (bench._rnnfast_impl if impl == "rnnfast" else bench._numpy_impl)(p).fn
+        fn = (peers.rnnfast_impl if impl == "rnnfast" else peers.numpy_impl)(p).fn
     benchmark.group = f"{scenario}-{cell}"
     benchmark.extra_info.update({"T": 1 if s.kind == "stream" else s.T, "B": s.B, "I": s.I, "H": s.H,
                                  "threads": rnnfast.get_num_threads(), "isa": rnnfast.isa()})
@@ -78,4 +79,4 @@ def test_cell(benchmark, scenario, cell, impl):
     stats = getattr(benchmark, "stats", None)
     mean = getattr(getattr(stats, "stats", None), "mean", None)
     if mean:
-        benchmark.extra_info["gflops"] = bench.flops(s, cell) / mean / 1e9
+        benchmark.extra_info["gflops"] = scenarios.flops(s, cell) / mean / 1e9

@@ -29,6 +29,7 @@ try:  # running from a checkout without installing: python benchmarks/torch_pari
 except ImportError:  # pragma: no cover - depends on how the script is started
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python"))
 
+import rnnfast._rnn_base as rnn_base  # noqa: E402
 import rnnfast.layers as layers  # noqa: E402
 
 MODES = ("RNN_TANH", "RNN_RELU", "LSTM", "GRU")
@@ -195,7 +196,7 @@ def _use_backend(name: str) -> None:
     if name == "reference":
         from rnnfast import reference
 
-        layers._ops = lambda: reference
+        rnn_base.functional_ops = lambda: reference
 
 
 def main(argv: Optional[list[str]] = None) -> int:

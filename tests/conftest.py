@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 import rnnfast
-import rnnfast.layers as layers
+import rnnfast._rnn_base as rnn_base
 from rnnfast import _core, reference
 
 
@@ -20,15 +20,15 @@ def restore_threads():
 
 @pytest.fixture
 def restore_split():
-    """How the forward's time loop is shared among threads (_core.set_split), put back after the test."""
-    before = _core.get_split()
+    """How the forward's time loop is shared among threads (_core.testing.set_split), put back after the test."""
+    before = _core.testing.get_split()
     yield
-    _core.set_split(before)
+    _core.testing.set_split(before)
 
 
 @pytest.fixture(params=["functional", "reference"])
 def backend(request, monkeypatch):
     """Run the test on the native ops and again with the layers' ops swapped for rnnfast.reference."""
     if request.param == "reference":
-        monkeypatch.setattr(layers, "_ops", lambda: reference)
+        monkeypatch.setattr(rnn_base, "functional_ops", lambda: reference)
     return request.param

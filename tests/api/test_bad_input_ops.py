@@ -246,10 +246,10 @@ row("_core.backward", "workspace", "too short", _core_backward(workspace=np.empt
 row("_core.backward", "d_x", "wrong shape", _core_backward(d_x=np.empty((T, B, I + 1))), ValueError)
 row("_core.backward", "d_b_hh", "read-only", _core_backward(d_b_hh=read_only(np.empty(3 * H))), ValueError)
 row("_core.backward", "d_c0", "for a GRU", _core_backward(d_c0=np.empty((B, H))), ValueError)
-row("_core.gemm", "b", "inner size differs", lambda: _core.gemm(np.zeros((3, 4)), np.zeros((5, 2))), ValueError,
+row("_core.testing.gemm", "b", "inner size differs", lambda: _core.testing.gemm(np.zeros((3, 4)), np.zeros((5, 2))), ValueError,
     match="inner")
-row("_core.gemm", "a", "3-D", lambda: _core.gemm(np.zeros((3, 4, 1)), np.zeros((4, 2))), ValueError)
-row("_core.gemm", "b", "other dtype", lambda: _core.gemm(np.zeros((3, 4)), np.zeros((4, 2), np.float32)), TypeError)
+row("_core.testing.gemm", "a", "3-D", lambda: _core.testing.gemm(np.zeros((3, 4, 1)), np.zeros((4, 2))), ValueError)
+row("_core.testing.gemm", "b", "other dtype", lambda: _core.testing.gemm(np.zeros((3, 4)), np.zeros((4, 2), np.float32)), TypeError)
 row("_core.Stepper", "layers", "empty", lambda: _core.Stepper("lstm", H, 1, []), ValueError, match="layer")
 row("_core.Stepper", "layers", "wrong w_hh", lambda: _core.Stepper("gru", H, 1, [(np.zeros((3 * H, I)),
                                                                                   np.zeros((3 * H, H + 1)), None,

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import rnnfast.layers as layers
+import rnnfast._rnn_base as rnn_base
 from rnnfast import reference
 from rnnfast.layers import GRU, LSTM, RNN
 
@@ -24,25 +24,25 @@ def test_exact_inference_matches_the_general_path_bit_for_bit(cell, dtype, num_l
     m = make(cell, I, H, num_layers, bias=bias, dtype=dtype, seed=4)
     x = rand(rng, T, B, I, dtype=dtype)
     taken = []
-    exact = layers._RNNBase._exact_inference
+    exact = rnn_base.RNNBase._exact_inference
 
     def spy(self, xx):
         result = exact(self, xx)
         taken.append(result is not None)
         return result
 
-    monkeypatch.setattr(layers._RNNBase, "_exact_inference", spy)
+    monkeypatch.setattr(rnn_base.RNNBase, "_exact_inference", spy)
     out, state = m(x)
     assert taken == [True]
     # The general path: the same call with the fast path refused.
-    monkeypatch.setattr(layers._RNNBase, "_exact_inference", lambda self, xx: None)
+    monkeypatch.setattr(rnn_base.RNNBase, "_exact_inference", lambda self, xx: None)
     out_g, state_g = m(x)
     assert out.dtype == out_g.dtype == np.dtype(dtype) and out.shape == out_g.shape == (T, B, H)
     assert np.array_equal(out, out_g)
     for a, b in zip(as_pair(cell, state), as_pair(cell, state_g)):
         assert a.shape == b.shape == (num_layers, B, H) and np.array_equal(a, b)
     # And both are the reference's numbers.
-    monkeypatch.setattr(layers, "_ops", lambda: reference)
+    monkeypatch.setattr(rnn_base, "functional_ops", lambda: reference)
     out_r, state_r = m(x)
     tol = 1e-5 if dtype == "float32" else 1e-12
     np.testing.assert_allclose(out, out_r, rtol=tol, atol=tol)
@@ -69,7 +69,7 @@ def test_exact_inference_declines_what_needs_the_general_path(make_x, kwargs, mo
     xx = make_x(x)
     if not kwargs:
         assert m._exact_inference(xx) is None
-    monkeypatch.setattr(layers._RNNBase, "_exact_inference", lambda self, _: pytest.fail("fast path asked"))
+    monkeypatch.setattr(rnn_base.RNNBase, "_exact_inference", lambda self, _: pytest.fail("fast path asked"))
     if kwargs:  # state or lengths: not even asked
         out, _ = m(xx, **kwargs)
     else:
@@ -101,7 +101,7 @@ def test_exact_inference_sees_weights_edited_in_place():
     after, _ = m(x)
     assert not np.array_equal(before, after)
     with pytest.MonkeyPatch.context() as mp:  # the general path agrees with the edit too
-        mp.setattr(layers._RNNBase, "_exact_inference", lambda self, xx: None)
+        mp.setattr(rnn_base.RNNBase, "_exact_inference", lambda self, xx: None)
         np.testing.assert_array_equal(m(x)[0], after)
 
 

@@ -212,7 +212,7 @@ def test_steps_shared_by_threads_equal_the_whole_sequence(cls, hidden, restore_t
     xs = np.random.default_rng(1).standard_normal((6, 3, 7)).astype(np.float32)
     want = layer(xs)[0]
     for split in ("batch", "hidden", "auto"):
-        _core.set_split(split)
+        _core.testing.set_split(split)
         for threads in (1, 2, 3):
             rnnfast.set_num_threads(threads)
             s = layer.stepper(batch=3)
@@ -235,6 +235,6 @@ def test_one_stepper_across_thread_counts_and_splits(cls, restore_threads, resto
     got = []
     for t, x in enumerate(xs):
         rnnfast.set_num_threads((1, 2, 2, 3)[t % 4])
-        _core.set_split(("hidden", "hidden", "batch", "hidden", "auto", "hidden")[t % 6])
+        _core.testing.set_split(("hidden", "hidden", "batch", "hidden", "auto", "hidden")[t % 6])
         got.append(s.step(x).copy())
     np.testing.assert_array_equal(np.stack(got), want)

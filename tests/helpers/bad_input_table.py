@@ -38,7 +38,7 @@ import numpy as np
 import pytest
 
 import rnnfast
-import rnnfast.layers as layers
+import rnnfast._rnn_base as rnn_base
 from rnnfast import cli, functional, reference
 
 from helpers.cells import GATES
@@ -58,7 +58,7 @@ OK = _Ok()
 #: Features that may be missing from this build, and how to tell whether they are there.
 FEATURES: dict[str, Callable[[], bool]] = {
     "set_num_threads": lambda: hasattr(rnnfast, "set_num_threads"),
-    "stepper": lambda: hasattr(layers._RNNBase, "stepper"),
+    "stepper": lambda: hasattr(rnn_base.RNNBase, "stepper"),
     "lengths": lambda: "lengths" in inspect.signature(functional.lstm).parameters,
 }
 
@@ -224,7 +224,7 @@ def make(cls_name: str, **kw):
 @contextlib.contextmanager
 def reference_ops():
     """Run layers on rnnfast.reference instead of the native ops."""
-    with mock.patch.object(layers, "_ops", lambda: reference):
+    with mock.patch.object(rnn_base, "functional_ops", lambda: reference):
         yield
 
 

@@ -152,7 +152,7 @@ def test_torch_export_from_onnx(cell, cfg, with_state):
                                       else torch.from_numpy(state),) if with_state else ())
     data = _torch_export(torch, module, args, names, ["out", "h_n", "c_n"][:2 + (cell == "lstm")])
     model = rnnfast.from_onnx(data)
-    assert isinstance(model, rnnfast.layers._RNNBase), "a torch stack must read back as one stacked model"
+    assert isinstance(model, rnnfast._rnn_base.RNNBase), "a torch stack must read back as one stacked model"
     assert (model.num_layers, model.num_directions, model.batch_first) == (L, D, bf)
     ref_out, ref_state = torch_run(torch, module, cell, x, state)
     out, st = model(x, state)
@@ -349,7 +349,7 @@ def test_from_onnx_stack_and_non_stack(op, D):
 
     proto = _two_node_graph(op, "plain", rng, D, H, I)
     model = rnnfast.from_onnx(proto)
-    assert isinstance(model, rnnfast.layers._RNNBase) and model.num_layers == 2
+    assert isinstance(model, rnnfast._rnn_base.RNNBase) and model.num_layers == 2
     y2, yh1, yh2 = _ort_session(proto).run(None, {"X": x})
     out, st = model(x)
     h_n = st[0] if op == "LSTM" else st

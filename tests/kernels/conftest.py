@@ -9,7 +9,7 @@ from rnnfast import _core
 
 @pytest.fixture
 def restore_projection():
-    """Where the forward computes its input projection (_core.set_projection), put back after the test."""
-    before = _core.get_projection()
+    """Where the forward computes its input projection (_core.testing.set_projection), put back after the test."""
+    before = _core.testing.get_projection()
     yield
-    _core.set_projection(before)
+    _core.testing.set_projection(before)

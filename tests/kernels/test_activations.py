@@ -8,15 +8,15 @@ import pytest
 
 from rnnfast import _core
 
-ISAS = _core.available_isas()
+ISAS = _core.testing.available_isas()
 
 
 @pytest.fixture(params=ISAS)
 def isa(request):
     before = _core.isa()
-    _core.set_isa(request.param)
+    _core.testing.set_isa(request.param)
     yield request.param
-    _core.set_isa(before)
+    _core.testing.set_isa(before)
 
 
 def sweep() -> np.ndarray:
@@ -46,7 +46,7 @@ def test_float32_activation_error_bounds(isa, name):
     x = sweep()
     if name == "exp":
         x = x[(x >= -86) & (x <= 88)]  # the clamped range is checked separately
-    got = _core.activation(name, x).astype(np.float64)
+    got = _core.testing.activation(name, x).astype(np.float64)
     want = reference(name, x)
     # Relative error where exp is not clamped; sigmoid's far left (x < -86, true value below 4.5e-38)
     # returns exp's clamp, exp(-86) ~ 4.5e-38: there the absolute error is asked to stay below 5e-38.
@@ -65,9 +65,9 @@ def test_float32_activation_error_bounds(isa, name):
 
 def test_special_values(isa):
     x = np.array([np.nan, np.inf, -np.inf, 1e4, -1e4], dtype=np.float32)
-    e = _core.activation("exp", x)
-    s = _core.activation("sigmoid", x)
-    t = _core.activation("tanh", x)
+    e = _core.testing.activation("exp", x)
+    s = _core.testing.activation("sigmoid", x)
+    t = _core.testing.activation("tanh", x)
     assert np.isnan(e[0]) and np.isnan(s[0]) and np.isnan(t[0]), "NaN must propagate"
     assert np.all(np.isfinite(e[1:])), "exp clamps instead of overflowing"
     assert e[2] > 0 and e[2] >= np.finfo(np.float32).tiny, "exp of a large negative number is not denormal"
@@ -80,5 +80,5 @@ def test_special_values(isa):
 def test_float64_uses_the_c_library(isa):
     x = np.linspace(-30, 30, 10001)
     # The C library and NumPy each round within an ulp, so they may differ by two.
-    np.testing.assert_allclose(_core.activation("tanh", x), np.tanh(x), rtol=5e-16, atol=0)
-    np.testing.assert_allclose(_core.activation("exp", x), np.exp(x), rtol=5e-16, atol=0)
+    np.testing.assert_allclose(_core.testing.activation("tanh", x), np.tanh(x), rtol=5e-16, atol=0)
+    np.testing.assert_allclose(_core.testing.activation("exp", x), np.exp(x), rtol=5e-16, atol=0)

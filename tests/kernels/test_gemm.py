@@ -25,7 +25,7 @@ def test_gemm_every_tail(dtype, a_t, b_t):
         b = rng.uniform(-1, 1, (n, k) if b_t else (k, n)).astype(dtype)
         want = (a.astype(np.float64).T if a_t else a.astype(np.float64)) @ (
             b.astype(np.float64).T if b_t else b.astype(np.float64))
-        got = _core.gemm(a, b, a_t, b_t)
+        got = _core.testing.gemm(a, b, a_t, b_t)
         assert got.shape == (m, n) and got.dtype == dtype
         # Each entry sums k products of magnitude <= 1: rounding grows at most like k * eps.
         tol = 2 * k * eps
@@ -34,12 +34,12 @@ def test_gemm_every_tail(dtype, a_t, b_t):
 
 
 def test_gemm_empty_dimensions():
-    assert _core.gemm(np.zeros((0, 3)), np.zeros((3, 4))).shape == (0, 4)
-    np.testing.assert_array_equal(_core.gemm(np.zeros((2, 0)), np.zeros((0, 4))), np.zeros((2, 4)))
+    assert _core.testing.gemm(np.zeros((0, 3)), np.zeros((3, 4))).shape == (0, 4)
+    np.testing.assert_array_equal(_core.testing.gemm(np.zeros((2, 0)), np.zeros((0, 4))), np.zeros((2, 4)))
 
 
 def test_gemm_refuses_mismatch():
     with pytest.raises(ValueError, match="inner dimensions differ"):
-        _core.gemm(np.zeros((2, 3)), np.zeros((4, 5)))
+        _core.testing.gemm(np.zeros((2, 3)), np.zeros((4, 5)))
     with pytest.raises(TypeError, match="dtype float64"):
-        _core.gemm(np.zeros((2, 3)), np.zeros((3, 5), dtype=np.float32))
+        _core.testing.gemm(np.zeros((2, 3)), np.zeros((3, 5), dtype=np.float32))

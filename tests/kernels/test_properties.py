@@ -27,7 +27,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import rnnfast
-import rnnfast.layers as layers
+import rnnfast._rnn_base as rnn_base
 from rnnfast import functional, reference
 
 from helpers.cells import GATES
@@ -35,7 +35,7 @@ from helpers.cells import GATES
 TOL = {np.dtype(np.float64): 1e-10, np.dtype(np.float32): 1e-5}
 YARDSTICK = 8.0
 HAS_LENGTHS = "lengths" in inspect.signature(functional.lstm).parameters
-HAS_STEPPER = hasattr(layers._RNNBase, "stepper")
+HAS_STEPPER = hasattr(rnn_base.RNNBase, "stepper")
 
 PROPERTY = settings(max_examples=80, deadline=None, database=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -74,7 +74,7 @@ def assert_all_close(got: dict, want: dict, dtype, context: str, same_precision:
 
 @contextlib.contextmanager
 def reference_ops():
-    with mock.patch.object(layers, "_ops", lambda: reference):
+    with mock.patch.object(rnn_base, "functional_ops", lambda: reference):
         yield
 
 

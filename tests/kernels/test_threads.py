@@ -52,12 +52,12 @@ def test_every_split_gives_the_same_bits(cell, dtype, batch, restore_threads, re
 
     p = make_problem(cell, 6, batch, 20, 150, dtype=dtype, seed=3)
     lengths = np.array([6, 6, 5, 5, 3, 3, 2, 1, 0][:batch]) if batch > 1 else None
-    _core.set_split("auto")
+    _core.testing.set_split("auto")
     rnnfast.set_num_threads(1)
     want = run_with_lengths(rnnfast.functional, cell, p, lengths)
     assert_close_to_reference(want, run_with_lengths(reference, cell, p, lengths), dtype)
     for split in ("auto", "batch", "hidden"):
-        _core.set_split(split)
+        _core.testing.set_split(split)
         for threads in (2, 3, 4):
             rnnfast.set_num_threads(threads)
             assert_same_bits(run_with_lengths(rnnfast.functional, cell, p, lengths), want,
@@ -84,14 +84,14 @@ def test_every_projection_gives_the_same_bits(cell, dtype, input_size, bias, bat
     lengths = np.array([7, 6, 7, 3, 0, 5, 1, 7, 2]) if batch > 1 else np.array([5])
     rnnfast.set_num_threads(1)
     for lens in (None, lengths):
-        _core.set_projection("up_front")
-        _core.set_split("auto")
+        _core.testing.set_projection("up_front")
+        _core.testing.set_split("auto")
         want = run_with_lengths(rnnfast.functional, cell, p, lens)
         assert_close_to_reference(want, run_with_lengths(reference, cell, p, lens), dtype)
         for projection in ("per_step", "in_step", "ahead", "auto"):
-            _core.set_projection(projection)
+            _core.testing.set_projection(projection)
             for split in ("batch", "hidden"):
-                _core.set_split(split)
+                _core.testing.set_split(split)
                 for threads in (1, 2, 3):
                     rnnfast.set_num_threads(threads)
                     assert_same_bits(run_with_lengths(rnnfast.functional, cell, p, lens), want,
@@ -105,23 +105,23 @@ def test_batch_one_streams_the_same_bits_as_every_projection(restore_projection)
     s = layer.stepper(batch=3)
     streamed = np.stack([s.step(x).copy() for x in xs])
     for projection in ("up_front", "per_step", "in_step", "ahead"):
-        _core.set_projection(projection)
+        _core.testing.set_projection(projection)
         np.testing.assert_array_equal(layer(xs)[0], streamed, err_msg=projection)
 
 
 def test_set_split_validates(restore_split):
     with pytest.raises(ValueError, match="'auto', 'batch' or 'hidden'"):
-        _core.set_split("diagonal")
-    _core.set_split("hidden")
-    assert _core.get_split() == "hidden"
+        _core.testing.set_split("diagonal")
+    _core.testing.set_split("hidden")
+    assert _core.testing.get_split() == "hidden"
 
 
 def test_set_projection_validates(restore_projection):
     with pytest.raises(ValueError, match="'auto', 'up_front', 'per_step', 'in_step' or 'ahead'"):
-        _core.set_projection("sideways")
+        _core.testing.set_projection("sideways")
     for name in ("up_front", "per_step", "in_step", "ahead", "auto"):
-        _core.set_projection(name)
-        assert _core.get_projection() == name
+        _core.testing.set_projection(name)
+        assert _core.testing.get_projection() == name
 
 
 def test_large_gemm_is_thread_count_independent(restore_threads):
@@ -129,10 +129,10 @@ def test_large_gemm_is_thread_count_independent(restore_threads):
     a = rng.standard_normal((300, 200)).astype(np.float32)
     b = rng.standard_normal((200, 1000)).astype(np.float32)
     rnnfast.set_num_threads(1)
-    want = _core.gemm(a, b)
+    want = _core.testing.gemm(a, b)
     for threads in (2, 4):
         rnnfast.set_num_threads(threads)
-        np.testing.assert_array_equal(_core.gemm(a, b), want)
+        np.testing.assert_array_equal(_core.testing.gemm(a, b), want)
 
 
 def test_set_num_threads_validates(restore_threads):

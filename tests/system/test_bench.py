@@ -12,7 +12,8 @@ import pytest
 os.environ.setdefault("KERAS_BACKEND", "torch")  # as the other tests: before anything imports keras
 
 import rnnfast  # noqa: E402
-from rnnfast import bench, cli  # noqa: E402
+from rnnfast import cli  # noqa: E402
+from rnnfast._bench import measure, peers, report, scenarios  # noqa: E402
 
 TINY = ["bench", "--tiny", "--quick", "--repeat", "1", "--threads", "1"]
 
@@ -33,17 +34,17 @@ def test_runs_and_agrees(tiny_run):
     assert result["agree"] is True
     assert result["threads"] == 1
     assert result["sgemm_peak"]["gflops"] > 0
-    assert set(result["peers"]) == set(bench.PEERS)
+    assert set(result["peers"]) == set(peers.PEERS)
     assert result["peers"]["numpy"]["available"]
     available = [k for k, p in result["peers"].items() if p["available"]]
-    assert len(result["rows"]) == len(bench.SCENARIOS) * len(bench.CELLS)
+    assert len(result["rows"]) == len(scenarios.SCENARIOS) * len(scenarios.CELLS)
     seen = {(r["scenario"], r["cell"]) for r in result["rows"]}
-    assert seen == {(s, c) for s in bench.SCENARIOS for c in bench.CELLS}
+    assert seen == {(s, c) for s in scenarios.SCENARIOS for c in scenarios.CELLS}
     for row in result["rows"]:
-        scenario = bench.TINY_SCENARIOS[row["scenario"]]
+        scenario = scenarios.TINY_SCENARIOS[row["scenario"]]
         assert (row["T"], row["B"], row["I"], row["H"]) == (scenario.T, scenario.B, scenario.I, scenario.H)
         assert row["unit"] == ("us/step" if scenario.kind == "stream" else "ms")
-        assert row["flops"] == bench.flops(scenario, row["cell"])
+        assert row["flops"] == scenarios.flops(scenario, row["cell"])
         assert "rnnfast" in row["results"]
         ours = row["results"]["rnnfast"]
         assert ours["speedup"] == 1.0 and ours["max_abs_diff"] == 0.0
@@ -54,9 +55,9 @@ def test_runs_and_agrees(tiny_run):
             assert r["seconds"] > 0 and r["gflops"] > 0 and r["peak_fraction"] > 0
             assert r["time"] == pytest.approx(r["seconds"] * (1e6 if scenario.kind == "stream" else 1e3))
             assert r["speedup"] == pytest.approx(r["seconds"] / ours["seconds"])
-            assert r["agrees"] and r["max_rel_diff"] <= bench.AGREEMENT_TOLERANCE, (row, key)
+            assert r["agrees"] and r["max_rel_diff"] <= measure.AGREEMENT_TOLERANCE, (row, key)
             assert 0 <= r["max_abs_diff"] < 1e-4
-    assert [o["cell"] for o in result["overhead"]] == list(bench.CELLS)
+    assert [o["cell"] for o in result["overhead"]] == list(scenarios.CELLS)
     for o in result["overhead"]:
         assert o["wrapper_us"] == pytest.approx(o["step_us"] - o["run_us"])
 
@@ -78,23 +79,23 @@ def test_peers_that_are_installed_are_measured(tiny_run):
 
 def test_table_lists_every_row(tiny_run):
     _, result = tiny_run
-    table = bench.markdown_table(result)
+    table = report.markdown_table(result)
     lines = table.splitlines()
     assert len(lines) == 2 + len(result["rows"])
     assert lines[0].startswith("| scenario | cell | rnnfast | GFLOP/s | % of sgemm peak |")
     assert "n/m" in table or all(len(r["not_measured"]) == 0 for r in result["rows"])
-    assert "Streaming call overhead" in bench.summary(result)
+    assert "Streaming call overhead" in report.summary(result)
 
 
 def test_disagreement_is_reported(monkeypatch, capsys):
-    real = bench._numpy_impl
+    real = peers.numpy_impl
 
     def wrong(p):
         impl = real(p)
         impl.check = lambda: [a + 1.0 for a in real(p).check()]
         return impl
 
-    monkeypatch.setattr(bench, "_numpy_impl", wrong)
+    monkeypatch.setattr(peers, "numpy_impl", wrong)
     code = cli.main(TINY + ["--peers", "numpy", "--scenarios", "edge", "--cells", "gru"])
     assert code == 1
     assert "DISAGREES" in capsys.readouterr().out
@@ -137,12 +138,12 @@ def test_bad_options_are_usage_errors(argv, name, capsys):
 
 def test_compare_and_flops():
     a = [np.ones((2, 3)), np.full(4, 2.0)]
-    assert bench.compare(a, a) == (0.0, 0.0)
-    diff, rel = bench.compare([a[0] + 0.5, a[1]], a)
+    assert measure.compare(a, a) == (0.0, 0.0)
+    diff, rel = measure.compare([a[0] + 0.5, a[1]], a)
     assert diff == 0.5 and rel == 0.5  # relative to the magnitude of each result: 0.5 / 1
     with pytest.raises(ValueError):
-        bench.compare([a[0]], a)
-    s = bench.SCENARIOS["edge"]
-    assert bench.flops(s, "lstm") == 2 * 100 * 1 * 4 * 128 * (64 + 128)
-    assert bench.flops(bench.SCENARIOS["train"], "gru") == 3 * 2 * 50 * 32 * 3 * 256 * (128 + 256)
-    assert bench.flops(bench.SCENARIOS["stream"], "rnn_tanh") == 2 * 1 * 1 * 128 * (64 + 128)
+        measure.compare([a[0]], a)
+    s = scenarios.SCENARIOS["edge"]
+    assert scenarios.flops(s, "lstm") == 2 * 100 * 1 * 4 * 128 * (64 + 128)
+    assert scenarios.flops(scenarios.SCENARIOS["train"], "gru") == 3 * 2 * 50 * 32 * 3 * 256 * (128 + 256)
+    assert scenarios.flops(scenarios.SCENARIOS["stream"], "rnn_tanh") == 2 * 1 * 1 * 128 * (64 + 128)

@@ -86,7 +86,7 @@ def _kernel_calls() -> dict:
     a = np.random.default_rng(1).standard_normal((1500, 1500)).astype(np.float32)
 
     def gemm():
-        _core.gemm(a, a)
+        _core.testing.gemm(a, a)
 
     s = rnnfast.LSTM(p["x"].shape[2], H, seed=0).stepper(batch=B)
     y = np.empty_like(out)
@@ -289,7 +289,7 @@ FORK_SCRIPT = textwrap.dedent("""
     x = np.random.default_rng(0).standard_normal((40, 8, 32)).astype(np.float32)
     want, _ = m(x)                       # the pool (if any) has started and worked
     from rnnfast import _core
-    _core.set_split("hidden")            # a stepper whose steps the pool's threads share
+    _core.testing.set_split("hidden")            # a stepper whose steps the pool's threads share
     u = rnnfast.LSTM(32, 128, seed=1)
     xs = x[:, :2]
     want_stream, _ = u(xs)
