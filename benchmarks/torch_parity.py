@@ -8,7 +8,7 @@ same random ``d_out`` and ``d_state`` (torch: autograd of ``sum(out*d_out) + sum
 rnnfast: ``backward``), and prints the largest absolute difference and the largest difference relative to
 the magnitude of the PyTorch tensor (``max|ours - torch| / max|torch|``).
 
-``tests/test_torch_parity.py`` uses :func:`parity_case` and :func:`max_diffs` from this file, so the
+``tests/interop/test_torch_parity.py`` uses :func:`parity_case` and :func:`max_diffs` from this file, so the
 table and the tests measure the same thing.
 
 Options: ``--backend reference`` runs the layers on :mod:`rnnfast.reference` instead of the native

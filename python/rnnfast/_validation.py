@@ -5,7 +5,7 @@ checks live here once. Each ``prepare_*`` function turns array-likes into C-cont
 floating dtype (float32 or float64), checks every shape against the others, and raises ``TypeError``
 (wrong kind of data) or ``ValueError`` (wrong rank or size) naming the argument and the shapes involved.
 
-Conventions (PyTorch's, see DESIGN.md section 2), for one layer and one direction:
+Conventions (PyTorch's, see docs/design.md, sections 1 and 3.3), for one layer and one direction:
 
 - ``x``: (T, B, I) input sequence, time-major.
 - ``h0``, ``c0``: (B, H) initial states; ``None`` means zeros.

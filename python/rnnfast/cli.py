@@ -29,7 +29,7 @@ from rnnfast._cells import CELL_NAMES, cell_facts
 __all__ = ["main", "build_parser", "self_check", "time_against_reference"]
 
 # float64 agrees with the reference to round-off; float32 is compared with the float64 reference, and
-# DESIGN.md asks for 1e-5 relative to the largest magnitude of each result.
+# docs/design.md (section 3.9) asks for 1e-5 relative to the largest magnitude of each result.
 _TOLERANCE = {np.float64: 1e-10, np.float32: 1e-5}
 
 

@@ -1,6 +1,6 @@
 """Multi-layer, optionally bidirectional recurrent layers: :class:`RNN`, :class:`LSTM` and :class:`GRU`.
 
-The layers follow PyTorch's ``torch.nn.RNN``/``LSTM``/``GRU`` exactly (DESIGN.md section 2): the same
+The layers follow PyTorch's ``torch.nn.RNN``/``LSTM``/``GRU`` exactly (docs/design.md, section 3.1): the same
 constructor arguments, the same input and state layouts, the same parameter names, shapes and gate order,
 so ``m.load_state_dict({k: v.numpy() for k, v in torch_module.state_dict().items()})`` gives the same
 results. The numerics live in the single-layer, single-direction functional ops (:mod:`rnnfast.functional`,

@@ -4,7 +4,8 @@ This module is the *definition* of what the native kernels in :mod:`rnnfast.func
 signatures, the same argument checks (:mod:`rnnfast._validation`), the same training workspace layout and the
 same results up to rounding. It is written to be read first and to be reasonably fast second: every
 operation is vectorised over the batch, and the input projection of all time steps is one matrix product
-done before the time loop (DESIGN.md section 3), exactly as in the kernels.
+done before the time loop, as the kernels do in their up-front placement (docs/design.md, section 2.3; every
+placement gives the same bits).
 
 Cells, for one layer and one direction, in PyTorch's conventions (gate blocks in the row order of the
 weights; a missing bias is a zero bias). ``x_t`` is (B, I), ``h_t`` and ``c_t`` are (B, H), and

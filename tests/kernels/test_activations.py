@@ -1,5 +1,5 @@
 """Accuracy of the kernels' activations on every instruction set, against float64 NumPy: the bounds
-documented in csrc/rnnfast/kernels/cells_impl.h."""
+documented in csrc/rnnfast/kernels/vector_math_impl.h."""
 
 from __future__ import annotations
 

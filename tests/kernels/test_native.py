@@ -39,7 +39,7 @@ def test_native_float32_matches_float64_reference(cell, shape):
     got = run(F, cell, p32)
     assert all(v.dtype == np.float32 for v in got.values())
     # float32 rounding of the inputs alone moves results by ~1e-7 relative; the sums over up to 260
-    # terms add a few ulps each: 1e-5 of the largest magnitude is what DESIGN.md promises.
+    # terms add a few ulps each: 1e-5 of the largest magnitude is what docs/design.md promises (section 3.9).
     assert_close(got, run(R, cell, p64), 1e-5, f"{cell} {shape} float32")
 
 

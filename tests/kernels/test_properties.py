@@ -4,7 +4,7 @@ Each property draws a cell, sizes (off every vector width; empty ones are in api
 directions, dtypes, layouts, optional states and biases, and per-sequence lengths; it runs forward and
 backward natively and on the plain-NumPy reference in float64, and compares every result.
 
-Tolerances, relative to the largest magnitude of each reference result (DESIGN.md section 5): float64
+Tolerances, relative to the largest magnitude of each reference result (docs/design.md, section 3.9): float64
 agrees to round-off (``TOL[float64]``); float32 is compared with the float64 reference and must agree to
 ``TOL[float32]`` (1e-5, the design's promise) or, where a result is ill-conditioned in float32, to
 ``YARDSTICK`` times what float32 arithmetic itself does to it: the largest error of the reference run in

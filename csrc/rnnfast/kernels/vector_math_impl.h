@@ -5,7 +5,7 @@
 // another (the ODR trap, docs/design.md).
 //
 // Accuracy (float32, against float64, over a dense sweep of [-100, 100] plus special values, on every
-// instruction set; tests/test_activations.py enforces the bounds, the measured maxima are in brackets):
+// instruction set; tests/kernels/test_activations.py enforces the bounds, the measured maxima are in brackets):
 //   exp_v:     relative error <= 1 ulp [0.68] on [-86, 88]; clamps outside that range, so it never
 //              returns a denormal or an infinity (exp(-86) ~ 4.5e-38 > FLT_MIN). NaN propagates.
 //   sigmoid_v: 1 / (1 + e) or e / (1 + e) with e = exp(-|x|): relative error <= 2 ulp [1.52] for

@@ -12,7 +12,7 @@ needs none of them.
 - :func:`from_keras`: Keras 3 ``SimpleRNN``, ``LSTM``, ``GRU`` (``reset_after=True``), ``RNN`` around one
   of their cells, and ``Bidirectional`` around any of them (``merge_mode='concat'``).
 
-Gate orders and bias layouts (DESIGN.md section 4), G the gate count, H the hidden size, D the number of
+Gate orders and bias layouts (docs/design.md, section 3.2), G the gate count, H the hidden size, D the number of
 directions:
 
 ======== ================ ============== =================================================
@@ -23,7 +23,7 @@ ONNX     i, o, f, c        z, r, h        W (D, G*H, I), R (D, G*H, H), B (D, 2*
 Keras 3  i, f, c, o        z, r, h        kernel (I, G*H), recurrent_kernel (H, G*H), bias
 ======== ================ ============== =================================================
 
-The returned models follow rnnfast's conventions (DESIGN.md section 2): ``out`` is (T, B, D*H) (or
+The returned models follow rnnfast's conventions (docs/design.md, sections 1 and 3.2): ``out`` is (T, B, D*H) (or
 (B, T, D*H) with ``batch_first``) with the directions concatenated, states are (L*D, B, H).
 """
 
