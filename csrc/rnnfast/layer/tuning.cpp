@@ -28,7 +28,11 @@ constexpr std::int64_t kPerStepProjectionBytes = std::int64_t(4) << 20;
 // kSharedStepWork (tuning.h), from which the pool shares a stepper's step. Batch 1, I = 64, H = 128
 // (100 one-step calls): the LSTM (98k multiply-adds a step) gains 10% (4.04 -> 3.6-3.8 us), the GRU
 // (74k) nothing (3.08 vs 3.1-3.3): two synchronisations per layer cost about what half of a smaller
-// step saves.
+// step saves. Since the stepper projects inside the fused step it synchronises once per layer; checked
+// again then (benchmarks/cpp/stepper_timing.cpp, 2 threads, split 1 alone vs 2 shared, a loaded
+// machine): the GRU at 74k shared has minima of 2.3-2.5 us against 3.0 alone but medians of 2.7-3.3
+// against 3.0-3.1, the RNN at 82k (H=256) 3.4-3.6 against 3.1-3.7, the LSTM at 49k 2.2-2.5 against
+// 2.2: no clear gain below 90k, so the threshold stayed (re-measure on a quiet machine).
 
 // How many slices of the batch run the time loop in parallel. Every row's steps depend only on that
 // row's past, so slices need no synchronisation between steps, and a row's arithmetic is the same in
