@@ -4,7 +4,6 @@
 // ones. On every instruction set.
 #include <algorithm>
 #include <cmath>
-#include <utility>
 #include <vector>
 
 #include "check.h"
@@ -14,11 +13,8 @@
 #include "test_support.h"
 
 using check::Context;
-using check::Rng;
-using layers::KernelForward;
 using rnnfast::Cell;
 using rnnfast::Isa;
-using std::int64_t;
 using std::vector;
 
 namespace {
