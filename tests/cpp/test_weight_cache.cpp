@@ -42,34 +42,43 @@ Copy concatenated(const vector<float>& w, const vector<float>& extra) {
 TEST(weight_cache, reuses_a_pack_until_the_weights_change) {
   Rng rng(41);
   vector<float> w = random_floats(300, rng), extra = random_floats(20, rng);
-  int packs = 0;
-  auto pack = [&](int64_t count, const float* extra_data, int64_t extra_count, const PackKey& key) {
-    return rnnfast::cached_pack<Copy>(key, w.data(), count, extra_data, extra_count, [&](Copy& out) {
-      ++packs;
-      out.assign(w.begin(), w.begin() + count);
-      if (extra_data != nullptr) out.insert(out.end(), extra_data, extra_data + extra_count);
-    });
+  // A call of cached_pack on w (and extra_data) for key: the pack returned, and whether it was made
+  // by this call (else it came from the cache).
+  struct Call {
+    std::shared_ptr<const Copy> pack;
+    bool made;
+  };
+  auto call = [&](const float* extra_data, int64_t extra_count, const PackKey& key) {
+    bool made = false;
+    auto pack = rnnfast::cached_pack<Copy>(key, w.data(), static_cast<int64_t>(w.size()), extra_data, extra_count,
+                                           [&](Copy& out) {
+                                             made = true;
+                                             out = w;
+                                             if (extra_data != nullptr)
+                                               out.insert(out.end(), extra_data, extra_data + extra_count);
+                                           });
+    return Call{pack, made};
   };
   const PackKey key{1, 300, 20, 0, 4}, other_key{2, 300, 20, 0, 4};
-  const auto first = pack(300, extra.data(), 20, key);
-  const auto again = pack(300, extra.data(), 20, key);
-  CHECK(packs == 1 && again == first, "same weights, address and key: packed ", packs, " times (want 1)");
-  CHECK(*first == concatenated(w, extra), "the pack is not of the weights given");
+  const Call first = call(extra.data(), 20, key);
+  CHECK(first.made && *first.pack == concatenated(w, extra), "the first call's pack is not of the weights given");
+  const Call again = call(extra.data(), 20, key);
+  CHECK(!again.made && again.pack == first.pack, "same weights, address and key: packed again");
 
   w[299] += 1.0f;  // an edit in place, in the last element
-  const auto edited = pack(300, extra.data(), 20, key);
-  CHECK(packs == 2 && edited != first && *edited == concatenated(w, extra),
-        "weights edited in place: a stale pack returned (packed ", packs, " times, want 2)");
+  const Call edited = call(extra.data(), 20, key);
+  CHECK(edited.made && *edited.pack == concatenated(w, extra), "weights edited in place: a stale pack returned");
   extra[0] += 1.0f;
-  const auto extra_edited = pack(300, extra.data(), 20, key);
-  CHECK(packs == 3 && *extra_edited == concatenated(w, extra), "extra edited in place: a stale pack returned");
+  const Call extra_edited = call(extra.data(), 20, key);
+  CHECK(extra_edited.made && *extra_edited.pack == concatenated(w, extra),
+        "extra edited in place: a stale pack returned");
 
-  const auto keyed = pack(300, extra.data(), 20, other_key);
-  CHECK(packs == 4 && keyed != extra_edited, "another key: the pack made for the first key returned");
-  const auto no_extra = pack(300, nullptr, 0, key);
-  CHECK(packs == 5 && *no_extra == w, "no extra array: the pack made with one returned");
-  const auto back = pack(300, extra.data(), 20, key);
-  CHECK(packs == 5 && back == extra_edited, "the entry for the first key was lost when others were added");
+  const Call keyed = call(extra.data(), 20, other_key);
+  CHECK(keyed.made, "another key: the pack made for the first key returned");
+  const Call no_extra = call(nullptr, 0, key);
+  CHECK(no_extra.made && *no_extra.pack == w, "no extra array: the pack made with one returned");
+  const Call back = call(extra.data(), 20, key);
+  CHECK(!back.made && back.pack == extra_edited.pack, "the entry for the first key was lost when others were added");
 }
 
 // Weights over the cache's size limit (16 MiB) are packed at every call, never kept.
