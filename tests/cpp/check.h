@@ -1,6 +1,7 @@
 // A minimal test harness for the kernel tests: CHECK counts and reports, a context stack that names
-// the instruction set, element type and shape in every failure, a deterministic random generator and
-// array comparisons that report their worst element.
+// the instruction set, element type and shape in every failure, a deterministic random generator,
+// array comparisons that report their worst element, and TEST(subject, name), which registers a test
+// under a subject so that main.cpp can run all subjects or only those named on its command line.
 #pragma once
 
 #include <algorithm>
@@ -58,6 +59,24 @@ bool record(bool ok, const char* file, int line, const Message& message) {
     std::fprintf(stderr, "FAIL %s:%d: %s%s\n", file, line, where.c_str(), message().c_str());
   }
   return false;
+}
+
+// The registered tests, in registration order (within a file, the order of definition; main sorts
+// the subjects by name, as the order of files at static initialisation is the linker's).
+struct Test {
+  const char* subject;
+  const char* name;
+  void (*run)();
+};
+
+inline std::vector<Test>& registry() {
+  static std::vector<Test> tests;
+  return tests;
+}
+
+inline bool register_test(const char* subject, const char* name, void (*run)()) {
+  registry().push_back({subject, name, run});
+  return true;
 }
 
 // Prints the closing line and returns the exit code.
@@ -132,3 +151,11 @@ std::size_t first_difference(const std::vector<T>& a, const std::vector<T>& b) {
 // the context stack are printed on failure (the message is built only then). Evaluates to the condition.
 #define CHECK(cond, ...) \
   ::check::record(static_cast<bool>(cond), __FILE__, __LINE__, [&] { return ::check::str(__VA_ARGS__); })
+
+// TEST(subject, name) { body }: defines a test and registers it under `subject` (a plain identifier:
+// what `rnnfast_kernel_tests SUBJECT` selects). Tests of one subject may live in several files.
+#define TEST(subject, name)                                                                          \
+  static void test_##subject##_##name();                                                            \
+  [[maybe_unused]] static const bool registered_##subject##_##name =                                \
+      ::check::register_test(#subject, #name, &test_##subject##_##name);                            \
+  static void test_##subject##_##name()
