@@ -222,14 +222,14 @@ void ForwardLoop<Scalar>::run_rows(Projection& projection, std::int64_t r0, std:
     }
     if (rows == 0) continue;  // and no later step runs either (rows only shrink)
     Scalar* c_t = cell_state ? cell_states_.data() + ((t % 2) * B + r0) * H : nullptr;
-    StepArgs<Scalar> step, taken;  // taken: for blocks taken from another member of a team
+    StepArgs<Scalar> step;
     step.rows = rows;
     step.h_prev = h_prev;
     step.c_prev = c_prev;
     step.h = h_t;
     step.c = c_t;
     step.ws = ws_t;
-    projection.prepare(t, step, taken);
+    const StepArgs<Scalar>& taken = projection.prepare(t, step);  // for blocks taken from another member
     const std::int64_t still = active_.in_slice(t + 1, r0, r1);
     // Blocks [b0, b1) of the step; rows whose last step this was hand those units of their state to
     // h_n/c_n.

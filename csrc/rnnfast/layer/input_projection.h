@@ -7,9 +7,10 @@
 // whole batch for a member of a team sharing the steps) and keeps that member's buffers. The loop
 // calls, in order:
 //   begin()                  before the first step;
-//   prepare(t, own, taken)   for step t, after filling own's state fields: sets own's projection
-//                            fields (gx, or what the fused step projects from), and `taken`, the
-//                            arguments for blocks this member takes from another member of its team;
+//   prepare(t, own)          for step t, after filling own's state fields: sets own's projection
+//                            fields (gx, or what the fused step projects from) and returns the
+//                            arguments for blocks this member takes from another member of its team
+//                            (own itself, except ahead: no copy of the arguments per step otherwise);
 //   after_own(t)             once this member's own blocks of step t are done (in what would be a wait
 //                            for the others).
 #pragma once
@@ -48,9 +49,9 @@ class UpFrontProjection {
  public:
   UpFrontProjection(const ProjectionInputs<Scalar>& in, const ProjectionMember& m) : in_(in), m_(m) {}
   void begin() {}
-  void prepare(std::int64_t t, StepArgs<Scalar>& own, StepArgs<Scalar>& taken) {
+  const StepArgs<Scalar>& prepare(std::int64_t t, StepArgs<Scalar>& own) {
     own.gx = in_.gx_up_front + (t * in_.batch + m_.r0) * in_.gh;
-    taken = own;
+    return own;
   }
   void after_own(std::int64_t) {}
 
@@ -67,11 +68,11 @@ class PerStepProjection {
   PerStepProjection(const ProjectionInputs<Scalar>& in, const ProjectionMember& m)
       : in_(in), m_(m), gx_(m.width * in.gh, /*zeroed=*/false) {}
   void begin() {}
-  void prepare(std::int64_t t, StepArgs<Scalar>& own, StepArgs<Scalar>& taken) {
+  const StepArgs<Scalar>& prepare(std::int64_t t, StepArgs<Scalar>& own) {
     gemm(own.rows, false, in_.x + (t * in_.batch + m_.r0) * in_.input, in_.input, *in_.w_ih_t,
          /*accumulate=*/false, gx_.data(), in_.gh, in_.bias);
     own.gx = gx_.data();
-    taken = own;
+    return own;
   }
   void after_own(std::int64_t) {}
 
@@ -89,13 +90,13 @@ class InStepProjection {
   InStepProjection(const ProjectionInputs<Scalar>& in, const ProjectionMember& m)
       : in_(in), m_(m), gx_(m.width * in.gh, /*zeroed=*/false) {}
   void begin() {}
-  void prepare(std::int64_t t, StepArgs<Scalar>& own, StepArgs<Scalar>& taken) {
+  const StepArgs<Scalar>& prepare(std::int64_t t, StepArgs<Scalar>& own) {
     own.w_x = in_.w_ih_blocks;
     own.x = in_.x + (t * in_.batch + m_.r0) * in_.input;
     own.bias = in_.bias;
     own.gx_out = gx_.data();
     own.gx = own.gx_out;
-    taken = own;
+    return own;
   }
   void after_own(std::int64_t) {}
 
@@ -126,14 +127,15 @@ class AheadProjection {
 
   void begin() { project_chunk(0, m_.own_b0, m_.own_b1); }
 
-  void prepare(std::int64_t t, StepArgs<Scalar>& own, StepArgs<Scalar>& taken) {
+  const StepArgs<Scalar>& prepare(std::int64_t t, StepArgs<Scalar>& own) {
     Scalar* gx_t = gx_.data() + ((t / chunk_steps_) % 2) * chunk_stride_ + (t % chunk_steps_) * m_.width * in_.gh;
     own.gx = gx_t;
-    taken = own;
-    taken.w_x = in_.w_ih_blocks;
-    taken.x = in_.x + (t * in_.batch + m_.r0) * in_.input;
-    taken.bias = in_.bias;
-    taken.gx_out = gx_t;
+    taken_ = own;  // a block taken from another member projects its own columns, into this chunk
+    taken_.w_x = in_.w_ih_blocks;
+    taken_.x = in_.x + (t * in_.batch + m_.r0) * in_.input;
+    taken_.bias = in_.bias;
+    taken_.gx_out = gx_t;
+    return taken_;
   }
 
   // After step t's own blocks: share t % chunk_steps of the next chunk's.
@@ -163,6 +165,7 @@ class AheadProjection {
   const ProjectionMember m_;
   const std::int64_t chunk_steps_, blocks_each_step_, chunk_stride_;
   Buffer<Scalar> gx_;  // two chunks of [chunk_steps, width, G*H]
+  StepArgs<Scalar> taken_;
 };
 
 }  // namespace rnnfast
