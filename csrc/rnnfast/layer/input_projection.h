@@ -43,67 +43,66 @@ struct ProjectionMember {
   std::int64_t r0 = 0, width = 0, own_b0 = 0, own_b1 = 0;
 };
 
-// kUpFront: one GEMM over every step's rows ran before the loop; a step reads its rows.
+// What the placements that serve each step on its own share: nothing to do before the loop or after
+// a member's own blocks, the member's rows of x_t, and (for those that compute gx_t) its buffer.
 template <typename Scalar>
-class UpFrontProjection {
+class EachStepProjection {
  public:
-  UpFrontProjection(const ProjectionInputs<Scalar>& in, const ProjectionMember& m) : in_(in), m_(m) {}
   void begin() {}
-  const StepArgs<Scalar>& prepare(std::int64_t t, StepArgs<Scalar>& own) {
-    own.gx = in_.gx_up_front + (t * in_.batch + m_.r0) * in_.gh;
-    return own;
-  }
   void after_own(std::int64_t) {}
 
- private:
+ protected:
+  EachStepProjection(const ProjectionInputs<Scalar>& in, const ProjectionMember& m, bool gx_buffer)
+      : in_(in), m_(m), gx_(gx_buffer ? m.width * in.gh : 0, /*zeroed=*/false) {}
+  const Scalar* x_t(std::int64_t t) const { return in_.x + (t * in_.batch + m_.r0) * in_.input; }
+
   const ProjectionInputs<Scalar>& in_;
   const ProjectionMember m_;
+  Buffer<Scalar> gx_;  // [width, G*H] gx_t of the member's rows, or empty
+};
+
+// kUpFront: one GEMM over every step's rows ran before the loop; a step reads its rows.
+template <typename Scalar>
+class UpFrontProjection : public EachStepProjection<Scalar> {
+ public:
+  UpFrontProjection(const ProjectionInputs<Scalar>& in, const ProjectionMember& m)
+      : EachStepProjection<Scalar>(in, m, /*gx_buffer=*/false) {}
+  const StepArgs<Scalar>& prepare(std::int64_t t, StepArgs<Scalar>& own) {
+    own.gx = this->in_.gx_up_front + (t * this->in_.batch + this->m_.r0) * this->in_.gh;
+    return own;
+  }
 };
 
 // kPerStep: a GEMM over the step's running rows just before the step, so that gx_t is still in cache
 // when the gates read it.
 template <typename Scalar>
-class PerStepProjection {
+class PerStepProjection : public EachStepProjection<Scalar> {
  public:
   PerStepProjection(const ProjectionInputs<Scalar>& in, const ProjectionMember& m)
-      : in_(in), m_(m), gx_(m.width * in.gh, /*zeroed=*/false) {}
-  void begin() {}
+      : EachStepProjection<Scalar>(in, m, /*gx_buffer=*/true) {}
   const StepArgs<Scalar>& prepare(std::int64_t t, StepArgs<Scalar>& own) {
-    gemm(own.rows, false, in_.x + (t * in_.batch + m_.r0) * in_.input, in_.input, *in_.w_ih_t,
-         /*accumulate=*/false, gx_.data(), in_.gh, in_.bias);
-    own.gx = gx_.data();
+    gemm(own.rows, false, this->x_t(t), this->in_.input, *this->in_.w_ih_t, /*accumulate=*/false, this->gx_.data(),
+         this->in_.gh, this->in_.bias);
+    own.gx = this->gx_.data();
     return own;
   }
-  void after_own(std::int64_t) {}
-
- private:
-  const ProjectionInputs<Scalar>& in_;
-  const ProjectionMember m_;
-  Buffer<Scalar> gx_;  // [width, G*H]
 };
 
 // kInStep, alone on its rows: the fused step computes each unit block's columns of gx_t just before
 // the block's recurrent tile.
 template <typename Scalar>
-class InStepProjection {
+class InStepProjection : public EachStepProjection<Scalar> {
  public:
   InStepProjection(const ProjectionInputs<Scalar>& in, const ProjectionMember& m)
-      : in_(in), m_(m), gx_(m.width * in.gh, /*zeroed=*/false) {}
-  void begin() {}
+      : EachStepProjection<Scalar>(in, m, /*gx_buffer=*/true) {}
   const StepArgs<Scalar>& prepare(std::int64_t t, StepArgs<Scalar>& own) {
-    own.w_x = in_.w_ih_blocks;
-    own.x = in_.x + (t * in_.batch + m_.r0) * in_.input;
-    own.bias = in_.bias;
-    own.gx_out = gx_.data();
+    own.w_x = this->in_.w_ih_blocks;
+    own.x = this->x_t(t);
+    own.bias = this->in_.bias;
+    own.gx_out = this->gx_.data();
     own.gx = own.gx_out;
     return own;
   }
-  void after_own(std::int64_t) {}
-
- private:
-  const ProjectionInputs<Scalar>& in_;
-  const ProjectionMember m_;
-  Buffer<Scalar> gx_;  // [width, G*H]
 };
 
 // kAhead (chunks of kAheadSteps steps), and kInStep in a team (chunks of one step): the member projects
