@@ -116,7 +116,7 @@ void register_testing(py::module_& t) {
        {"hidden", rnnfast::SplitPolicy::kHidden}},
       &rnnfast::set_split_policy, &rnnfast::split_policy,
       "How the forward time loop is shared among threads: 'auto' (by shape), 'batch' (slices of the batch, no "
-      "barrier) or 'hidden' (every step shared by hidden units, a barrier per step).");
+      "barrier) or 'hidden' (every step shared by hidden units, the threads synchronising at every step).");
   def_policy<rnnfast::ProjectionPolicy>(
       t, "projection",
       {{"auto", rnnfast::ProjectionPolicy::kAuto},

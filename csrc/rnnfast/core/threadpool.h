@@ -2,8 +2,9 @@
 // PyTorch's or MKL's is undefined behaviour, and libgomp does not survive fork).
 //
 // parallel_for(n, fn) runs fn(0) .. fn(n-1) on the pool's threads and the caller, and returns when all
-// are done. Work is always divided into the same tasks whatever the thread count, and every task
-// writes its own outputs, so results do not depend on the number of threads.
+// are done. Callers may cut work by the thread count (the GEMM's row blocks, a forward's batch slices),
+// but every output element is computed by one task with the same arithmetic whatever the cut, so results
+// do not depend on the number of threads.
 //
 // Calls made from inside a task, or while another thread is using the pool, run inline on the calling
 // thread (correct, just not parallel). After fork() the child starts with no workers and makes new

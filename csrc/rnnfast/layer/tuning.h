@@ -11,7 +11,7 @@ namespace rnnfast {
 
 // How layer_forward (and the stepper) share a time loop among threads: kAuto chooses by shape; kBatch
 // slices the batch (each thread runs all steps for its rows), kHidden shares each step by hidden
-// units (a barrier per step).
+// units (the members synchronise at every step through the StepScheduler).
 enum class SplitPolicy { kAuto = 0, kBatch = 1, kHidden = 2 };
 void set_split_policy(SplitPolicy policy);
 SplitPolicy split_policy();

@@ -8,7 +8,7 @@
 // training workspace): the recurrent pre-activations never go to memory.
 //
 // Because a unit block needs nothing from the other blocks within a step, a step can be cut by unit
-// blocks (each thread keeping its slice of W_hh in its own L2, a barrier per step) or by rows (each
+// blocks (each thread keeping its slice of W_hh in its own L2, synchronising at every step) or by rows (each
 // thread running the whole time loop on its slice of the batch, no barrier). Every element is
 // computed by the same sequence of multiply-adds whatever the cut and whatever the tile height, so the
 // results do not depend on the thread count.
