@@ -19,7 +19,7 @@ from . import _core
 from . import functional as F
 from ._cells import cell_facts
 from ._training_cache import TrainingCache
-from ._validation import as_array, cast, float_dtype, positive_int, prepare_lengths
+from ._validation import ForwardArgs, as_array, cast, float_dtype, positive_int, prepare_lengths
 
 ArrayLike = Any
 #: An LSTM state is a pair ``(h, c)``; RNN and GRU states are a single array ``h``.
@@ -362,7 +362,17 @@ class RNNBase:
         return inp, ((h_n, c_n) if lstm else h_n)
 
     def _run_direction(self, ops, x: np.ndarray, h0, c0, weights: tuple, training: bool, lengths) -> tuple:
-        """Run one layer in one direction; returns the op's results (out, h_n[, c_n][, workspace])."""
+        """Run one layer in one direction; returns the op's results (out, h_n[, c_n][, workspace]).
+
+        ``x`` (T, B, I_k), ``h0``, ``c0`` (B, H) or None and the weights are of the layer dtype, checked by
+        :meth:`forward` (``lengths`` by prepare_lengths): the native ops take them without a second check.
+        """
+        if ops is F:
+            T, B, I = x.shape
+            facts = cell_facts(self._cell)
+            contiguous = [None if a is None else np.ascontiguousarray(a) for a in (x, h0, c0) + tuple(weights)]
+            args = ForwardArgs(self._cell, self._dtype, T, B, I, self._hidden_size, facts.gates, *contiguous)
+            return F.forward_checked(args, training, lengths)
         if self._cell == "lstm":
             return ops.lstm(x, h0, c0, *weights, training=training, lengths=lengths)
         if self._cell == "gru":

@@ -59,11 +59,12 @@ class _LengthOrder:
         return np.take(a, self.inverse, axis=batch_axis)
 
 
-def _forward(a: ForwardArgs, training: bool, out: Optional[np.ndarray], lengths) -> tuple:
+def _forward(a: ForwardArgs, training: bool, out: Optional[np.ndarray], lengths: Optional[np.ndarray]) -> tuple:
+    """The op on checked arguments: ``lengths`` as :func:`prepare_lengths` returns them."""
     T, B, H = a.T, a.B, a.H
     facts = cell_facts(a.cell)
     lstm = facts.cell_state
-    rows = _LengthOrder(prepare_lengths(lengths, T, B))
+    rows = _LengthOrder(lengths)
     inputs = [a.x, a.h0, a.c0, a.w_ih, a.w_hh, a.b_ih, a.b_hh]
     buffer, copy_back = output_buffer(out, (T, B, H), a.dtype, inputs)
     kernel_out = buffer if rows.order is None else np.empty((T, B, H), dtype=a.dtype)
@@ -101,6 +102,15 @@ def _backward(cell: str, d_out, d_h_n, d_c_n, x, h0, c0, w_ih, w_hh, out, worksp
     return d_x, d_h0, d_c0, d_w_ih, d_w_hh, d_b_ih, d_b_hh
 
 
+def forward_checked(a: ForwardArgs, training: bool, lengths: Optional[np.ndarray]) -> tuple:
+    """One layer in one direction on arguments the caller has already checked: ``a`` as
+    :func:`rnnfast._validation.prepare_forward` would make it (C-contiguous arrays of ``a.dtype``, shapes
+    consistent) and ``lengths`` as :func:`rnnfast._validation.prepare_lengths` returns them. The layers
+    call it, so that a layer call checks its arguments once; the results are those of :func:`rnn`,
+    :func:`lstm` and :func:`gru` (the kernels still refuse what they cannot run)."""
+    return _forward(a, training, None, lengths)
+
+
 def rnn(x: ArrayLike, h0: Optional[ArrayLike], w_ih: ArrayLike, w_hh: ArrayLike, b_ih: Optional[ArrayLike] = None,
         b_hh: Optional[ArrayLike] = None, *, nonlinearity: str = "tanh", training: bool = False,
         out: Optional[np.ndarray] = None, lengths: Optional[ArrayLike] = None) -> tuple:
@@ -110,7 +120,7 @@ def rnn(x: ArrayLike, h0: Optional[ArrayLike], w_ih: ArrayLike, w_hh: ArrayLike,
     has width 0: its backward needs only ``out``).
     """
     a = prepare_forward(rnn_cell_name(nonlinearity), x, h0, None, w_ih, w_hh, b_ih, b_hh)
-    return _forward(a, training, out, lengths)
+    return _forward(a, training, out, prepare_lengths(lengths, a.T, a.B))
 
 
 def lstm(x: ArrayLike, h0: Optional[ArrayLike], c0: Optional[ArrayLike], w_ih: ArrayLike, w_hh: ArrayLike,
@@ -122,7 +132,7 @@ def lstm(x: ArrayLike, h0: Optional[ArrayLike], c0: Optional[ArrayLike], w_ih: A
     (T, B, 6H) holds ``[i, f, g, o, c_t, tanh(c_t)]`` per row.
     """
     a = prepare_forward("lstm", x, h0, c0, w_ih, w_hh, b_ih, b_hh)
-    return _forward(a, training, out, lengths)
+    return _forward(a, training, out, prepare_lengths(lengths, a.T, a.B))
 
 
 def gru(x: ArrayLike, h0: Optional[ArrayLike], w_ih: ArrayLike, w_hh: ArrayLike, b_ih: Optional[ArrayLike] = None,
@@ -135,7 +145,7 @@ def gru(x: ArrayLike, h0: Optional[ArrayLike], w_ih: ArrayLike, w_hh: ArrayLike,
     (T, B, 4H) holds ``[r, z, n, W_hn h_{t-1} + b_hn]`` per row.
     """
     a = prepare_forward("gru", x, h0, None, w_ih, w_hh, b_ih, b_hh)
-    return _forward(a, training, out, lengths)
+    return _forward(a, training, out, prepare_lengths(lengths, a.T, a.B))
 
 
 def rnn_backward(d_out: Optional[ArrayLike], d_h_n: Optional[ArrayLike], x: ArrayLike, h0: Optional[ArrayLike],

@@ -109,3 +109,26 @@ def test_exact_inference_bad_input_size_gets_the_general_error():
     m = RNN(3, 4, dtype="float32", seed=2)
     with pytest.raises(ValueError, match="input_size 3"):
         m(np.zeros((2, 1, 5), np.float32))
+
+
+def test_a_layer_call_checks_its_arguments_once(monkeypatch):
+    """The general path (here: with lengths and a state, two layers, both directions, training) checks
+    the layer's arguments in the layer and hands them to the kernels without the functional ops' second
+    check; the functional ops themselves still check theirs."""
+    from rnnfast import functional
+    calls = []
+    real = functional.prepare_forward
+
+    def counting(*args, **kwargs):
+        calls.append(args[0])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(functional, "prepare_forward", counting)
+    m = LSTM(5, 7, num_layers=2, bidirectional=True, seed=0)
+    x = np.random.default_rng(0).standard_normal((6, 3, 5)).astype(np.float32)
+    state = (np.zeros((4, 3, 7), np.float32), np.zeros((4, 3, 7), np.float32))
+    out, _ = m.forward(x, state, lengths=[6, 2, 4], training=True)
+    assert calls == [] and out.shape == (6, 3, 14)
+    p = m.state_dict()
+    functional.lstm(x, None, None, p["weight_ih_l0"], p["weight_hh_l0"], p["bias_ih_l0"], p["bias_hh_l0"])
+    assert calls == ["lstm"]
