@@ -57,12 +57,15 @@ template <typename Scalar>
 void fill_bias_rows(Cell cell, std::int64_t hidden, const Scalar* b_ih, const Scalar* b_hh, std::int64_t rows,
                     Scalar* gx) {
   if (b_ih == nullptr && b_hh == nullptr) return;
-  const std::int64_t GH = gate_count(cell) * hidden;
-  // The columns of b_hh folded in: all but the block of a gate whose recurrent bias stays in the step.
-  const int kept_gate = kept_bias_gate(cell);
+  const int gates = gate_count(cell), kept_gate = kept_bias_gate(cell);
+  const std::int64_t GH = gates * hidden;
   std::vector<Scalar> bias(GH);
-  for (std::int64_t j = 0; j < GH; ++j)
-    bias[j] = (b_ih != nullptr ? b_ih[j] : Scalar(0)) + (b_hh != nullptr && j / hidden != kept_gate ? b_hh[j] : Scalar(0));
+  // b_hh is folded in for every gate but the one whose recurrent bias stays in the step.
+  for (int g = 0; g < gates; ++g) {
+    const bool fold = b_hh != nullptr && g != kept_gate;
+    for (std::int64_t j = g * hidden; j < (g + 1) * hidden; ++j)
+      bias[j] = (b_ih != nullptr ? b_ih[j] : Scalar(0)) + (fold ? b_hh[j] : Scalar(0));
+  }
   for (std::int64_t row = 0; row < rows; ++row) std::copy(bias.begin(), bias.end(), gx + row * GH);
 }
 template void fill_bias_rows<float>(Cell, std::int64_t, const float*, const float*, std::int64_t, float*);

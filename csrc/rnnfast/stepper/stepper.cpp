@@ -36,7 +36,6 @@ Stepper<Scalar>::Stepper(Cell cell, std::int64_t hidden, std::int64_t batch,
     dst.bias.resize(bias_rows * GH);  // zeros when there is no bias
     fill_bias_rows(cell, H, src.b_ih, src.b_hh, bias_rows, dst.bias.data());
   }
-  blocks_per_item_ = blocks_per_team_item(B, layers_.front().w_hh.blocks(), num_threads());
   for (int i = 0; i < 2; ++i) {
     state_h_[i].resize(L * B * H);
     state_c_[i].resize(L * B * H);
@@ -94,7 +93,7 @@ void Stepper<Scalar>::step_layers(const Scalar* x_t, Scalar* y_t, int from, Step
     if (team == nullptr) {
       compute(0, blocks);
     } else {
-      const std::int64_t per_item = blocks_per_item_;
+      const std::int64_t per_item = team_.blocks_per_item;
       team->run_step(member, phase + k, [&](std::int64_t item) {
         compute(item * per_item, std::min(blocks, (item + 1) * per_item));
       });
@@ -125,12 +124,16 @@ void Stepper<Scalar>::run(std::int64_t steps, const Scalar* x, Scalar* y) {
   };
   if (shared && pool_can_help()) {
     // Every layer has the same G*H columns and units, so the same blocks.
-    const std::int64_t items = (layers_.front().w_hh.blocks() + blocks_per_item_ - 1) / blocks_per_item_;
-    const int members = static_cast<int>(std::max<std::int64_t>(1, std::min<std::int64_t>(num_threads(), items)));
+    const int threads = num_threads();
+    const std::int64_t blocks = layers_.front().w_hh.blocks();
+    const std::int64_t per_item = blocks_per_team_item(B, blocks, threads);
+    const std::int64_t items = (blocks + per_item - 1) / per_item;
+    const int members = static_cast<int>(std::max<std::int64_t>(1, std::min<std::int64_t>(threads, items)));
     if (team_.scheduler == nullptr || team_.scheduler->members() != members || team_.scheduler->blocks() != items ||
-        team_.fork_generation != fork_generation()) {
+        team_.blocks_per_item != per_item || team_.fork_generation != fork_generation()) {
       // (Re)made for this team, or in a forked child, whose copy a call may have left half-way.
       team_.scheduler = std::make_unique<StepScheduler>(members, items);
+      team_.blocks_per_item = per_item;
       team_.next_phase = 0;
       team_.fork_generation = fork_generation();
     }

@@ -65,7 +65,6 @@ class Stepper {
   bool cell_state_;
   std::int64_t hidden_, batch_, gates_;
   std::vector<Packed> layers_;
-  std::int64_t blocks_per_item_ = 2;  // unit blocks a team member takes at a time (layer/tuning.h)
 
   // The state, double-buffered: a step reads state_*[current_] and writes state_*[1 - current_], so
   // that no thread's reads of h_{t-1} race another's writes of h_t, and nothing is copied back.
@@ -75,6 +74,7 @@ class Stepper {
   // twentieth of a small step); its phases run on from call to call.
   struct Team {
     std::unique_ptr<StepScheduler> scheduler;
+    std::int64_t blocks_per_item = 2;  // unit blocks a member takes at a time (blocks_per_team_item)
     std::int64_t next_phase = 0;
     std::int64_t fork_generation = 0;  // fork_generation() when made
   };
