@@ -1,5 +1,5 @@
 // rnnfast._core: the pybind11 binding of the C++ kernels (registration; the parts are in
-// layer_ops.cpp, stepper_binding.cpp and testing.cpp, which share binding_common.h).
+// layer_ops.cpp, reduced_binding.cpp, stepper_binding.cpp and testing.cpp, which share binding_common.h).
 //
 // It only checks arrays and passes pointers: every array must already have the computation's dtype,
 // be C-contiguous and aligned, and have exactly the shape the kernel reads or writes. The Python layer
@@ -19,6 +19,7 @@ namespace py = pybind11;
 namespace rnnfast_binding {
 void register_layer_ops(py::module_& m);
 void register_stepper(py::module_& m);
+void register_reduced(py::module_& m, py::module_& t);
 void register_testing(py::module_& t);
 }  // namespace rnnfast_binding
 
@@ -47,4 +48,5 @@ PYBIND11_MODULE(_core, m) {
       "testing", "Internal hooks for rnnfast's tests and benchmarks (the kernels' GEMM and activations, the "
                  "instruction set, the tuning switches). Not part of rnnfast's API.");
   rnnfast_binding::register_testing(testing);
+  rnnfast_binding::register_reduced(m, testing);
 }

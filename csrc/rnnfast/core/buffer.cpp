@@ -87,5 +87,10 @@ void Buffer<Scalar>::resize(std::int64_t count, bool zeroed) {
 
 template class Buffer<float>;
 template class Buffer<double>;
+template class Buffer<std::int8_t>;
+template class Buffer<std::uint8_t>;
+template class Buffer<std::int16_t>;
+template class Buffer<std::uint16_t>;
+template class Buffer<std::int32_t>;
 
 }  // namespace rnnfast

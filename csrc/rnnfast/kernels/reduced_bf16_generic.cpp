@@ -1,0 +1,6 @@
+// The bfloat16 kernels for the generic instruction set (portable code; kernels/reduced_impl.h).
+#include "isa_generic.h"
+#include "reduced_impl.h"
+#include "reduced_portable_impl.h"
+
+RNNFAST_DEFINE_REDUCED_KERNEL(bf16, PortableBf16Dot, "generic")

@@ -1,0 +1,249 @@
+// The reduced-precision kernels (reduced/reduced_weights.h) around an instruction set's dot-product
+// tile: activation quantization, the input projection's epilogue, and the recurrent step fused with
+// the float32 gate update. Include it only from a kernels/reduced_<type>_<isa>.cpp file, after its
+// kernels/isa_<isa>.h and its Dot policy, then invoke RNNFAST_DEFINE_REDUCED_KERNEL(type, Dot, "name").
+// Everything lives in the instruction set's namespace (the ODR trap, docs/design.md).
+//
+// A Dot policy provides:
+//   using Operand = std::int8_t (int8) or std::uint16_t (bf16 bits);  using Acc = std::int32_t or float;
+//   static constexpr int tile_rows(int gates): rows of a one-panel tile (<= kReducedTileRows);
+//   static constexpr int row_panels(int gates): panels of a one-row pass (<= kReducedRowPanels,
+//       panels * gates <= 16);
+//   static void tile(int rows, int panels, int gates, std::int64_t padded_depth, const Operand* a,
+//                    const std::uint8_t* panel, std::int64_t panel_bytes, const std::int32_t* offsets,
+//                    Acc* out):
+//       out[(q * rows + i) * gates*16 + g*16 + j] = the product of operand row i (a + i * padded_depth)
+//       with weight column (g, j) of panel q (panel + q * panel_bytes; its int8 column offsets at
+//       offsets + q * gates*16), over the whole depth: int8 exact sums of q_a q_w, bf16 the float32
+//       chain in the order of reduced_weights.h.
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+
+#include "rnnfast/cells/all_cells.h"
+#include "rnnfast/reduced/reduced_weights.h"
+#include "vector_math_impl.h"
+#include "gate_loops_impl.h"
+
+namespace rnnfast {
+namespace RNNFAST_ISA_NAMESPACE {
+namespace {
+
+constexpr int kReducedTileRows = 8;
+constexpr int kReducedRowPanels = 16;
+constexpr int kTileValues = kReducedTileRows * 4 * kReducedUnits;  // also >= row_panels * gates * 16
+
+// ---- activations ----
+
+// int8: per row, scale = m / 127 and q = rint(a * (127 / m)) clamped to [-127, 127], m = max |a|
+// (m == 0: scale 0, q 0; m not finite: scale NaN, q 0). Multiplications and a rounding to nearest
+// even: the same bits on every instruction set.
+void quantize_rows_int8(std::int64_t rows, std::int64_t depth, std::int64_t padded_depth, const float* a,
+                        std::int64_t lda, void* quantized, float* scales) {
+  for (std::int64_t i = 0; i < rows; ++i) {
+    const float* row = a + i * lda;
+    std::int8_t* q = static_cast<std::int8_t*>(quantized) + i * padded_depth;
+    float m = 0.0f;
+    bool finite = true;
+    for (std::int64_t k = 0; k < depth; ++k) {
+      const float v = std::fabs(row[k]);
+      finite = finite && v <= 3.402823466e38f;  // false for Inf and NaN
+      m = v > m ? v : m;
+    }
+    if (!finite || m == 0.0f) {
+      std::memset(q, 0, padded_depth);
+      scales[i] = finite ? 0.0f : __builtin_nanf("");
+      continue;
+    }
+    const float inverse = 127.0f / m;
+    scales[i] = m / 127.0f;
+    for (std::int64_t k = 0; k < depth; ++k) {
+      float r = std::nearbyint(row[k] * inverse);
+      r = r > 127.0f ? 127.0f : (r < -127.0f ? -127.0f : r);
+      q[k] = static_cast<std::int8_t>(r);
+    }
+    for (std::int64_t k = depth; k < padded_depth; ++k) q[k] = 0;
+  }
+}
+
+// bf16: each value rounded to bfloat16 (to_bf16), the padding zero.
+void quantize_rows_bf16(std::int64_t rows, std::int64_t depth, std::int64_t padded_depth, const float* a,
+                        std::int64_t lda, void* quantized, float*) {
+  for (std::int64_t i = 0; i < rows; ++i) {
+    const float* row = a + i * lda;
+    std::uint16_t* q = static_cast<std::uint16_t*>(quantized) + i * padded_depth;
+    for (std::int64_t k = 0; k < depth; ++k) {
+      std::uint32_t bits;
+      std::memcpy(&bits, row + k, 4);
+      q[k] = (bits & 0x7fffffffu) > 0x7f800000u ? static_cast<std::uint16_t>((bits >> 16) | 0x40u)
+                                                 : static_cast<std::uint16_t>((bits + 0x7fffu + ((bits >> 16) & 1u)) >> 16);
+    }
+    for (std::int64_t k = depth; k < padded_depth; ++k) q[k] = 0;
+  }
+}
+
+// ---- the epilogue: a tile's raw products to float32 ----
+
+// out[g*H + j] (+)= the float32 value of row `sums` [G*16] for units [0, units) of each gate:
+// int8: float(acc) * (row_scale * column_scale); bf16: the chain itself. bias (offset like out) is
+// added when not nullptr.
+template <class Dot>
+inline void dequantize_row(int gates, int units, std::int64_t gate_stride, const typename Dot::Acc* sums,
+                           float row_scale, const float* column_scales, const float* bias, float* out) {
+  for (int g = 0; g < gates; ++g) {
+    const typename Dot::Acc* s = sums + g * kReducedUnits;
+    float* o = out + g * gate_stride;
+    const float* b = bias != nullptr ? bias + g * gate_stride : nullptr;
+    if constexpr (Dot::kType == WeightType::kInt8) {
+      const float* cs = column_scales + g * kReducedUnits;
+      if (b != nullptr)
+        for (int j = 0; j < units; ++j) o[j] = b[j] + static_cast<float>(s[j]) * (row_scale * cs[j]);
+      else
+        for (int j = 0; j < units; ++j) o[j] = static_cast<float>(s[j]) * (row_scale * cs[j]);
+    } else {
+      if (b != nullptr)
+        for (int j = 0; j < units; ++j) o[j] = b[j] + s[j];
+      else
+        for (int j = 0; j < units; ++j) o[j] = s[j];
+    }
+  }
+}
+
+// ---- the input projection ----
+
+template <class Dot>
+void project(const ReducedWeights& w, std::int64_t rows, const void* quantized, const float* scales,
+             const float* bias, float* out, std::int64_t ldo, std::int64_t b0, std::int64_t b1) {
+  using Operand = typename Dot::Operand;
+  const int G = static_cast<int>(w.gates());
+  const std::int64_t H = w.hidden(), Kp = w.padded_depth(), U = kReducedUnits;
+  const int mr_max = Dot::tile_rows(G);
+  const Operand* a = static_cast<const Operand*>(quantized);
+  alignas(64) typename Dot::Acc tile[kTileValues];
+  for (std::int64_t p = b0; p < b1; ++p) {
+    const std::int64_t u0 = p * U;
+    const int units = static_cast<int>(std::min<std::int64_t>(U, H - u0));
+    for (std::int64_t i0 = 0; i0 < rows; i0 += mr_max) {
+      const int mr = static_cast<int>(std::min<std::int64_t>(mr_max, rows - i0));
+      Dot::tile(mr, 1, G, Kp, a + i0 * Kp, w.panel(p), w.panel_bytes(), w.column_offsets(p), tile);
+      for (int i = 0; i < mr; ++i)
+        dequantize_row<Dot>(G, units, H, tile + i * G * U, scales != nullptr ? scales[i0 + i] : 0.0f,
+                            w.column_scales(p), bias != nullptr ? bias + u0 : nullptr, out + (i0 + i) * ldo + u0);
+    }
+  }
+}
+
+// ---- the recurrent step ----
+
+// The gate update of `rows` rows of block p from their raw products `sums` [rows][G*16] (row i's
+// operand row is first_row + i).
+template <class Dot, class CellT>
+void update_block(const ReducedWeights& w, const ReducedStepArgs& s, std::int64_t p, std::int64_t first_row,
+                  std::int64_t rows, const typename Dot::Acc* sums) {
+  constexpr int G = CellT::kGates, U = kReducedUnits;
+  const std::int64_t H = w.hidden(), u0 = p * U;
+  const int units = static_cast<int>(std::min<std::int64_t>(U, H - u0));
+  alignas(64) float gh[kReducedTileRows * G * U];
+  for (std::int64_t i = 0; i < rows; ++i) {
+    float* row = gh + i * G * U;
+    // Zeros past the units: forward_block reads the tile in whole vectors.
+    if (units < U) std::memset(row, 0, sizeof(float) * G * U);
+    dequantize_row<Dot>(G, units, U, sums + i * G * U, s.h_scales != nullptr ? s.h_scales[first_row + i] : 0.0f,
+                        w.column_scales(p), nullptr, row);
+    if constexpr (CellT::kRecurrentBiasGate >= 0)
+      if (s.kept_bias != nullptr)
+        for (int j = 0; j < units; ++j) row[CellT::kRecurrentBiasGate * U + j] += s.kept_bias[u0 + j];
+  }
+  const std::int64_t r = first_row;
+  forward_block<CellT, VectorMath>(rows, units, U, H, s.gx + r * G * H + u0, gh,
+                                   CellT::kReadsHPrev ? s.h_prev + r * H + u0 : nullptr,
+                                   CellT::kCellState ? s.c_prev + r * H + u0 : nullptr, s.h + r * H + u0,
+                                   CellT::kCellState ? s.c + r * H + u0 : nullptr, nullptr);
+}
+
+// Blocks [b0, b1) of one step: tiles of rows by one block (several blocks for a single row, for
+// more independent accumulators), each tile's gate update while it is in cache.
+template <class Dot, class CellT>
+void step_cell(const ReducedWeights& w, const ReducedStepArgs& s, std::int64_t b0, std::int64_t b1) {
+  using Operand = typename Dot::Operand;
+  constexpr int G = CellT::kGates, U = kReducedUnits;
+  const std::int64_t Kp = w.padded_depth();
+  const Operand* a = static_cast<const Operand*>(s.h_quantized);
+  alignas(64) typename Dot::Acc tile[kTileValues];
+  std::int64_t p = b0;
+  if (s.rows == 1) {
+    constexpr int P = Dot::row_panels(G);
+    for (; p + P <= b1; p += P) {
+      Dot::tile(1, P, G, Kp, a, w.panel(p), w.panel_bytes(), w.column_offsets(p), tile);
+      for (int q = 0; q < P; ++q) update_block<Dot, CellT>(w, s, p + q, 0, 1, tile + q * G * U);
+    }
+  }
+  const int mr_max = Dot::tile_rows(G);
+  // Rows cut into tiles of nearly equal height, as the float32 step does.
+  const std::int64_t row_tiles = (s.rows + mr_max - 1) / mr_max;
+  for (; p < b1; ++p) {
+    for (std::int64_t t = 0, i0 = 0; t < row_tiles; ++t) {
+      const int mr = static_cast<int>((s.rows * (t + 1)) / row_tiles - i0);
+      Dot::tile(mr, 1, G, Kp, a + i0 * Kp, w.panel(p), w.panel_bytes(), w.column_offsets(p), tile);
+      update_block<Dot, CellT>(w, s, p, i0, mr, tile);
+      i0 += mr;
+    }
+  }
+}
+
+template <class Dot>
+void step(const ReducedWeights& w, const ReducedStepArgs& s, std::int64_t b0, std::int64_t b1) {
+  if (s.rows <= 0 || b0 >= b1) return;
+  with_cell_type(w.cell(), [&](auto cell) { step_cell<Dot, decltype(cell)>(w, s, b0, b1); });
+}
+
+// ---- for tests ----
+
+template <class Dot>
+void raw_product(const ReducedWeights& w, std::int64_t rows, const void* quantized, void* out) {
+  using Operand = typename Dot::Operand;
+  using Acc = typename Dot::Acc;
+  const int G = static_cast<int>(w.gates());
+  const std::int64_t H = w.hidden(), Kp = w.padded_depth(), U = kReducedUnits, GH = G * H;
+  const int mr_max = Dot::tile_rows(G);
+  alignas(64) Acc tile[kTileValues];
+  for (std::int64_t p = 0; p < w.blocks(); ++p) {
+    const int units = static_cast<int>(std::min<std::int64_t>(U, H - p * U));
+    for (std::int64_t i0 = 0; i0 < rows; i0 += mr_max) {
+      const int mr = static_cast<int>(std::min<std::int64_t>(mr_max, rows - i0));
+      Dot::tile(mr, 1, G, Kp, static_cast<const Operand*>(quantized) + i0 * Kp, w.panel(p), w.panel_bytes(),
+                w.column_offsets(p), tile);
+      for (int i = 0; i < mr; ++i)
+        for (int g = 0; g < G; ++g)
+          std::memcpy(static_cast<Acc*>(out) + (i0 + i) * GH + g * H + p * U, tile + (i * G + g) * U,
+                      sizeof(Acc) * units);
+    }
+  }
+}
+
+template <class Dot>
+ReducedKernel make_reduced_kernel(const char* name) {
+  ReducedKernel k{};
+  k.name = name;
+  k.quantize_rows = Dot::kType == WeightType::kInt8 ? &quantize_rows_int8 : &quantize_rows_bf16;
+  k.project = &project<Dot>;
+  k.step = &step<Dot>;
+  k.raw_product = &raw_product<Dot>;
+  return k;
+}
+
+}  // namespace
+}  // namespace RNNFAST_ISA_NAMESPACE
+}  // namespace rnnfast
+
+// Defines RNNFAST_ISA_NAMESPACE::reduced_<type>_kernel() (declared in reduced/reduced_weights.cpp).
+#define RNNFAST_DEFINE_REDUCED_KERNEL(type, Dot, name)          \
+  namespace rnnfast {                                           \
+  namespace RNNFAST_ISA_NAMESPACE {                             \
+  const ReducedKernel& reduced_##type##_kernel() {              \
+    static const ReducedKernel k = make_reduced_kernel<Dot>(name); \
+    return k;                                                   \
+  }                                                             \
+  }                                                             \
+  }
