@@ -102,9 +102,13 @@ py::tuple quantize_rows(const std::string& type_name, const py::array& a) {
   const ssize_t Kp = (K + rnnfast::reduced_group(type) - 1) / rnnfast::reduced_group(type) * rnnfast::reduced_group(type);
   py::array_t<float> scales(M);
   if (type == WeightType::kInt8) {
-    py::array_t<std::int8_t> padded({M, Kp});
-    kernel.quantize_rows(M, K, Kp, data, K, padded.mutable_data(), scales.mutable_data());
-    return py::make_tuple(padded[py::make_tuple(py::ellipsis(), py::slice(0, K, 1))].attr("copy")(), scales);
+    std::vector<std::uint8_t> bytes(static_cast<std::size_t>(M * Kp) + 1);
+    kernel.quantize_rows(M, K, Kp, data, K, bytes.data(), scales.mutable_data());
+    py::array_t<std::int8_t> q({M, K});
+    for (ssize_t i = 0; i < M; ++i)  // the bytes are q + operand_offset (reduced/reduced_weights.h)
+      for (ssize_t k = 0; k < K; ++k)
+        q.mutable_data()[i * K + k] = static_cast<std::int8_t>(bytes[i * Kp + k] - kernel.operand_offset);
+    return py::make_tuple(q, scales);
   }
   py::array_t<std::uint16_t> padded({M, Kp});
   kernel.quantize_rows(M, K, Kp, data, K, padded.mutable_data(), scales.mutable_data());

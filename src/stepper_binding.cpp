@@ -1,4 +1,5 @@
-// rnnfast._core.Stepper: streaming inference over a stack of unidirectional layers, either dtype.
+// rnnfast._core.Stepper: streaming inference over a stack of unidirectional layers, float32 or float64
+// weights, or reduced-precision weights (ReducedWeights objects, reduced_binding.cpp) with float32 data.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
@@ -23,7 +24,8 @@ namespace {
 // from several Python threads safe (they run one after another: the state is shared).
 class PyStepper {
  public:
-  // layers: a list of (w_ih, w_hh, b_ih or None, b_hh or None), bottom layer first.
+  // layers: a list of (w_ih, w_hh, b_ih or None, b_hh or None), bottom layer first; w_ih and w_hh
+  // arrays (float32 or float64) or both ReducedWeights (then float32 biases and data).
   PyStepper(const std::string& cell_name, std::int64_t hidden, std::int64_t batch, const py::list& layers)
       : cell_(parse_cell(cell_name)), hidden_(hidden), batch_(batch), num_layers_(static_cast<ssize_t>(layers.size())) {
     if (layers.empty()) throw py::value_error("a stepper needs at least one layer");
@@ -35,7 +37,12 @@ class PyStepper {
     if (elements * sizeof(double) > 0x1p62)
       throw py::value_error("batch " + std::to_string(batch) + " with hidden size " + std::to_string(hidden) +
                             " is too large: the stepper's buffers would need more than 2**62 bytes");
-    const py::array first = layers[0].cast<py::tuple>()[0].cast<py::array>();
+    const py::object first_weights = layers[0].cast<py::tuple>()[0];
+    if (py::isinstance<rnnfast::ReducedWeights>(first_weights)) {
+      impl_ = make_reduced(layers);
+      return;
+    }
+    const py::array first = first_weights.cast<py::array>();
     if (first.dtype().equal(py::dtype::of<float>()))
       impl_ = make<float>(layers);
     else if (first.dtype().equal(py::dtype::of<double>()))
@@ -142,8 +149,41 @@ class PyStepper {
     return std::make_unique<Typed<Scalar>>(rnnfast::Stepper<Scalar>(cell_, hidden_, batch_, specs));
   }
 
-  template <typename Scalar>
-  void run_typed(Typed<Scalar>& impl, const py::array& x, py::array& y) {
+  struct TypedReduced {
+    using ScalarType = float;
+    explicit TypedReduced(rnnfast::ReducedStepper&& s) : stepper(std::move(s)) {}
+    rnnfast::ReducedStepper stepper;
+  };
+
+  std::unique_ptr<TypedReduced> make_reduced(const py::list& layers) {
+    const ArrayChecker<float> chk;
+    std::vector<rnnfast::ReducedStepperLayer> specs;
+    for (ssize_t k = 0; k < num_layers_; ++k) {
+      const py::tuple t = layers[k].cast<py::tuple>();
+      if (t.size() != 4) throw py::value_error("each layer is (w_ih, w_hh, b_ih, b_hh)");
+      if (!py::isinstance<rnnfast::ReducedWeights>(t[0]) || !py::isinstance<rnnfast::ReducedWeights>(t[1]))
+        throw py::type_error("w_ih and w_hh of every layer must be ReducedWeights when the first layer's are");
+      rnnfast::ReducedStepperLayer spec;
+      spec.w_ih = t[0].cast<std::shared_ptr<rnnfast::ReducedWeights>>();
+      spec.w_hh = t[1].cast<std::shared_ptr<rnnfast::ReducedWeights>>();
+      if (spec.w_hh->cell() != cell_ || spec.w_hh->hidden() != hidden_)
+        throw py::value_error("w_hh of layer " + std::to_string(k) + " is not packed for this cell and hidden size");
+      const ssize_t GH = rnnfast::gate_count(cell_) * hidden_;
+      if (!t[2].is_none()) spec.b_ih = chk.in("b_ih", t[2].cast<py::array>(), {GH});
+      if (!t[3].is_none()) spec.b_hh = chk.in("b_hh", t[3].cast<py::array>(), {GH});
+      specs.push_back(spec);
+    }
+    input_size_ = specs.front().w_ih->depth();
+    try {
+      return std::make_unique<TypedReduced>(rnnfast::ReducedStepper(batch_, specs));
+    } catch (const std::invalid_argument& e) {
+      throw py::value_error(e.what());
+    }
+  }
+
+  template <typename Impl>
+  void run_typed(Impl& impl, const py::array& x, py::array& y) {
+    using Scalar = typename Impl::ScalarType;
     const ArrayChecker<Scalar> chk;
     const bool one_step = x.ndim() == 2;
     if (!one_step && x.ndim() != 3)
@@ -175,7 +215,7 @@ class PyStepper {
 
   rnnfast::Cell cell_;
   ssize_t hidden_, batch_, num_layers_, input_size_ = 0;
-  std::variant<std::unique_ptr<Typed<float>>, std::unique_ptr<Typed<double>>> impl_;
+  std::variant<std::unique_ptr<Typed<float>>, std::unique_ptr<Typed<double>>, std::unique_ptr<TypedReduced>> impl_;
   std::mutex mutex_;
 };
 

@@ -9,4 +9,5 @@
 #include "rnnfast/layer/layer.h"
 #include "rnnfast/layer/reduced_layer.h"
 #include "rnnfast/layer/tuning.h"
+#include "rnnfast/stepper/reduced_stepper.h"
 #include "rnnfast/stepper/stepper.h"

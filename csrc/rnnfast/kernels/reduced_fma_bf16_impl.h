@@ -52,6 +52,7 @@ struct FmaBf16Dot {
   static constexpr WeightType kType = WeightType::kBf16;
   using Operand = std::uint16_t;
   using Acc = float;
+  static constexpr int kOperandOffset = 0;
   static constexpr int kVectors = kReducedUnits / FmaVec::kUnits;  // per gate
   // Accumulators P*R*G*kVectors, two broadcasts a row and the widened pair within the registers.
   static constexpr int tile_rows(int gates) {
@@ -61,8 +62,9 @@ struct FmaBf16Dot {
     return RNNFAST_VECTOR_REGISTERS == 32 ? (gates == 1 ? 8 : 4) : (gates == 1 ? 2 : 1);
   }
 
+  // Not inlined into its callers: alone, the tile keeps every accumulator in a register.
   template <int G, int R, int P>
-  static void run(std::int64_t padded_depth, const Operand* a, const std::uint8_t* panel, std::int64_t panel_bytes,
+  __attribute__((noinline)) static void run(std::int64_t padded_depth, const Operand* a, const std::uint8_t* panel, std::int64_t panel_bytes,
                   const std::int32_t*, Acc* out) {
     typename FmaVec::V acc[P][R][G][kVectors];
     for (int q = 0; q < P; ++q)

@@ -6,6 +6,7 @@
 //
 // A Dot policy provides:
 //   using Operand = std::int8_t (int8) or std::uint16_t (bf16 bits);  using Acc = std::int32_t or float;
+//   static constexpr int kOperandOffset: what the int8 operand's bytes add to q (ReducedKernel);
 //   static constexpr int tile_rows(int gates): rows of a one-panel tile (<= kReducedTileRows);
 //   static constexpr int row_panels(int gates): panels of a one-row pass (<= kReducedRowPanels,
 //       panels * gates <= 16);
@@ -39,31 +40,35 @@ constexpr int kTileValues = kReducedTileRows * 4 * kReducedUnits;  // also >= ro
 // int8: per row, scale = m / 127 and q = rint(a * (127 / m)) clamped to [-127, 127], m = max |a|
 // (m == 0: scale 0, q 0; m not finite: scale NaN, q 0). Multiplications and a rounding to nearest
 // even: the same bits on every instruction set.
+template <int kOffset>
 void quantize_rows_int8(std::int64_t rows, std::int64_t depth, std::int64_t padded_depth, const float* a,
                         std::int64_t lda, void* quantized, float* scales) {
   for (std::int64_t i = 0; i < rows; ++i) {
     const float* row = a + i * lda;
-    std::int8_t* q = static_cast<std::int8_t*>(quantized) + i * padded_depth;
+    std::uint8_t* q = static_cast<std::uint8_t*>(quantized) + i * padded_depth;
+    // Branch-free loops the compiler vectorizes: the largest magnitude (a NaN is skipped by the
+    // comparison) and, apart, whether any value is not finite.
     float m = 0.0f;
-    bool finite = true;
+    int not_finite = 0;
     for (std::int64_t k = 0; k < depth; ++k) {
       const float v = std::fabs(row[k]);
-      finite = finite && v <= 3.402823466e38f;  // false for Inf and NaN
       m = v > m ? v : m;
+      not_finite |= !(v <= 3.402823466e38f);
     }
-    if (!finite || m == 0.0f) {
-      std::memset(q, 0, padded_depth);
-      scales[i] = finite ? 0.0f : __builtin_nanf("");
+    if (not_finite || m == 0.0f) {
+      std::memset(q, kOffset, padded_depth);
+      scales[i] = not_finite ? __builtin_nanf("") : 0.0f;
       continue;
     }
     const float inverse = 127.0f / m;
     scales[i] = m / 127.0f;
     for (std::int64_t k = 0; k < depth; ++k) {
       float r = std::nearbyint(row[k] * inverse);
-      r = r > 127.0f ? 127.0f : (r < -127.0f ? -127.0f : r);
-      q[k] = static_cast<std::int8_t>(r);
+      r = r > 127.0f ? 127.0f : r;
+      r = r < -127.0f ? -127.0f : r;
+      q[k] = static_cast<std::uint8_t>(static_cast<int>(r) + kOffset);
     }
-    for (std::int64_t k = depth; k < padded_depth; ++k) q[k] = 0;
+    for (std::int64_t k = depth; k < padded_depth; ++k) q[k] = kOffset;
   }
 }
 
@@ -226,7 +231,8 @@ template <class Dot>
 ReducedKernel make_reduced_kernel(const char* name) {
   ReducedKernel k{};
   k.name = name;
-  k.quantize_rows = Dot::kType == WeightType::kInt8 ? &quantize_rows_int8 : &quantize_rows_bf16;
+  k.operand_offset = Dot::kOperandOffset;
+  k.quantize_rows = Dot::kType == WeightType::kInt8 ? &quantize_rows_int8<Dot::kOperandOffset> : &quantize_rows_bf16;
   k.project = &project<Dot>;
   k.step = &step<Dot>;
   k.raw_product = &raw_product<Dot>;

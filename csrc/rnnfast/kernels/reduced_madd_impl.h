@@ -54,14 +54,16 @@ struct MaddInt8Dot {
   static constexpr WeightType kType = WeightType::kInt8;
   using Operand = std::int8_t;
   using Acc = std::int32_t;
+  static constexpr int kOperandOffset = 0;
   static constexpr int kVectors = kReducedUnits / MaddVec::kUnits;  // per gate
   // One gate at a time: R * kVectors accumulators, kVectors weight vectors and a broadcast.
   static constexpr int tile_rows(int) { return RNNFAST_VECTOR_REGISTERS == 32 ? 8 : 2; }
   static constexpr int row_panels(int) { return 1; }  // one gate at a time already
   static constexpr std::int64_t kChunk = 512;  // depths widened at a time
 
+  // Not inlined into its callers: alone, the tile keeps every accumulator in a register.
   template <int G, int R, int P>
-  static void run(std::int64_t padded_depth, const Operand* a, const std::uint8_t* panel, std::int64_t panel_bytes,
+  __attribute__((noinline)) static void run(std::int64_t padded_depth, const Operand* a, const std::uint8_t* panel, std::int64_t panel_bytes,
                   const std::int32_t*, Acc* out) {
     alignas(64) std::int16_t wide[R][kChunk];
     typename MaddVec::V acc[P][G][R][kVectors];

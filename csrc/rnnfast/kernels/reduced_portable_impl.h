@@ -14,10 +14,12 @@ struct PortableInt8Dot {
   static constexpr WeightType kType = WeightType::kInt8;
   using Operand = std::int8_t;
   using Acc = std::int32_t;
+  static constexpr int kOperandOffset = 0;
   static constexpr int tile_rows(int) { return 4; }
   static constexpr int row_panels(int gates) { return gates == 1 ? 4 : 2; }
+  // Not inlined into its callers: alone, the tile keeps every accumulator in a register.
   template <int G, int R, int P>
-  static void run(std::int64_t padded_depth, const Operand* a, const std::uint8_t* panel, std::int64_t panel_bytes,
+  __attribute__((noinline)) static void run(std::int64_t padded_depth, const Operand* a, const std::uint8_t* panel, std::int64_t panel_bytes,
                   const std::int32_t*, Acc* out) {
     constexpr int kWidth = G * kReducedUnits;
     for (int q = 0; q < P; ++q) {
@@ -45,10 +47,12 @@ struct PortableBf16Dot {
   static constexpr WeightType kType = WeightType::kBf16;
   using Operand = std::uint16_t;
   using Acc = float;
+  static constexpr int kOperandOffset = 0;
   static constexpr int tile_rows(int) { return 4; }
   static constexpr int row_panels(int gates) { return gates == 1 ? 4 : 2; }
+  // Not inlined into its callers: alone, the tile keeps every accumulator in a register.
   template <int G, int R, int P>
-  static void run(std::int64_t padded_depth, const Operand* a, const std::uint8_t* panel, std::int64_t panel_bytes,
+  __attribute__((noinline)) static void run(std::int64_t padded_depth, const Operand* a, const std::uint8_t* panel, std::int64_t panel_bytes,
                   const std::int32_t*, Acc* out) {
     constexpr int kWidth = G * kReducedUnits;
     for (int q = 0; q < P; ++q) {

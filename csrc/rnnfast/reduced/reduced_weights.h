@@ -104,9 +104,12 @@ struct ReducedStepArgs {
 // One instruction set's reduced-precision kernels for one weight type (kernels/reduced_<type>_<isa>.cpp).
 struct ReducedKernel {
   const char* name;  // the code path, as rnnfast.isa(weight_dtype) reports it
+  // What quantize_rows adds to each int8 activation q (its bytes are then q + offset, as uint8): 128
+  // for vpdpbusd, whose activation operand is unsigned; 0 otherwise.
+  int operand_offset;
   // The activation operand of `rows` rows of a [rows, depth] (row stride lda): int8 rows of
-  // padded_depth values (int8_t) and scales [rows]; bf16 rows of padded_depth bfloat16 (uint16_t),
-  // scales unused. The padding is zero. The same bits on every instruction set.
+  // padded_depth bytes (q + operand_offset) and scales [rows]; bf16 rows of padded_depth bfloat16 (uint16_t),
+  // scales unused. The padding is q = 0. The same q and scales on every instruction set.
   void (*quantize_rows)(std::int64_t rows, std::int64_t depth, std::int64_t padded_depth, const float* a,
                         std::int64_t lda, void* quantized, float* scales);
   // out[i][g*H + u] = bias[g*H + u] (0 when nullptr) + the product of operand row i with weight row
