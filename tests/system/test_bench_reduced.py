@@ -366,3 +366,15 @@ def test_litert_weights():
     assert scale > 0 and not q.any()
     with pytest.raises(ValueError, match="gru"):
         litert_model.build("gru", {}, 1, 1, None, None)
+
+
+def test_no_peer(quantize):
+    """Without any peer, the ratios against peers are None and the tables still render."""
+    result = _run(["lstm"], ["edge"], [], precisions=["int8"])
+    row = result["rows"][0]
+    assert row["fastest_peer"] is None and set(row["results"]) == {"rnnfast", "rnnfast_int8"}
+    r = row["results"]["rnnfast_int8"]
+    assert r["vs_fastest_peer"] is None and r["same_precision_peer"] is None and r["vs_float32"] > 0
+    assert "| none |" in report.reduced_table(result)
+    assert "rnnfast int8" in report.accuracy_table(result)
+    report.summary(result)
