@@ -43,7 +43,6 @@ def fake_quantize(model, weight_dtype):
     q = copy.deepcopy(model)
     rounding = _round_int8 if weight_dtype == "int8" else _round_bf16
     q.load_state_dict({k: rounding(v) if k.startswith("weight") else v for k, v in model.state_dict().items()})
-    q.weight_dtype = weight_dtype
     return q
 
 
@@ -287,6 +286,22 @@ def test_failing_reduced_call_is_reported(monkeypatch):
     row = result["rows"][0]
     assert row["not_measured"]["rnnfast_int8"].startswith("failed: RuntimeError: reduced_forward: unsupported")
     assert "rnnfast_int8" not in row["not_applicable"]
+
+
+@pytest.mark.skipif(not callable(getattr(rnnfast, "quantize", None)), reason="rnnfast.quantize is not in this build")
+def test_real_quantize():
+    """With this build's rnnfast.quantize: every inference and streaming row has its int8 and bf16 results (none
+    failed), each close to float32's, and the native kernels' instruction set is reported."""
+    result = _run(list(scenarios.CELLS), ["stream", "edge", "small"], ["onnxruntime"] if HAVE_ORT else [],
+                  precisions=["int8", "bf16"])
+    assert result["agree"] is True
+    for dtype in ("int8", "bf16"):
+        assert result["reduced"][dtype]["available"] and result["reduced"][dtype]["isa"]
+    for row in result["rows"]:
+        for key in ("rnnfast_int8", "rnnfast_bf16"):
+            assert key in row["results"], (row["scenario"], row["cell"], row["not_measured"].get(key))
+            r = row["results"][key]
+            assert 0 < r["max_abs_diff"] and r["max_rel_diff"] <= reduced.TOLERANCE
 
 
 # --- the peers, where installed -----------------------------------------------------------------------------------
