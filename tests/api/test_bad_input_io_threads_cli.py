@@ -144,6 +144,7 @@ row("rnnfast (command)", "demo_args", "unknown option", _cli("demo", "one_to_one
 row("rnnfast (command)", "--cells", "unknown", _cli("bench", "--cells", "bogus"), UsageError)
 row("rnnfast (command)", "--scenarios", "unknown", _cli("bench", "--scenarios", "huge"), UsageError)
 row("rnnfast (command)", "--peers", "unknown", _cli("bench", "--peers", "tensorflow"), UsageError)
+row("rnnfast (command)", "--precision", "unknown", _cli("bench", "--precision", "int4"), UsageError)
 row("rnnfast (command)", "--threads", "zero", _cli("bench", "--threads", "0"), UsageError)
 row("rnnfast (command)", "--threads", "not a number", _cli("bench", "--threads", "x"), UsageError)
 row("rnnfast (command)", "--repeat", "zero (bench)", _cli("bench", "--repeat", "0"), UsageError)

@@ -1,5 +1,6 @@
 """``rnnfast bench`` at toy sizes: the command runs, its JSON has the documented structure, every installed
-peer agrees with rnnfast on identical weights, and bad options are usage errors. Timing is not checked."""
+peer agrees with rnnfast on identical weights, and bad options are usage errors. Timing is not checked.
+(The reduced-precision implementations: test_bench_reduced.py.)"""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ os.environ.setdefault("KERAS_BACKEND", "torch")  # as the other tests: before an
 
 import rnnfast  # noqa: E402
 from rnnfast import cli  # noqa: E402
-from rnnfast._bench import measure, peers, report, scenarios  # noqa: E402
+from rnnfast._bench import measure, peers, reduced, report, scenarios  # noqa: E402
 
 TINY = ["bench", "--tiny", "--quick", "--repeat", "1", "--threads", "1"]
 
@@ -36,7 +37,13 @@ def test_runs_and_agrees(tiny_run):
     assert result["sgemm_peak"]["gflops"] > 0
     assert set(result["peers"]) == set(peers.PEERS)
     assert result["peers"]["numpy"]["available"]
-    available = [k for k, p in result["peers"].items() if p["available"]]
+    assert result["precisions"] == list(reduced.PRECISIONS)
+    available = list(result["implementations"])
+    assert available[0] == "rnnfast" and set(available) <= set(peers.IMPLEMENTATIONS)
+    for key, impl in result["implementations"].items():
+        framework = peers.IMPLEMENTATIONS[key].framework
+        assert impl["precision"] == peers.IMPLEMENTATIONS[key].precision
+        assert framework == "rnnfast" or result["peers"][framework]["available"]
     assert len(result["rows"]) == len(scenarios.SCENARIOS) * len(scenarios.CELLS)
     seen = {(r["scenario"], r["cell"]) for r in result["rows"]}
     assert seen == {(s, c) for s in scenarios.SCENARIOS for c in scenarios.CELLS}
@@ -48,15 +55,21 @@ def test_runs_and_agrees(tiny_run):
         assert "rnnfast" in row["results"]
         ours = row["results"]["rnnfast"]
         assert ours["speedup"] == 1.0 and ours["max_abs_diff"] == 0.0
-        for key in available:  # every installed peer ran the row, or says why not
+        for key in available:  # every implementation of the run ran the row, or says why not
             assert (key in row["results"]) != (key in row["not_measured"]), (row["scenario"], row["cell"], key)
+        assert set(row["not_applicable"]) <= set(row["not_measured"])
         assert "numpy" in row["results"]
         for key, r in row["results"].items():
             assert r["seconds"] > 0 and r["gflops"] > 0 and r["peak_fraction"] > 0
             assert r["time"] == pytest.approx(r["seconds"] * (1e6 if scenario.kind == "stream" else 1e3))
             assert r["speedup"] == pytest.approx(r["seconds"] / ours["seconds"])
-            assert r["agrees"] and r["max_rel_diff"] <= measure.AGREEMENT_TOLERANCE, (row, key)
-            assert 0 <= r["max_abs_diff"] < 1e-4
+            assert r["precision"] == peers.IMPLEMENTATIONS[key].precision
+            if r["precision"] == "float32":
+                assert r["agrees"] and r["max_rel_diff"] <= measure.AGREEMENT_TOLERANCE, (row, key)
+                assert 0 <= r["max_abs_diff"] < 1e-4
+            else:  # rounded weights: an error, but a small one
+                assert r["agrees"] and r["max_rel_diff"] <= reduced.TOLERANCE, (row, key)
+                assert 0 < r["max_abs_diff"] < 0.05
     assert [o["cell"] for o in result["overhead"]] == list(scenarios.CELLS)
     for o in result["overhead"]:
         assert o["wrapper_us"] == pytest.approx(o["step_us"] - o["run_us"])
@@ -83,7 +96,8 @@ def test_table_lists_every_row(tiny_run):
     lines = table.splitlines()
     assert len(lines) == 2 + len(result["rows"])
     assert lines[0].startswith("| scenario | cell | rnnfast | GFLOP/s | % of sgemm peak |")
-    assert "n/m" in table or all(len(r["not_measured"]) == 0 for r in result["rows"])
+    assert "n/m" in table or all(len(r["not_measured"]) == len(r["not_applicable"]) for r in result["rows"])
+    assert "n/a" in table  # no peer trains in reduced precision
     assert "Streaming call overhead" in report.summary(result)
 
 
@@ -119,6 +133,8 @@ def test_plot(tmp_path, capsys):
     (["--cells", ","], "--cells"),
     (["--scenarios", "huge"], "--scenarios"),
     (["--peers", "tensorflow"], "--peers"),
+    (["--precision", "int4"], "--precision"),
+    (["--precision", ","], "--precision"),
     (["--threads", "0"], "--threads"),
     (["--threads", "x"], "--threads"),
     (["--repeat", "0"], "--repeat"),

@@ -14,10 +14,30 @@ weights to every peer that is importable:
 
 TensorFlow and JAX are not measured on their own (Keras covers them when it runs on them).
 
+Reduced precision (``--precision``, default ``float32,int8,bf16``; inference and streaming rows only; inputs,
+outputs and states float32 in every one; see :mod:`.reduced`):
+
+- ``rnnfast int8`` / ``rnnfast bf16``: ``rnnfast.quantize(model, "int8"|"bf16")``, called as the float model is
+  (its ``stepper`` for streaming); not measured, with the reason, in a build without ``rnnfast.quantize``;
+- ``onnxruntime`` int8: ``onnxruntime.quantization.quantize_dynamic`` of the exported model (per-channel int8
+  weights) into ``DynamicQuantizeLSTM``; LSTM only (ONNX Runtime has no quantized GRU or RNN: n/a);
+- ``openvino`` bf16: the exported model compiled by OpenVINO for the CPU with ``INFERENCE_PRECISION_HINT=bf16``
+  at the row's static shapes (not measured where OpenVINO does not run the recurrent node in bf16);
+- ``litert`` int8: LiteRT's dynamic-range model (int8 weights, its hybrid sequence kernels), written with the
+  schema ``ai_edge_litert`` ships (:mod:`.litert_model`); LSTM and RNN (LiteRT has no GRU operator: n/a).
+
+rnnfast float32 is measured in every run: it is the reference of every comparison. For each row the report
+gives the fastest peer of any precision, and for rnnfast in each precision how many times faster it is than
+that peer, than the fastest peer of its own precision, and than rnnfast float32; and for every
+reduced-precision implementation the largest absolute difference of its output (every step's, for streaming)
+from rnnfast float32's on the same input and weights, with rnnfast int8's error over ONNX Runtime int8's.
+
 Before timing a row, every implementation runs once on the same input and its results (outputs and
 final states; for training also the input and parameter gradients; for streaming every step's output)
 are compared with rnnfast's: the largest absolute difference is printed, and a row whose peer differs
-by more than 1e-4 relative to the magnitude of the result is flagged and makes the command exit 1.
+by more than 1e-4 relative to the magnitude of the result is flagged and makes the command exit 1 (a
+reduced-precision output: more than 0.1, five times the largest error rounding costs on the bench's shapes and
+far below what a wrong gate order gives).
 
 Timing: the implementations of a row take turns (round robin, the starting one rotating), each turn a
 pause of ``SETTLE_SECONDS`` (so that the previous implementation's idle threads have stopped spinning),
@@ -33,6 +53,7 @@ NumPy's OpenBLAS too where it can be set at run time).
 entry point and returns what ``--json`` writes.
 
 Modules: :mod:`.scenarios` (shapes, cells, the problem of a row), :mod:`.peers` (finding the peers and
-their implementations), :mod:`.timing`, :mod:`.measure` (the run), :mod:`.report` (table, summary,
-chart) and :mod:`.command_line` (the options and the command).
+their float32 implementations), :mod:`.reduced` and :mod:`.litert_model` (the reduced-precision ones),
+:mod:`.timing`, :mod:`.measure` (the run), :mod:`.report` (tables, summary, chart) and :mod:`.command_line`
+(the options and the command).
 """

@@ -10,13 +10,18 @@ from typing import Optional, Sequence
 
 from .measure import run
 from .peers import PEER_ALIASES, PEERS
+from .reduced import PRECISION_ALIASES, PRECISIONS
 from .report import plot, summary
 from .scenarios import CELL_ALIASES, CELLS, SCENARIOS
 
 DESCRIPTION = ("Time rnnfast against the NumPy reference and the installed frameworks (PyTorch, ONNX Runtime, "
-               "Keras) on identical weights: six scenarios (stream, edge, small, batch, large, train) x three "
-               "cells (RNN tanh, LSTM, GRU), float32, the implementations interleaved. Prints a Markdown table "
-               "of times, GFLOP/s, the fraction of NumPy's sgemm rate and rnnfast's speed-up over each peer.")
+               "Keras, OpenVINO, LiteRT) on identical weights: six scenarios (stream, edge, small, batch, large, "
+               "train) x three cells (RNN tanh, LSTM, GRU), the implementations interleaved. Weights in float32 "
+               "and, for inference, in reduced precision: rnnfast.quantize int8 and bf16 against ONNX Runtime's "
+               "dynamic quantization (int8), OpenVINO bf16 and LiteRT's dynamic range (int8). Prints Markdown "
+               "tables of times, GFLOP/s, the fraction of NumPy's sgemm rate, rnnfast's speed-up over each peer "
+               "and, for reduced precision, the speed-ups over the fastest peer and each output's largest error "
+               "against float32.")
 
 
 def _choices(text: str, aliases: dict, what: str) -> list:
@@ -44,6 +49,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--peers", type=lambda s: _choices(s, PEER_ALIASES, "peer"), default=None,
                         metavar="LIST", help="comma-separated peers: " + ", ".join(PEERS)
                         + " (default every one that is installed)")
+    parser.add_argument("--precision", type=lambda s: _choices(s, PRECISION_ALIASES, "precision"),
+                        default=list(PRECISIONS), metavar="LIST",
+                        help="comma-separated weight precisions: " + ", ".join(PRECISIONS) + " (default all; "
+                        "rnnfast float32 is always measured, as every comparison's reference)")
     parser.add_argument("--threads", type=int, default=None,
                         help="threads for every framework (default rnnfast's default: the usable CPUs)")
     parser.add_argument("--repeat", type=int, default=None, help="timed samples per implementation (default 15; "
@@ -76,7 +85,8 @@ def command(args: argparse.Namespace, parser: Optional[argparse.ArgumentParser] 
             if not path or os.path.isdir(path) or not os.path.isdir(folder):
                 return error(f"{option} needs a file path in an existing directory, got {path!r}")
     result = run(args.cells, args.scenarios, peers=args.peers, threads=args.threads, repeat=repeat,
-                 quick=args.quick, tiny=args.tiny, seed=args.seed, write=lambda s: print(s, flush=True))
+                 quick=args.quick, tiny=args.tiny, seed=args.seed, precisions=args.precision,
+                 write=lambda s: print(s, flush=True))
     print(summary(result))
     print("\nreproduce: rnnfast bench" + _reproduce_args(args))
     if args.json:
@@ -99,6 +109,8 @@ def _reproduce_args(args: argparse.Namespace) -> str:
         parts.append("--scenarios " + ",".join(args.scenarios))
     if args.peers is not None:
         parts.append("--peers " + ",".join(args.peers))
+    if args.precision != list(PRECISIONS):
+        parts.append("--precision " + ",".join(args.precision))
     if args.threads is not None:
         parts.append(f"--threads {args.threads}")
     if args.repeat is not None:

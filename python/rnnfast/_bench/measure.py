@@ -15,7 +15,9 @@ import numpy as np
 import rnnfast
 from .. import _core
 
-from .peers import PEERS, NotMeasured, build_impl, detect_peers
+from . import reduced
+from .peers import IMPLEMENTATIONS, PEERS, NotApplicable, NotMeasured, build_impl, detect_peers, \
+    implementation_label, select_implementations
 from .report import write_row
 from .scenarios import CELLS, SCENARIOS, TINY_SCENARIOS, Scenario, flops, make_problem
 from .timing import SETTLE_SECONDS, OpenBLAS, sgemm_peak, time_interleaved
@@ -93,8 +95,13 @@ def _measure_overhead(scenario: Scenario, cell: str, repeat: int, calls: int) ->
 def run(cells: Sequence[str] = tuple(CELLS), scenarios: Sequence[str] = tuple(SCENARIOS), *,
         peers: Optional[Sequence[str]] = None, threads: Optional[int] = None, repeat: int = 15,
         quick: bool = False, tiny: bool = False, seed: int = 0,
-        write: Callable[[str], None] = print) -> dict:
-    """Run the comparison and return the results (what ``--json`` writes). ``write`` gets progress lines."""
+        precisions: Sequence[str] = reduced.PRECISIONS, write: Callable[[str], None] = print) -> dict:
+    """Run the comparison and return the results (what ``--json`` writes). ``write`` gets progress lines.
+    ``precisions``: the weight precisions measured (rnnfast float32 always is: it is every comparison's
+    reference)."""
+    for precision in precisions:
+        if precision not in reduced.PRECISIONS:
+            raise ValueError(f"unknown precision {precision!r}: choose from {', '.join(reduced.PRECISIONS)}")
     table = TINY_SCENARIOS if tiny else SCENARIOS
     threads = rnnfast.get_num_threads() if threads is None else int(threads)
     wanted = list(PEERS) if peers is None else list(peers)
@@ -109,7 +116,8 @@ def run(cells: Sequence[str] = tuple(CELLS), scenarios: Sequence[str] = tuple(SC
         blas.set(threads)
         if torch is not None:
             torch.set_num_threads(threads)
-        return _run(table, cells, scenarios, found, threads, blas, repeat, quick, tiny, seed, write)
+        return _run(table, cells, scenarios, found, list(precisions), threads, blas, repeat, quick, tiny, seed,
+                    write)
     finally:
         rnnfast.set_num_threads(saved["rnnfast"])
         blas.set(saved["blas"])
@@ -117,7 +125,7 @@ def run(cells: Sequence[str] = tuple(CELLS), scenarios: Sequence[str] = tuple(SC
             torch.set_num_threads(saved["torch"])
 
 
-def _run(table, cells, scenarios, found, threads, blas, repeat, quick, tiny, seed, write) -> dict:
+def _run(table, cells, scenarios, found, precisions, threads, blas, repeat, quick, tiny, seed, write) -> dict:
     peak_n = 128 if tiny else (1024 if quick else 2048)
     peak = sgemm_peak(peak_n, repeat=3 if (tiny or quick) else 5)
     result: dict = {
@@ -130,6 +138,9 @@ def _run(table, cells, scenarios, found, threads, blas, repeat, quick, tiny, see
         "sgemm_peak": {"n": peak_n, "gflops": peak, "start": peak},
         "peers": {k: {"label": p.label, "available": p.available, "version": p.version, "reason": p.reason}
                   for k, p in found.items()},
+        "precisions": precisions,
+        "implementations": {},
+        "reduced": {dtype: reduced.rnnfast_status(dtype) for dtype in precisions if dtype != "float32"},
         "not_measured": {"tensorflow": "no TensorFlow peer (Keras on the TensorFlow backend covers it)",
                          "jax": "no JAX peer (Keras on the JAX backend covers it)"},
         "rows": [], "overhead": [], "agree": True,
@@ -143,7 +154,15 @@ def _run(table, cells, scenarios, found, threads, blas, repeat, quick, tiny, see
     write(f"float32 sgemm (NumPy {np.__version__}, {peak_n}^3, best of runs) at the start: {peak:.1f} GFLOP/s")
     for k, p in found.items():
         write(f"  peer {p.label:22s} " + (p.version if p.available else f"not measured: {p.reason}"))
-    active = [k for k, p in found.items() if p.available]
+    for dtype, status in result["reduced"].items():
+        write(f"  rnnfast {dtype:14s} " + (f"isa={status['isa']}" if status["available"] else
+                                            f"not measured: {status['reason']}"))
+    active = select_implementations(found, precisions)
+    for key in active:
+        impl = IMPLEMENTATIONS[key]
+        peer = found.get(impl.framework)
+        result["implementations"][key] = {"label": implementation_label(key, peer.label if peer else None),
+                                          "framework": impl.framework, "precision": impl.precision}
     for sname in scenarios:
         scenario = table[sname]
         for cell in cells:
@@ -177,19 +196,33 @@ def _run_row(scenario, cell, active, found, threads, repeat, quick, tiny, seed, 
     f = flops(scenario, cell)
     row: dict = {"scenario": scenario.name, "kind": scenario.kind, "cell": cell, "T": scenario.T, "B": scenario.B,
                  "I": scenario.I, "H": scenario.H, "unit": scenario.unit, "flops": f,
-                 "results": {}, "not_measured": {}, "agree": True}
+                 "results": {}, "not_measured": {}, "not_applicable": [], "agree": True}
     impls: dict = {}
-    for key in ["rnnfast"] + active:
-        try:
-            impls[key] = build_impl(key, found.get(key), p, threads)
-        except NotMeasured as exc:
-            row["not_measured"][key] = str(exc)
+    diffs: dict = {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
+        impls["rnnfast"] = build_impl("rnnfast", None, p, threads)
         want = impls["rnnfast"].check()
-        diffs = {}
-        for key, impl in impls.items():
-            diffs[key] = (0.0, 0.0) if key == "rnnfast" else compare(impl.check(), want)
+        diffs["rnnfast"] = (0.0, 0.0)
+        for key in active:
+            if key == "rnnfast":
+                continue
+            reduced_precision = IMPLEMENTATIONS[key].precision != "float32"
+            try:
+                impl = build_impl(key, found.get(IMPLEMENTATIONS[key].framework), p, threads)
+                # A reduced-precision row compares the output (every step's) with float32's.
+                diffs[key] = compare(impl.check(), want[:1] if reduced_precision else want)
+                impls[key] = impl
+            except NotMeasured as exc:
+                row["not_measured"][key] = str(exc)
+                if isinstance(exc, NotApplicable):
+                    row["not_applicable"].append(key)
+            except Exception as exc:
+                if not reduced_precision:
+                    raise
+                # The newer implementations (rnnfast's own in development, peers of other versions) may fail
+                # to build or run: the row says so and the others are measured.
+                row["not_measured"][key] = f"failed: {type(exc).__name__}: {exc}"
         keys = list(impls)
         min_seconds = 0.0 if tiny else (5e-4 if quick else 1e-3)
         samples = time_interleaved([impls[k].fn for k in keys], repeat, min_seconds=min_seconds,
@@ -205,11 +238,42 @@ def _run_row(scenario, cell, active, found, threads, repeat, quick, tiny, seed, 
         }
     ours = row["results"]["rnnfast"]["seconds"]
     for key, r in row["results"].items():
-        r["speedup"] = r["seconds"] / ours  # how many times faster rnnfast is than this implementation
-        r["agrees"] = r["max_rel_diff"] <= AGREEMENT_TOLERANCE
+        r["precision"] = IMPLEMENTATIONS[key].precision
+        r["speedup"] = r["seconds"] / ours  # how many times faster rnnfast (float32) is than this implementation
+        tolerance = AGREEMENT_TOLERANCE if r["precision"] == "float32" else reduced.TOLERANCE
+        r["agrees"] = r["max_rel_diff"] <= tolerance
         row["agree"] &= r["agrees"]
+    ratios(row)
     write_row(row, found, write)
     return row
+
+
+def ratios(row: dict) -> None:
+    """The row's fastest peer (of any precision) and, for each rnnfast precision, how many times faster it is
+    than that peer (``vs_fastest_peer``), than the fastest peer of its own precision (``vs_same_precision_peer``)
+    and than rnnfast float32 (``vs_float32``); for reduced precisions also the error of rnnfast int8 over ONNX
+    Runtime int8's (``int8_error_vs_onnxruntime``, the issue's accuracy criterion: at most 1)."""
+    results = row["results"]
+
+    def fastest(keys):
+        keys = list(keys)
+        return min(keys, key=lambda k: results[k]["seconds"]) if keys else None
+
+    peers = [k for k in results if IMPLEMENTATIONS[k].framework != "rnnfast"]
+    row["fastest_peer"] = fastest(peers)
+    for key, r in results.items():
+        if IMPLEMENTATIONS[key].framework != "rnnfast":
+            continue
+        best = row["fastest_peer"]
+        r["vs_fastest_peer"] = results[best]["seconds"] / r["seconds"] if best else None
+        same = fastest(k for k in peers if IMPLEMENTATIONS[k].precision == r["precision"])
+        r["same_precision_peer"] = same
+        r["vs_same_precision_peer"] = results[same]["seconds"] / r["seconds"] if same else None
+        r["vs_float32"] = results["rnnfast"]["seconds"] / r["seconds"]
+    if "rnnfast_int8" in results and "onnxruntime_int8" in results:
+        theirs = results["onnxruntime_int8"]["max_abs_diff"]
+        ours = results["rnnfast_int8"]["max_abs_diff"]
+        row["int8_error_vs_onnxruntime"] = ours / theirs if theirs > 0 else None
 
 
 def _cpu_name() -> str:

@@ -1,6 +1,8 @@
-"""The peers rnnfast is timed against, how each is found (:func:`detect_peers`), and each one's
-implementation of a row (:func:`build_impl`): rnnfast itself, the NumPy reference, PyTorch, ONNX
-Runtime and Keras, all on the weights of the row's rnnfast model."""
+"""The peers rnnfast is timed against, how each is found (:func:`detect_peers`), the implementations
+(:data:`IMPLEMENTATIONS`: a framework in one precision) and each one's code for a row (:func:`build_impl`):
+rnnfast itself, the NumPy reference, PyTorch, ONNX Runtime and Keras in float32, all on the weights of the
+row's rnnfast model. The reduced-precision implementations (rnnfast int8 and bf16, ONNX Runtime int8,
+OpenVINO bf16, LiteRT int8) are in :mod:`.reduced`."""
 
 from __future__ import annotations
 
@@ -22,13 +24,63 @@ PEERS: dict[str, str] = {
     "torch": "PyTorch",
     "onnxruntime": "ONNX Runtime",
     "keras": "Keras",
+    "openvino": "OpenVINO",
+    "litert": "LiteRT",
 }
 PEER_ALIASES = {"numpy": "numpy", "reference": "numpy", "torch": "torch", "pytorch": "torch",
-                 "onnxruntime": "onnxruntime", "ort": "onnxruntime", "onnx": "onnxruntime", "keras": "keras"}
+                "onnxruntime": "onnxruntime", "ort": "onnxruntime", "onnx": "onnxruntime", "keras": "keras",
+                "openvino": "openvino", "litert": "litert", "tflite": "litert"}
+
+
+@dataclass(frozen=True)
+class Implementation:
+    key: str  # the key of its results in a row
+    framework: str  # "rnnfast" or a key of PEERS
+    precision: str  # "float32", "int8" or "bf16": the weights' (inputs and outputs are float32 in every one)
+
+
+#: Every implementation, in the order of the output: rnnfast's first, ``rnnfast`` (float32) the reference.
+IMPLEMENTATIONS: dict[str, Implementation] = {i.key: i for i in (
+    Implementation("rnnfast", "rnnfast", "float32"),
+    Implementation("rnnfast_int8", "rnnfast", "int8"),
+    Implementation("rnnfast_bf16", "rnnfast", "bf16"),
+    Implementation("numpy", "numpy", "float32"),
+    Implementation("torch", "torch", "float32"),
+    Implementation("onnxruntime", "onnxruntime", "float32"),
+    Implementation("onnxruntime_int8", "onnxruntime", "int8"),
+    Implementation("keras", "keras", "float32"),
+    Implementation("openvino_bf16", "openvino", "bf16"),
+    Implementation("litert_int8", "litert", "int8"),
+)}
+
+
+def implementation_label(key: str, peer_label: Optional[str] = None) -> str:
+    """``rnnfast``, ``rnnfast int8``, ``ONNX Runtime``, ``ONNX Runtime int8``, ``LiteRT int8``, ...;
+    ``peer_label`` overrides the framework's name (Keras names its backend)."""
+    impl = IMPLEMENTATIONS[key]
+    name = "rnnfast" if impl.framework == "rnnfast" else (peer_label or PEERS[impl.framework])
+    return name if impl.precision == "float32" else f"{name} {impl.precision}"
+
+
+def select_implementations(found: dict, precisions: Sequence[str]) -> list:
+    """The implementation keys of a run: rnnfast float32 always (every comparison's reference), rnnfast in the
+    other precisions asked for, and each available peer in each precision asked for that it has."""
+    keys = []
+    for key, impl in IMPLEMENTATIONS.items():
+        if key == "rnnfast":
+            keys.append(key)
+        elif impl.precision in precisions and (
+                impl.framework == "rnnfast" or (impl.framework in found and found[impl.framework].available)):
+            keys.append(key)
+    return keys
 
 
 class NotMeasured(Exception):
     """A peer that cannot run a scenario; the message says why."""
+
+
+class NotApplicable(NotMeasured):
+    """A peer that has no operator (or mode) for the scenario at all: shown as "n/a" rather than "n/m"."""
 
 
 @dataclass
@@ -58,10 +110,12 @@ def _stepwise_impl(run_steps: Callable, state: dict, zeros, steps: int) -> Impl:
     return Impl(run_steps, check, steps=steps)
 
 
-def rnnfast_impl(p: Problem) -> Impl:
-    kind, m, x = p.scenario.kind, p.model, p.x
+def rnnfast_impl(p: Problem, model: Any = None, output_only: bool = False) -> Impl:
+    """The row's model, or ``model`` (a quantized copy) on the row's input; ``output_only``: the check of an
+    inference returns ``[out]`` only (what a reduced-precision row compares)."""
+    kind, m, x = p.scenario.kind, (p.model if model is None else model), p.x
     if kind == "infer":
-        return Impl(lambda: m(x), lambda: _flat(m(x)))
+        return Impl(lambda: m(x), lambda: _flat(m(x))[:1] if output_only else _flat(m(x)))
     if kind == "train":
         d_out = p.d_out
 
@@ -344,6 +398,20 @@ def detect_peers(wanted: Sequence[str]) -> dict:
                     peer.module = keras
                     peer.version = keras.__version__
                     peer.label = f"Keras ({keras.backend.backend()})"
+                elif key == "openvino":
+                    import openvino
+
+                    openvino.Core  # noqa: B018  (the runtime, not only the namespace package)
+                    import onnx  # noqa: F401  (rnnfast.to_onnx makes the model OpenVINO reads)
+
+                    peer.module, peer.version = openvino, openvino.__version__.split("-")[0]
+                elif key == "litert":
+                    import ai_edge_litert
+                    from ai_edge_litert import interpreter, schema_py_generated  # noqa: F401
+                    import flatbuffers  # noqa: F401  (the model is written with LiteRT's schema)
+
+                    peer.module = ai_edge_litert
+                    peer.version = _distribution_version("ai-edge-litert")
         except Exception as exc:  # ImportError, or a broken installation: not measured, say why
             peer.module = None
             peer.reason = f"not installed ({exc})" if isinstance(exc, ImportError) else \
@@ -352,7 +420,23 @@ def detect_peers(wanted: Sequence[str]) -> dict:
     return peers
 
 
+def _distribution_version(name: str) -> str:
+    try:
+        from importlib.metadata import version
+
+        return version(name)
+    except Exception:
+        return ""
+
+
 def build_impl(key: str, peer: Optional[Peer], p: Problem, threads: int) -> Impl:
+    """The implementation ``key`` (of :data:`IMPLEMENTATIONS`) of the row ``p``; raises :class:`NotMeasured`
+    (or :class:`NotApplicable`) with the reason where it cannot run it."""
+    from . import reduced
+
+    impl = reduced.build(key, peer, p, threads)
+    if impl is not None:
+        return impl
     if key == "rnnfast":
         return rnnfast_impl(p)
     if key == "numpy":

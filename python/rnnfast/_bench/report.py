@@ -1,27 +1,37 @@
-"""The output of a run: the progress line of a row, the Markdown table and summary, the chart."""
+"""The output of a run: the progress line of a row, the Markdown tables and summary, the chart."""
 
 from __future__ import annotations
 
 import numpy as np
 
+from .peers import IMPLEMENTATIONS, implementation_label
 from .scenarios import CELLS, SCENARIOS, TINY_SCENARIOS
 
 
 def _label(key: str, found: dict) -> str:
-    return "rnnfast" if key == "rnnfast" else found[key].label
+    framework = IMPLEMENTATIONS[key].framework
+    return implementation_label(key, found[framework].label if framework in found else None)
 
 
 def write_row(row: dict, found: dict, write) -> None:
     title = f"{row['scenario']:6s} {CELLS[row['cell']]:8s}"
     parts = []
     for key, r in row["results"].items():
+        flag = "" if r["agrees"] else " DISAGREES"
         if key == "rnnfast":
             parts.append(f"rnnfast {_fmt_time(r['time'])} {row['unit']} ({r['gflops']:.1f} GFLOP/s)")
+        elif IMPLEMENTATIONS[key].framework == "rnnfast":
+            parts.append(f"{_label(key, found)} {_fmt_time(r['time'])} ({_fmt_ratio(r['vs_fastest_peer'])} the "
+                         f"fastest peer, {_fmt_ratio(r['vs_float32'])} float32, |err| {r['max_abs_diff']:.1e}{flag})")
         else:
-            flag = "" if r["agrees"] else " DISAGREES"
+            what = "diff" if r["precision"] == "float32" else "err"
             parts.append(f"{_label(key, found)} {_fmt_time(r['time'])} ({r['speedup']:.2f}x, "
-                         f"|diff| {r['max_abs_diff']:.1e}{flag})")
+                         f"|{what}| {r['max_abs_diff']:.1e}{flag})")
     write(f"  {title} " + "; ".join(parts))
+
+
+def _fmt_ratio(x) -> str:
+    return "-" if x is None else f"{x:.2f}x"
 
 
 def _fmt_time(t: float) -> str:
@@ -34,11 +44,36 @@ def _fmt_time(t: float) -> str:
     return f"{t:.3f}"
 
 
+def _implementations(result: dict) -> dict:
+    """key -> {label, framework, precision} of the run's implementations (a result written before there were
+    several precisions: its available peers, in float32)."""
+    if "implementations" in result:
+        return result["implementations"]
+    impls = {"rnnfast": {"label": "rnnfast", "framework": "rnnfast", "precision": "float32"}}
+    for k, p in result["peers"].items():
+        if p["available"]:
+            impls[k] = {"label": p["label"], "framework": k, "precision": "float32"}
+    return impls
+
+
+def _peer_keys(result: dict) -> list:
+    """The peers' implementation keys of the run (every precision), in the output's order."""
+    return [k for k, i in _implementations(result).items() if i["framework"] != "rnnfast"]
+
+
+def _cell(row: dict, key: str) -> str:
+    """What a table says of an implementation that has no result in a row: n/a (it has no such operator) or
+    n/m (not measured; the summary says why)."""
+    return "n/a" if key in row.get("not_applicable", ()) else "n/m"
+
+
 def markdown_table(result: dict) -> str:
-    """The README's table: one row per (scenario, cell); rnnfast's time, GFLOP/s and fraction of the sgemm
-    peak, then each peer's time with rnnfast's speed-up over it in parentheses."""
-    peers = [k for k, p in result["peers"].items() if p["available"]]
-    labels = [result["peers"][k]["label"] for k in peers]
+    """The README's table: one row per (scenario, cell); rnnfast's (float32) time, GFLOP/s and fraction of the
+    sgemm peak, then each peer's time (every precision) with rnnfast float32's speed-up over it in
+    parentheses."""
+    impls = _implementations(result)
+    peers = _peer_keys(result)
+    labels = [impls[k]["label"] for k in peers]
     head = ["scenario", "cell", "rnnfast", "GFLOP/s", "% of sgemm peak"] + labels
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * 2 + ["---:"] * (len(head) - 2)) + "|"]
     table = TINY_SCENARIOS if result.get("tiny") else SCENARIOS
@@ -51,10 +86,81 @@ def markdown_table(result: dict) -> str:
         for key in peers:
             r = row["results"].get(key)
             if r is None:
-                cells.append("n/m")
+                cells.append(_cell(row, key))
             else:
                 flag = " (DISAGREES)" if not r["agrees"] else ""
                 cells.append(f"{_fmt_time(r['time'])} ({r['speedup']:.1f}x){flag}")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _reduced_keys(result: dict) -> list:
+    return [k for k, i in _implementations(result).items() if i["precision"] != "float32"]
+
+
+def reduced_table(result: dict) -> str:
+    """One row per inference or streaming (scenario, cell): the fastest peer of any precision, and for rnnfast
+    in each precision its time and how many times faster it is than that peer, than the fastest peer of its own
+    precision, and than rnnfast float32 (below 1: slower). Empty without reduced precisions."""
+    impls = _implementations(result)
+    ours = [k for k in ("rnnfast_int8", "rnnfast_bf16") if k in impls]
+    if not ours:
+        return ""
+    head = ["scenario", "cell", "fastest peer", "rnnfast float32"]
+    for key in ours:
+        p = impls[key]["precision"]
+        head += [impls[key]["label"], "x fastest peer", f"x fastest {p} peer", "x float32"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * 3 + ["---:"] * (len(head) - 3)) + "|"]
+    table = TINY_SCENARIOS if result.get("tiny") else SCENARIOS
+    for row in result["rows"]:
+        scenario = table[row["scenario"]]
+        if scenario.kind == "train":
+            continue
+        unit = " us/step" if scenario.kind == "stream" else " ms"
+        best = row.get("fastest_peer")
+        cells = [f"{scenario.title} ({scenario.shape_text()})", CELLS[row["cell"]],
+                 f"{impls[best]['label']} {_fmt_time(row['results'][best]['time'])}{unit}" if best else "none",
+                 _fmt_time(row["results"]["rnnfast"]["time"]) + unit]
+        for key in ours:
+            r = row["results"].get(key)
+            if r is None:
+                cells += [_cell(row, key), "", "", ""]
+                continue
+            same = r.get("same_precision_peer")
+            flag = " (DISAGREES)" if not r["agrees"] else ""
+            cells += [_fmt_time(r["time"]) + unit + flag, _fmt_ratio(r["vs_fastest_peer"]),
+                      (f"{_fmt_ratio(r['vs_same_precision_peer'])} ({impls[same]['label']})" if same else "none"),
+                      _fmt_ratio(r["vs_float32"])]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def accuracy_table(result: dict) -> str:
+    """One row per inference or streaming (scenario, cell): each reduced-precision implementation's largest
+    absolute difference of the output (every step) from rnnfast float32's on the same input and weights, and
+    rnnfast int8's error over ONNX Runtime int8's. Empty without reduced precisions."""
+    impls = _implementations(result)
+    keys = _reduced_keys(result)
+    if not keys:
+        return ""
+    keys = [k for k in keys if impls[k]["precision"] == "int8"] + [k for k in keys if impls[k]["precision"] != "int8"]
+    both = "rnnfast_int8" in keys and "onnxruntime_int8" in keys
+    head = ["scenario", "cell"] + [impls[k]["label"] for k in keys] + (
+        ["rnnfast int8 / ONNX Runtime int8"] if both else [])
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * 2 + ["---:"] * (len(head) - 2)) + "|"]
+    table = TINY_SCENARIOS if result.get("tiny") else SCENARIOS
+    for row in result["rows"]:
+        scenario = table[row["scenario"]]
+        if scenario.kind == "train":
+            continue
+        cells = [f"{scenario.title} ({scenario.shape_text()})", CELLS[row["cell"]]]
+        for key in keys:
+            r = row["results"].get(key)
+            cells.append(_cell(row, key) if r is None else
+                         f"{r['max_abs_diff']:.1e}" + ("" if r["agrees"] else " (DISAGREES)"))
+        if both:
+            ratio = row.get("int8_error_vs_onnxruntime")
+            cells.append("" if ratio is None else f"{ratio:.2f}" + (" (worse)" if ratio > 1 else ""))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -65,19 +171,35 @@ def summary(result: dict) -> str:
     lines = [
         "",
         f"rnnfast {result['rnnfast']} ({result['isa']}), {result['threads']} threads for every framework; "
-        f"float32; median of {result['repeat']} interleaved samples; sgemm peak "
+        f"{_precisions_text(result)}; median of {result['repeat']} interleaved samples; sgemm peak "
         f"{peak['gflops']:.0f} GFLOP/s (NumPy, {peak['n']}^3, best of the start and the end of the run)"
         + (f"; load average {load[0]:.2f} at the start" if load else "")
         + (f", {result['load_average_end'][0]:.2f} at the end" if result.get("load_average_end") else ""),
-        "Peer columns: time, and in parentheses how many times faster rnnfast is (below 1: slower). "
-        "n/m: not measured.",
+        "Peer columns: time, and in parentheses how many times faster rnnfast (float32) is (below 1: slower). "
+        "n/m: not measured; n/a: the peer has no such operator.",
         "",
         markdown_table(result),
     ]
+    reduced = reduced_table(result)
+    if reduced:
+        lines += ["", "Reduced precision (weights int8 or bf16; inputs, outputs and states float32): how many times "
+                      "faster rnnfast in each precision is than the fastest peer of any precision, than the fastest "
+                      "peer of its precision, and than rnnfast float32 (below 1: slower).", "", reduced]
+        lines += ["", "Accuracy: largest absolute difference of the output (every step) from rnnfast float32's on "
+                      "the same input and weights (float32 peers agree with it to 1e-5).", "",
+                  accuracy_table(result)]
+    impls = _implementations(result)
     missing = [f"{p['label']}: {p['reason']}" for p in result["peers"].values() if not p["available"]]
+    missing += [f"rnnfast {dtype}: {s['reason']}" for dtype, s in result.get("reduced", {}).items()
+                if not s["available"]]
     missing += [f"{k}: {v}" for k, v in result["not_measured"].items()]
-    notes = sorted({f"{result['peers'][k]['label']}: {why}" for row in result["rows"]
-                    for k, why in row["not_measured"].items()})
+    absent = {f"rnnfast_{dtype}" for dtype, s in result.get("reduced", {}).items() if not s["available"]}
+    by_reason: dict = {}
+    for row in result["rows"]:
+        for k, why in row["not_measured"].items():
+            if k not in absent:  # said once above
+                by_reason.setdefault(why, set()).add(impls[k]["label"] if k in impls else k)
+    notes = sorted(f"{', '.join(sorted(labels))}: {why}" for why, labels in by_reason.items())
     if missing or notes:
         lines += ["", "Not measured: " + "; ".join(missing + notes) + "."]
     if result["overhead"]:
@@ -92,8 +214,16 @@ def summary(result: dict) -> str:
     return "\n".join(lines)
 
 
+def _precisions_text(result: dict) -> str:
+    precisions = result.get("precisions", ["float32"])
+    if precisions == ["float32"]:
+        return "float32"
+    return "weights in " + ", ".join(precisions) + " (rnnfast float32 always)"
+
+
 def plot(result: dict, path: str) -> bool:
-    """A PNG of rnnfast's speed-up over each peer per row (log scale). False if matplotlib is missing."""
+    """A PNG of rnnfast's (float32) speed-up over each peer per row (log scale). False if matplotlib is
+    missing."""
     try:
         import matplotlib
 
@@ -101,7 +231,8 @@ def plot(result: dict, path: str) -> bool:
         import matplotlib.pyplot as plt
     except ImportError:
         return False
-    peers = [k for k, p in result["peers"].items() if p["available"]]
+    peers = _peer_keys(result)
+    labels = _implementations(result)
     rows = result["rows"]
     names = [f"{r['scenario']} {CELLS[r['cell']]}" for r in rows]
     fig, ax = plt.subplots(figsize=(8, len(rows) * (0.12 * len(peers) + 0.2) + 1.4))
@@ -109,7 +240,7 @@ def plot(result: dict, path: str) -> bool:
     for j, key in enumerate(peers):
         ys = [i + (j - (len(peers) - 1) / 2) * height for i in range(len(rows))]
         vals = [r["results"][key]["speedup"] if key in r["results"] else np.nan for r in rows]
-        ax.barh(ys, vals, height=height, label=result["peers"][key]["label"])
+        ax.barh(ys, vals, height=height, label=labels[key]["label"])
     ax.axvline(1.0, color="black", linewidth=0.8)
     ax.set_xscale("log")
     ax.set_yticks(range(len(rows)))
