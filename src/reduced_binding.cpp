@@ -91,8 +91,8 @@ py::tuple reduced_forward(const std::string& cell_name, const py::array& x, cons
   return py::make_tuple(out, h_n, c_n ? py::object(*c_n) : py::object(py::none()));
 }
 
-// The kernels' own quantization of the rows of a [M, K]: (q int8 [M, K], scales float32 [M]) for
-// int8, (bfloat16 bits uint16 [M, K], None) for bf16.
+// The kernels' own quantization of the rows of a [M, K]: (q uint8 [M, K], scales float32 [M],
+// zero points int32 [M]) for int8, (bfloat16 bits uint16 [M, K], None, None) for bf16.
 py::tuple quantize_rows(const std::string& type_name, const py::array& a) {
   const WeightType type = parse_type(type_name);
   if (a.ndim() != 2) throw py::value_error("a must be 2-D");
@@ -100,23 +100,27 @@ py::tuple quantize_rows(const std::string& type_name, const py::array& a) {
   const float* data = ArrayChecker<float>().in("a", a, {M, K});
   const rnnfast::ReducedKernel& kernel = rnnfast::active_reduced_kernel(type);
   const ssize_t Kp = (K + rnnfast::reduced_group(type) - 1) / rnnfast::reduced_group(type) * rnnfast::reduced_group(type);
-  py::array_t<float> scales(M);
+  std::vector<rnnfast::ActivationScale> row_scales(static_cast<std::size_t>(M) + 1);
   if (type == WeightType::kInt8) {
-    std::vector<std::uint8_t> bytes(static_cast<std::size_t>(M * Kp) + 1);
-    kernel.quantize_rows(M, K, Kp, data, K, bytes.data(), scales.mutable_data());
-    py::array_t<std::int8_t> q({M, K});
-    for (ssize_t i = 0; i < M; ++i)  // the bytes are q + operand_offset (reduced/reduced_weights.h)
-      for (ssize_t k = 0; k < K; ++k)
-        q.mutable_data()[i * K + k] = static_cast<std::int8_t>(bytes[i * Kp + k] - kernel.operand_offset);
-    return py::make_tuple(q, scales);
+    py::array_t<std::uint8_t> padded({M, Kp});
+    kernel.quantize_rows(M, K, Kp, data, K, padded.mutable_data(), row_scales.data());
+    py::array_t<float> scales(M);
+    py::array_t<std::int32_t> zero_points(M);
+    for (ssize_t i = 0; i < M; ++i) {
+      scales.mutable_data()[i] = row_scales[i].scale;
+      zero_points.mutable_data()[i] = row_scales[i].zero_point;
+    }
+    return py::make_tuple(padded[py::make_tuple(py::ellipsis(), py::slice(0, K, 1))].attr("copy")(), scales,
+                          zero_points);
   }
   py::array_t<std::uint16_t> padded({M, Kp});
-  kernel.quantize_rows(M, K, Kp, data, K, padded.mutable_data(), scales.mutable_data());
-  return py::make_tuple(padded[py::make_tuple(py::ellipsis(), py::slice(0, K, 1))].attr("copy")(), py::none());
+  kernel.quantize_rows(M, K, Kp, data, K, padded.mutable_data(), row_scales.data());
+  return py::make_tuple(padded[py::make_tuple(py::ellipsis(), py::slice(0, K, 1))].attr("copy")(), py::none(),
+                        py::none());
 }
 
 // The raw products [M, G*H] of the kernels' quantization of a [M, K] with every row of w: int8 exact
-// int32 sums, bf16 the float32 chains.
+// int32 sums of (q_a - zero_point) q_w, bf16 the float32 chains.
 py::array raw_product(const py::array& a, const ReducedWeights& w) {
   if (a.ndim() != 2) throw py::value_error("a must be 2-D");
   const ssize_t M = a.shape(0), K = w.depth(), N = w.gates() * w.hidden(), Kp = w.padded_depth();
@@ -124,15 +128,15 @@ py::array raw_product(const py::array& a, const ReducedWeights& w) {
   const rnnfast::ReducedKernel& kernel = rnnfast::active_reduced_kernel(w.type());
   const bool int8 = w.type() == WeightType::kInt8;
   std::vector<std::uint8_t> quantized(static_cast<std::size_t>(M * Kp * (int8 ? 1 : 2)) + 1);
-  std::vector<float> scales(static_cast<std::size_t>(M) + 1);
+  std::vector<rnnfast::ActivationScale> scales(static_cast<std::size_t>(M) + 1);
   kernel.quantize_rows(M, K, Kp, data, K, quantized.data(), scales.data());
   if (int8) {
     py::array_t<std::int32_t> out({M, N});
-    kernel.raw_product(w, M, quantized.data(), out.mutable_data());
+    kernel.raw_product(w, M, quantized.data(), scales.data(), out.mutable_data());
     return out;
   }
   py::array_t<float> out({M, N});
-  kernel.raw_product(w, M, quantized.data(), out.mutable_data());
+  kernel.raw_product(w, M, quantized.data(), scales.data(), out.mutable_data());
   return out;
 }
 

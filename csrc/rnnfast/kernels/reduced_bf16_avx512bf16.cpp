@@ -19,14 +19,13 @@ struct Avx512Bf16Dot {
   static constexpr WeightType kType = WeightType::kBf16;
   using Operand = std::uint16_t;
   using Acc = float;
-  static constexpr int kOperandOffset = 0;
   static constexpr int tile_rows(int gates) { return gates == 1 ? 8 : 6; }
   static constexpr int row_panels(int gates) { return gates == 1 ? 8 : 4; }
 
   // Not inlined into its callers: alone, the tile keeps every accumulator in a register.
   template <int G, int R, int P>
   __attribute__((noinline)) static void run(std::int64_t padded_depth, const Operand* a, const std::uint8_t* panel, std::int64_t panel_bytes,
-                  const std::int32_t*, Acc* out) {
+                  Acc* out) {
     __m512 acc[P][R][G];
     for (int q = 0; q < P; ++q)
       for (int r = 0; r < R; ++r)
@@ -49,8 +48,8 @@ struct Avx512Bf16Dot {
         for (int g = 0; g < G; ++g) _mm512_storeu_ps(out + ((q * R + r) * G + g) * kReducedUnits, acc[q][r][g]);
   }
   static void tile(int rows, int panels, int gates, std::int64_t padded_depth, const Operand* a,
-                   const std::uint8_t* panel, std::int64_t panel_bytes, const std::int32_t* offsets, Acc* out) {
-    run_tile<Avx512Bf16Dot>(rows, panels, gates, padded_depth, a, panel, panel_bytes, offsets, out);
+                   const std::uint8_t* panel, std::int64_t panel_bytes, Acc* out) {
+    run_tile<Avx512Bf16Dot>(rows, panels, gates, padded_depth, a, panel, panel_bytes, out);
   }
 };
 

@@ -52,7 +52,6 @@ struct FmaBf16Dot {
   static constexpr WeightType kType = WeightType::kBf16;
   using Operand = std::uint16_t;
   using Acc = float;
-  static constexpr int kOperandOffset = 0;
   static constexpr int kVectors = kReducedUnits / FmaVec::kUnits;  // per gate
   // Accumulators P*R*G*kVectors, two broadcasts a row and the widened pair within the registers.
   static constexpr int tile_rows(int gates) {
@@ -65,7 +64,7 @@ struct FmaBf16Dot {
   // Not inlined into its callers: alone, the tile keeps every accumulator in a register.
   template <int G, int R, int P>
   __attribute__((noinline)) static void run(std::int64_t padded_depth, const Operand* a, const std::uint8_t* panel, std::int64_t panel_bytes,
-                  const std::int32_t*, Acc* out) {
+                  Acc* out) {
     typename FmaVec::V acc[P][R][G][kVectors];
     for (int q = 0; q < P; ++q)
       for (int r = 0; r < R; ++r)
@@ -97,8 +96,8 @@ struct FmaBf16Dot {
             FmaVec::store(out + ((q * R + r) * G + g) * kReducedUnits + v * FmaVec::kUnits, acc[q][r][g][v]);
   }
   static void tile(int rows, int panels, int gates, std::int64_t padded_depth, const Operand* a,
-                   const std::uint8_t* panel, std::int64_t panel_bytes, const std::int32_t* offsets, Acc* out) {
-    run_tile<FmaBf16Dot>(rows, panels, gates, padded_depth, a, panel, panel_bytes, offsets, out);
+                   const std::uint8_t* panel, std::int64_t panel_bytes, Acc* out) {
+    run_tile<FmaBf16Dot>(rows, panels, gates, padded_depth, a, panel, panel_bytes, out);
   }
 };
 

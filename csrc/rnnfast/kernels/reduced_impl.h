@@ -5,18 +5,17 @@
 // Everything lives in the instruction set's namespace (the ODR trap, docs/design.md).
 //
 // A Dot policy provides:
-//   using Operand = std::int8_t (int8) or std::uint16_t (bf16 bits);  using Acc = std::int32_t or float;
-//   static constexpr int kOperandOffset: what the int8 operand's bytes add to q (ReducedKernel);
+//   using Operand = std::uint8_t (int8: activations unsigned, weights signed) or std::uint16_t (bf16 bits);
+//   using Acc = std::int32_t or float;
 //   static constexpr int tile_rows(int gates): rows of a one-panel tile (<= kReducedTileRows);
 //   static constexpr int row_panels(int gates): panels of a one-row pass (<= kReducedRowPanels,
 //       panels * gates <= 16);
 //   static void tile(int rows, int panels, int gates, std::int64_t padded_depth, const Operand* a,
-//                    const std::uint8_t* panel, std::int64_t panel_bytes, const std::int32_t* offsets,
-//                    Acc* out):
+//                    const std::uint8_t* panel, std::int64_t panel_bytes, Acc* out):
 //       out[(q * rows + i) * gates*16 + g*16 + j] = the product of operand row i (a + i * padded_depth)
-//       with weight column (g, j) of panel q (panel + q * panel_bytes; its int8 column offsets at
-//       offsets + q * gates*16), over the whole depth: int8 exact sums of q_a q_w, bf16 the float32
-//       chain in the order of reduced_weights.h.
+//       with weight column (g, j) of panel q (panel + q * panel_bytes), over the whole depth: int8
+//       exact sums of q_a q_w (q_a unsigned; the zero point is the epilogue's), bf16 the float32 chain
+//       in the order of reduced_weights.h.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -37,44 +36,49 @@ constexpr int kTileValues = kReducedTileRows * 4 * kReducedUnits;  // also >= ro
 
 // ---- activations ----
 
-// int8: per row, scale = m / 127 and q = rint(a * (127 / m)) clamped to [-127, 127], m = max |a|
-// (m == 0: scale 0, q 0; m not finite: scale NaN, q 0). Multiplications and a rounding to nearest
-// even: the same bits on every instruction set.
-template <int kOffset>
+// int8: per row, asymmetric to unsigned bytes (reduced/reduced_weights.h): the range [lo, hi] (with
+// 0 in it) in 255 steps. Float32 minima, maxima, multiplications and roundings to nearest even: the
+// same bits on every instruction set.
 void quantize_rows_int8(std::int64_t rows, std::int64_t depth, std::int64_t padded_depth, const float* a,
-                        std::int64_t lda, void* quantized, float* scales) {
+                        std::int64_t lda, void* quantized, ActivationScale* scales) {
   for (std::int64_t i = 0; i < rows; ++i) {
     const float* row = a + i * lda;
     std::uint8_t* q = static_cast<std::uint8_t*>(quantized) + i * padded_depth;
-    // Branch-free loops the compiler vectorizes: the largest magnitude (a NaN is skipped by the
-    // comparison) and, apart, whether any value is not finite.
-    float m = 0.0f;
+    // Branch-free loops the compiler vectorizes: the range (a NaN is skipped by the comparisons) and,
+    // apart, whether any value is not finite.
+    float lo = 0.0f, hi = 0.0f;
     int not_finite = 0;
     for (std::int64_t k = 0; k < depth; ++k) {
-      const float v = std::fabs(row[k]);
-      m = v > m ? v : m;
-      not_finite |= !(v <= 3.402823466e38f);
+      const float v = row[k];
+      lo = v < lo ? v : lo;
+      hi = v > hi ? v : hi;
+      not_finite |= !(std::fabs(v) <= 3.402823466e38f);
     }
-    if (not_finite || m == 0.0f) {
-      std::memset(q, kOffset, padded_depth);
-      scales[i] = not_finite ? __builtin_nanf("") : 0.0f;
+    const float range = hi - lo;
+    if (not_finite || !(range <= 3.402823466e38f) || range == 0.0f) {
+      std::memset(q, 0, padded_depth);
+      scales[i].scale = range == 0.0f && !not_finite ? 0.0f : __builtin_nanf("");
+      scales[i].zero_point = 0;
       continue;
     }
-    const float inverse = 127.0f / m;
-    scales[i] = m / 127.0f;
+    const float inverse = 255.0f / range;
+    float zero_point = std::nearbyint(-lo * inverse);
+    zero_point = zero_point > 255.0f ? 255.0f : zero_point;
+    scales[i].scale = range / 255.0f;
+    scales[i].zero_point = static_cast<std::int32_t>(zero_point);
     for (std::int64_t k = 0; k < depth; ++k) {
-      float r = std::nearbyint(row[k] * inverse);
-      r = r > 127.0f ? 127.0f : r;
-      r = r < -127.0f ? -127.0f : r;
-      q[k] = static_cast<std::uint8_t>(static_cast<int>(r) + kOffset);
+      float r = std::nearbyint(row[k] * inverse) + zero_point;
+      r = r > 255.0f ? 255.0f : r;
+      r = r < 0.0f ? 0.0f : r;
+      q[k] = static_cast<std::uint8_t>(static_cast<int>(r));
     }
-    for (std::int64_t k = depth; k < padded_depth; ++k) q[k] = kOffset;
+    for (std::int64_t k = depth; k < padded_depth; ++k) q[k] = 0;
   }
 }
 
 // bf16: each value rounded to bfloat16 (to_bf16), the padding zero.
 void quantize_rows_bf16(std::int64_t rows, std::int64_t depth, std::int64_t padded_depth, const float* a,
-                        std::int64_t lda, void* quantized, float*) {
+                        std::int64_t lda, void* quantized, ActivationScale*) {
   for (std::int64_t i = 0; i < rows; ++i) {
     const float* row = a + i * lda;
     std::uint16_t* q = static_cast<std::uint16_t*>(quantized) + i * padded_depth;
@@ -90,22 +94,27 @@ void quantize_rows_bf16(std::int64_t rows, std::int64_t depth, std::int64_t padd
 
 // ---- the epilogue: a tile's raw products to float32 ----
 
-// out[g*H + j] (+)= the float32 value of row `sums` [G*16] for units [0, units) of each gate:
-// int8: float(acc) * (row_scale * column_scale); bf16: the chain itself. bias (offset like out) is
-// added when not nullptr.
+// out[g*H + j] = the float32 value of row `sums` [G*16] for units [0, units) of each gate: int8
+// float(sum - zero_point * column_sum) * (scale * column_scale); bf16 the chain itself. bias (offset
+// like out) is added when not nullptr.
 template <class Dot>
-inline void dequantize_row(int gates, int units, std::int64_t gate_stride, const typename Dot::Acc* sums,
-                           float row_scale, const float* column_scales, const float* bias, float* out) {
+inline void dequantize_row(const ReducedWeights& w, std::int64_t block, int units, std::int64_t gate_stride,
+                           const typename Dot::Acc* sums, const ActivationScale* row, const float* bias, float* out) {
+  const int gates = static_cast<int>(w.gates());
   for (int g = 0; g < gates; ++g) {
     const typename Dot::Acc* s = sums + g * kReducedUnits;
     float* o = out + g * gate_stride;
     const float* b = bias != nullptr ? bias + g * gate_stride : nullptr;
     if constexpr (Dot::kType == WeightType::kInt8) {
-      const float* cs = column_scales + g * kReducedUnits;
+      const float* cs = w.column_scales(block) + g * kReducedUnits;
+      const std::int32_t* column_sums = w.column_sums(block) + g * kReducedUnits;
+      const float scale = row->scale;
+      const std::int32_t zero_point = row->zero_point;
       if (b != nullptr)
-        for (int j = 0; j < units; ++j) o[j] = b[j] + static_cast<float>(s[j]) * (row_scale * cs[j]);
+        for (int j = 0; j < units; ++j)
+          o[j] = b[j] + static_cast<float>(s[j] - zero_point * column_sums[j]) * (scale * cs[j]);
       else
-        for (int j = 0; j < units; ++j) o[j] = static_cast<float>(s[j]) * (row_scale * cs[j]);
+        for (int j = 0; j < units; ++j) o[j] = static_cast<float>(s[j] - zero_point * column_sums[j]) * (scale * cs[j]);
     } else {
       if (b != nullptr)
         for (int j = 0; j < units; ++j) o[j] = b[j] + s[j];
@@ -118,7 +127,7 @@ inline void dequantize_row(int gates, int units, std::int64_t gate_stride, const
 // ---- the input projection ----
 
 template <class Dot>
-void project(const ReducedWeights& w, std::int64_t rows, const void* quantized, const float* scales,
+void project(const ReducedWeights& w, std::int64_t rows, const void* quantized, const ActivationScale* scales,
              const float* bias, float* out, std::int64_t ldo, std::int64_t b0, std::int64_t b1) {
   using Operand = typename Dot::Operand;
   const int G = static_cast<int>(w.gates());
@@ -131,10 +140,10 @@ void project(const ReducedWeights& w, std::int64_t rows, const void* quantized, 
     const int units = static_cast<int>(std::min<std::int64_t>(U, H - u0));
     for (std::int64_t i0 = 0; i0 < rows; i0 += mr_max) {
       const int mr = static_cast<int>(std::min<std::int64_t>(mr_max, rows - i0));
-      Dot::tile(mr, 1, G, Kp, a + i0 * Kp, w.panel(p), w.panel_bytes(), w.column_offsets(p), tile);
+      Dot::tile(mr, 1, G, Kp, a + i0 * Kp, w.panel(p), w.panel_bytes(), tile);
       for (int i = 0; i < mr; ++i)
-        dequantize_row<Dot>(G, units, H, tile + i * G * U, scales != nullptr ? scales[i0 + i] : 0.0f,
-                            w.column_scales(p), bias != nullptr ? bias + u0 : nullptr, out + (i0 + i) * ldo + u0);
+        dequantize_row<Dot>(w, p, units, H, tile + i * G * U, scales + i0 + i, bias != nullptr ? bias + u0 : nullptr,
+                            out + (i0 + i) * ldo + u0);
     }
   }
 }
@@ -154,8 +163,7 @@ void update_block(const ReducedWeights& w, const ReducedStepArgs& s, std::int64_
     float* row = gh + i * G * U;
     // Zeros past the units: forward_block reads the tile in whole vectors.
     if (units < U) std::memset(row, 0, sizeof(float) * G * U);
-    dequantize_row<Dot>(G, units, U, sums + i * G * U, s.h_scales != nullptr ? s.h_scales[first_row + i] : 0.0f,
-                        w.column_scales(p), nullptr, row);
+    dequantize_row<Dot>(w, p, units, U, sums + i * G * U, s.h_scales + first_row + i, nullptr, row);
     if constexpr (CellT::kRecurrentBiasGate >= 0)
       if (s.kept_bias != nullptr)
         for (int j = 0; j < units; ++j) row[CellT::kRecurrentBiasGate * U + j] += s.kept_bias[u0 + j];
@@ -180,7 +188,7 @@ void step_cell(const ReducedWeights& w, const ReducedStepArgs& s, std::int64_t b
   if (s.rows == 1) {
     constexpr int P = Dot::row_panels(G);
     for (; p + P <= b1; p += P) {
-      Dot::tile(1, P, G, Kp, a, w.panel(p), w.panel_bytes(), w.column_offsets(p), tile);
+      Dot::tile(1, P, G, Kp, a, w.panel(p), w.panel_bytes(), tile);
       for (int q = 0; q < P; ++q) update_block<Dot, CellT>(w, s, p + q, 0, 1, tile + q * G * U);
     }
   }
@@ -190,7 +198,7 @@ void step_cell(const ReducedWeights& w, const ReducedStepArgs& s, std::int64_t b
   for (; p < b1; ++p) {
     for (std::int64_t t = 0, i0 = 0; t < row_tiles; ++t) {
       const int mr = static_cast<int>((s.rows * (t + 1)) / row_tiles - i0);
-      Dot::tile(mr, 1, G, Kp, a + i0 * Kp, w.panel(p), w.panel_bytes(), w.column_offsets(p), tile);
+      Dot::tile(mr, 1, G, Kp, a + i0 * Kp, w.panel(p), w.panel_bytes(), tile);
       update_block<Dot, CellT>(w, s, p, i0, mr, tile);
       i0 += mr;
     }
@@ -206,7 +214,8 @@ void step(const ReducedWeights& w, const ReducedStepArgs& s, std::int64_t b0, st
 // ---- for tests ----
 
 template <class Dot>
-void raw_product(const ReducedWeights& w, std::int64_t rows, const void* quantized, void* out) {
+void raw_product(const ReducedWeights& w, std::int64_t rows, const void* quantized, const ActivationScale* scales,
+                 void* out) {
   using Operand = typename Dot::Operand;
   using Acc = typename Dot::Acc;
   const int G = static_cast<int>(w.gates());
@@ -217,12 +226,18 @@ void raw_product(const ReducedWeights& w, std::int64_t rows, const void* quantiz
     const int units = static_cast<int>(std::min<std::int64_t>(U, H - p * U));
     for (std::int64_t i0 = 0; i0 < rows; i0 += mr_max) {
       const int mr = static_cast<int>(std::min<std::int64_t>(mr_max, rows - i0));
-      Dot::tile(mr, 1, G, Kp, static_cast<const Operand*>(quantized) + i0 * Kp, w.panel(p), w.panel_bytes(),
-                w.column_offsets(p), tile);
+      Dot::tile(mr, 1, G, Kp, static_cast<const Operand*>(quantized) + i0 * Kp, w.panel(p), w.panel_bytes(), tile);
       for (int i = 0; i < mr; ++i)
-        for (int g = 0; g < G; ++g)
-          std::memcpy(static_cast<Acc*>(out) + (i0 + i) * GH + g * H + p * U, tile + (i * G + g) * U,
-                      sizeof(Acc) * units);
+        for (int g = 0; g < G; ++g) {
+          Acc* o = static_cast<Acc*>(out) + (i0 + i) * GH + g * H + p * U;
+          const Acc* t = tile + (i * G + g) * U;
+          if constexpr (Dot::kType == WeightType::kInt8) {
+            const std::int32_t zero_point = scales[i0 + i].zero_point, *column_sums = w.column_sums(p) + g * U;
+            for (int j = 0; j < units; ++j) o[j] = t[j] - zero_point * column_sums[j];
+          } else {
+            std::memcpy(o, t, sizeof(Acc) * units);
+          }
+        }
     }
   }
 }
@@ -231,8 +246,7 @@ template <class Dot>
 ReducedKernel make_reduced_kernel(const char* name) {
   ReducedKernel k{};
   k.name = name;
-  k.operand_offset = Dot::kOperandOffset;
-  k.quantize_rows = Dot::kType == WeightType::kInt8 ? &quantize_rows_int8<Dot::kOperandOffset> : &quantize_rows_bf16;
+  k.quantize_rows = Dot::kType == WeightType::kInt8 ? &quantize_rows_int8 : &quantize_rows_bf16;
   k.project = &project<Dot>;
   k.step = &step<Dot>;
   k.raw_product = &raw_product<Dot>;

@@ -1,8 +1,7 @@
 // The int8 kernels with AVX512_VNNI (kernels/reduced_impl.h): vpdpbusd multiplies 64 unsigned bytes by
 // 64 signed bytes and adds each group of four products to a 32-bit lane, 64 multiply-adds an
-// instruction. The activations are signed, so this kernel's quantization writes them shifted to
-// unsigned (q + 128; ReducedKernel::operand_offset) and the tile subtracts 128 times each weight row's
-// sum (ReducedWeights' column offsets): the exact signed sums.
+// instruction: the operands of rnnfast's int8 scheme, unsigned activations and signed weights, as they are.
+// Sums of four products of at most 255 * 127 cannot overflow a lane.
 #include <immintrin.h>
 
 #include "isa_avx512vnni.h"
@@ -20,9 +19,8 @@ inline void dpbusd(__m512i& acc, __m512i a, __m512i w) { asm("vpdpbusd %2, %1, %
 
 struct VnniInt8Dot {
   static constexpr WeightType kType = WeightType::kInt8;
-  using Operand = std::int8_t;
+  using Operand = std::uint8_t;
   using Acc = std::int32_t;
-  static constexpr int kOperandOffset = 128;
   // Accumulators R*G, the G weight vectors and a broadcast within 32 registers.
   static constexpr int tile_rows(int gates) { return gates == 1 ? 8 : 6; }
   static constexpr int row_panels(int gates) { return gates == 1 ? 8 : 4; }
@@ -30,7 +28,7 @@ struct VnniInt8Dot {
   // Not inlined into its callers: alone, the tile keeps every accumulator in a register.
   template <int G, int R, int P>
   __attribute__((noinline)) static void run(std::int64_t padded_depth, const Operand* a, const std::uint8_t* panel, std::int64_t panel_bytes,
-                  const std::int32_t* offsets, Acc* out) {
+                  Acc* out) {
     __m512i acc[P][R][G];
     for (int q = 0; q < P; ++q)
       for (int r = 0; r < R; ++r)
@@ -51,15 +49,12 @@ struct VnniInt8Dot {
       }
     }
     for (int q = 0; q < P; ++q)
-      for (int g = 0; g < G; ++g) {
-        const __m512i offset = _mm512_loadu_si512(offsets + (q * G + g) * kReducedUnits);
-        for (int r = 0; r < R; ++r)
-          _mm512_storeu_si512(out + ((q * R + r) * G + g) * kReducedUnits, _mm512_sub_epi32(acc[q][r][g], offset));
-      }
+      for (int r = 0; r < R; ++r)
+        for (int g = 0; g < G; ++g) _mm512_storeu_si512(out + ((q * R + r) * G + g) * kReducedUnits, acc[q][r][g]);
   }
   static void tile(int rows, int panels, int gates, std::int64_t padded_depth, const Operand* a,
-                   const std::uint8_t* panel, std::int64_t panel_bytes, const std::int32_t* offsets, Acc* out) {
-    run_tile<VnniInt8Dot>(rows, panels, gates, padded_depth, a, panel, panel_bytes, offsets, out);
+                   const std::uint8_t* panel, std::int64_t panel_bytes, Acc* out) {
+    run_tile<VnniInt8Dot>(rows, panels, gates, padded_depth, a, panel, panel_bytes, out);
   }
 };
 

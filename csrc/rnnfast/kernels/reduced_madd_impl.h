@@ -1,7 +1,7 @@
 // The int8 tile without VNNI, exact (kernels/reduced_impl.h): vpmaddwd multiplies pairs of signed
 // 16-bit values and adds each pair into a 32-bit lane, so no sum can saturate (vpmaddubsw's 16-bit
-// sums of two 255 x 127 products would). Weights are widened from the packed bytes as they are loaded;
-// a tile's activation rows are widened once, a chunk of depth at a time, and each group of four is
+// sums of two 255 x 127 products would). Weights are widened (signed) from the packed bytes as they are
+// loaded; a tile's activation rows (unsigned bytes) are widened once, a chunk of depth at a time, and each group of four is
 // broadcast as one 64-bit value. A lane pair holds one unit's two partial sums (depths 4k, 4k+1 and
 // 4k+2, 4k+3), added at the end: integer sums, exact in any order. Compiled for avx2 (32-byte
 // vectors) and avx512 (64-byte, AVX-512BW) through the Vec policy below.
@@ -52,9 +52,8 @@ struct MaddVec {
 
 struct MaddInt8Dot {
   static constexpr WeightType kType = WeightType::kInt8;
-  using Operand = std::int8_t;
+  using Operand = std::uint8_t;
   using Acc = std::int32_t;
-  static constexpr int kOperandOffset = 0;
   static constexpr int kVectors = kReducedUnits / MaddVec::kUnits;  // per gate
   // One gate at a time: R * kVectors accumulators, kVectors weight vectors and a broadcast.
   static constexpr int tile_rows(int) { return RNNFAST_VECTOR_REGISTERS == 32 ? 8 : 2; }
@@ -64,7 +63,7 @@ struct MaddInt8Dot {
   // Not inlined into its callers: alone, the tile keeps every accumulator in a register.
   template <int G, int R, int P>
   __attribute__((noinline)) static void run(std::int64_t padded_depth, const Operand* a, const std::uint8_t* panel, std::int64_t panel_bytes,
-                  const std::int32_t*, Acc* out) {
+                  Acc* out) {
     alignas(64) std::int16_t wide[R][kChunk];
     typename MaddVec::V acc[P][G][R][kVectors];
     for (int q = 0; q < P; ++q)
@@ -97,8 +96,8 @@ struct MaddInt8Dot {
             MaddVec::store_sums(acc[q][g][r][v], out + ((q * R + r) * G + g) * kReducedUnits + v * MaddVec::kUnits);
   }
   static void tile(int rows, int panels, int gates, std::int64_t padded_depth, const Operand* a,
-                   const std::uint8_t* panel, std::int64_t panel_bytes, const std::int32_t* offsets, Acc* out) {
-    run_tile<MaddInt8Dot>(rows, panels, gates, padded_depth, a, panel, panel_bytes, offsets, out);
+                   const std::uint8_t* panel, std::int64_t panel_bytes, Acc* out) {
+    run_tile<MaddInt8Dot>(rows, panels, gates, padded_depth, a, panel, panel_bytes, out);
   }
 };
 

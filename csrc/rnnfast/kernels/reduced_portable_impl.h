@@ -12,20 +12,19 @@ namespace {
 
 struct PortableInt8Dot {
   static constexpr WeightType kType = WeightType::kInt8;
-  using Operand = std::int8_t;
+  using Operand = std::uint8_t;
   using Acc = std::int32_t;
-  static constexpr int kOperandOffset = 0;
   static constexpr int tile_rows(int) { return 4; }
   static constexpr int row_panels(int gates) { return gates == 1 ? 4 : 2; }
   // Not inlined into its callers: alone, the tile keeps every accumulator in a register.
   template <int G, int R, int P>
   __attribute__((noinline)) static void run(std::int64_t padded_depth, const Operand* a, const std::uint8_t* panel, std::int64_t panel_bytes,
-                  const std::int32_t*, Acc* out) {
+                  Acc* out) {
     constexpr int kWidth = G * kReducedUnits;
     for (int q = 0; q < P; ++q) {
       const std::int8_t* w = reinterpret_cast<const std::int8_t*>(panel + q * panel_bytes);
       for (int i = 0; i < R; ++i) {
-        const std::int8_t* row = a + i * padded_depth;
+        const std::uint8_t* row = a + i * padded_depth;
         std::int32_t acc[kWidth] = {};
         for (std::int64_t k = 0; k < padded_depth; k += 4) {
           const std::int32_t a0 = row[k], a1 = row[k + 1], a2 = row[k + 2], a3 = row[k + 3];
@@ -38,8 +37,8 @@ struct PortableInt8Dot {
     }
   }
   static void tile(int rows, int panels, int gates, std::int64_t padded_depth, const Operand* a,
-                   const std::uint8_t* panel, std::int64_t panel_bytes, const std::int32_t* offsets, Acc* out) {
-    run_tile<PortableInt8Dot>(rows, panels, gates, padded_depth, a, panel, panel_bytes, offsets, out);
+                   const std::uint8_t* panel, std::int64_t panel_bytes, Acc* out) {
+    run_tile<PortableInt8Dot>(rows, panels, gates, padded_depth, a, panel, panel_bytes, out);
   }
 };
 
@@ -47,13 +46,12 @@ struct PortableBf16Dot {
   static constexpr WeightType kType = WeightType::kBf16;
   using Operand = std::uint16_t;
   using Acc = float;
-  static constexpr int kOperandOffset = 0;
   static constexpr int tile_rows(int) { return 4; }
   static constexpr int row_panels(int gates) { return gates == 1 ? 4 : 2; }
   // Not inlined into its callers: alone, the tile keeps every accumulator in a register.
   template <int G, int R, int P>
   __attribute__((noinline)) static void run(std::int64_t padded_depth, const Operand* a, const std::uint8_t* panel, std::int64_t panel_bytes,
-                  const std::int32_t*, Acc* out) {
+                  Acc* out) {
     constexpr int kWidth = G * kReducedUnits;
     for (int q = 0; q < P; ++q) {
       const std::uint16_t* w = reinterpret_cast<const std::uint16_t*>(panel + q * panel_bytes);
@@ -82,8 +80,8 @@ struct PortableBf16Dot {
     }
   }
   static void tile(int rows, int panels, int gates, std::int64_t padded_depth, const Operand* a,
-                   const std::uint8_t* panel, std::int64_t panel_bytes, const std::int32_t* offsets, Acc* out) {
-    run_tile<PortableBf16Dot>(rows, panels, gates, padded_depth, a, panel, panel_bytes, offsets, out);
+                   const std::uint8_t* panel, std::int64_t panel_bytes, Acc* out) {
+    run_tile<PortableBf16Dot>(rows, panels, gates, padded_depth, a, panel, panel_bytes, out);
   }
 };
 

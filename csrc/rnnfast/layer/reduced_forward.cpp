@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <stdexcept>
+#include <vector>
 
 #include "rnnfast/cells/all_cells.h"
 #include "rnnfast/core/buffer.h"
@@ -117,7 +118,7 @@ void ReducedForward::project_inputs() {
   auto task = [&](std::int64_t i) {
     const std::int64_t r0 = i * chunk, n = std::min(chunk, rows - r0);
     Buffer<std::uint8_t> quantized(n * Kp * operand_bytes_, /*zeroed=*/false);
-    Buffer<float> scales(n, /*zeroed=*/false);
+    std::vector<ActivationScale> scales(static_cast<std::size_t>(n));
     kernel_.quantize_rows(n, I, Kp, a_.x + r0 * I, I, quantized.data(), scales.data());
     kernel_.project(w, n, quantized.data(), scales.data(), biased ? bias.data() : nullptr, gx_.data() + r0 * GH, GH, 0,
                     w.blocks());
@@ -147,7 +148,7 @@ void ReducedForward::run_rows(std::int64_t r0, std::int64_t r1, StepScheduler* t
   const std::int64_t B = B_, H = H_, GH = GH_, width = r1 - r0, blocks = w_hh.blocks(), U = kReducedUnits;
   const std::int64_t Kp = w_hh.padded_depth();
   Buffer<std::uint8_t> h_quantized(width * Kp * operand_bytes_, /*zeroed=*/false);
-  Buffer<float> h_scales(width, /*zeroed=*/false);
+  std::vector<ActivationScale> h_scales(static_cast<std::size_t>(width));
   const float* h_prev = h0_ + r0 * H;
   const float* c_prev = c0_ + r0 * H;
   for (std::int64_t t = 0; t < a.seq_len; ++t) {

@@ -52,7 +52,7 @@ ReducedWeights::ReducedWeights(Cell cell, WeightType type, std::int64_t hidden, 
   panel_bytes_ = padded_depth_ * G * U * bytes;
   panels_.resize(blocks_ * panel_bytes_);  // zeroed: the padding
   scales_.resize(blocks_ * G * U);
-  offsets_.resize(blocks_ * G * U);
+  sums_.resize(blocks_ * G * U);
   for (std::int64_t p = 0; p < blocks_; ++p) {
     std::uint8_t* panel = panels_.data() + p * panel_bytes_;
     for (std::int64_t g = 0; g < G; ++g) {
@@ -72,7 +72,7 @@ ReducedWeights::ReducedWeights(Cell cell, WeightType type, std::int64_t hidden, 
         }
         if (type == WeightType::kInt8) {
           scales_.data()[p * G * U + column] = scales[row];
-          offsets_.data()[p * G * U + column] = static_cast<std::int32_t>(128 * sum);
+          sums_.data()[p * G * U + column] = static_cast<std::int32_t>(sum);
         }
       }
     }

@@ -2,11 +2,16 @@
 // float32 scale per output row, or bfloat16 weights; float32 activations in and out, float32 state.
 //
 // The arithmetic every instruction set computes (python/rnnfast/reference_reduced.py defines it in NumPy):
-//   int8: each row of activations a [K] (a row of x for the input projection, a row of h_{t-1} at a
-//         step) is quantized at run time on its own: m = max|a|, scale = m / 127, q = rint(a * (127 / m))
-//         clamped to [-127, 127] (m == 0: scale 0, q 0; m not finite: scale NaN, q 0). The product
-//         sum_k q_a[k] * q_w[n][k] is exact in int32 on every instruction set, then
-//         y = float(acc) * (scale_a * scale_w[n]) in float32.
+//   int8: weights symmetric per output row (q_w in [-127, 127], a float32 scale each). Each row of
+//         activations a [K] (a row of x for the input projection, a row of h_{t-1} at a step) is
+//         quantized at run time on its own, asymmetric, to unsigned bytes: lo = min(0, min a),
+//         hi = max(0, max a), scale = (hi - lo) / 255, inverse = 255 / (hi - lo),
+//         zero_point = rint(-lo * inverse), q = clamp(rint(a * inverse) + zero_point, 0, 255) (all in
+//         float32; hi == lo: scale 0, zero point 0, q 0; a value or hi - lo not finite: scale NaN). The
+//         product sum_k (q_a[k] - zero_point) * q_w[n][k] is exact in int32 on every instruction set,
+//         then y = float(acc) * (scale_a * scale_w[n]) in float32. (ONNX Runtime's dynamic
+//         quantization quantizes activations the same way: 255 steps over the row's own range, so a
+//         one-sided row loses no half of them.)
 //   bf16: activations rounded to bfloat16 (nearest even); each output is one float32 chain over the
 //         depth in pairs, acc += a[2j+1] w[2j+1], then acc += a[2j] w[2j], each product exact and each
 //         sum rounded: what AVX512_BF16's vdpbf16ps computes, so every instruction set gives the same
@@ -17,7 +22,7 @@
 // G*H output rows are cut into blocks of kReducedUnits hidden units, and block p's panel holds, for
 // every group of kGroup consecutive depths, the G gates' kReducedUnits units side by side, each unit's
 // kGroup weights contiguous (the operand layout of vpdpbusd and vdpbf16ps):
-//   int8 (kGroup 4): panel(p)[((k/4) * G + g) * 64 + j * 4 + k % 4] = Wq[g*H + p*16 + j][k]
+//   int8 (kGroup 4): panel(p)[((k/4) * G + g) * 64 + j * 4 + k % 4] = Wq[g*H + p*16 + j][k]  (signed)
 //   bf16 (kGroup 2): panel(p)[((k/2) * G + g) * 32 + j * 2 + k % 2] = W[g*H + p*16 + j][k]
 // zero past unit H and past depth K.
 #pragma once
@@ -37,6 +42,12 @@ WeightType parse_weight_type(const char* name);  // "int8" or "bf16"; throws std
 
 // Hidden units per packed block: one 64-byte vector of 16 int32 or float32 results per gate.
 constexpr int kReducedUnits = 16;
+
+// A row of int8-quantized activations: what each unsigned byte q stands for, scale * (q - zero_point).
+struct ActivationScale {
+  float scale;
+  std::int32_t zero_point;
+};
 
 // Depths per packed group: 4 int8 (a 32-bit lane of vpdpbusd) or 2 bfloat16 (of vdpbf16ps).
 constexpr int reduced_group(WeightType type) { return type == WeightType::kInt8 ? 4 : 2; }
@@ -72,10 +83,10 @@ class ReducedWeights {
   std::int64_t panel_bytes() const { return panel_bytes_; }
   const std::uint8_t* panel(std::int64_t block) const { return panels_.data() + block * panel_bytes_; }
   // int8: per block, [G][kReducedUnits] float32 scales of the weight rows (0 past unit H), and the
-  // rows' sums times 128 (int32; what a product of activations shifted to unsigned must subtract).
+  // rows' sums of q_w (int32; a product of activations with a zero point subtracts zero_point times it).
   const float* column_scales(std::int64_t block) const { return scales_.data() + block * gates_ * kReducedUnits; }
-  const std::int32_t* column_offsets(std::int64_t block) const {
-    return offsets_.data() + block * gates_ * kReducedUnits;
+  const std::int32_t* column_sums(std::int64_t block) const {
+    return sums_.data() + block * gates_ * kReducedUnits;
   }
 
  private:
@@ -84,7 +95,7 @@ class ReducedWeights {
   std::int64_t hidden_ = 0, gates_ = 0, depth_ = 0, padded_depth_ = 0, blocks_ = 0, panel_bytes_ = 0;
   Buffer<std::uint8_t> panels_;
   Buffer<float> scales_;
-  Buffer<std::int32_t> offsets_;
+  Buffer<std::int32_t> sums_;
 };
 
 // One step's arrays for rows [0, rows) of a slice (row strides as in step/fused_step.h's StepArgs:
@@ -92,7 +103,7 @@ class ReducedWeights {
 struct ReducedStepArgs {
   std::int64_t rows = 0;
   const void* h_quantized = nullptr;  // [rows, padded_depth] h_{t-1} as quantize_rows wrote it
-  const float* h_scales = nullptr;    // [rows] int8 only
+  const ActivationScale* h_scales = nullptr;  // [rows] int8 only
   const float* gx = nullptr;          // [rows, G*H] the input projection with the folded biases
   const float* h_prev = nullptr;      // [rows, H] float32 h_{t-1} (the GRU's update reads it)
   const float* c_prev = nullptr;      // [rows, H] LSTM only
@@ -104,23 +115,21 @@ struct ReducedStepArgs {
 // One instruction set's reduced-precision kernels for one weight type (kernels/reduced_<type>_<isa>.cpp).
 struct ReducedKernel {
   const char* name;  // the code path, as rnnfast.isa(weight_dtype) reports it
-  // What quantize_rows adds to each int8 activation q (its bytes are then q + offset, as uint8): 128
-  // for vpdpbusd, whose activation operand is unsigned; 0 otherwise.
-  int operand_offset;
   // The activation operand of `rows` rows of a [rows, depth] (row stride lda): int8 rows of
-  // padded_depth bytes (q + operand_offset) and scales [rows]; bf16 rows of padded_depth bfloat16 (uint16_t),
-  // scales unused. The padding is q = 0. The same q and scales on every instruction set.
+  // padded_depth unsigned bytes and scales [rows]; bf16 rows of padded_depth bfloat16 (uint16_t),
+  // scales unused. The padding is 0 (the weights there are 0). The same bits on every instruction set.
   void (*quantize_rows)(std::int64_t rows, std::int64_t depth, std::int64_t padded_depth, const float* a,
-                        std::int64_t lda, void* quantized, float* scales);
+                        std::int64_t lda, void* quantized, ActivationScale* scales);
   // out[i][g*H + u] = bias[g*H + u] (0 when nullptr) + the product of operand row i with weight row
   // g*H + u, for rows [0, rows), units of blocks [b0, b1); out rows ldo apart.
-  void (*project)(const ReducedWeights& w, std::int64_t rows, const void* quantized, const float* scales,
+  void (*project)(const ReducedWeights& w, std::int64_t rows, const void* quantized, const ActivationScale* scales,
                   const float* bias, float* out, std::int64_t ldo, std::int64_t b0, std::int64_t b1);
   // Blocks [b0, b1) of one recurrent step: h_{t-1} W_hh^T and the gate update, fused.
   void (*step)(const ReducedWeights& w, const ReducedStepArgs& args, std::int64_t b0, std::int64_t b1);
   // For tests: the raw products [rows, G*H] of operand rows with every weight row (int8: exact int32
-  // sums of q_a q_w; bf16: the float32 chains), no scales and no bias.
-  void (*raw_product)(const ReducedWeights& w, std::int64_t rows, const void* quantized, void* out);
+  // sums of (q_a - zero_point) q_w; bf16: the float32 chains), no scales and no bias.
+  void (*raw_product)(const ReducedWeights& w, std::int64_t rows, const void* quantized,
+                      const ActivationScale* scales, void* out);
 };
 
 // The kernels for `type` on instruction set `isa`: on avx512, the VNNI (int8) or BF16 (bf16)

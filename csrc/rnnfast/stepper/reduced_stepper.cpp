@@ -54,7 +54,7 @@ ReducedStepper::ReducedStepper(std::int64_t batch, const std::vector<ReducedStep
   }
   gx_.resize(B * GH, /*zeroed=*/false);
   quantized_.resize(B * widest * 2, /*zeroed=*/false);
-  scales_.resize(B, /*zeroed=*/false);
+  scales_.resize(static_cast<std::size_t>(B));
 }
 
 void ReducedStepper::reset(const float* h0, const float* c0) {

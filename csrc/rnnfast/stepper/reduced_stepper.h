@@ -59,7 +59,7 @@ class ReducedStepper {
   int current_ = 0;
   Buffer<float> gx_;                 // [B, G*H]
   Buffer<std::uint8_t> quantized_;   // [B, max padded depth] operand bytes
-  Buffer<float> scales_;             // [B]
+  std::vector<ActivationScale> scales_;  // [B]
 };
 
 }  // namespace rnnfast
