@@ -104,6 +104,8 @@ py::tuple quantize_rows(const std::string& type_name, const py::array& a) {
   if (type == WeightType::kInt8) {
     py::array_t<std::uint8_t> padded({M, Kp});
     kernel.quantize_rows(M, K, Kp, data, K, padded.mutable_data(), row_scales.data());
+    for (ssize_t i = 0; i < M * Kp; ++i)  // the kernel's bytes are q - operand_bias
+      padded.mutable_data()[i] = static_cast<std::uint8_t>(padded.data()[i] + kernel.operand_bias);
     py::array_t<float> scales(M);
     py::array_t<std::int32_t> zero_points(M);
     for (ssize_t i = 0; i < M; ++i) {

@@ -120,6 +120,8 @@ TEST(reduced, int8_quantization_and_products_exact) {
           vector<std::uint8_t> q(rows * Kp), want_q(depth);
           vector<ActivationScale> s(rows);
           kernel.quantize_rows(rows, depth, Kp, a.data(), depth, q.data(), s.data());
+          vector<std::uint8_t> operand = q;  // the kernel's own bytes: q - operand_bias
+          for (auto& byte : q) byte = static_cast<std::uint8_t>(byte + kernel.operand_bias);
           bool same = true;
           for (int64_t i = 0; i < rows; ++i) {
             ActivationScale want;
@@ -131,7 +133,7 @@ TEST(reduced, int8_quantization_and_products_exact) {
           }
           CHECK(same, "quantized activations differ from the definition");
           vector<std::int32_t> got(rows * N);
-          kernel.raw_product(packed, rows, q.data(), s.data(), got.data());
+          kernel.raw_product(packed, rows, operand.data(), s.data(), got.data());
           vector<std::int32_t> want(rows * N);
           for (int64_t i = 0; i < rows; ++i)
             for (int64_t n = 0; n < N; ++n) {
@@ -334,7 +336,8 @@ TEST(reduced, one_step_agrees_with_float64_on_the_quantized_operands) {
               double sum = 0.0;
               for (int64_t k = 0; k < depth; ++k)
                 sum += type == WeightType::kInt8
-                           ? (double(bytes[b * Kp + k]) - s[b].zero_point) * double(q_w[n * depth + k]) * s[b].scale *
+                           ? (double(std::uint8_t(bytes[b * Kp + k] + kernel.operand_bias)) - s[b].zero_point) *
+                                 double(q_w[n * depth + k]) * s[b].scale *
                                  s_w[n]
                            : double(bf16_value(reinterpret_cast<const std::uint16_t*>(bytes.data())[b * Kp + k])) *
                                  double(bf16_value(b_w[n * depth + k]));

@@ -19,6 +19,7 @@ struct Avx512Bf16Dot {
   static constexpr WeightType kType = WeightType::kBf16;
   using Operand = std::uint16_t;
   using Acc = float;
+  static constexpr int kOperandBias = 0;
   static constexpr int tile_rows(int gates) { return gates == 1 ? 8 : 6; }
   static constexpr int row_panels(int gates) { return gates == 1 ? 8 : 4; }
 

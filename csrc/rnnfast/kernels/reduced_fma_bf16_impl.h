@@ -52,6 +52,7 @@ struct FmaBf16Dot {
   static constexpr WeightType kType = WeightType::kBf16;
   using Operand = std::uint16_t;
   using Acc = float;
+  static constexpr int kOperandBias = 0;
   static constexpr int kVectors = kReducedUnits / FmaVec::kUnits;  // per gate
   // Accumulators P*R*G*kVectors, two broadcasts a row and the widened pair within the registers.
   static constexpr int tile_rows(int gates) {

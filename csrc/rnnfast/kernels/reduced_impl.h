@@ -7,6 +7,7 @@
 // A Dot policy provides:
 //   using Operand = std::uint8_t (int8: activations unsigned, weights signed) or std::uint16_t (bf16 bits);
 //   using Acc = std::int32_t or float;
+//   static constexpr int kOperandBias: what its int8 operand bytes subtract from q (ReducedKernel);
 //   static constexpr int tile_rows(int gates): rows of a one-panel tile (<= kReducedTileRows);
 //   static constexpr int row_panels(int gates): panels of a one-row pass (<= kReducedRowPanels,
 //       panels * gates <= 16);
@@ -39,6 +40,7 @@ constexpr int kTileValues = kReducedTileRows * 4 * kReducedUnits;  // also >= ro
 // int8: per row, asymmetric to unsigned bytes (reduced/reduced_weights.h): the range [lo, hi] (with
 // 0 in it) in 255 steps. Float32 minima, maxima, multiplications and roundings to nearest even: the
 // same bits on every instruction set.
+template <int kBias>
 void quantize_rows_int8(std::int64_t rows, std::int64_t depth, std::int64_t padded_depth, const float* a,
                         std::int64_t lda, void* quantized, ActivationScale* scales) {
   for (std::int64_t i = 0; i < rows; ++i) {
@@ -56,7 +58,7 @@ void quantize_rows_int8(std::int64_t rows, std::int64_t depth, std::int64_t padd
     }
     const float range = hi - lo;
     if (not_finite || !(range <= 3.402823466e38f) || range == 0.0f) {
-      std::memset(q, 0, padded_depth);
+      std::memset(q, static_cast<std::uint8_t>(-kBias), padded_depth);  // q = 0
       scales[i].scale = range == 0.0f && !not_finite ? 0.0f : __builtin_nanf("");
       scales[i].zero_point = 0;
       continue;
@@ -70,9 +72,9 @@ void quantize_rows_int8(std::int64_t rows, std::int64_t depth, std::int64_t padd
       float r = std::nearbyint(row[k] * inverse) + zero_point;
       r = r > 255.0f ? 255.0f : r;
       r = r < 0.0f ? 0.0f : r;
-      q[k] = static_cast<std::uint8_t>(static_cast<int>(r));
+      q[k] = static_cast<std::uint8_t>(static_cast<int>(r) - kBias);
     }
-    for (std::int64_t k = depth; k < padded_depth; ++k) q[k] = 0;
+    for (std::int64_t k = depth; k < padded_depth; ++k) q[k] = static_cast<std::uint8_t>(-kBias);
   }
 }
 
@@ -109,7 +111,7 @@ inline void dequantize_row(const ReducedWeights& w, std::int64_t block, int unit
       const float* cs = w.column_scales(block) + g * kReducedUnits;
       const std::int32_t* column_sums = w.column_sums(block) + g * kReducedUnits;
       const float scale = row->scale;
-      const std::int32_t zero_point = row->zero_point;
+      const std::int32_t zero_point = row->zero_point - Dot::kOperandBias;  // the operand's bytes are q - bias
       if (b != nullptr)
         for (int j = 0; j < units; ++j)
           o[j] = b[j] + static_cast<float>(s[j] - zero_point * column_sums[j]) * (scale * cs[j]);
@@ -232,7 +234,8 @@ void raw_product(const ReducedWeights& w, std::int64_t rows, const void* quantiz
           Acc* o = static_cast<Acc*>(out) + (i0 + i) * GH + g * H + p * U;
           const Acc* t = tile + (i * G + g) * U;
           if constexpr (Dot::kType == WeightType::kInt8) {
-            const std::int32_t zero_point = scales[i0 + i].zero_point, *column_sums = w.column_sums(p) + g * U;
+            const std::int32_t zero_point = scales[i0 + i].zero_point - Dot::kOperandBias;
+            const std::int32_t* column_sums = w.column_sums(p) + g * U;
             for (int j = 0; j < units; ++j) o[j] = t[j] - zero_point * column_sums[j];
           } else {
             std::memcpy(o, t, sizeof(Acc) * units);
@@ -246,7 +249,8 @@ template <class Dot>
 ReducedKernel make_reduced_kernel(const char* name) {
   ReducedKernel k{};
   k.name = name;
-  k.quantize_rows = Dot::kType == WeightType::kInt8 ? &quantize_rows_int8 : &quantize_rows_bf16;
+  k.operand_bias = Dot::kOperandBias;
+  k.quantize_rows = Dot::kType == WeightType::kInt8 ? &quantize_rows_int8<Dot::kOperandBias> : &quantize_rows_bf16;
   k.project = &project<Dot>;
   k.step = &step<Dot>;
   k.raw_product = &raw_product<Dot>;

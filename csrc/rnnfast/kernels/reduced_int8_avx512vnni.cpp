@@ -21,6 +21,7 @@ struct VnniInt8Dot {
   static constexpr WeightType kType = WeightType::kInt8;
   using Operand = std::uint8_t;
   using Acc = std::int32_t;
+  static constexpr int kOperandBias = 0;
   // Accumulators R*G, the G weight vectors and a broadcast within 32 registers.
   static constexpr int tile_rows(int gates) { return gates == 1 ? 8 : 6; }
   static constexpr int row_panels(int gates) { return gates == 1 ? 8 : 4; }

@@ -54,6 +54,7 @@ struct MaddInt8Dot {
   static constexpr WeightType kType = WeightType::kInt8;
   using Operand = std::uint8_t;
   using Acc = std::int32_t;
+  static constexpr int kOperandBias = 0;
   static constexpr int kVectors = kReducedUnits / MaddVec::kUnits;  // per gate
   // One gate at a time: R * kVectors accumulators, kVectors weight vectors and a broadcast.
   static constexpr int tile_rows(int) { return RNNFAST_VECTOR_REGISTERS == 32 ? 8 : 2; }

@@ -14,6 +14,7 @@ struct PortableInt8Dot {
   static constexpr WeightType kType = WeightType::kInt8;
   using Operand = std::uint8_t;
   using Acc = std::int32_t;
+  static constexpr int kOperandBias = 0;
   static constexpr int tile_rows(int) { return 4; }
   static constexpr int row_panels(int gates) { return gates == 1 ? 4 : 2; }
   // Not inlined into its callers: alone, the tile keeps every accumulator in a register.
@@ -46,6 +47,7 @@ struct PortableBf16Dot {
   static constexpr WeightType kType = WeightType::kBf16;
   using Operand = std::uint16_t;
   using Acc = float;
+  static constexpr int kOperandBias = 0;
   static constexpr int tile_rows(int) { return 4; }
   static constexpr int row_panels(int gates) { return gates == 1 ? 4 : 2; }
   // Not inlined into its callers: alone, the tile keeps every accumulator in a register.

@@ -1,4 +1,5 @@
-// Packing reduced-precision weights, and choosing the kernels for an instruction set.
+// Packing reduced-precision weights, and choosing the kernels for an instruction set (and, within it,
+// the extensions the CPU has: VNNI and BF16 on the avx512 tier, the dot product on aarch64).
 #include "rnnfast/reduced/reduced_weights.h"
 
 #include <algorithm>
@@ -6,6 +7,9 @@
 #include <cstring>
 #include <stdexcept>
 #include <string>
+#if defined(__aarch64__) && defined(__linux__)
+#include <sys/auxv.h>
+#endif
 
 namespace rnnfast {
 
@@ -14,6 +18,11 @@ namespace generic {
 const ReducedKernel& reduced_int8_kernel();
 const ReducedKernel& reduced_bf16_kernel();
 }  // namespace generic
+#if defined(__aarch64__)
+namespace neondot {
+const ReducedKernel& reduced_int8_kernel();
+}  // namespace neondot
+#endif
 #if defined(RNNFAST_HAS_X86_ISAS)
 namespace avx2 {
 const ReducedKernel& reduced_int8_kernel();
@@ -92,6 +101,18 @@ bool cpu_has(const char* feature_name) {
   return false;
 }
 #endif
+
+#if defined(__aarch64__)
+// FEAT_DotProd (sdot), as the kernel reports it to user space.
+bool cpu_has_dotprod() {
+#if defined(__linux__)
+  constexpr unsigned long kHwcapAsimdDp = 1ul << 20;  // HWCAP_ASIMDDP
+  return (getauxval(AT_HWCAP) & kHwcapAsimdDp) != 0;
+#else
+  return false;
+#endif
+}
+#endif
 }  // namespace
 
 void set_reduced_extensions(bool enabled) { g_reduced_extensions.store(enabled, std::memory_order_relaxed); }
@@ -108,6 +129,9 @@ const ReducedKernel& reduced_kernel(WeightType type, Isa isa) {
     return int8 ? avx512::reduced_int8_kernel() : avx512::reduced_bf16_kernel();
   }
   if (isa == Isa::kAvx512 || isa == Isa::kAvx2) return int8 ? avx2::reduced_int8_kernel() : avx2::reduced_bf16_kernel();
+#endif
+#if defined(__aarch64__)
+  if (int8 && reduced_extensions() && cpu_has_dotprod()) return neondot::reduced_int8_kernel();
 #endif
   (void)isa;
   return int8 ? generic::reduced_int8_kernel() : generic::reduced_bf16_kernel();

@@ -115,8 +115,11 @@ struct ReducedStepArgs {
 // One instruction set's reduced-precision kernels for one weight type (kernels/reduced_<type>_<isa>.cpp).
 struct ReducedKernel {
   const char* name;  // the code path, as rnnfast.isa(weight_dtype) reports it
+  // int8: what quantize_rows subtracts from each activation byte q before storing it (128 for NEON's
+  // sdot, whose operands are both signed: the byte is then q - 128 as int8_t; 0 elsewhere).
+  int operand_bias;
   // The activation operand of `rows` rows of a [rows, depth] (row stride lda): int8 rows of
-  // padded_depth unsigned bytes and scales [rows]; bf16 rows of padded_depth bfloat16 (uint16_t),
+  // padded_depth bytes (q - operand_bias) and scales [rows]; bf16 rows of padded_depth bfloat16 (uint16_t),
   // scales unused. The padding is 0 (the weights there are 0). The same bits on every instruction set.
   void (*quantize_rows)(std::int64_t rows, std::int64_t depth, std::int64_t padded_depth, const float* a,
                         std::int64_t lda, void* quantized, ActivationScale* scales);
@@ -134,12 +137,13 @@ struct ReducedKernel {
 
 // The kernels for `type` on instruction set `isa`: on avx512, the VNNI (int8) or BF16 (bf16)
 // instructions when the CPU has them and extensions are enabled, plain AVX-512BW code otherwise (or
-// avx2's where the CPU lacks AVX-512BW).
+// avx2's where the CPU lacks AVX-512BW); on aarch64 (generic), int8 by sdot when the CPU has the dot
+// product and extensions are enabled, portable NEON code otherwise.
 const ReducedKernel& reduced_kernel(WeightType type, Isa isa);
 inline const ReducedKernel& active_reduced_kernel(WeightType type) { return reduced_kernel(type, active_isa()); }
 
-// Whether the avx512 tier may use VNNI and BF16 instructions (default true; tests turn it off to run the
-// plain AVX-512 code on a CPU that has them). Not thread-safe to change while kernels run.
+// Whether the kernels may use the extensions above (default true; tests turn them off to run the plain
+// code on a CPU that has them). Not thread-safe to change while kernels run.
 void set_reduced_extensions(bool enabled);
 bool reduced_extensions();
 
