@@ -28,24 +28,34 @@ struct Avx512Bf16Dot {
   __attribute__((noinline)) static void run(std::int64_t padded_depth, const Operand* a, const std::uint8_t* panel, std::int64_t panel_bytes,
                   Acc* out) {
     __m512 acc[P][R][G];
+    #pragma GCC unroll 16
     for (int q = 0; q < P; ++q)
+      #pragma GCC unroll 16
       for (int r = 0; r < R; ++r)
+        #pragma GCC unroll 16
         for (int g = 0; g < G; ++g) acc[q][r][g] = _mm512_setzero_ps();
     for (std::int64_t k = 0; k < padded_depth; k += 2) {
+      #pragma GCC unroll 16
       for (int q = 0; q < P; ++q) {
         const std::uint8_t* wk = panel + q * panel_bytes + k * 2 * G * kReducedUnits;
         __m512i w[G];
+        #pragma GCC unroll 16
         for (int g = 0; g < G; ++g) w[g] = _mm512_loadu_si512(wk + g * 64);
+        #pragma GCC unroll 16
         for (int r = 0; r < R; ++r) {
           std::int32_t pair;
           std::memcpy(&pair, a + r * padded_depth + k, 4);
           const __m512i av = _mm512_set1_epi32(pair);
+          #pragma GCC unroll 16
           for (int g = 0; g < G; ++g) dpbf16(acc[q][r][g], av, w[g]);
         }
       }
     }
+    #pragma GCC unroll 16
     for (int q = 0; q < P; ++q)
+      #pragma GCC unroll 16
       for (int r = 0; r < R; ++r)
+        #pragma GCC unroll 16
         for (int g = 0; g < G; ++g) _mm512_storeu_ps(out + ((q * R + r) * G + g) * kReducedUnits, acc[q][r][g]);
   }
   static void tile(int rows, int panels, int gates, std::int64_t padded_depth, const Operand* a,

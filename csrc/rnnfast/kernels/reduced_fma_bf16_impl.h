@@ -67,22 +67,31 @@ struct FmaBf16Dot {
   __attribute__((noinline)) static void run(std::int64_t padded_depth, const Operand* a, const std::uint8_t* panel, std::int64_t panel_bytes,
                   Acc* out) {
     typename FmaVec::V acc[P][R][G][kVectors];
+    #pragma GCC unroll 16
     for (int q = 0; q < P; ++q)
+      #pragma GCC unroll 16
       for (int r = 0; r < R; ++r)
+        #pragma GCC unroll 16
         for (int g = 0; g < G; ++g)
+          #pragma GCC unroll 16
           for (int v = 0; v < kVectors; ++v) acc[q][r][g][v] = FmaVec::zero();
     for (std::int64_t k = 0; k < padded_depth; k += 2) {
       typename FmaVec::V odd_a[R], even_a[R];
+      #pragma GCC unroll 16
       for (int r = 0; r < R; ++r) {
         odd_a[r] = FmaVec::broadcast(bf16_value(a[r * padded_depth + k + 1]));
         even_a[r] = FmaVec::broadcast(bf16_value(a[r * padded_depth + k]));
       }
+      #pragma GCC unroll 16
       for (int q = 0; q < P; ++q) {
         const std::uint8_t* wk = panel + q * panel_bytes + k * 2 * G * kReducedUnits;
+        #pragma GCC unroll 16
         for (int g = 0; g < G; ++g)
+          #pragma GCC unroll 16
           for (int v = 0; v < kVectors; ++v) {
             typename FmaVec::V odd_w, even_w;
             FmaVec::widen(wk + g * 64 + v * 4 * FmaVec::kUnits, odd_w, even_w);
+            #pragma GCC unroll 16
             for (int r = 0; r < R; ++r) {
               acc[q][r][g][v] = FmaVec::fma(odd_a[r], odd_w, acc[q][r][g][v]);
               acc[q][r][g][v] = FmaVec::fma(even_a[r], even_w, acc[q][r][g][v]);
@@ -90,9 +99,13 @@ struct FmaBf16Dot {
           }
       }
     }
+    #pragma GCC unroll 16
     for (int q = 0; q < P; ++q)
+      #pragma GCC unroll 16
       for (int r = 0; r < R; ++r)
+        #pragma GCC unroll 16
         for (int g = 0; g < G; ++g)
+          #pragma GCC unroll 16
           for (int v = 0; v < kVectors; ++v)
             FmaVec::store(out + ((q * R + r) * G + g) * kReducedUnits + v * FmaVec::kUnits, acc[q][r][g][v]);
   }

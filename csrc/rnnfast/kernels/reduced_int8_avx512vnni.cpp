@@ -31,26 +31,36 @@ struct VnniInt8Dot {
   __attribute__((noinline)) static void run(std::int64_t padded_depth, const Operand* a, const std::uint8_t* panel, std::int64_t panel_bytes,
                   Acc* out) {
     __m512i acc[P][R][G];
+    #pragma GCC unroll 16
     for (int q = 0; q < P; ++q)
+      #pragma GCC unroll 16
       for (int r = 0; r < R; ++r)
+        #pragma GCC unroll 16
         for (int g = 0; g < G; ++g) acc[q][r][g] = _mm512_setzero_si512();
     // Weights of every gate in registers, then one broadcast a row: R*G accumulators, G weight
     // vectors and a broadcast (29 of 32 registers for the LSTM's 6 rows), nothing spilled.
     for (std::int64_t k = 0; k < padded_depth; k += 4) {
+      #pragma GCC unroll 16
       for (int q = 0; q < P; ++q) {
         const std::uint8_t* wk = panel + q * panel_bytes + k * G * kReducedUnits;
         __m512i w[G];
+        #pragma GCC unroll 16
         for (int g = 0; g < G; ++g) w[g] = _mm512_loadu_si512(wk + g * 64);
+        #pragma GCC unroll 16
         for (int r = 0; r < R; ++r) {
           std::int32_t four;
           std::memcpy(&four, a + r * padded_depth + k, 4);
           const __m512i av = _mm512_set1_epi32(four);
+          #pragma GCC unroll 16
           for (int g = 0; g < G; ++g) dpbusd(acc[q][r][g], av, w[g]);
         }
       }
     }
+    #pragma GCC unroll 16
     for (int q = 0; q < P; ++q)
+      #pragma GCC unroll 16
       for (int r = 0; r < R; ++r)
+        #pragma GCC unroll 16
         for (int g = 0; g < G; ++g) _mm512_storeu_si512(out + ((q * R + r) * G + g) * kReducedUnits, acc[q][r][g]);
   }
   static void tile(int rows, int panels, int gates, std::int64_t padded_depth, const Operand* a,

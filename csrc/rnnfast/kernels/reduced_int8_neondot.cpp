@@ -25,23 +25,32 @@ struct NeonDotInt8Dot {
   template <int G, int R, int P>
   __attribute__((noinline)) static void run(std::int64_t padded_depth, const Operand* a, const std::uint8_t* panel,
                                             std::int64_t panel_bytes, Acc* out) {
+    #pragma GCC unroll 16
     for (int q = 0; q < P; ++q)
+      #pragma GCC unroll 16
       for (int g = 0; g < G; ++g) {
         int32x4_t acc[R][4];
+        #pragma GCC unroll 16
         for (int r = 0; r < R; ++r)
+          #pragma GCC unroll 16
           for (int v = 0; v < 4; ++v) acc[r][v] = vdupq_n_s32(0);
         const std::int8_t* wk = reinterpret_cast<const std::int8_t*>(panel + q * panel_bytes) + g * 64;
         for (std::int64_t k = 0; k < padded_depth; k += 4, wk += G * 64) {
           int8x16_t w[4];
+          #pragma GCC unroll 16
           for (int v = 0; v < 4; ++v) w[v] = vld1q_s8(wk + 16 * v);
+          #pragma GCC unroll 16
           for (int r = 0; r < R; ++r) {
             std::int32_t four;
             std::memcpy(&four, a + r * padded_depth + k, 4);
             const int8x16_t av = vreinterpretq_s8_s32(vdupq_n_s32(four));
+            #pragma GCC unroll 16
             for (int v = 0; v < 4; ++v) acc[r][v] = vdotq_s32(acc[r][v], av, w[v]);
           }
         }
+        #pragma GCC unroll 16
         for (int r = 0; r < R; ++r)
+          #pragma GCC unroll 16
           for (int v = 0; v < 4; ++v) vst1q_s32(out + ((q * R + r) * G + g) * kReducedUnits + 4 * v, acc[r][v]);
       }
   }

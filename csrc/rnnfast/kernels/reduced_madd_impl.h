@@ -67,32 +67,46 @@ struct MaddInt8Dot {
                   Acc* out) {
     alignas(64) std::int16_t wide[R][kChunk];
     typename MaddVec::V acc[P][G][R][kVectors];
+    #pragma GCC unroll 16
     for (int q = 0; q < P; ++q)
+      #pragma GCC unroll 16
       for (int g = 0; g < G; ++g)
+        #pragma GCC unroll 16
         for (int r = 0; r < R; ++r)
+          #pragma GCC unroll 16
           for (int v = 0; v < kVectors; ++v) acc[q][g][r][v] = MaddVec::zero();
     for (std::int64_t k0 = 0; k0 < padded_depth; k0 += kChunk) {
       const std::int64_t depth = padded_depth - k0 < kChunk ? padded_depth - k0 : kChunk;
+      #pragma GCC unroll 16
       for (int r = 0; r < R; ++r)
         for (std::int64_t k = 0; k < depth; ++k) wide[r][k] = a[r * padded_depth + k0 + k];
+      #pragma GCC unroll 16
       for (int q = 0; q < P; ++q)
+        #pragma GCC unroll 16
         for (int g = 0; g < G; ++g)
           for (std::int64_t k = 0; k < depth; k += 4) {
             const std::int8_t* wk =
                 reinterpret_cast<const std::int8_t*>(panel + q * panel_bytes) + (k0 + k) * G * kReducedUnits + g * 64;
             typename MaddVec::V w[kVectors];
+            #pragma GCC unroll 16
             for (int v = 0; v < kVectors; ++v) w[v] = MaddVec::widen(wk + v * 4 * MaddVec::kUnits);
+            #pragma GCC unroll 16
             for (int r = 0; r < R; ++r) {
               std::int64_t four;
               std::memcpy(&four, &wide[r][k], 8);
               const typename MaddVec::V av = MaddVec::broadcast(four);
+              #pragma GCC unroll 16
               for (int v = 0; v < kVectors; ++v) acc[q][g][r][v] = MaddVec::madd_add(acc[q][g][r][v], w[v], av);
             }
           }
     }
+    #pragma GCC unroll 16
     for (int q = 0; q < P; ++q)
+      #pragma GCC unroll 16
       for (int r = 0; r < R; ++r)
+        #pragma GCC unroll 16
         for (int g = 0; g < G; ++g)
+          #pragma GCC unroll 16
           for (int v = 0; v < kVectors; ++v)
             MaddVec::store_sums(acc[q][g][r][v], out + ((q * R + r) * G + g) * kReducedUnits + v * MaddVec::kUnits);
   }
