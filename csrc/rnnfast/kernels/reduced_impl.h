@@ -99,6 +99,13 @@ void quantize_rows_bf16(std::int64_t rows, std::int64_t depth, std::int64_t padd
 // out[g*H + j] = the float32 value of row `sums` [G*16] for units [0, units) of each gate: int8
 // float(sum - zero_point * column_sum) * (scale * column_scale); bf16 the chain itself. bias (offset
 // like out) is added when not nullptr.
+// acc - zero_point * column_sum in wrapping 32-bit arithmetic (the tiles' sums wrap too): exact
+// whenever the true value fits in int32.
+inline std::int32_t centered(std::int32_t acc, std::int32_t zero_point, std::int32_t column_sum) {
+  return static_cast<std::int32_t>(static_cast<std::uint32_t>(acc) -
+                                   static_cast<std::uint32_t>(zero_point) * static_cast<std::uint32_t>(column_sum));
+}
+
 template <class Dot>
 inline void dequantize_row(const ReducedWeights& w, std::int64_t block, int units, std::int64_t gate_stride,
                            const typename Dot::Acc* sums, const ActivationScale* row, const float* bias, float* out) {
@@ -114,9 +121,10 @@ inline void dequantize_row(const ReducedWeights& w, std::int64_t block, int unit
       const std::int32_t zero_point = row->zero_point - Dot::kOperandBias;  // the operand's bytes are q - bias
       if (b != nullptr)
         for (int j = 0; j < units; ++j)
-          o[j] = b[j] + static_cast<float>(s[j] - zero_point * column_sums[j]) * (scale * cs[j]);
+          o[j] = b[j] + static_cast<float>(centered(s[j], zero_point, column_sums[j])) * (scale * cs[j]);
       else
-        for (int j = 0; j < units; ++j) o[j] = static_cast<float>(s[j] - zero_point * column_sums[j]) * (scale * cs[j]);
+        for (int j = 0; j < units; ++j)
+          o[j] = static_cast<float>(centered(s[j], zero_point, column_sums[j])) * (scale * cs[j]);
     } else {
       if (b != nullptr)
         for (int j = 0; j < units; ++j) o[j] = b[j] + s[j];
@@ -236,7 +244,7 @@ void raw_product(const ReducedWeights& w, std::int64_t rows, const void* quantiz
           if constexpr (Dot::kType == WeightType::kInt8) {
             const std::int32_t zero_point = scales[i0 + i].zero_point - Dot::kOperandBias;
             const std::int32_t* column_sums = w.column_sums(p) + g * U;
-            for (int j = 0; j < units; ++j) o[j] = t[j] - zero_point * column_sums[j];
+            for (int j = 0; j < units; ++j) o[j] = centered(t[j], zero_point, column_sums[j]);
           } else {
             std::memcpy(o, t, sizeof(Acc) * units);
           }

@@ -26,12 +26,15 @@ struct PortableInt8Dot {
       const std::int8_t* w = reinterpret_cast<const std::int8_t*>(panel + q * panel_bytes);
       for (int i = 0; i < R; ++i) {
         const std::uint8_t* row = a + i * padded_depth;
-        std::int32_t acc[kWidth] = {};
+        // Unsigned, so that the sums wrap as the vector instructions' do (defined behaviour): the
+        // result is exact whenever the true sum fits in 32 bits (reduced_weights.h).
+        std::uint32_t acc[kWidth] = {};
         for (std::int64_t k = 0; k < padded_depth; k += 4) {
           const std::int32_t a0 = row[k], a1 = row[k + 1], a2 = row[k + 2], a3 = row[k + 3];
           const std::int8_t* wk = w + k * kWidth;
           for (int c = 0; c < kWidth; ++c)
-            acc[c] += a0 * wk[4 * c] + a1 * wk[4 * c + 1] + a2 * wk[4 * c + 2] + a3 * wk[4 * c + 3];
+            acc[c] += static_cast<std::uint32_t>(a0 * wk[4 * c] + a1 * wk[4 * c + 1] + a2 * wk[4 * c + 2] +
+                                                 a3 * wk[4 * c + 3]);
         }
         std::memcpy(out + (q * R + i) * kWidth, acc, sizeof(acc));
       }

@@ -8,7 +8,9 @@
 //         hi = max(0, max a), scale = (hi - lo) / 255, inverse = 255 / (hi - lo),
 //         zero_point = rint(-lo * inverse), q = clamp(rint(a * inverse) + zero_point, 0, 255) (all in
 //         float32; hi == lo: scale 0, zero point 0, q 0; a value or hi - lo not finite: scale NaN). The
-//         product sum_k (q_a[k] - zero_point) * q_w[n][k] is exact in int32 on every instruction set,
+//         product sum_k (q_a[k] - zero_point) * q_w[n][k] is exact in int32 on every instruction set
+//         (sums wrap modulo 2^32, so exact whenever the true sum fits: always for K <= 65793 even at
+//         the extremes 255 x -128),
 //         then y = float(acc) * (scale_a * scale_w[n]) in float32. (ONNX Runtime's dynamic
 //         quantization quantizes activations the same way: 255 steps over the row's own range, so a
 //         one-sided row loses no half of them.)
