@@ -312,10 +312,11 @@ TEST(reduced, one_step_agrees_with_float64_on_the_quantized_operands) {
   Rng rng(14);
   for (WeightType type : {WeightType::kInt8, WeightType::kBf16})
     for_each_path(type, [&](const ReducedKernel& kernel) {
-      for (Cell cell : support::kCells) {
-        const int64_t B = 3, I = 21, H = 37, G = rnnfast::gate_count(cell), N = G * H;
+      for (Cell cell : support::kCells)
+      for (int64_t H : {37, 70}) {  // 70: five blocks, so the RNN's four-block tiles run too
+        const int64_t B = H == 37 ? 3 : 7, I = 21, G = rnnfast::gate_count(cell), N = G * H;
         const bool lstm = cell == Cell::kLstm;
-        Context ctx(rnnfast::weight_type_name(type), " ", cell_name(cell));
+        Context ctx(rnnfast::weight_type_name(type), " ", cell_name(cell), " B=", B, " H=", H);
         const vector<float> w_ih = random_vector(N * I, 0.3, rng), w_hh = random_vector(N * H, 0.3, rng);
         const vector<float> b_ih = random_vector(N, 0.5, rng), b_hh = random_vector(N, 0.5, rng);
         const vector<float> x = random_vector(B * I, 1.0, rng), h0 = random_vector(B * H, 1.0, rng),

@@ -61,6 +61,8 @@ struct FmaBf16Dot {
   static constexpr int row_panels(int gates) {
     return RNNFAST_VECTOR_REGISTERS == 32 ? (gates == 1 ? 8 : 4) : (gates == 1 ? 2 : 1);
   }
+  static constexpr int block_panels(int) { return 1; }
+  static constexpr int block_rows(int) { return 1; }
 
   // Not inlined into its callers: alone, the tile keeps every accumulator in a register.
   template <int G, int R, int P>

@@ -11,6 +11,9 @@
 //   static constexpr int tile_rows(int gates): rows of a one-panel tile (<= kReducedTileRows);
 //   static constexpr int row_panels(int gates): panels of a one-row pass (<= kReducedRowPanels,
 //       panels * gates <= 16);
+//   static constexpr int block_panels(int gates), block_rows(int gates): panels and rows of a
+//       several-row tile over several blocks (block_panels 1: none; block_panels * block_rows *
+//       gates * 16 <= kTileValues), for a cell whose one-panel tile is too narrow to hide the loads;
 //   static void tile(int rows, int panels, int gates, std::int64_t padded_depth, const Operand* a,
 //                    const std::uint8_t* panel, std::int64_t panel_bytes, Acc* out):
 //       out[(q * rows + i) * gates*16 + g*16 + j] = the product of operand row i (a + i * padded_depth)
@@ -145,7 +148,24 @@ void project(const ReducedWeights& w, std::int64_t rows, const void* quantized, 
   const int mr_max = Dot::tile_rows(G);
   const Operand* a = static_cast<const Operand*>(quantized);
   alignas(64) typename Dot::Acc tile[kTileValues];
-  for (std::int64_t p = b0; p < b1; ++p) {
+  std::int64_t p = b0;
+  // Several blocks a tile, where the cell's one-block tile is narrow (the RNN's single gate).
+  if (const int PB = Dot::block_panels(G); PB > 1 && rows > 1) {
+    const int mr_block = Dot::block_rows(G);
+    for (; p + PB <= b1; p += PB)
+      for (std::int64_t i0 = 0; i0 < rows; i0 += mr_block) {
+        const int mr = static_cast<int>(std::min<std::int64_t>(mr_block, rows - i0));
+        Dot::tile(mr, PB, G, Kp, a + i0 * Kp, w.panel(p), w.panel_bytes(), tile);
+        for (int q = 0; q < PB; ++q) {
+          const std::int64_t u0 = (p + q) * U;
+          const int units = static_cast<int>(std::min<std::int64_t>(U, H - u0));
+          for (int i = 0; i < mr; ++i)
+            dequantize_row<Dot>(w, p + q, units, H, tile + (q * mr + i) * G * U, scales + i0 + i,
+                                bias != nullptr ? bias + u0 : nullptr, out + (i0 + i) * ldo + u0);
+        }
+      }
+  }
+  for (; p < b1; ++p) {
     const std::int64_t u0 = p * U;
     const int units = static_cast<int>(std::min<std::int64_t>(U, H - u0));
     for (std::int64_t i0 = 0; i0 < rows; i0 += mr_max) {
@@ -201,6 +221,19 @@ void step_cell(const ReducedWeights& w, const ReducedStepArgs& s, std::int64_t b
       Dot::tile(1, P, G, Kp, a, w.panel(p), w.panel_bytes(), tile);
       for (int q = 0; q < P; ++q) update_block<Dot, CellT>(w, s, p + q, 0, 1, tile + q * G * U);
     }
+  }
+  if constexpr (Dot::block_panels(G) > 1) {  // several blocks a tile, as in project
+    constexpr int PB = Dot::block_panels(G);
+    const int mr_block = Dot::block_rows(G);
+    const std::int64_t block_tiles = (s.rows + mr_block - 1) / mr_block;
+    if (s.rows > 1)
+      for (; p + PB <= b1; p += PB)
+        for (std::int64_t t = 0, i0 = 0; t < block_tiles; ++t) {
+          const int mr = static_cast<int>((s.rows * (t + 1)) / block_tiles - i0);
+          Dot::tile(mr, PB, G, Kp, a + i0 * Kp, w.panel(p), w.panel_bytes(), tile);
+          for (int q = 0; q < PB; ++q) update_block<Dot, CellT>(w, s, p + q, i0, mr, tile + q * mr * G * U);
+          i0 += mr;
+        }
   }
   const int mr_max = Dot::tile_rows(G);
   // Rows cut into tiles of nearly equal height, as the float32 step does.

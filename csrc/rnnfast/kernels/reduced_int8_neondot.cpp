@@ -20,6 +20,8 @@ struct NeonDotInt8Dot {
   static constexpr int kOperandBias = 128;
   static constexpr int tile_rows(int) { return 6; }
   static constexpr int row_panels(int) { return 1; }
+  static constexpr int block_panels(int) { return 1; }
+  static constexpr int block_rows(int) { return 1; }
 
   // Not inlined into its callers: alone, the tile keeps every accumulator in a register.
   template <int G, int R, int P>

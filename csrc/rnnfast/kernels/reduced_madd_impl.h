@@ -59,6 +59,8 @@ struct MaddInt8Dot {
   // One gate at a time: R * kVectors accumulators, kVectors weight vectors and a broadcast.
   static constexpr int tile_rows(int) { return RNNFAST_VECTOR_REGISTERS == 32 ? 8 : 2; }
   static constexpr int row_panels(int) { return 1; }  // one gate at a time already
+  static constexpr int block_panels(int) { return 1; }
+  static constexpr int block_rows(int) { return 1; }
   static constexpr std::int64_t kChunk = 512;  // depths widened at a time
 
   // Not inlined into its callers: alone, the tile keeps every accumulator in a register.

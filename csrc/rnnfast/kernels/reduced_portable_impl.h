@@ -17,6 +17,8 @@ struct PortableInt8Dot {
   static constexpr int kOperandBias = 0;
   static constexpr int tile_rows(int) { return 4; }
   static constexpr int row_panels(int gates) { return gates == 1 ? 4 : 2; }
+  static constexpr int block_panels(int) { return 1; }
+  static constexpr int block_rows(int) { return 1; }
   // Not inlined into its callers: alone, the tile keeps every accumulator in a register.
   template <int G, int R, int P>
   __attribute__((noinline)) static void run(std::int64_t padded_depth, const Operand* a, const std::uint8_t* panel, std::int64_t panel_bytes,
@@ -53,6 +55,8 @@ struct PortableBf16Dot {
   static constexpr int kOperandBias = 0;
   static constexpr int tile_rows(int) { return 4; }
   static constexpr int row_panels(int gates) { return gates == 1 ? 4 : 2; }
+  static constexpr int block_panels(int) { return 1; }
+  static constexpr int block_rows(int) { return 1; }
   // Not inlined into its callers: alone, the tile keeps every accumulator in a register.
   template <int G, int R, int P>
   __attribute__((noinline)) static void run(std::int64_t padded_depth, const Operand* a, const std::uint8_t* panel, std::int64_t panel_bytes,

@@ -17,20 +17,22 @@ inline float bf16_value(std::uint16_t bits) {
   return value;
 }
 
-// Calls K::template run<G, R, P>(args...) for the run-time rows (1 <= rows <= kMaxRows, P = 1) or, for
-// panels > 1 (a single row), K::template run<G, 1, K::row_panels(G)>; G in {1, 3, 4} (the cells' gate counts).
-template <class K, int G, int R, typename... Args>
+// Calls K::template run<G, R, P>(args...) for a tile's run-time shape, G in {1, 3, 4} (the cells' gate
+// counts): one panel and 1 <= rows <= K::tile_rows(G); a single row by K::row_panels(G) panels; or
+// several rows (<= K::block_rows(G)) by K::block_panels(G) panels.
+template <class K, int G, int P, int R, typename... Args>
 inline void run_rows(int rows, Args... args) {
   if constexpr (R >= 1) {
-    if (rows == R) return K::template run<G, R, 1>(args...);
-    return run_rows<K, G, R - 1>(rows, args...);
+    if (rows == R) return K::template run<G, R, P>(args...);
+    return run_rows<K, G, P, R - 1>(rows, args...);
   }
 }
 
 template <class K, int G, typename... Args>
 inline void run_shape(int rows, int panels, Args... args) {
-  if (panels > 1) return K::template run<G, 1, K::row_panels(G)>(args...);
-  run_rows<K, G, K::tile_rows(G)>(rows, args...);
+  if (panels == 1) return run_rows<K, G, 1, K::tile_rows(G)>(rows, args...);
+  if (rows == 1 && panels == K::row_panels(G)) return K::template run<G, 1, K::row_panels(G)>(args...);
+  if constexpr (K::block_panels(G) > 1) run_rows<K, G, K::block_panels(G), K::block_rows(G)>(rows, args...);
 }
 
 template <class K, typename... Args>
