@@ -46,6 +46,9 @@ std::shared_ptr<ReducedWeights> make_weights(const std::string& cell_name, const
     data = ArrayChecker<std::uint16_t>().in("weights", weights, {rows, depth});
     if (scales) throw py::value_error("bf16 weights take no scales");
   }
+  if (type == WeightType::kInt8 && depth > rnnfast::kMaxInt8Depth)
+    throw py::value_error("int8 weights of depth " + std::to_string(depth) + " exceed " +
+                          std::to_string(rnnfast::kMaxInt8Depth) + ", the deepest whose products are exact in int32");
   KernelGilRelease release;
   return std::make_shared<ReducedWeights>(cell, type, rows / gates, depth, data, scale_data);
 }

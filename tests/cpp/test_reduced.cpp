@@ -59,12 +59,12 @@ void reference_quantize(const float* a, int64_t depth, std::uint8_t* q, Activati
     if (std::isfinite(a[k])) lo = std::min(lo, a[k]), hi = std::max(hi, a[k]);
   }
   const float range = hi - lo;
-  if (!finite || !std::isfinite(range) || range == 0.0f) {
-    s = ActivationScale{finite && range == 0.0f ? 0.0f : NAN, 0};
+  const float inverse = range > 0.0f ? 255.0f / range : 0.0f;  // infinite below 255 / FLT_MAX
+  if (!finite || !std::isfinite(range) || range == 0.0f || !std::isfinite(inverse)) {
+    s = ActivationScale{finite && std::isfinite(range) ? 0.0f : NAN, 0};
     std::fill(q, q + depth, 0);
     return;
   }
-  const float inverse = 255.0f / range;
   const float zero_point = std::min(255.0f, std::nearbyint(-lo * inverse));
   s = ActivationScale{range / 255.0f, static_cast<std::int32_t>(zero_point)};
   for (int64_t k = 0; k < depth; ++k) {
@@ -116,6 +116,9 @@ TEST(reduced, int8_quantization_and_products_exact) {
           const ReducedWeights packed(cell, WeightType::kInt8, hidden, depth, w.data(), scales.data());
           vector<float> a = activation_rows(rows, depth, rng);
           if (rows > 4) a[4 * depth] = NAN;  // a row with NaN: scale NaN
+          if (rows > 6)  // a row whose range is below 255 / FLT_MAX: a zero row
+            for (int64_t k = 0; k < depth; ++k) a[6 * depth + k] = 1e-38f * float(k % 3);
+          if (rows > 8) a[8 * depth] = 3e38f, a[8 * depth + depth - 1] = -3e38f;  // a range that overflows
           const int64_t Kp = packed.padded_depth();
           vector<std::uint8_t> q(rows * Kp), want_q(depth);
           vector<ActivationScale> s(rows);

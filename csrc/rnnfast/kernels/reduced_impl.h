@@ -60,13 +60,16 @@ void quantize_rows_int8(std::int64_t rows, std::int64_t depth, std::int64_t padd
       not_finite |= !(std::fabs(v) <= 3.402823466e38f);
     }
     const float range = hi - lo;
-    if (not_finite || !(range <= 3.402823466e38f) || range == 0.0f) {
+    const bool measurable = !not_finite && range <= 3.402823466e38f;
+    const float inverse = measurable && range > 0.0f ? 255.0f / range : 0.0f;
+    // A zero row, or one whose range is below 255 / FLT_MAX (its inverse overflows), is a zero row;
+    // one with a NaN or an infinity, or whose range overflows, has NaN products.
+    if (!measurable || !(inverse <= 3.402823466e38f) || inverse == 0.0f) {
       std::memset(q, static_cast<std::uint8_t>(-kBias), padded_depth);  // q = 0
-      scales[i].scale = range == 0.0f && !not_finite ? 0.0f : __builtin_nanf("");
+      scales[i].scale = measurable ? 0.0f : __builtin_nanf("");
       scales[i].zero_point = 0;
       continue;
     }
-    const float inverse = 255.0f / range;
     float zero_point = std::nearbyint(-lo * inverse);
     zero_point = zero_point > 255.0f ? 255.0f : zero_point;
     scales[i].scale = range / 255.0f;

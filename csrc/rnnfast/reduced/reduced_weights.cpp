@@ -52,6 +52,9 @@ ReducedWeights::ReducedWeights(Cell cell, WeightType type, std::int64_t hidden, 
                                const void* weights, const float* scales)
     : cell_(cell), type_(type), hidden_(hidden), gates_(gate_count(cell)), depth_(depth) {
   if (hidden < 0 || depth < 0) throw std::invalid_argument("rnnfast: negative size");
+  if (type == WeightType::kInt8 && depth > kMaxInt8Depth)
+    throw std::invalid_argument("int8 weights of depth " + std::to_string(depth) + " (input or hidden size) exceed " +
+                                std::to_string(kMaxInt8Depth) + ", the deepest whose products are exact in int32");
   if ((weights == nullptr && hidden * depth > 0) || (type == WeightType::kInt8 && scales == nullptr && hidden > 0))
     throw std::invalid_argument("rnnfast: ReducedWeights: missing array");
   const std::int64_t group = reduced_group(type), G = gates_, U = kReducedUnits, H = hidden;

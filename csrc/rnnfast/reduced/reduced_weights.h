@@ -7,7 +7,8 @@
 //         quantized at run time on its own, asymmetric, to unsigned bytes: lo = min(0, min a),
 //         hi = max(0, max a), scale = (hi - lo) / 255, inverse = 255 / (hi - lo),
 //         zero_point = rint(-lo * inverse), q = clamp(rint(a * inverse) + zero_point, 0, 255) (all in
-//         float32; hi == lo: scale 0, zero point 0, q 0; a value or hi - lo not finite: scale NaN). The
+//         float32; hi == lo, or hi - lo below 255 / FLT_MAX: scale 0, zero point 0, q 0; a value or
+//         hi - lo not finite: scale NaN). The
 //         product sum_k (q_a[k] - zero_point) * q_w[n][k] is exact in int32 on every instruction set
 //         (sums wrap modulo 2^32, so exact whenever the true sum fits: always for K <= 65793 even at
 //         the extremes 255 x -128),
@@ -51,6 +52,9 @@ struct ActivationScale {
   std::int32_t zero_point;
 };
 
+// The deepest int8 product whose sums always fit in int32: K * 255 * 128 < 2^31.
+constexpr std::int64_t kMaxInt8Depth = (std::int64_t(1) << 31) / (255 * 128);
+
 // Depths per packed group: 4 int8 (a 32-bit lane of vpdpbusd) or 2 bfloat16 (of vdpbf16ps).
 constexpr int reduced_group(WeightType type) { return type == WeightType::kInt8 ? 4 : 2; }
 
@@ -69,7 +73,8 @@ class ReducedWeights {
  public:
   // int8: weights [G*H, K] quantized per row, scales [G*H] (the rows' float32 scales);
   // bf16: weights [G*H, K] as bfloat16 bits, scales nullptr.
-  // Throws std::invalid_argument for a negative size or a missing array.
+  // Throws std::invalid_argument for a negative size, a missing array, or an int8 depth above
+  // kMaxInt8Depth.
   ReducedWeights(Cell cell, WeightType type, std::int64_t hidden, std::int64_t depth, const void* weights,
                  const float* scales);
 
