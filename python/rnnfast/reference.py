@@ -42,6 +42,13 @@ through the masked steps unchanged and ignores ``d_out`` there.
 
 Everything is computed in the dtype chosen by :func:`rnnfast._validation.prepare_forward` (float32 or
 float64), without upcasting. Results never alias inputs (unless the caller passed an input as ``out``).
+
+Reduced precision (inference with int8 or bf16 weights, :func:`rnnfast.quantize`): :func:`reduced_forward`
+runs one layer in one direction on quantized weights, with the cells' float32 updates of the ops above on
+reduced-precision products; the quantization rules (:func:`quantize_int8_rows`, :func:`bf16_round`), the
+exact products (:func:`int8_product`, :func:`bf16_product`) and the error bounds against float32
+(:func:`int8_product_error_bound`, :func:`bf16_product_error_bound`) are defined and derived in
+:mod:`rnnfast._reference_reduced` and re-exported here.
 """
 
 from __future__ import annotations
@@ -53,6 +60,20 @@ from numpy.typing import ArrayLike
 
 from . import _validation
 from ._reference_recurrence import keep, recurrence, running_rows, sigmoid, split_gates, zeros_or_copy
+from ._reference_reduced import (
+    REDUCED_WEIGHT_DTYPES,
+    bf16_product,
+    bf16_product_error_bound,
+    bf16_round,
+    bf16_to_float32,
+    int8_dequantize,
+    int8_product,
+    int8_product_error_bound,
+    quantize_int8_rows,
+    quantize_rows,
+    reduced_forward,
+    reduced_product,
+)
 from ._types import GRUGrads, LSTMGrads, RNNGrads
 
 __all__ = [
@@ -65,6 +86,19 @@ __all__ = [
     "RNNGrads",
     "LSTMGrads",
     "GRUGrads",
+    # Reduced precision (int8 and bf16 weights, inference only), defined in rnnfast._reference_reduced:
+    "REDUCED_WEIGHT_DTYPES",
+    "quantize_int8_rows",
+    "int8_product",
+    "int8_dequantize",
+    "bf16_round",
+    "bf16_to_float32",
+    "bf16_product",
+    "quantize_rows",
+    "reduced_product",
+    "reduced_forward",
+    "int8_product_error_bound",
+    "bf16_product_error_bound",
 ]
 
 
