@@ -47,6 +47,7 @@ from typing import Any, Optional, Sequence, Union
 
 import numpy as np
 
+from ._reference_reduced import REDUCED_WEIGHT_DTYPES
 from ._validation import as_array, cast, float_dtype, positive_int
 
 __all__ = [
@@ -353,6 +354,9 @@ def _modules(modules: Any) -> list:
     if not mods:
         raise ValueError("modules is empty: give at least one module to optimise")
     for i, m in enumerate(mods):
+        if getattr(m, "weight_dtype", None) in REDUCED_WEIGHT_DTYPES:
+            raise TypeError(f"modules[{i}] ({type(m).__name__} quantized to {m.weight_dtype}) is inference-only: it has "
+                            "no gradients to train; train the float model and quantize it again")
         if not (callable(getattr(m, "parameters", None)) and isinstance(getattr(m, "grads", None), Mapping)):
             raise TypeError(f"modules[{i}] ({type(m).__name__}) is not a module: it needs a parameters() method "
                             "and a grads dict")
