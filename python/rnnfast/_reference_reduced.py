@@ -399,8 +399,8 @@ def bf16_product_error_bound(a: Any, w: Any) -> np.ndarray:
     """A bound, float64 (M, N), on ``|reduced_product(a, 'bf16', bf16_round(w)) - a @ w.T|`` (the exact
     product of the float32 values of ``a`` (M, K) and ``w`` (N, K), finite and not denormal).
 
-    Derivation. Rounding to bfloat16 (8 significant bits) moves each element by at most a relative
-    ``u = 2^-9``, so each exact term moves by at most ``((1 + u)^2 - 1) |a_k w_k| = (2u + u^2) |a_k w_k|``.
+    Derivation. Rounding to bfloat16 (8 significant bits, 7 stored) moves each element by at most a relative
+    ``u = 2^-8``, so each exact term moves by at most ``((1 + u)^2 - 1) |a_k w_k| = (2u + u^2) |a_k w_k|``.
     The chain of K float32 additions of those terms errs by at most ``gamma_K sum_k |terms|`` with
     ``gamma_K = K 2^-24 / (1 - K 2^-24)`` (the standard bound for recursive summation, any order). Together
 
@@ -412,6 +412,6 @@ def bf16_product_error_bound(a: Any, w: Any) -> np.ndarray:
     a = _rows_f32("a", a).astype(np.float64)
     w = _rows_f32("w", w).astype(np.float64)
     K = a.shape[1]
-    u = 2.0 ** -9
+    u = 2.0 ** -8
     gamma = K * _EPS / (1 - K * _EPS)
     return (2 * u + u * u + gamma * (1 + u) ** 2) * (np.abs(a) @ np.abs(w).T) + K * 2.0 ** -125

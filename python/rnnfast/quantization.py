@@ -8,7 +8,7 @@ and hidden states in float32.
 Accuracy: the error of one product against float32 is bounded by
 :func:`~rnnfast.reference.int8_product_error_bound` (per element, ``sum_k |a_k| s_w/2 + |w_k| s_a/2 +
 s_a s_w/4`` with the activation and weight row scales ``s_a``, ``s_w``, about 1/254 of the rows' largest
-magnitudes) and :func:`~rnnfast.reference.bf16_product_error_bound` (a relative ``2^-8`` of
+magnitudes) and :func:`~rnnfast.reference.bf16_product_error_bound` (a relative ``2^-7`` of
 ``sum_k |a_k w_k|`` plus float32 summation). A step's gates move by at most what their pre-activations
 move (sigmoid by a quarter of it), and the tests check each step of every cell against that bound.
 Over a sequence the errors feed back through the recurrence, as any perturbation of the state does.
