@@ -548,6 +548,9 @@ class TruncatedBPTT:
     """
 
     def __init__(self, layer: Any, chunk_len: Optional[int] = None) -> None:
+        if getattr(layer, "weight_dtype", None) in REDUCED_WEIGHT_DTYPES:
+            raise TypeError(f"layer ({type(layer).__name__} quantized to {layer.weight_dtype}) is inference-only: "
+                            "train the float model and quantize it again")
         if getattr(layer, "bidirectional", False):
             raise ValueError("TruncatedBPTT needs a unidirectional layer: the reverse direction of a bidirectional "
                              "layer runs from the end of the sequence, so it has no state to carry into the next chunk")
