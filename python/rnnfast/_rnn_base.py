@@ -423,7 +423,8 @@ class RNNBase:
         lengths, unidirectional, time-major) goes straight to the kernel, layer after layer, skipping the
         general path's argument conversion and checks, which cost about 20 us a call (7% of a 0.3 ms
         B = 1 LSTM). The results are the general path's, bit for bit: the same kernel calls on the same
-        arrays. The kernel binding still checks every shape, dtype and layout.
+        arrays. The kernel binding still checks every shape, dtype and layout. A quantized layer takes the
+        same path to ``_core.reduced_forward`` (8 us of a 0.14 ms edge int8 LSTM call).
         """
         if (
             x.__class__ is not np.ndarray
@@ -444,8 +445,14 @@ class RNNBase:
         c_n = np.empty((L, B, H), dtype=dtype) if lstm else None
         inp = x
         for k in range(L):
-            out = np.empty((T, B, H), dtype=dtype)
             w_ih, w_hh, b_ih, b_hh = self._weights(k, 0)
+            if self._weight_dtype is not None:
+                inp, h_n[k], c_k = _core.reduced_forward(cell, inp, None, None, w_ih.native(), w_hh.native(), b_ih,
+                                                         b_hh, None)
+                if lstm:
+                    c_n[k] = c_k
+                continue
+            out = np.empty((T, B, H), dtype=dtype)
             _core.forward(cell, inp, None, None, w_ih, w_hh, b_ih, b_hh, out, h_n[k],
                           c_n[k] if lstm else None, None, None)
             inp = out
@@ -522,7 +529,7 @@ class RNNBase:
         training = bool(training)
         if training and self._weight_dtype is not None:
             raise inference_only_error(type(self).__name__, self._weight_dtype, "forward(..., training=True)")
-        if not training and state is None and lengths is None and ops is F and self._weight_dtype is None:
+        if not training and state is None and lengths is None and ops is F:
             fast = self._exact_inference(x)
             if fast is not None:
                 return fast

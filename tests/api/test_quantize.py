@@ -167,6 +167,22 @@ def test_the_call_signature_is_the_float_layers(weight_dtype):
     np.testing.assert_array_equal(q.forward(x, training=False)[0], q(x)[0])
 
 
+@pytest.mark.parametrize("weight_dtype", WEIGHT_DTYPES)
+@pytest.mark.parametrize("cell", CELLS)
+def test_the_exact_input_fast_path_gives_the_general_paths_bits(cell, weight_dtype):
+    """A time-major float32 C-contiguous input without state or lengths goes straight to the kernels
+    (as for float layers); a zero state, lengths of T and a float64 copy take the general path."""
+    q = rnnfast.quantize(model_of(cell, num_layers=3), weight_dtype)
+    x = x_for(q, T=5, B=2)
+    fast_out, fast_state = q(x)
+    zeros = np.zeros((3, 2, H), F32)
+    for general in (q(x, (zeros, zeros) if cell == "lstm" else zeros), q(x, lengths=[5, 5]),
+                    q(x.astype(np.float64))):
+        np.testing.assert_array_equal(general[0], fast_out)
+        for a, b in zip(*(s if isinstance(s, tuple) else (s,) for s in (general[1], fast_state))):
+            np.testing.assert_array_equal(a, b)
+
+
 def test_bad_inputs_are_refused_as_by_the_float_layer():
     m = model_of("gru", num_layers=2)
     q = rnnfast.quantize(m, "int8")
