@@ -12,7 +12,8 @@ at run time) follow one rule, :func:`quantize_int8_rows`. For a row ``a`` of len
 
 - ``m = max_k |a[k]|``. If ``m == 0``: scale 0 and ``q = 0``.
 - If ``m`` is finite: ``scale = f32(m / 127)``, ``inv = f32(127 / m)``,
-  ``q[k] = clip(rint(f32(a[k] * inv)), -127, 127)`` as int8 (``rint`` rounds half to even).
+  ``q[k] = clip(rint(f32(a[k] * inv)), -127, 127)`` as int8 (``rint`` rounds half to even). Below
+  ``m = 127 / FLT_MAX`` (about 3.7e-37) ``inv`` is infinite: zero elements stay 0, the others go to +-127.
 - If ``m`` is not finite (a NaN or an infinity in the row): ``scale = NaN`` and ``q = 0``, so the row's
   products are NaN, as float32 would make them. (Weights never get here: :func:`rnnfast.quantize` refuses
   NaN and infinite weights.)
@@ -121,12 +122,12 @@ def quantize_int8_rows(a: Any) -> tuple[np.ndarray, np.ndarray]:
     scaled = finite & (m > 0)
     safe_m = np.where(scaled, m, _F32(1))  # divide only where the rule divides
     scale = np.where(scaled, safe_m / _F32(127), np.where(finite, _F32(0), _F32(np.nan))).astype(_F32)
-    inv = (_F32(127) / safe_m).astype(_F32)
-    # 0 < m < 127 / FLT_MAX (about 3.7e-37) makes inv infinite and a zero element's product NaN; the
-    # contract leaves such rows open, and this reference does not define them (see the tests' note).
+    # 0 < m < 127 / FLT_MAX (about 3.7e-37) makes inv infinite: a zero element stays 0 (not 0 * inf = NaN),
+    # every other element goes to +-127, as the kernels do. (Such rows are below float32's useful range.)
     with np.errstate(invalid="ignore", over="ignore"):
+        inv = (_F32(127) / safe_m).astype(_F32)
         q = np.clip(np.rint(a * inv[:, None]), -127, 127)
-    q = np.where(scaled[:, None], q, _F32(0)).astype(np.int8)
+    q = np.where(scaled[:, None] & (a != 0), q, _F32(0)).astype(np.int8)
     return q, scale
 
 

@@ -55,13 +55,15 @@ def test_int8_rounds_half_to_even_and_keeps_signs():
 
 def test_int8_special_rows():
     a = np.array([[0, 0, 0], [-0.0, 0, 0], [1, np.nan, 2], [np.inf, 1, 1], [-np.inf, 0, 0],
-                  [3.4e38, -3.4e38, 1], [1e-30, -2e-30, 0]], F32)
-    q, s = R.quantize_int8_rows(a)
+                  [3.4e38, -3.4e38, 1], [1e-30, -2e-30, 0], [1e-37, 0, -2e-45]], F32)
+    with np.errstate(all="raise", under="ignore"):  # no NaN reaches the int8 cast
+        q, s = R.quantize_int8_rows(a)
     np.testing.assert_array_equal(s[:2], [0, 0])  # all-zero rows: scale 0, q 0
     assert np.isnan(s[2:5]).all()  # a NaN or an infinity in the row: NaN scale, q 0
     np.testing.assert_array_equal(q[:5], 0)
     np.testing.assert_array_equal(q[5], [127, -127, 0])  # huge but finite: still on the grid
     np.testing.assert_array_equal(q[6], [64, -127, 0])  # tiny but normal: 127/m stays finite
+    np.testing.assert_array_equal(q[7], [127, 0, -127])  # below 127/FLT_MAX: zeros stay, the rest +-127
     assert np.isfinite(s[5:]).all() and (s[5:] > 0).all()
     # The products of a NaN-scaled row are NaN, as float32 would make them; a zero row's are zeros.
     qw, sw = R.quantize_int8_rows(np.ones((2, 3), F32))

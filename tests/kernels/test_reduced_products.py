@@ -65,7 +65,7 @@ def assert_bf16_exact(a: np.ndarray, w_bits: np.ndarray, packed, label: str) -> 
 
 
 def special_rows(K: int) -> np.ndarray:
-    rows = np.zeros((10, K), F32)
+    rows = np.zeros((11, K), F32)
     rows[1, :] = -0.0
     rows[2, :] = 3.0
     rows[3, :] = np.linspace(-1, 1, K)
@@ -76,6 +76,7 @@ def special_rows(K: int) -> np.ndarray:
     rows[8, :] = 1e-30 * np.sin(np.arange(K) + 1)  # tiny but normal, far above 127 / FLT_MAX
     rows[9, :] = (np.arange(K) % 9 - 4) + 0.5  # with the 127 below, scale 1: every element a tie for rint
     rows[9, 0] = 127
+    rows[10, :] = [1e-37, 0.0, -5e-38, 2e-45, -0.0][:K] + [0.0] * max(0, K - 5)  # 127 / m overflows to infinity
     return rows
 
 
