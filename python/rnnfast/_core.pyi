@@ -109,14 +109,17 @@ class _Testing:
     @staticmethod
     def get_projection() -> str: ...
     @staticmethod
-    def reduced_quantize_rows(weight_dtype: str, a: np.ndarray) -> tuple[np.ndarray, Optional[np.ndarray]]:
-        """The kernels' own activation quantization of the rows of float32 ``a`` (M, K): (int8 (M, K), float32
-        scales (M,)) for "int8", (uint16 bfloat16 bits (M, K), None) for "bf16"."""
+    def reduced_quantize_rows(
+        weight_dtype: str, a: np.ndarray
+    ) -> tuple[np.ndarray, Optional[np.ndarray], Optional[np.ndarray]]:
+        """The kernels' own activation quantization of the rows of float32 ``a`` (M, K): (uint8 (M, K), float32
+        scales (M,), int32 zero points (M,)) for "int8", (uint16 bfloat16 bits (M, K), None, None) for "bf16"."""
         ...
     @staticmethod
     def reduced_product(a: np.ndarray, w: ReducedWeights) -> np.ndarray:
-        """The product of float32 activation rows ``a`` (M, K) with ``w``: the exact int32 accumulators (M, N) after
-        the kernels' own quantization of ``a`` ("int8"), or the float32 product chain (M, N) ("bf16")."""
+        """The product of float32 activation rows ``a`` (M, K) with ``w``: the exact int32 sums of (q - zero point) x
+        weight (M, N) after the kernels' own quantization of ``a`` ("int8"), or the float32 product chain (M, N)
+        ("bf16")."""
         ...
     @staticmethod
     def set_reduced_extensions(enabled: bool) -> None:
@@ -128,6 +131,9 @@ class _Testing:
 testing: _Testing
 
 class Stepper:
+    """``layers``: per layer (w_ih, w_hh, b_ih, b_hh), the weights float arrays, or ReducedWeights (then the
+    biases float32 or None and the data float32)."""
+
     def __init__(self, cell: str, hidden_size: int, batch: int, layers: list[tuple]) -> None: ...
     def run(self, x: np.ndarray, out: np.ndarray) -> None: ...
     def step(self, x: object, out: Optional[np.ndarray], unbatched: bool) -> Optional[np.ndarray]: ...

@@ -18,7 +18,7 @@ from typing import Any, Optional
 import numpy as np
 
 from . import _core
-from ._reference_reduced import REDUCED_WEIGHT_DTYPES, bf16_to_float32, quantize_rows
+from ._reference_reduced import INT8_MAX_DEPTH, REDUCED_WEIGHT_DTYPES, bf16_to_float32, quantize_weight
 
 __all__ = ["REDUCED_WEIGHT_DTYPES", "QuantizedWeight", "SCALE_SUFFIX", "is_weight", "quantized_parameter_spec",
            "quantize_parameters", "check_quantized_value", "inference_only_error", "read_only_copy"]
@@ -73,11 +73,16 @@ def quantize_parameters(float_params: dict[str, np.ndarray], weight_dtype: str) 
 
     Every parameter is first rounded to float32 (a float64 layer's values are cast, round to nearest);
     weights are then quantized by row, biases kept. A parameter with a NaN or an infinity, or with values
-    that float32 (or bfloat16) cannot hold, is a ValueError naming it.
+    that float32 (or bfloat16) cannot hold, is a ValueError naming it; so is an int8 weight deeper than
+    :data:`~rnnfast._reference_reduced.INT8_MAX_DEPTH` (its sums could overflow the kernels' int32).
     """
     params: dict[str, np.ndarray] = {}
     for name, value in float_params.items():
         value = np.asarray(value)
+        if weight_dtype == "int8" and is_weight(name) and value.shape[1] > INT8_MAX_DEPTH:
+            raise ValueError(f"{name} has {value.shape[1]} columns: int8 products accumulate in int32, which holds "
+                             f"any sum of at most {INT8_MAX_DEPTH} (input_size and hidden_size must not exceed it); "
+                             "use 'bf16'")
         if not np.isfinite(value).all():
             raise ValueError(f"{name} has {int((~np.isfinite(value)).sum())} NaN or infinite values: only finite "
                              "parameters can be quantized")
@@ -89,7 +94,7 @@ def quantize_parameters(float_params: dict[str, np.ndarray], weight_dtype: str) 
         if not is_weight(name):
             params[name] = value32
             continue
-        values, scales = quantize_rows(value32, weight_dtype)
+        values, scales = quantize_weight(value32, weight_dtype)
         if weight_dtype == "bf16" and not np.isfinite(bf16_to_float32(values)).all():
             raise ValueError(f"{name} has values beyond bfloat16's range (largest magnitude "
                              f"{float(np.abs(value32).max()):.6g}): they round to infinity")

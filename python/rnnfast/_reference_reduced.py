@@ -4,23 +4,35 @@ Re-exported by :mod:`rnnfast.reference`, which documents the float ops. This mod
 reduced-precision kernels implement, written out in NumPy, every operation in float32 arithmetic
 ("f32(...)" below: the float32 result of one NumPy float32 operation, rounded to nearest even).
 
-int8, weights and activations quantized symmetrically per row
--------------------------------------------------------------
-Rows of a weight W (G*H, K) (PyTorch's layout: one row per output unit of a gate) and rows of the
-activations (a row of ``x`` for the input projection, a row of ``h_{t-1}`` at every step, quantized anew
-at run time) follow one rule, :func:`quantize_int8_rows`. For a row ``a`` of length K:
+int8: weights symmetric per row, activations asymmetric per row (as ONNX Runtime's dynamic quantization)
+----------------------------------------------------------------------------------------------------------
+Weights, once (:func:`quantize_int8_rows`): each row ``w`` of W (G*H, K) (PyTorch's layout: one row per output
+unit of a gate), with ``m = max_k |w[k]|``:
 
-- ``m = max_k |a[k]|``. If ``m == 0``: scale 0 and ``q = 0``.
-- If ``m`` is finite: ``scale = f32(m / 127)``, ``inv = f32(127 / m)``,
-  ``q[k] = clip(rint(f32(a[k] * inv)), -127, 127)`` as int8 (``rint`` rounds half to even). Below
-  ``m = 127 / FLT_MAX`` (about 3.7e-37) ``inv`` is infinite: zero elements stay 0, the others go to +-127.
-- If ``m`` is not finite (a NaN or an infinity in the row): ``scale = NaN`` and ``q = 0``, so the row's
-  products are NaN, as float32 would make them. (Weights never get here: :func:`rnnfast.quantize` refuses
-  NaN and infinite weights.)
+- ``m == 0``: scale 0 and ``q = 0``;
+- else ``scale = f32(m / 127)``, ``inv = f32(127 / m)``, ``q[k] = clip(rint(f32(w[k] * inv)), -127, 127)`` as
+  int8 (``rint`` rounds half to even). Below ``m = 127 / FLT_MAX`` (about 3.7e-37) ``inv`` is infinite:
+  zero elements stay 0, the others go to +-127. (:func:`rnnfast.quantize` refuses NaN and infinite weights.)
 
-The product of activation rows ``(qa, sa)`` and weight rows ``(qw, sw)`` is
-``acc[i, n] = sum_k qa[i, k] * qw[n, k]``, exact (:func:`int8_product`; ``|acc| <= K * 127 * 127`` fits
-int32 up to K = 133,144), then ``y[i, n] = f32(f32(acc) * f32(sa[i] * sw[n]))`` (:func:`int8_dequantize`).
+Activations, at run time (:func:`quantize_uint8_rows`): each row ``a`` of ``x`` (the input projection) and
+of ``h_{t-1}`` (every step), with ``lo = min(0, min_k a[k])``, ``hi = max(0, max_k a[k])``,
+``range = f32(hi - lo)``:
+
+- a NaN or an infinity in the row, or an infinite ``range``: scale NaN, zero point 0, ``q = 0``, so the
+  row's products are NaN, as float32 would make them;
+- ``range == 0``: scale 0, zero point 0, ``q = 0``;
+- else ``inv = f32(255 / range)``, ``zero_point = min(rint(f32(-lo * inv)), 255)``, ``scale = f32(range / 255)``,
+  ``q[k] = clip(rint(f32(a[k] * inv)) + zero_point, 0, 255)`` as uint8. (A range below ``255 / FLT_MAX``,
+  about 7.5e-37, makes ``inv`` infinite; this definition takes such a row as zero: scale 0, zero point 0,
+  ``q = 0``.)
+
+``scale * (q - zero_point)`` is within ``scale / 2`` of ``a`` (the zero point shifts the grid so that 0 is
+on it; ``range`` covers the row's own span, not ``2 max|a|``, so a one-signed row gets twice the
+resolution of a symmetric one).
+
+The product (:func:`int8_product`) is ``acc[i, n] = sum_k (q[i, k] - zero_point[i]) * qw[n, k]``, exact
+(``|acc| <= K * 255 * 128``, within int32 up to K = 65,793, :data:`INT8_MAX_DEPTH`), then ``y[i, n] = f32(f32(acc) * f32(sa[i] * sw[n]))``
+(:func:`int8_dequantize`).
 
 bf16, weights stored in bfloat16, activations rounded to it
 -----------------------------------------------------------
@@ -59,15 +71,19 @@ from ._cells import cell_facts
 from ._reference_recurrence import recurrence
 
 __all__ = [
-    "REDUCED_WEIGHT_DTYPES",
-    "quantize_int8_rows", "int8_product", "int8_dequantize",
+    "REDUCED_WEIGHT_DTYPES", "INT8_MAX_DEPTH",
+    "quantize_int8_rows", "quantize_uint8_rows", "int8_product", "int8_dequantize",
     "bf16_round", "bf16_to_float32", "bf16_product",
-    "quantize_rows", "reduced_product", "reduced_forward",
+    "quantize_weight", "quantize_rows", "reduced_product", "reduced_forward",
     "int8_product_error_bound", "bf16_product_error_bound",
 ]
 
 #: The weight dtypes of reduced-precision inference.
 REDUCED_WEIGHT_DTYPES = ("int8", "bf16")
+
+#: The deepest int8 product whose sums fit the kernels' int32 accumulators whatever the values:
+#: K * 255 * 128 <= 2^31 - 1.
+INT8_MAX_DEPTH = (2 ** 31 - 1) // (255 * 128)
 
 _F32 = np.float32
 _EPS = 2.0 ** -24  # unit roundoff of float32 (round to nearest)
@@ -106,24 +122,24 @@ def _exact_dtype(name: str, a: Any, dtype: type, shape: Optional[tuple] = None) 
 
 
 def quantize_int8_rows(a: Any) -> tuple[np.ndarray, np.ndarray]:
-    """Quantize each row of ``a`` (M, K) symmetrically to int8: returns ``(q int8 (M, K), scale float32 (M,))``.
+    """Quantize each row of ``a`` (M, K) symmetrically to int8, as weights are: ``(q int8 (M, K), scale
+    float32 (M,))``.
 
     The rule of the module docstring: ``scale = f32(m / 127)`` and ``q = clip(rint(f32(a * f32(127 / m))),
-    -127, 127)`` with ``m`` the row's largest magnitude; a zero row gets scale 0, a row with a NaN or an
-    infinity scale NaN, both ``q = 0``. ``a * scale`` is within ``scale / 2`` of ``a`` (plus float32
-    rounding of the scales, a relative 2e-7): the nearest point of the grid.
+    -127, 127)`` with ``m`` the row's largest magnitude; a zero row gets scale 0 and ``q = 0``, a row with a
+    NaN or an infinity (never a weight's) scale NaN and ``q = 0``. ``scale * q`` is within ``scale / 2`` of
+    ``a`` (plus float32 rounding of the scales, a relative 2e-7): the nearest point of the grid.
 
     A float64 ``a`` is rounded to float32 first.
     """
     a = _rows_f32("a", a)
-    M, K = a.shape
     m = np.max(np.abs(a), axis=1, initial=_F32(0))  # NaN propagates: a row with a NaN has m = NaN
     finite = np.isfinite(m)
     scaled = finite & (m > 0)
     safe_m = np.where(scaled, m, _F32(1))  # divide only where the rule divides
     scale = np.where(scaled, safe_m / _F32(127), np.where(finite, _F32(0), _F32(np.nan))).astype(_F32)
     # 0 < m < 127 / FLT_MAX (about 3.7e-37) makes inv infinite: a zero element stays 0 (not 0 * inf = NaN),
-    # every other element goes to +-127, as the kernels do. (Such rows are below float32's useful range.)
+    # every other element goes to +-127. (Such rows are below float32's useful range.)
     with np.errstate(invalid="ignore", over="ignore"):
         inv = (_F32(127) / safe_m).astype(_F32)
         q = np.clip(np.rint(a * inv[:, None]), -127, 127)
@@ -131,20 +147,53 @@ def quantize_int8_rows(a: Any) -> tuple[np.ndarray, np.ndarray]:
     return q, scale
 
 
-def int8_product(qa: np.ndarray, qw: np.ndarray) -> np.ndarray:
-    """The exact integer products ``acc[i, n] = sum_k qa[i, k] * qw[n, k]`` as int64 (M, N).
+def quantize_uint8_rows(a: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Quantize each row of ``a`` (M, K) asymmetrically to uint8, as activations are: ``(q uint8 (M, K),
+    scale float32 (M,), zero_point int32 (M,))``, with ``scale * (q - zero_point)`` standing for ``a``.
 
-    ``qa`` int8 (M, K) (quantized activation rows), ``qw`` int8 (N, K) (quantized weight rows). Computed
-    as a float64 matrix product, which is exact here: every term is an integer of magnitude at most
-    128 * 128 and every partial sum an integer below K * 2^14 < 2^53, so no addition rounds in any order.
+    The rule of the module docstring: the row's span ``[min(0, min a), max(0, max a)]`` in 255 steps, 0 on
+    the grid. A row with a NaN or an infinity, or whose span overflows float32, gets scale NaN (its products
+    are NaN); a zero row, or one whose span is below ``255 / FLT_MAX``, scale 0; both zero point 0 and
+    ``q = 0``. A float64 ``a`` is rounded to float32 first.
     """
-    qa = _exact_dtype("qa", qa, np.int8)
+    a = _rows_f32("a", a)
+    M = a.shape[0]
+    finite_rows = np.isfinite(a).all(axis=1)
+    safe_a = np.where(finite_rows[:, None], a, _F32(0))
+    lo = np.min(safe_a, axis=1, initial=_F32(0))
+    hi = np.max(safe_a, axis=1, initial=_F32(0))
+    with np.errstate(over="ignore", invalid="ignore"):
+        span = (hi - lo).astype(_F32)  # may overflow to infinity
+        inv = np.where(span > 0, _F32(255) / np.where(span > 0, span, _F32(1)), _F32(np.inf)).astype(_F32)
+    measurable = finite_rows & np.isfinite(span)
+    scaled = measurable & np.isfinite(inv)  # excludes span == 0 and spans whose 255 / span overflows
+    inv = np.where(scaled, inv, _F32(0))
+    scale = np.where(scaled, span / _F32(255), np.where(measurable, _F32(0), _F32(np.nan))).astype(_F32)
+    zero_point = np.minimum(np.rint(-lo * inv), _F32(255)).astype(_F32)
+    q = np.clip(np.rint(safe_a * inv[:, None]) + zero_point[:, None], 0, 255)
+    q = np.where(scaled[:, None], q, _F32(0)).astype(np.uint8)
+    zero_point = np.where(scaled, zero_point, _F32(0)).astype(np.int32)
+    assert q.shape == a.shape and scale.shape == zero_point.shape == (M,)
+    return q, scale, zero_point
+
+
+def int8_product(qa: np.ndarray, zero_points: np.ndarray, qw: np.ndarray) -> np.ndarray:
+    """The exact integer products ``acc[i, n] = sum_k (qa[i, k] - zero_points[i]) * qw[n, k]``, int64 (M, N).
+
+    ``qa`` uint8 (M, K) and ``zero_points`` int32 (M,) (quantized activation rows), ``qw`` int8 (N, K)
+    (quantized weight rows). Computed as a float64 matrix product, which is exact here: every term is an
+    integer of magnitude at most 255 * 128 < 2^15 and every partial sum an integer below K * 2^15 < 2^53,
+    so no addition rounds, in any order.
+    """
+    qa = _exact_dtype("qa", qa, np.uint8)
     qw = _exact_dtype("qw", qw, np.int8)
     if qa.ndim != 2 or qw.ndim != 2 or qa.shape[1] != qw.shape[1]:
         raise ValueError(f"qa (M, K) and qw (N, K) must be 2-D with the same K, got {qa.shape} and {qw.shape}")
+    zero_points = _exact_dtype("zero_points", zero_points, np.int32, (qa.shape[0],))
     if qa.shape[1] >= 2 ** 38:
         raise ValueError(f"depth K = {qa.shape[1]} is too large for exact float64 sums")
-    return (qa.astype(np.float64) @ qw.astype(np.float64).T).astype(np.int64)
+    centred = qa.astype(np.float64) - zero_points.astype(np.float64)[:, None]
+    return (centred @ qw.astype(np.float64).T).astype(np.int64)
 
 
 def int8_dequantize(acc: np.ndarray, a_scales: np.ndarray, w_scales: np.ndarray) -> np.ndarray:
@@ -216,18 +265,26 @@ def bf16_product(a_bits: np.ndarray, w_bits: np.ndarray) -> np.ndarray:
 # ----------------------------------------------------------------------------------------------------
 
 
-def quantize_rows(a: Any, weight_dtype: str) -> tuple[np.ndarray, Optional[np.ndarray]]:
-    """Rows of ``a`` (M, K) in ``weight_dtype``: ``(q int8, scales float32)`` for 'int8'
-    (:func:`quantize_int8_rows`), ``(bits uint16, None)`` for 'bf16' (:func:`bf16_round`).
+def quantize_weight(w: Any, weight_dtype: str) -> tuple[np.ndarray, Optional[np.ndarray]]:
+    """A weight (N, K) in ``weight_dtype``: ``(q int8, scales float32)`` for 'int8' (symmetric per row,
+    :func:`quantize_int8_rows`), ``(bits uint16, None)`` for 'bf16' (:func:`bf16_round`)."""
+    check_weight_dtype(weight_dtype)
+    w = _rows_f32("w", w)
+    if weight_dtype == "int8":
+        return quantize_int8_rows(w)
+    return bf16_round(w), None
 
-    The same rule quantizes weights (once) and activations (at every step); it is what
-    ``_core.testing.reduced_quantize_rows`` returns from the kernels' own code.
-    """
+
+def quantize_rows(a: Any, weight_dtype: str) -> tuple[np.ndarray, Optional[np.ndarray], Optional[np.ndarray]]:
+    """Activation rows ``a`` (M, K) as the products with ``weight_dtype`` weights take them:
+    ``(q uint8, scales float32, zero_points int32)`` for 'int8' (:func:`quantize_uint8_rows`),
+    ``(bits uint16, None, None)`` for 'bf16' (:func:`bf16_round`). What ``_core.testing.reduced_quantize_rows``
+    returns from the kernels' own code."""
     check_weight_dtype(weight_dtype)
     a = _rows_f32("a", a)
     if weight_dtype == "int8":
-        return quantize_int8_rows(a)
-    return bf16_round(a), None
+        return quantize_uint8_rows(a)
+    return bf16_round(a), None, None
 
 
 def reduced_product(a: Any, weight_dtype: str, w_values: np.ndarray, w_scales: Optional[np.ndarray] = None
@@ -235,14 +292,15 @@ def reduced_product(a: Any, weight_dtype: str, w_values: np.ndarray, w_scales: O
     """``y ~= a @ W.T`` in reduced precision, float32 (M, N), from float32 activations ``a`` (M, K).
 
     ``w_values``: the quantized weight (N, K), int8 for 'int8' (with ``w_scales`` float32 (N,)) or bf16 bits
-    (uint16) for 'bf16' (``w_scales`` None). int8 quantizes the rows of ``a`` dynamically and dequantizes
-    the exact integer products; bf16 rounds ``a`` to bfloat16 and runs the product chain.
+    (uint16) for 'bf16' (``w_scales`` None), as :func:`quantize_weight` makes them. int8 quantizes the rows
+    of ``a`` at run time (:func:`quantize_uint8_rows`) and dequantizes the exact integer products; bf16 rounds
+    ``a`` to bfloat16 and runs the product chain.
     """
-    qa, sa = quantize_rows(a, weight_dtype)
+    qa, sa, zero_points = quantize_rows(a, weight_dtype)
     if weight_dtype == "int8":
         qw = _exact_dtype("w_values", w_values, np.int8)
         sw = _exact_dtype("w_scales", w_scales, _F32, (qw.shape[0],))
-        return int8_dequantize(int8_product(qa, qw), sa, sw)
+        return int8_dequantize(int8_product(qa, zero_points, qw), sa, sw)
     if w_scales is not None:
         raise ValueError("w_scales must be None for bf16 weights (they have no scales)")
     return bf16_product(qa, _exact_dtype("w_values", w_values, np.uint16))
@@ -371,29 +429,32 @@ def int8_product_error_bound(a: Any, w: Any) -> np.ndarray:
     """A bound, float64 (M, N), on ``|reduced_product(a, 'int8', *quantize_int8_rows(w)) - a @ w.T|``, where
     ``a @ w.T`` is the exact product of the float32 values of ``a`` (M, K) and ``w`` (N, K) (finite).
 
-    Derivation. With ``sa``, ``sw`` the row scales and ``ea = a - sa*qa``, ``ew = w - sw*qw`` the quantization
-    errors: rounding to the nearest grid point gives ``|ea| <= sa/2`` and ``|ew| <= sw/2`` up to the float32
-    rounding of ``a * inv``, of ``inv`` and of the scale: ``sa * f32(a * inv) = a (1 + d1)(1 + d2)(1 + d3)``
-    with ``|d| <= 2^-24``, so ``|ea| <= sa/2 + 3.0001 * 2^-24 |a| <= sa/2 (1 + 2^-14)``, as
-    ``|a| <= m <= 127 sa (1 + 2^-24)``. Since ``a w - (a - ea)(w - ew) = a ew + ea w - ea ew``, per element
-    of the result
+    Derivation. With ``sa`` the activation row's scale (``range / 255``, range the row's span with 0) and
+    ``sw`` the weight row's (``max|w| / 127``), let ``ea = a - sa (q - zero_point)`` and ``ew = w - sw qw`` be
+    the quantization errors. Rounding to the nearest grid point gives ``|ea| <= sa/2`` and ``|ew| <= sw/2``
+    up to float32 rounding: ``sa * f32(a * inv) = a (1 + d1)(1 + d2)(1 + d3)`` with ``|d| <= 2^-24`` (the
+    product, ``inv`` and the scale), and ``|a| <= range <= 255 sa (1 + 2^-24)``, so
+    ``|ea| <= sa/2 + 3.0001 * 255 * 2^-24 sa <= sa/2 (1 + 2^-12)``; the zero point moves every grid point by
+    the same integer, and the clip at 255 (when ``rint(hi * inv) + zero_point`` reaches 256) moves the
+    largest element by at most that same ``sa/2 (1 + 2^-12)``. Likewise ``|ew| <= sw/2 (1 + 2^-14)``. Since
+    ``a w - (a - ea)(w - ew) = a ew + ea w - ea ew``, per element of the result
 
-        ``|sa sw acc - a @ w.T| <= sum_k |a_k| sw/2 + |w_k| sa/2 + sa sw/4``   (times ``1 + 2^-13``).
+        ``|sa sw acc - a @ w.T| <= sum_k |a_k| sw/2 + |w_k| sa/2 + sa sw/4``   (times ``1 + 2^-11``).
 
     The epilogue ``f32(f32(acc) * f32(sa * sw))`` rounds at most three times, a relative ``3.0001 * 2^-24``
     of ``|sa sw acc| <= sum_k |a_k||w_k| + the bound``: ``2^-22 sum_k |a_k||w_k|`` covers the first part,
     the slack the second. A row of ``a`` with a NaN or an infinity has no bound (NaN).
     """
-    a = _rows_f32("a", a).astype(np.float64)
-    w = _rows_f32("w", w).astype(np.float64)
-    _, sa = quantize_int8_rows(a.astype(_F32))
-    _, sw = quantize_int8_rows(w.astype(_F32))
+    a = _rows_f32("a", a)
+    w = _rows_f32("w", w)
+    _, sa, _ = quantize_uint8_rows(a)
+    _, sw = quantize_int8_rows(w)
     sa, sw = sa.astype(np.float64), sw.astype(np.float64)
-    abs_a, abs_w = np.abs(a), np.abs(w)
+    abs_a, abs_w = np.abs(a.astype(np.float64)), np.abs(w.astype(np.float64))
     K = a.shape[1]
     quantization = (abs_a.sum(1)[:, None] * sw[None, :] / 2 + sa[:, None] * abs_w.sum(1)[None, :] / 2
                     + K * sa[:, None] * sw[None, :] / 4)
-    return quantization * (1 + 2.0 ** -13) + 2.0 ** -22 * (abs_a @ abs_w.T)
+    return quantization * (1 + 2.0 ** -11) + 2.0 ** -22 * (abs_a @ abs_w.T)
 
 
 def bf16_product_error_bound(a: Any, w: Any) -> np.ndarray:

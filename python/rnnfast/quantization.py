@@ -1,17 +1,19 @@
 """Reduced-precision inference: :func:`quantize` makes an int8 or bf16 copy of a float layer.
 
 What a quantized layer computes is defined in :mod:`rnnfast.reference` (:func:`~rnnfast.reference.reduced_forward`
-and the functions it names): weights quantized once, per output row; activations (the input rows of the
-input projection and the hidden state of every step) quantized at run time, per row; the gates, the cell
-and hidden states in float32.
+and the functions it names): weights quantized once, per output row (int8: symmetric); activations (the
+input rows of the input projection and the hidden state of every step) quantized at run time, per row
+(int8: uint8 with a zero point over the row's span, as ONNX Runtime's dynamic quantization); the gates, the
+cell and hidden states in float32.
 
 Accuracy: the error of one product against float32 is bounded by
 :func:`~rnnfast.reference.int8_product_error_bound` (per element, ``sum_k |a_k| s_w/2 + |w_k| s_a/2 +
-s_a s_w/4`` with the activation and weight row scales ``s_a``, ``s_w``, about 1/254 of the rows' largest
-magnitudes) and :func:`~rnnfast.reference.bf16_product_error_bound` (a relative ``2^-7`` of
-``sum_k |a_k w_k|`` plus float32 summation). A step's gates move by at most what their pre-activations
-move (sigmoid by a quarter of it), and the tests check each step of every cell against that bound.
-Over a sequence the errors feed back through the recurrence, as any perturbation of the state does.
+s_a s_w/4`` with the activation and weight row scales ``s_a``, ``s_w``: an activation row's span (with 0)
+over 255, a weight row's largest magnitude over 127) and :func:`~rnnfast.reference.bf16_product_error_bound`
+(a relative ``2^-7`` of ``sum_k |a_k w_k|`` plus float32 summation). A step's gates move by at most what
+their pre-activations move (sigmoid by a quarter of it), and the tests check each step of every cell against
+that bound. Over a sequence the errors feed back through the recurrence, as any perturbation of the state
+does.
 """
 
 from __future__ import annotations
@@ -57,7 +59,8 @@ def quantize(model: Any, weight_dtype: str) -> RNNBase:
         If ``model`` is not an rnnfast layer, or ``weight_dtype`` is not a str.
     ValueError
         If ``weight_dtype`` is not 'int8' or 'bf16'; if ``model`` is already quantized; if a parameter
-        holds a NaN or an infinity, or values float32 (or bfloat16) cannot hold (the message names it).
+        holds a NaN or an infinity, or values float32 (or bfloat16) cannot hold (the message names it); for
+        'int8', if ``input_size`` or ``hidden_size`` exceeds 65,793 (the kernels' int32 sums could overflow).
     """
     if not isinstance(model, RNNBase):
         raise TypeError(f"model must be an rnnfast RNN, LSTM or GRU layer, got {type(model).__name__}")

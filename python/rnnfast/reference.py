@@ -45,10 +45,11 @@ float64), without upcasting. Results never alias inputs (unless the caller passe
 
 Reduced precision (inference with int8 or bf16 weights, :func:`rnnfast.quantize`): :func:`reduced_forward`
 runs one layer in one direction on quantized weights, with the cells' float32 updates of the ops above on
-reduced-precision products; the quantization rules (:func:`quantize_int8_rows`, :func:`bf16_round`), the
-exact products (:func:`int8_product`, :func:`bf16_product`) and the error bounds against float32
-(:func:`int8_product_error_bound`, :func:`bf16_product_error_bound`) are defined and derived in
-:mod:`rnnfast._reference_reduced` and re-exported here.
+reduced-precision products; the quantization rules (:func:`quantize_int8_rows` for weights,
+:func:`quantize_uint8_rows` for activations, :func:`bf16_round`), the exact products (:func:`int8_product`,
+:func:`bf16_product`) and the error bounds against float32 (:func:`int8_product_error_bound`,
+:func:`bf16_product_error_bound`) are defined and derived in :mod:`rnnfast._reference_reduced` and
+re-exported here.
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ from numpy.typing import ArrayLike
 from . import _validation
 from ._reference_recurrence import keep, recurrence, running_rows, sigmoid, split_gates, zeros_or_copy
 from ._reference_reduced import (
+    INT8_MAX_DEPTH,
     REDUCED_WEIGHT_DTYPES,
     bf16_product,
     bf16_product_error_bound,
@@ -71,6 +73,8 @@ from ._reference_reduced import (
     int8_product_error_bound,
     quantize_int8_rows,
     quantize_rows,
+    quantize_uint8_rows,
+    quantize_weight,
     reduced_forward,
     reduced_product,
 )
@@ -88,12 +92,15 @@ __all__ = [
     "GRUGrads",
     # Reduced precision (int8 and bf16 weights, inference only), defined in rnnfast._reference_reduced:
     "REDUCED_WEIGHT_DTYPES",
+    "INT8_MAX_DEPTH",
     "quantize_int8_rows",
+    "quantize_uint8_rows",
     "int8_product",
     "int8_dequantize",
     "bf16_round",
     "bf16_to_float32",
     "bf16_product",
+    "quantize_weight",
     "quantize_rows",
     "reduced_product",
     "reduced_forward",

@@ -256,6 +256,15 @@ def test_values_beyond_float32_or_bfloat16_are_refused():
     assert rnnfast.quantize(m, "int8").weight_dtype == "int8"  # int8 scales it like any other row
 
 
+def test_int8_refuses_depths_whose_sums_could_overflow_int32():
+    deepest = R.INT8_MAX_DEPTH
+    assert deepest == 65793 and deepest * 255 * 128 <= 2 ** 31 - 1 < (deepest + 1) * 255 * 128
+    assert rnnfast.quantize(rnnfast.RNN(deepest, 1, seed=0), "int8").weight_dtype == "int8"
+    with pytest.raises(ValueError, match=f"weight_ih_l0 has {deepest + 1} columns.*int32.*'bf16'"):
+        rnnfast.quantize(rnnfast.RNN(deepest + 1, 1, seed=0), "int8")
+    assert rnnfast.quantize(rnnfast.RNN(deepest + 1, 1, seed=0), "bf16").weight_dtype == "bf16"
+
+
 def test_converters_refuse_quantized_layers():
     q = rnnfast.quantize(model_of("lstm"), "int8")
     with pytest.raises(ValueError, match="quantized to int8.*float model"):

@@ -1,7 +1,8 @@
 """rnnfast.reference's reduced-precision definitions (int8 and bf16 weights) against themselves and against
-second implementations: the quantization's round-trip error, its special rows and ties, the exact integer
-products, bfloat16 rounding (bit arithmetic, float64 distances, PyTorch), the bf16 chain's order, a layer
-with exactly representable values against the float32 ops, and the error bounds against float32.
+second implementations: the quantizations' round-trip errors (weights symmetric, activations asymmetric),
+their special rows and ties, the exact integer products, bfloat16 rounding (bit arithmetic, float64
+distances, PyTorch), the bf16 chain's order, a layer with exactly representable values against the float32
+ops, and the error bounds against float32.
 (The kernels against these definitions: tests/kernels/test_reduced_products.py.)"""
 
 from __future__ import annotations
@@ -18,20 +19,23 @@ F32 = np.float32
 
 
 def rows_with_outliers(rng, M, K):
-    """Normal rows at scales 1e-3 to 1e3, some with one large outlier, one of equal magnitudes."""
+    """Normal rows at scales 1e-3 to 1e3, some with one large outlier, one of equal magnitudes, some of one
+    sign (after a relu or a sigmoid)."""
     a = rng.standard_normal((M, K)) * 10.0 ** rng.uniform(-3, 3, (M, 1))
     a[::3, rng.integers(0, K)] *= 50
     a[1, :] = -2.5
+    a[4::5] = np.abs(a[4::5])
+    a[5::7] = -np.abs(a[5::7])
     return a.astype(F32)
 
 
 # ----------------------------------------------------------------------------------------------------
-# int8 quantization
+# int8 quantization: weights (symmetric int8), activations (asymmetric uint8)
 # ----------------------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("K", [1, 2, 5, 16, 17, 64, 301])
-def test_int8_round_trip_error_is_at_most_half_a_scale(K):
+def test_weight_round_trip_error_is_at_most_half_a_scale(K):
     a = rows_with_outliers(np.random.default_rng(K), 12, K)
     q, s = R.quantize_int8_rows(a)
     assert q.dtype == np.int8 and s.dtype == F32 and q.shape == a.shape and s.shape == (12,)
@@ -45,7 +49,60 @@ def test_int8_round_trip_error_is_at_most_half_a_scale(K):
     np.testing.assert_array_equal(s, m / F32(127))
 
 
-def test_int8_rounds_half_to_even_and_keeps_signs():
+@pytest.mark.parametrize("K", [1, 2, 5, 16, 17, 64, 301])
+def test_activation_round_trip_error_is_at_most_half_a_scale(K):
+    a = rows_with_outliers(np.random.default_rng(K), 14, K)
+    q, s, z = R.quantize_uint8_rows(a)
+    assert q.dtype == np.uint8 and s.dtype == F32 and z.dtype == np.int32 and q.shape == a.shape
+    assert s.shape == z.shape == (14,)
+    assert np.all((0 <= z) & (z <= 255))
+    back = s.astype(np.float64)[:, None] * (q.astype(np.int64) - z[:, None])
+    assert np.all(np.abs(a - back) <= s[:, None].astype(np.float64) / 2 * (1 + 2.0 ** -12))
+    # The span with 0 in 255 steps: s = f32(span / 255); the ends of the span are the grid's ends.
+    lo, hi = np.minimum(a.min(axis=1), 0), np.maximum(a.max(axis=1), 0)
+    np.testing.assert_array_equal(s, (hi - lo) / F32(255))
+    np.testing.assert_array_equal(q.min(axis=1)[lo < 0], 0)
+    np.testing.assert_array_equal(q.max(axis=1)[hi > 0], 255)
+    # One-signed rows: the zero point at the grid's end.
+    np.testing.assert_array_equal(z[a.min(axis=1) >= 0], 0)
+    np.testing.assert_array_equal(z[a.max(axis=1) <= 0], 255)
+
+
+def test_activation_rounding_and_zero_point():
+    # span 255 makes inv = 1 exactly: rint sees the elements; the zero point is rint(128) = 128
+    a = np.array([[127, -128, 0.5, 1.5, -0.5, -1.5, 2.5, -0.0, 0]], F32)
+    q, s, z = R.quantize_uint8_rows(a)
+    assert s[0] == 1 and z[0] == 128
+    np.testing.assert_array_equal(q[0].astype(int) - 128, [127, -128, 0, 2, 0, -2, 2, 0, 0])
+    # a tie in the zero point: span 2 over [-1, 1], inv = 127.5, -lo * inv = 127.5 rounds to 128, and the
+    # top element's 127.5 + 128 rounds to 256, clipped to 255
+    q, s, z = R.quantize_uint8_rows(np.array([[-1, 1, 0]], F32))
+    assert z[0] == 128 and s[0] == F32(2) / F32(255)
+    np.testing.assert_array_equal(q[0], [0, 255, 128])
+
+
+def test_activation_special_rows():
+    a = np.array([[0, 0, 0], [-0.0, 0, 0], [1, np.nan, 2], [np.inf, 1, 1], [-np.inf, 0, 0],
+                  [3.4e38, -3.4e38, 1],  # the span overflows float32
+                  [1e-37, 0, -5e-38], [1e-38, 0, 0],  # the span is below 255 / FLT_MAX: taken as zero
+                  [3e38, 1, 0], [1e-30, -2e-30, 0]], F32)
+    with np.errstate(all="raise", under="ignore"):  # no NaN reaches an integer cast
+        q, s, z = R.quantize_uint8_rows(a)
+    np.testing.assert_array_equal(s[[0, 1, 6, 7]], 0)
+    assert np.isnan(s[2:6]).all()
+    np.testing.assert_array_equal(q[:8], 0)
+    np.testing.assert_array_equal(z[:8], 0)
+    np.testing.assert_array_equal(q[8], [255, 0, 0])
+    np.testing.assert_array_equal(z[8:], [0, 170])
+    np.testing.assert_array_equal(q[9], [255, 0, 170])
+    assert np.isfinite(s[8:]).all() and (s[8:] > 0).all()
+    # The products of a NaN-scaled row are NaN, as float32 would make them; a zero row's are zeros.
+    qw, sw = R.quantize_int8_rows(np.ones((2, 3), F32))
+    y = R.reduced_product(a, "int8", qw, sw)
+    assert np.isnan(y[2:6]).all() and (y[[0, 1, 6, 7]] == 0).all() and np.isfinite(y[8:]).all()
+
+
+def test_weights_round_half_to_even_and_keep_signs():
     # m = 127 makes inv = 1 exactly: the elements are what rint sees.
     a = np.array([[127, 0.5, 1.5, 2.5, -0.5, -1.5, -2.5, 3.4999998, -0.0]], F32)
     q, s = R.quantize_int8_rows(a)
@@ -53,7 +110,7 @@ def test_int8_rounds_half_to_even_and_keeps_signs():
     np.testing.assert_array_equal(q[0], [127, 0, 2, 2, 0, -2, -2, 3, 0])
 
 
-def test_int8_special_rows():
+def test_weight_special_rows():
     a = np.array([[0, 0, 0], [-0.0, 0, 0], [1, np.nan, 2], [np.inf, 1, 1], [-np.inf, 0, 0],
                   [3.4e38, -3.4e38, 1], [1e-30, -2e-30, 0], [1e-37, 0, -2e-45]], F32)
     with np.errstate(all="raise", under="ignore"):  # no NaN reaches the int8 cast
@@ -65,15 +122,12 @@ def test_int8_special_rows():
     np.testing.assert_array_equal(q[6], [64, -127, 0])  # tiny but normal: 127/m stays finite
     np.testing.assert_array_equal(q[7], [127, 0, -127])  # below 127/FLT_MAX: zeros stay, the rest +-127
     assert np.isfinite(s[5:]).all() and (s[5:] > 0).all()
-    # The products of a NaN-scaled row are NaN, as float32 would make them; a zero row's are zeros.
-    qw, sw = R.quantize_int8_rows(np.ones((2, 3), F32))
-    y = R.reduced_product(a, "int8", qw, sw)
-    assert np.isnan(y[2:5]).all() and (y[:2] == 0).all() and np.isfinite(y[5:]).all()
 
 
 def test_float64_input_is_rounded_to_float32_first():
     a = np.random.default_rng(3).standard_normal((4, 9))
-    for got, want in zip(R.quantize_int8_rows(a), R.quantize_int8_rows(a.astype(F32))):
+    for got, want in zip(R.quantize_int8_rows(a) + R.quantize_uint8_rows(a),
+                         R.quantize_int8_rows(a.astype(F32)) + R.quantize_uint8_rows(a.astype(F32))):
         np.testing.assert_array_equal(got, want)
     np.testing.assert_array_equal(R.bf16_round(a), R.bf16_round(a.astype(F32)))
 
@@ -83,17 +137,18 @@ def test_float64_input_is_rounded_to_float32_first():
 # ----------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("K", [1, 3, 64, 1000, 40000])
+@pytest.mark.parametrize("K", [1, 3, 64, 1000, 65536])
 def test_int8_product_is_the_exact_integer_sum(K):
     rng = np.random.default_rng(K)
-    qa = rng.integers(-127, 128, (5, K)).astype(np.int8)
-    qw = rng.integers(-127, 128, (7, K)).astype(np.int8)
-    qa[0], qw[0] = 127, 127  # the largest sums: K * 127^2
-    qa[1], qw[1] = -127, 127
-    acc = R.int8_product(qa, qw)
+    qa = rng.integers(0, 256, (5, K)).astype(np.uint8)
+    zp = rng.integers(0, 256, 5).astype(np.int32)
+    qw = rng.integers(-128, 128, (7, K)).astype(np.int8)
+    qa[0], zp[0], qw[0] = 255, 0, -128  # the largest sums: K * 255 * 128
+    qa[1], zp[1], qw[1] = 0, 255, -128
+    acc = R.int8_product(qa, zp, qw)
     assert acc.dtype == np.int64
-    np.testing.assert_array_equal(acc, int64_product(qa, qw))
-    assert acc[0, 0] == K * 127 * 127 and acc[1, 0] == -K * 127 * 127
+    np.testing.assert_array_equal(acc, int64_product(qa, zp, qw))
+    assert acc[0, 0] == -K * 255 * 128 and acc[1, 0] == K * 255 * 128
 
 
 def test_int8_dequantize_rounds_as_float32_scalars():
@@ -108,11 +163,14 @@ def test_int8_dequantize_rounds_as_float32_scalars():
 
 
 def test_int8_product_of_grid_values_is_exact():
-    """Rows already on the grid (integers with a largest magnitude of 127, weights a power-of-two scale of
-    them) quantize without error, so the reduced product is the exact product."""
+    """Rows already on the grids (activations integers spanning [-128, 127] or [0, 255]; weights integers
+    with a largest magnitude of 127 times a power of two) quantize without error, so the reduced product
+    is the exact product."""
     rng = np.random.default_rng(5)
-    a = rng.integers(-127, 128, (6, 33)).astype(F32)
-    a[:, 0] = 127
+    a = rng.integers(-128, 128, (6, 33)).astype(F32)
+    a[:, :2] = [127, -128]
+    a[3:] = rng.integers(0, 256, (3, 33))
+    a[3:, :2] = [255, 0]
     w = rng.integers(-127, 128, (8, 33)).astype(F32)
     w[:, 3] = -127
     w *= F32(2.0 ** -7)
@@ -230,11 +288,6 @@ def float_forward(cell, x, h0, c0, w_ih, w_hh, b_ih=None, b_hh=None, lengths=Non
     return R.rnn(x, h0, w_ih, w_hh, b_ih, b_hh, nonlinearity=cell[4:], lengths=lengths)
 
 
-def quantized(weight_dtype, w):
-    values, scales = R.quantize_rows(w, weight_dtype)
-    return values, scales
-
-
 @pytest.mark.parametrize("cell", CELLS)
 @pytest.mark.parametrize("weight_dtype", ["int8", "bf16"])
 def test_exactly_representable_step_equals_the_float32_cell(cell, weight_dtype):
@@ -244,12 +297,12 @@ def test_exactly_representable_step_equals_the_float32_cell(cell, weight_dtype):
     G, H, I, B = GATES[cell], 6, 5, 4
     grid = lambda *shape: rng.integers(-127, 128, shape).astype(F32)  # noqa: E731
     x, h0, c0 = grid(1, B, I), grid(B, H), grid(B, H) / 64
-    x[..., 0], h0[:, 0] = 127, -127  # rows whose largest magnitude is 127: their scale is 1
+    x[..., :2], h0[:, :2] = [127, -128], [-128, 127]  # activation rows spanning 255: scale 1, zero point 128
     w_ih, w_hh = grid(G * H, I) / 4096, grid(G * H, H) / 4096
     w_ih[:, 1], w_hh[:, 2] = 127 / 4096, -127 / 4096  # weight scale 2^-12 exactly
     if weight_dtype == "bf16":  # small integers and these weights are exact in bfloat16 too
         assert np.array_equal(R.bf16_to_float32(R.bf16_round(w_hh)), w_hh)
-    (vi, si), (vh, sh) = quantized(weight_dtype, w_ih), quantized(weight_dtype, w_hh)
+    (vi, si), (vh, sh) = R.quantize_weight(w_ih, weight_dtype), R.quantize_weight(w_hh, weight_dtype)
     c0 = c0 if cell == "lstm" else None
     got = R.reduced_forward(cell, x, h0, c0, vi, vh, weight_dtype=weight_dtype, w_ih_scales=si, w_hh_scales=sh)
     want = float_forward(cell, x, h0, c0, w_ih, w_hh)
@@ -267,7 +320,7 @@ def test_all_zero_weights_leave_the_biases_as_the_float32_cell_has_them(cell, we
     x = rng.standard_normal((T, B, I)).astype(F32)
     b_ih, b_hh = (rng.standard_normal(G * H).astype(F32) for _ in range(2))
     zeros_ih, zeros_hh = np.zeros((G * H, I), F32), np.zeros((G * H, H), F32)
-    (vi, si), (vh, sh) = quantized(weight_dtype, zeros_ih), quantized(weight_dtype, zeros_hh)
+    (vi, si), (vh, sh) = R.quantize_weight(zeros_ih, weight_dtype), R.quantize_weight(zeros_hh, weight_dtype)
     if weight_dtype == "int8":
         assert not si.any() and not sh.any()
     got = R.reduced_forward(cell, x, None, None, vi, vh, b_ih, b_hh, weight_dtype=weight_dtype,
@@ -285,7 +338,7 @@ def test_lengths_are_each_row_run_alone(cell):
     x = rng.standard_normal((T, 5, I)).astype(F32)
     h0 = rng.standard_normal((5, H)).astype(F32)
     c0 = h0 / 2 if cell == "lstm" else None
-    (vi, si), (vh, sh) = quantized("int8", rng.standard_normal((G * H, I))), quantized("int8", rng.standard_normal((G * H, H)))
+    (vi, si), (vh, sh) = (R.quantize_weight(rng.standard_normal((G * H, K)), "int8") for K in (I, H))
     b = rng.standard_normal(G * H).astype(F32)
     out, h_n, c_n = R.reduced_forward(cell, x, h0, c0, vi, vh, b, b, weight_dtype="int8", w_ih_scales=si,
                                       w_hh_scales=sh, lengths=lengths)

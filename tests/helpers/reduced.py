@@ -48,9 +48,11 @@ def on_isa(isa: str, extensions: bool) -> Iterator[None]:
 # ----------------------------------------------------------------------------------------------------
 
 
-def int64_product(qa: np.ndarray, qw: np.ndarray) -> np.ndarray:
-    """sum_k qa[i, k] * qw[n, k] in int64 arithmetic only (the reference goes through float64)."""
-    return np.einsum("ik,nk->in", qa.astype(np.int64), qw.astype(np.int64))
+def int64_product(qa: np.ndarray, zero_points: np.ndarray, qw: np.ndarray) -> np.ndarray:
+    """sum_k (qa[i, k] - zero_points[i]) * qw[n, k] in int64 arithmetic only (the reference goes through
+    float64)."""
+    centred = qa.astype(np.int64) - zero_points.astype(np.int64)[:, None]
+    return np.einsum("ik,nk->in", centred, qw.astype(np.int64))
 
 
 def _bf16_value(bits16: int) -> float:
