@@ -2,25 +2,30 @@
 
 Layers (:class:`RNN`, :class:`LSTM`, :class:`GRU`) with PyTorch's conventions for shapes, weights and
 gates; single-layer functional ops (:func:`rnn`, :func:`lstm`, :func:`gru` and their ``*_backward``);
-and :mod:`rnnfast.reference`, the same ops in plain NumPy, which define what the kernels compute.
+:func:`quantize`, which makes an int8 or bf16 copy of a layer for inference; and :mod:`rnnfast.reference`,
+the same ops in plain NumPy, which define what the kernels compute.
 """
 
 __version__ = "0.1.0"
+
+from typing import Optional
 
 import numpy as np
 
 from . import _core, functional, reference
 from ._cells import MAX_THREADS
+from ._reference_reduced import REDUCED_WEIGHT_DTYPES
 from ._types import GRUGrads, LSTMGrads, RNNGrads
 from .functional import gru, gru_backward, lstm, lstm_backward, rnn, rnn_backward
 from .layers import GRU, LSTM, RNN
 from .stepper import Stepper
+from .quantization import quantize
 from .io import load, save
 from .interop import from_keras, from_onnx, from_torch, to_onnx, to_torch
 from . import nn
 
 __all__ = [
-    "RNN", "LSTM", "GRU", "Stepper", "save", "load",
+    "RNN", "LSTM", "GRU", "Stepper", "save", "load", "quantize",
     "rnn", "lstm", "gru", "rnn_backward", "lstm_backward", "gru_backward",
     "RNNGrads", "LSTMGrads", "GRUGrads",
     "functional", "reference", "nn", "isa", "get_num_threads", "set_num_threads", "__version__",
@@ -28,11 +33,21 @@ __all__ = [
 ]
 
 
-def isa() -> str:
+def isa(weight_dtype: Optional[str] = None) -> str:
     """The instruction set the native kernels run on: ``'avx512'``, ``'avx2'`` or ``'generic'`` (portable
     128-bit vectors: SSE2 on x86-64, NEON on aarch64). The widest the CPU has is chosen at import; the
-    environment variable ``RNNFAST_ISA`` forces another."""
-    return _core.isa()
+    environment variable ``RNNFAST_ISA`` forces another.
+
+    With ``weight_dtype`` 'int8' or 'bf16': the code path of the reduced-precision products within that
+    instruction set, e.g. ``'avx512_vnni'``, ``'avx512_bf16'``, ``'avx512'``, ``'avx2'``, ``'generic'``,
+    ``'neon_dotprod'`` or ``'neon'``. 'float32' and 'float64' (and None) give :func:`isa` itself.
+    """
+    if weight_dtype is None or weight_dtype in ("float32", "float64"):
+        return _core.isa()
+    if weight_dtype not in REDUCED_WEIGHT_DTYPES:
+        raise (ValueError if isinstance(weight_dtype, str) else TypeError)(
+            f"weight_dtype must be None, 'float32', 'float64', 'int8' or 'bf16', got {weight_dtype!r}")
+    return _core.reduced_isa(weight_dtype)
 
 
 def get_num_threads() -> int:

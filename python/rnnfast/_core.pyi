@@ -52,6 +52,43 @@ def cell_facts() -> list[dict]: ...
 MAX_THREADS: int
 def isa() -> str: ...
 
+# Reduced precision (int8 and bf16 weights, inference only; the contract is rnnfast.reference.reduced_forward).
+
+class ReducedWeights:
+    """One weight matrix of ``cell`` packed for the reduced-precision kernels, once (the layout does not depend
+    on the instruction set). ``weights``: int8 (G*H, K) for "int8" with ``scales`` float32 (G*H,), or bfloat16
+    bits uint16 (G*H, K) for "bf16" with ``scales`` None; C-contiguous. Immutable; not picklable (rebuild it
+    from the arrays)."""
+
+    def __init__(self, cell: str, weight_dtype: str, weights: np.ndarray, scales: Optional[np.ndarray]) -> None: ...
+    @property
+    def cell(self) -> str: ...
+    @property
+    def weight_dtype(self) -> str: ...
+    @property
+    def rows(self) -> int: ...
+    @property
+    def depth(self) -> int: ...
+    @property
+    def hidden(self) -> int: ...
+
+def reduced_forward(
+    cell: str,
+    x: np.ndarray,
+    h0: Optional[np.ndarray],
+    c0: Optional[np.ndarray],
+    w_ih: ReducedWeights,
+    w_hh: ReducedWeights,
+    b_ih: Optional[np.ndarray],
+    b_hh: Optional[np.ndarray],
+    lengths: Optional[np.ndarray],
+) -> tuple[np.ndarray, np.ndarray, Optional[np.ndarray]]:
+    """One layer, one direction: x float32 (S, B, I) C-contiguous; h0, c0 float32 (B, H) or None; b_ih, b_hh
+    float32 (G*H,) or None; lengths int64 (B,) sorted non-increasing, or None. Returns (out (S, B, H),
+    h_n (B, H), c_n (B, H) for the LSTM, else None). Releases the GIL."""
+    ...
+def reduced_isa(weight_dtype: str) -> str: ...
+
 class _Testing:
     """rnnfast._core.testing: internal hooks for rnnfast's tests and benchmarks; not rnnfast's API."""
 
@@ -71,10 +108,32 @@ class _Testing:
     def set_projection(name: str) -> None: ...
     @staticmethod
     def get_projection() -> str: ...
+    @staticmethod
+    def reduced_quantize_rows(
+        weight_dtype: str, a: np.ndarray
+    ) -> tuple[np.ndarray, Optional[np.ndarray], Optional[np.ndarray]]:
+        """The kernels' own activation quantization of the rows of float32 ``a`` (M, K): (uint8 (M, K), float32
+        scales (M,), int32 zero points (M,)) for "int8", (uint16 bfloat16 bits (M, K), None, None) for "bf16"."""
+        ...
+    @staticmethod
+    def reduced_product(a: np.ndarray, w: ReducedWeights) -> np.ndarray:
+        """The product of float32 activation rows ``a`` (M, K) with ``w``: the exact int32 sums of (q - zero point) x
+        weight (M, N) after the kernels' own quantization of ``a`` ("int8"), or the float32 product chain (M, N)
+        ("bf16")."""
+        ...
+    @staticmethod
+    def set_reduced_extensions(enabled: bool) -> None:
+        """False makes the AVX-512 tier use its plain AVX-512 code (no VNNI, no BF16 instructions)."""
+        ...
+    @staticmethod
+    def get_reduced_extensions() -> bool: ...
 
 testing: _Testing
 
 class Stepper:
+    """``layers``: per layer (w_ih, w_hh, b_ih, b_hh), the weights float arrays, or ReducedWeights (then the
+    biases float32 or None and the data float32)."""
+
     def __init__(self, cell: str, hidden_size: int, batch: int, layers: list[tuple]) -> None: ...
     def run(self, x: np.ndarray, out: np.ndarray) -> None: ...
     def step(self, x: object, out: Optional[np.ndarray], unbatched: bool) -> Optional[np.ndarray]: ...

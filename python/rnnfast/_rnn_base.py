@@ -4,10 +4,16 @@
 It holds the parameters, checks and converts the arguments and states, stacks the single-layer,
 single-direction functional ops into layers and directions (forward and backward), and keeps what a
 training forward saves (:class:`~rnnfast._training_cache.TrainingCache`).
+
+A layer made by :func:`rnnfast.quantize` is the same class holding reduced-precision parameters
+(:mod:`rnnfast._quantized`): its ``weight_dtype`` is 'int8' or 'bf16', it computes in float32, stacks the
+reduced-precision op (:mod:`rnnfast._reduced_native`, or :func:`rnnfast.reference.reduced_forward` when
+the tests swap the ops for the reference) the same way, and refuses every training call.
 """
 
 from __future__ import annotations
 
+import copy
 import numbers
 import warnings
 from collections.abc import Mapping
@@ -18,6 +24,9 @@ import numpy as np
 from . import _core
 from . import functional as F
 from ._cells import cell_facts
+from ._quantized import (SCALE_SUFFIX, QuantizedWeight, check_quantized_value, inference_only_error, is_weight,
+                         read_only_copy)
+from ._reduced_native import reduced_forward as native_reduced_forward
 from ._training_cache import TrainingCache
 from ._validation import ForwardArgs, as_array, cast, float_dtype, positive_int, prepare_lengths
 
@@ -86,6 +95,9 @@ class RNNBase:
     """Shared implementation of :class:`RNN`, :class:`LSTM` and :class:`GRU` (not for direct use)."""
 
     _cell: str = ""
+    # Set on layers made by rnnfast.quantize only (class defaults keep float layers pickled before them loadable).
+    _weight_dtype: Optional[str] = None  # 'int8' or 'bf16'
+    _quantized_weights: Optional[dict] = None  # QuantizedWeight by weight name
 
     def __init__(
         self,
@@ -187,8 +199,15 @@ class RNNBase:
 
     @property
     def dtype(self) -> np.dtype:
-        """The dtype (float32 or float64) of the parameters and of every computation."""
+        """The dtype (float32 or float64) of the parameters and of every computation; float32 for a quantized
+        layer (its inputs, outputs, states, biases and gate arithmetic)."""
         return self._dtype
+
+    @property
+    def weight_dtype(self) -> str:
+        """The weights' dtype: 'float32' or 'float64' (as :attr:`dtype`), or 'int8' or 'bf16' for a layer
+        made by :func:`rnnfast.quantize`."""
+        return self._weight_dtype or self._dtype.name
 
     @property
     def mode(self) -> str:
@@ -200,7 +219,17 @@ class RNNBase:
     # ------------------------------------------------------------------------------------------------
 
     def _weights(self, layer: int, direction: int) -> tuple:
+        """(w_ih, w_hh, b_ih, b_hh) of one layer and direction; the weights are QuantizedWeight on a
+        quantized layer."""
         p = self._params
+        if self._weight_dtype is not None:
+            q = self._quantized_weights
+            w_ih = q[parameter_name("weight_ih", layer, direction)]
+            w_hh = q[parameter_name("weight_hh", layer, direction)]
+            if self._bias:
+                return (w_ih, w_hh, p[parameter_name("bias_ih", layer, direction)],
+                        p[parameter_name("bias_hh", layer, direction)])
+            return w_ih, w_hh, None, None
         w_ih = p[parameter_name("weight_ih", layer, direction)]
         w_hh = p[parameter_name("weight_hh", layer, direction)]
         if self._bias:
@@ -215,6 +244,10 @@ class RNNBase:
         ``'_reverse'``): ``weight_ih_l{k}`` (G*H, I_k), ``weight_hh_l{k}`` (G*H, H) and, with ``bias``,
         ``bias_ih_l{k}`` and ``bias_hh_l{k}`` (G*H,), where G is 1 (RNN), 4 (LSTM, gates i, f, g, o) or
         3 (GRU, gates r, z, n).
+
+        A quantized layer's arrays are read-only (change them with :meth:`load_state_dict`): each weight
+        is int8 followed by ``weight_..._scale``, its float32 row scales (G*H,) ('int8'), or bfloat16 bits
+        as uint16 ('bf16'); the biases are float32 (see :func:`rnnfast.quantize`).
         """
         return dict(self._params)
 
@@ -225,6 +258,10 @@ class RNNBase:
     def load_state_dict(self, state_dict: Mapping[str, ArrayLike]) -> None:
         """Copy parameters into the layer (cast to its dtype); the keys and shapes must match exactly.
 
+        A quantized layer takes its own kind of parameters (:meth:`parameters`): weights of exactly its
+        weight dtype (int8, or uint16 bfloat16 bits; nothing is cast to them), int8 values in [-127, 127],
+        finite non-negative scales and finite bfloat16 values; the scales and biases are cast to float32.
+
         Parameters
         ----------
         state_dict : mapping of str to array-like
@@ -234,9 +271,11 @@ class RNNBase:
         Raises
         ------
         ValueError
-            If keys are missing or unexpected, or a value has the wrong shape. Nothing is changed then.
+            If keys are missing or unexpected, or a value has the wrong shape (or, quantized, a value
+            quantization cannot give). Nothing is changed then.
         TypeError
-            If ``state_dict`` is not a mapping, or a value cannot be cast to the layer's dtype.
+            If ``state_dict`` is not a mapping, or a value cannot be cast to the layer's dtype (quantized:
+            a weight of another dtype).
         """
         if not isinstance(state_dict, Mapping):
             raise TypeError(f"state_dict must be a mapping of names to arrays, got {type(state_dict).__name__}")
@@ -256,16 +295,67 @@ class RNNBase:
             if arr.shape != target.shape:
                 wrong.append(f"{name!r} has shape {arr.shape}, expected {target.shape}")
                 continue
-            converted[name] = cast(f"state_dict[{name!r}]", arr, self._dtype)
+            converted[name] = self._converted_parameter(name, arr, target)
         if wrong:
             problems.append("shape mismatch: " + "; ".join(wrong))
         if problems:
             raise ValueError(f"load_state_dict for {type(self).__name__}: " + "; ".join(problems))
+        if self._weight_dtype is not None:
+            self._set_quantized_parameters(converted)
+            return
         for name, value in converted.items():
             np.copyto(self._params[name], value)
 
+    def _converted_parameter(self, name: str, arr: np.ndarray, target: np.ndarray) -> np.ndarray:
+        """``arr`` as parameter ``name`` of this layer, whose current value is ``target``."""
+        label = f"state_dict[{name!r}]"
+        if target.dtype.kind == "f":
+            value = cast(label, arr, target.dtype)
+        elif arr.dtype != target.dtype:
+            # Casting to int8 would wrap and float weights would need quantizing: neither is a copy.
+            raise TypeError(
+                f"{label} has dtype {arr.dtype}, expected {target.dtype}: the weights of a layer quantized to "
+                f"{self._weight_dtype} are {target.dtype} (quantize a float layer with rnnfast.quantize)"
+            )
+        else:
+            value = arr
+        if self._weight_dtype is not None:
+            check_quantized_value(name, value, self._weight_dtype)
+        return value
+
+    def _set_quantized_parameters(self, params: Mapping[str, np.ndarray]) -> None:
+        """Hold ``params`` (checked, every name of the layer) as this quantized layer's parameters."""
+        weights, values = {}, {}
+        for name, value in params.items():
+            if name.endswith(SCALE_SUFFIX):
+                continue
+            if is_weight(name):
+                w = QuantizedWeight(self._cell, self._weight_dtype, value, params.get(name + SCALE_SUFFIX))
+                weights[name] = w
+                values[name] = w.values
+                if w.scales is not None:
+                    values[name + SCALE_SUFFIX] = w.scales
+            else:
+                values[name] = read_only_copy(value)
+        self._params = {name: values[name] for name in params}  # the caller's order (PyTorch's)
+        self._quantized_weights = weights
+
+    def _quantized_copy(self, weight_dtype: str, params: Mapping[str, np.ndarray]) -> "RNNBase":
+        """A new layer of this class and configuration, quantized to ``weight_dtype``, holding ``params``
+        (:func:`rnnfast._quantized.quantize_parameters` of this layer's, or checked ones of its kind)."""
+        q = copy.copy(self)  # the class (a subclass too) and the configuration; nothing of it is shared below
+        q._weight_dtype = weight_dtype
+        q._dtype = np.dtype(np.float32)
+        q._rng = copy.deepcopy(self._rng)
+        q._cache = None
+        q.grads = {}  # nothing to train
+        q._set_quantized_parameters(params)
+        return q
+
     def zero_grad(self) -> None:
         """Set every accumulated parameter gradient in :attr:`grads` to zero."""
+        if self._weight_dtype is not None:
+            raise inference_only_error(type(self).__name__, self._weight_dtype, "zero_grad()")
         for g in self.grads.values():
             g.fill(0)
 
@@ -333,7 +423,8 @@ class RNNBase:
         lengths, unidirectional, time-major) goes straight to the kernel, layer after layer, skipping the
         general path's argument conversion and checks, which cost about 20 us a call (7% of a 0.3 ms
         B = 1 LSTM). The results are the general path's, bit for bit: the same kernel calls on the same
-        arrays. The kernel binding still checks every shape, dtype and layout.
+        arrays. The kernel binding still checks every shape, dtype and layout. A quantized layer takes the
+        same path to ``_core.reduced_forward`` (8 us of a 0.14 ms edge int8 LSTM call).
         """
         if (
             x.__class__ is not np.ndarray
@@ -354,8 +445,14 @@ class RNNBase:
         c_n = np.empty((L, B, H), dtype=dtype) if lstm else None
         inp = x
         for k in range(L):
-            out = np.empty((T, B, H), dtype=dtype)
             w_ih, w_hh, b_ih, b_hh = self._weights(k, 0)
+            if self._weight_dtype is not None:
+                inp, h_n[k], c_k = _core.reduced_forward(cell, inp, None, None, w_ih.native(), w_hh.native(), b_ih,
+                                                         b_hh, None)
+                if lstm:
+                    c_n[k] = c_k
+                continue
+            out = np.empty((T, B, H), dtype=dtype)
             _core.forward(cell, inp, None, None, w_ih, w_hh, b_ih, b_hh, out, h_n[k],
                           c_n[k] if lstm else None, None, None)
             inp = out
@@ -367,6 +464,8 @@ class RNNBase:
         ``x`` (T, B, I_k), ``h0``, ``c0`` (B, H) or None and the weights are of the layer dtype, checked by
         :meth:`forward` (``lengths`` by prepare_lengths): the native ops take them without a second check.
         """
+        if self._weight_dtype is not None:
+            return self._run_reduced_direction(ops, x, h0, c0, weights, lengths)
         if ops is F:
             T, B, I = x.shape
             facts = cell_facts(self._cell)
@@ -379,6 +478,15 @@ class RNNBase:
             return ops.gru(x, h0, *weights, training=training, lengths=lengths)
         return ops.rnn(x, h0, *weights, nonlinearity=cell_facts(self._cell).nonlinearity, training=training,
                        lengths=lengths)
+
+    def _run_reduced_direction(self, ops, x: np.ndarray, h0, c0, weights: tuple, lengths) -> tuple:
+        """:meth:`_run_direction` of a quantized layer: (out, h_n, c_n or None) of one layer and direction."""
+        w_ih, w_hh, b_ih, b_hh = weights
+        if ops is F:
+            return native_reduced_forward(self._cell, x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths)
+        return ops.reduced_forward(self._cell, x, h0, c0, w_ih.values, w_hh.values, b_ih, b_hh,
+                                   weight_dtype=self._weight_dtype, w_ih_scales=w_ih.scales,
+                                   w_hh_scales=w_hh.scales, lengths=lengths)
 
     def forward(
         self,
@@ -405,7 +513,8 @@ class RNNBase:
             length T. Unbatched x takes a length of shape (1,).
         training : bool
             If True, apply inter-layer dropout and save what :meth:`backward` needs (replacing anything
-            saved before). If False (inference), nothing is saved and nothing is dropped.
+            saved before). If False (inference), nothing is saved and nothing is dropped. A quantized
+            layer is inference-only: True is a RuntimeError.
 
         Returns
         -------
@@ -418,6 +527,8 @@ class RNNBase:
         """
         ops = functional_ops()
         training = bool(training)
+        if training and self._weight_dtype is not None:
+            raise inference_only_error(type(self).__name__, self._weight_dtype, "forward(..., training=True)")
         if not training and state is None and lengths is None and ops is F:
             fast = self._exact_inference(x)
             if fast is not None:
@@ -520,8 +631,10 @@ class RNNBase:
         RuntimeError
             If no ``forward(..., training=True)`` preceded this call. What the forward saved is released
             by ``backward``, so each training forward supports one backward (as PyTorch without
-            ``retain_graph``).
+            ``retain_graph``). On a quantized layer, always (it is inference-only).
         """
+        if self._weight_dtype is not None:
+            raise inference_only_error(type(self).__name__, self._weight_dtype, "backward()")
         cache = self._cache
         if cache is None:
             raise RuntimeError(
@@ -627,7 +740,7 @@ class RNNBase:
         """A :class:`~rnnfast.stepper.Stepper` for streaming inference: ``y = s.step(x_t)`` advances one
         step with the state kept inside. It packs a copy of the current weights (make a new stepper
         after changing them). ``batch=None`` makes an unbatched stepper. Bidirectional models cannot
-        stream (ValueError)."""
+        stream (ValueError). A quantized layer's stepper runs its reduced-precision op."""
         from .stepper import Stepper
 
         return Stepper(self, batch)
@@ -648,6 +761,8 @@ class RNNBase:
             s += ", bidirectional=True"
         if self._dtype != np.float32:
             s += f", dtype='{self._dtype.name}'"
+        if self._weight_dtype is not None:
+            s += f", weight_dtype='{self._weight_dtype}'"
         return s
 
     def __repr__(self) -> str:

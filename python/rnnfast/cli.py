@@ -144,7 +144,8 @@ def _command_check(args: argparse.Namespace) -> int:
     write = print
     write(f"rnnfast {rnnfast.__version__} (Python {platform.python_version()}, NumPy {np.__version__}, "
           f"{platform.machine()})")
-    write(f"instruction set: {rnnfast.isa()}   threads: {rnnfast.get_num_threads()}")
+    write(f"instruction set: {rnnfast.isa()} (int8: {rnnfast.isa('int8')}, bf16: {rnnfast.isa('bf16')})   "
+          f"threads: {rnnfast.get_num_threads()}")
     rng = np.random.default_rng(args.seed)
     write("self-check against rnnfast.reference, forward and backward:")
     ok = self_check(rng, write)

@@ -23,6 +23,7 @@ import numpy as np
 
 from . import _core
 from ._cells import cell_facts
+from ._length_order import LengthOrder
 from ._validation import ForwardArgs, output_buffer, prepare_backward, prepare_forward, prepare_lengths, rnn_cell_name
 from ._types import GRUGrads, LSTMGrads, RNNGrads
 
@@ -34,37 +35,12 @@ __all__ = [
 ArrayLike = Any
 
 
-class _LengthOrder:
-    """The kernels take rows sorted by length, non-increasing (their running rows are then a prefix of
-    the batch). This sorts batch-indexed arrays into that order and restores the caller's order; when
-    the lengths are already sorted, or absent, both directions are no-ops without copies."""
-
-    def __init__(self, lengths: Optional[np.ndarray]):
-        self.order = None
-        self.lengths = lengths
-        if lengths is not None and np.any(lengths[1:] > lengths[:-1]):
-            self.order = np.argsort(-lengths, kind="stable")
-            self.inverse = np.empty_like(self.order)
-            self.inverse[self.order] = np.arange(self.order.size)
-            self.lengths = lengths[self.order]
-
-    def sort(self, a: Optional[np.ndarray], batch_axis: int) -> Optional[np.ndarray]:
-        if self.order is None or a is None:
-            return a
-        return np.ascontiguousarray(np.take(a, self.order, axis=batch_axis))
-
-    def restore(self, a: Optional[np.ndarray], batch_axis: int) -> Optional[np.ndarray]:
-        if self.order is None or a is None:
-            return a
-        return np.take(a, self.inverse, axis=batch_axis)
-
-
 def _forward(a: ForwardArgs, training: bool, out: Optional[np.ndarray], lengths: Optional[np.ndarray]) -> tuple:
     """The op on checked arguments: ``lengths`` as :func:`prepare_lengths` returns them."""
     T, B, H = a.T, a.B, a.H
     facts = cell_facts(a.cell)
     lstm = facts.cell_state
-    rows = _LengthOrder(lengths)
+    rows = LengthOrder(lengths)
     inputs = [a.x, a.h0, a.c0, a.w_ih, a.w_hh, a.b_ih, a.b_hh]
     buffer, copy_back = output_buffer(out, (T, B, H), a.dtype, inputs)
     kernel_out = buffer if rows.order is None else np.empty((T, B, H), dtype=a.dtype)
@@ -86,7 +62,7 @@ def _forward(a: ForwardArgs, training: bool, out: Optional[np.ndarray], lengths:
 def _backward(cell: str, d_out, d_h_n, d_c_n, x, h0, c0, w_ih, w_hh, out, workspace, lengths) -> tuple:
     b = prepare_backward(cell, d_out, d_h_n, d_c_n, x, h0, c0, w_ih, w_hh, out, workspace)
     f = b.fwd
-    rows = _LengthOrder(prepare_lengths(lengths, f.T, f.B))
+    rows = LengthOrder(prepare_lengths(lengths, f.T, f.B))
     dt, GH = f.dtype, f.G * f.H
     d_x = np.empty((f.T, f.B, f.I), dtype=dt)
     d_h0 = np.empty((f.B, f.H), dtype=dt)

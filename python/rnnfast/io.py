@@ -1,6 +1,6 @@
 """Saving and loading layers: ``rnnfast.save(path, model)`` and ``model = rnnfast.load(path)``.
 
-File format, version 1
+File format, version 2
 ----------------------
 An uncompressed ``.npz`` file: a zip archive of ``.npy`` files, NumPy's own format, readable by
 ``numpy.load(path, allow_pickle=False)`` anywhere without rnnfast. It holds:
@@ -8,15 +8,28 @@ An uncompressed ``.npz`` file: a zip archive of ``.npy`` files, NumPy's own form
 - ``__rnnfast__``: a 0-d array of ``str`` (NumPy's fixed-width unicode, not an object array) holding one
   JSON document::
 
-      {"format": "rnnfast", "format_version": 1, "rnnfast_version": "0.1.0",
+      {"format": "rnnfast", "format_version": 2, "rnnfast_version": "0.1.0",
        "class": "LSTM",                         # "RNN", "LSTM" or "GRU"
        "config": {"input_size": 32, "hidden_size": 64, "num_layers": 2, "bias": true,
-                  "batch_first": false, "bidirectional": true, "dropout": 0.0, "dtype": "float32"},
-                                                # RNN also has "nonlinearity": "tanh" or "relu"
-       "parameters": {"weight_ih_l0": {"shape": [256, 32], "dtype": "float32", "sha256": "..."}, ...}}
+                  "batch_first": false, "bidirectional": true, "dropout": 0.0, "dtype": "float32",
+                  "weight_dtype": "int8"},      # RNN also has "nonlinearity": "tanh" or "relu"
+       "parameters": {"weight_ih_l0": {"shape": [256, 32], "dtype": "int8", "sha256": "..."},
+                      "weight_ih_l0_scale": {"shape": [256], "dtype": "float32", "sha256": "..."}, ...}}
 
 - one array per parameter, under its :meth:`state_dict` name (``weight_ih_l0``, ``bias_hh_l1_reverse``,
-  ...), in the layer's dtype; ``sha256`` is the digest of its C-ordered bytes.
+  ...); ``sha256`` is the digest of its C-ordered bytes.
+
+``weight_dtype`` says what the parameters are:
+
+- ``"float32"`` or ``"float64"`` (equal to ``dtype``): a float layer; every parameter in that dtype.
+- ``"int8"`` (``dtype`` ``"float32"``): a layer made by :func:`rnnfast.quantize`; each weight is int8, in
+  [-127, 127], followed by its row scales ``<weight name>_scale``, float32 (G*H,), finite and >= 0; the
+  biases are float32.
+- ``"bf16"`` (``dtype`` ``"float32"``): each weight is its bfloat16 bits, uint16, finite values; the
+  biases are float32.
+
+Version 1 (rnnfast before quantization) is version 2 without ``weight_dtype``: float layers only. Files
+of version 1 load as they always did; :func:`save` writes version 2.
 
 What is not saved: accumulated gradients, what a training forward keeps for backward, and the state of
 the generator that draws dropout masks (a loaded layer starts a fresh one; pass ``seed=`` to :func:`load`
@@ -42,21 +55,27 @@ from typing import Any, BinaryIO, Optional, Union
 
 import numpy as np
 
+from ._quantized import quantized_parameter_spec
+from ._reference_reduced import REDUCED_WEIGHT_DTYPES
 from ._rnn_base import RNNBase
 from .layers import GRU, LSTM, RNN
+from .quantization import quantize
 
 __all__ = ["save", "load", "FORMAT_VERSION"]
 
 #: The format version :func:`save` writes; :func:`load` reads this version and every earlier one.
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 _META_KEY = "__rnnfast__"
 _CLASSES = {"RNN": RNN, "LSTM": LSTM, "GRU": GRU}
-# Configuration keys and the JSON types each must have (bool is checked before int: JSON true is not 1).
-_CONFIG_TYPES = {
+# Configuration keys and the JSON types each must have (bool is checked before int: JSON true is not 1),
+# by format version.
+_CONFIG_TYPES_V1 = {
     "input_size": int, "hidden_size": int, "num_layers": int, "bias": bool, "batch_first": bool,
     "bidirectional": bool, "dropout": float, "dtype": str,
 }
+_CONFIG_TYPES = {1: _CONFIG_TYPES_V1, 2: {**_CONFIG_TYPES_V1, "weight_dtype": str}}
+_FLOAT_DTYPES = ("float32", "float64")
 _ZIP_MAGIC = b"PK\x03\x04"
 # What reading a damaged archive or member can raise, from zipfile, zlib and numpy.lib.format.
 _READ_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, KeyError, UnicodeDecodeError)
@@ -68,7 +87,7 @@ def _config(model: RNNBase) -> dict:
     config = {
         "input_size": model.input_size, "hidden_size": model.hidden_size, "num_layers": model.num_layers,
         "bias": model.bias, "batch_first": model.batch_first, "bidirectional": model.bidirectional,
-        "dropout": float(model.dropout), "dtype": model.dtype.name,
+        "dropout": float(model.dropout), "dtype": model.dtype.name, "weight_dtype": model.weight_dtype,
     }
     if isinstance(model, RNN):
         config["nonlinearity"] = model.nonlinearity
@@ -88,7 +107,8 @@ def save(path: PathOrFile, model: Any) -> None:
         Written exactly as given (no ``.npz`` suffix is added). A path is written atomically: to a
         temporary file in the same directory, renamed over ``path`` when complete.
     model : RNN, LSTM or GRU
-        Its configuration and current parameters are saved.
+        Its configuration and current parameters are saved; a quantized layer (:func:`rnnfast.quantize`)
+        with its reduced-precision parameters.
 
     Raises
     ------
@@ -166,7 +186,8 @@ def load(path: PathOrFile, *, seed: Optional[int] = None) -> RNNBase:
     Returns
     -------
     RNN, LSTM or GRU
-        A new layer with the saved configuration and parameters (and zero gradients).
+        A new layer with the saved configuration and parameters (and zero gradients); a quantized layer
+        if one was saved.
 
     Raises
     ------
@@ -218,34 +239,45 @@ def _read(f: BinaryIO, rng: np.random.Generator) -> RNNBase:
         if _META_KEY not in names:
             raise _Invalid(f"not an rnnfast model file (no {_META_KEY!r} entry)")
         meta = _read_meta(_member(archive, _META_KEY))
-        cls, config, recorded = _check_meta(meta)
+        cls, config, recorded, weight_dtype = _check_meta(meta)
         try:
             model = cls(**config, seed=rng)
         except (TypeError, ValueError, MemoryError) as exc:
             raise _Invalid(f"invalid configuration {config}: {exc}") from None
-        expected = model.state_dict()
+        shapes = {name: value.shape for name, value in model.parameters().items()}
+        if weight_dtype in REDUCED_WEIGHT_DTYPES:
+            expected = quantized_parameter_spec(shapes, weight_dtype)
+        else:
+            expected = {name: (shape, model.dtype) for name, shape in shapes.items()}
         _check_names("entries", names - {_META_KEY}, expected)
         _check_names("parameters recorded in the metadata", set(recorded), expected)
         params = {}
-        for name, target in expected.items():
+        for name, (shape, dtype) in expected.items():
             arr = _member(archive, name)
             info = recorded[name]
             if not isinstance(info, dict) or set(info) != {"shape", "dtype", "sha256"}:
                 raise _Invalid(f"metadata of parameter {name!r} must have exactly shape, dtype and sha256")
-            if arr.shape != target.shape or list(arr.shape) != info["shape"]:
+            if arr.shape != shape or list(arr.shape) != info["shape"]:
                 raise _Invalid(
-                    f"parameter {name!r} has shape {arr.shape}, expected {target.shape} for the configuration "
+                    f"parameter {name!r} has shape {arr.shape}, expected {shape} for the configuration "
                     f"(recorded: {info['shape']})"
                 )
-            if arr.dtype != target.dtype or arr.dtype.name != info["dtype"]:
+            if arr.dtype != dtype or arr.dtype.name != info["dtype"]:
                 raise _Invalid(
-                    f"parameter {name!r} has dtype {arr.dtype}, expected {target.dtype} (recorded: {info['dtype']})"
+                    f"parameter {name!r} has dtype {arr.dtype}, expected {dtype} (recorded: {info['dtype']})"
                 )
             if _digest(arr) != info["sha256"]:
                 raise _Invalid(f"parameter {name!r} does not match its recorded checksum: the file was modified "
                                "or damaged")
             params[name] = arr
-    model.load_state_dict(params)
+    if weight_dtype in REDUCED_WEIGHT_DTYPES:
+        # The quantized layer of this configuration, then the saved parameters in place of its own (what
+        # they may hold is checked there).
+        model = quantize(model, weight_dtype)
+    try:
+        model.load_state_dict(params)
+    except (TypeError, ValueError) as exc:
+        raise _Invalid(f"invalid parameters: {exc}") from None
     return model
 
 
@@ -269,7 +301,7 @@ def _read_meta(arr: np.ndarray) -> dict:
 
 
 def _check_meta(meta: dict) -> tuple:
-    """The layer class, the constructor's keyword arguments and the recorded parameter table."""
+    """The layer class, the constructor's keyword arguments, the recorded parameter table and the weight dtype."""
     if meta.get("format") != "rnnfast":
         raise _Invalid(f"not an rnnfast model file (format {meta.get('format')!r})")
     version = meta.get("format_version")
@@ -289,7 +321,7 @@ def _check_meta(meta: dict) -> tuple:
     config = meta["config"]
     if not isinstance(config, dict):
         raise _Invalid(f"config must be a JSON object, got {type(config).__name__}")
-    types = dict(_CONFIG_TYPES)
+    types = dict(_CONFIG_TYPES[version])
     if cls is RNN:
         types["nonlinearity"] = str
     if set(config) != set(types):
@@ -303,10 +335,19 @@ def _check_meta(meta: dict) -> tuple:
             isinstance(value, want) and not isinstance(value, bool))
         if not ok:
             raise _Invalid(f"config[{key!r}] must be a {want.__name__}, got {value!r}")
+    config = dict(config)
+    weight_dtype = config.pop("weight_dtype", config["dtype"])
+    if weight_dtype in REDUCED_WEIGHT_DTYPES:
+        if config["dtype"] != "float32":
+            raise _Invalid(f"config['dtype'] must be 'float32' with weight_dtype {weight_dtype!r}, got "
+                           f"{config['dtype']!r}")
+    elif weight_dtype != config["dtype"]:
+        raise _Invalid(f"config['weight_dtype'] must be one of {_FLOAT_DTYPES + REDUCED_WEIGHT_DTYPES} and equal "
+                       f"config['dtype'] for a float layer, got {weight_dtype!r} with dtype {config['dtype']!r}")
     recorded = meta["parameters"]
     if not isinstance(recorded, dict):
         raise _Invalid(f"parameters must be a JSON object, got {type(recorded).__name__}")
-    return cls, dict(config), recorded
+    return cls, config, recorded, weight_dtype
 
 
 def _check_names(what: str, names: set, expected: dict) -> None:

@@ -47,6 +47,7 @@ from typing import Any, Optional, Sequence, Union
 
 import numpy as np
 
+from ._reference_reduced import REDUCED_WEIGHT_DTYPES
 from ._validation import as_array, cast, float_dtype, positive_int
 
 __all__ = [
@@ -353,6 +354,9 @@ def _modules(modules: Any) -> list:
     if not mods:
         raise ValueError("modules is empty: give at least one module to optimise")
     for i, m in enumerate(mods):
+        if getattr(m, "weight_dtype", None) in REDUCED_WEIGHT_DTYPES:
+            raise TypeError(f"modules[{i}] ({type(m).__name__} quantized to {m.weight_dtype}) is inference-only: it has "
+                            "no gradients to train; train the float model and quantize it again")
         if not (callable(getattr(m, "parameters", None)) and isinstance(getattr(m, "grads", None), Mapping)):
             raise TypeError(f"modules[{i}] ({type(m).__name__}) is not a module: it needs a parameters() method "
                             "and a grads dict")
@@ -544,6 +548,9 @@ class TruncatedBPTT:
     """
 
     def __init__(self, layer: Any, chunk_len: Optional[int] = None) -> None:
+        if getattr(layer, "weight_dtype", None) in REDUCED_WEIGHT_DTYPES:
+            raise TypeError(f"layer ({type(layer).__name__} quantized to {layer.weight_dtype}) is inference-only: "
+                            "train the float model and quantize it again")
         if getattr(layer, "bidirectional", False):
             raise ValueError("TruncatedBPTT needs a unidirectional layer: the reverse direction of a bidirectional "
                              "layer runs from the end of the sequence, so it has no state to carry into the next chunk")

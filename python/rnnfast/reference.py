@@ -42,6 +42,14 @@ through the masked steps unchanged and ignores ``d_out`` there.
 
 Everything is computed in the dtype chosen by :func:`rnnfast._validation.prepare_forward` (float32 or
 float64), without upcasting. Results never alias inputs (unless the caller passed an input as ``out``).
+
+Reduced precision (inference with int8 or bf16 weights, :func:`rnnfast.quantize`): :func:`reduced_forward`
+runs one layer in one direction on quantized weights, with the cells' float32 updates of the ops above on
+reduced-precision products; the quantization rules (:func:`quantize_int8_rows` for weights,
+:func:`quantize_uint8_rows` for activations, :func:`bf16_round`), the exact products (:func:`int8_product`,
+:func:`bf16_product`) and the error bounds against float32 (:func:`int8_product_error_bound`,
+:func:`bf16_product_error_bound`) are defined and derived in :mod:`rnnfast._reference_reduced` and
+re-exported here.
 """
 
 from __future__ import annotations
@@ -52,6 +60,24 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from . import _validation
+from ._reference_recurrence import keep, recurrence, running_rows, sigmoid, split_gates, zeros_or_copy
+from ._reference_reduced import (
+    INT8_MAX_DEPTH,
+    REDUCED_WEIGHT_DTYPES,
+    bf16_product,
+    bf16_product_error_bound,
+    bf16_round,
+    bf16_to_float32,
+    int8_dequantize,
+    int8_product,
+    int8_product_error_bound,
+    quantize_int8_rows,
+    quantize_rows,
+    quantize_uint8_rows,
+    quantize_weight,
+    reduced_forward,
+    reduced_product,
+)
 from ._types import GRUGrads, LSTMGrads, RNNGrads
 
 __all__ = [
@@ -64,6 +90,22 @@ __all__ = [
     "RNNGrads",
     "LSTMGrads",
     "GRUGrads",
+    # Reduced precision (int8 and bf16 weights, inference only), defined in rnnfast._reference_reduced:
+    "REDUCED_WEIGHT_DTYPES",
+    "INT8_MAX_DEPTH",
+    "quantize_int8_rows",
+    "quantize_uint8_rows",
+    "int8_product",
+    "int8_dequantize",
+    "bf16_round",
+    "bf16_to_float32",
+    "bf16_product",
+    "quantize_weight",
+    "quantize_rows",
+    "reduced_product",
+    "reduced_forward",
+    "int8_product_error_bound",
+    "bf16_product_error_bound",
 ]
 
 
@@ -72,34 +114,12 @@ __all__ = [
 # ----------------------------------------------------------------------------------------------------
 
 
-def _sigmoid(z: np.ndarray) -> np.ndarray:
-    """Logistic function ``1 / (1 + exp(-z))``, evaluated without overflow and in ``z``'s dtype.
-
-    With ``e = exp(-|z|)`` (always in (0, 1]): ``sigmoid(z) = 1 / (1 + e)`` for ``z >= 0`` and
-    ``e / (1 + e)`` for ``z < 0``, both accurate to a few ulps over the whole range.
-    """
-    e = np.exp(-np.abs(z))
-    return np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
-
-
-def _running(lengths: Optional[np.ndarray], t: int) -> Optional[np.ndarray]:
-    """(B, 1) mask of the rows still running at step ``t`` (``t < lengths``), or None for full length."""
-    return None if lengths is None else (t < lengths)[:, None]
-
-
-def _keep(running: Optional[np.ndarray], new: np.ndarray, old) -> np.ndarray:
-    """``new`` in the running rows, ``old`` (an array or a scalar) in the rows that have ended."""
-    return new if running is None else np.where(running, new, old)
-
-
-def _gates(a: np.ndarray, n: int) -> list[np.ndarray]:
-    """Split the last axis of ``a`` into ``n`` equal blocks (views), e.g. the gates i, f, g, o."""
-    return np.split(a, n, axis=-1)
-
-
-def _zeros_or_copy(a: Optional[np.ndarray], shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
-    """A new array: a copy of ``a``, or zeros of ``shape`` when ``a`` is None."""
-    return np.zeros(shape, dtype=dtype) if a is None else a.copy()
+# The helpers shared with the reduced-precision reference, under the names this module has always used.
+_sigmoid = sigmoid
+_running = running_rows
+_keep = keep
+_gates = split_gates
+_zeros_or_copy = zeros_or_copy
 
 
 def _input_projection(args: _validation.ForwardArgs, bias: Optional[np.ndarray]) -> np.ndarray:
@@ -228,14 +248,7 @@ def rnn(
     gx = _input_projection(args, bias)  # (T, B, H)
 
     steps = _validation.prepare_lengths(lengths, args.T, args.B)
-    h = _zeros_or_copy(args.h0, (args.B, args.H), args.dtype)
-    for t in range(args.T):
-        running = _running(steps, t)
-        pre = gx[t] + h @ args.w_hh.T
-        h_new = np.tanh(pre) if nonlinearity == "tanh" else np.maximum(pre, 0.0)
-        buf[t] = _keep(running, h_new, 0.0)
-        h = _keep(running, h_new, h)
-    # h is a fresh array from the last step (or the copy of h0), never a view of an input or of out.
+    h, _ = recurrence(cell, gx, lambda h_prev: h_prev @ args.w_hh.T, args.h0, None, steps, buf, workspace)
 
     result = _finish_output(buf, copy_back, out)
     if training:
@@ -369,27 +382,12 @@ def lstm(
     """
     args = _validation.prepare_forward("lstm", x, h0, c0, w_ih, w_hh, b_ih, b_hh)
     buf, copy_back, workspace = _start_output(args, out, training)
-    B, H = args.B, args.H
 
     bias = None if args.b_ih is None else args.b_ih + args.b_hh
     gx = _input_projection(args, bias)  # (T, B, 4H)
 
-    steps = _validation.prepare_lengths(lengths, args.T, B)
-    h = _zeros_or_copy(args.h0, (B, H), args.dtype)
-    c = _zeros_or_copy(args.c0, (B, H), args.dtype)
-    for t in range(args.T):
-        running = _running(steps, t)
-        pre_i, pre_f, pre_g, pre_o = _gates(gx[t] + h @ args.w_hh.T, 4)
-        i, f, g, o = _sigmoid(pre_i), _sigmoid(pre_f), np.tanh(pre_g), _sigmoid(pre_o)
-        c_new = f * c + i * g
-        tanh_c = np.tanh(c_new)
-        h_new = o * tanh_c
-        buf[t] = _keep(running, h_new, 0.0)
-        if workspace is not None:
-            for block, value in zip(_gates(workspace[t], 6), (i, f, g, o, c_new, tanh_c)):
-                block[...] = _keep(running, value, 0.0)
-        h = _keep(running, h_new, h)
-        c = _keep(running, c_new, c)
+    steps = _validation.prepare_lengths(lengths, args.T, args.B)
+    h, c = recurrence("lstm", gx, lambda h_prev: h_prev @ args.w_hh.T, args.h0, args.c0, steps, buf, workspace)
 
     result = _finish_output(buf, copy_back, out)
     if training:
@@ -538,29 +536,19 @@ def gru(
     """
     args = _validation.prepare_forward("gru", x, h0, None, w_ih, w_hh, b_ih, b_hh)
     buf, copy_back, workspace = _start_output(args, out, training)
-    B, H = args.B, args.H
 
     # Biases cannot all be folded: b_hn sits inside r * (W_hn h + b_hn). Keep the two sides apart.
     gi_all = _input_projection(args, args.b_ih)  # (T, B, 3H)
 
-    steps = _validation.prepare_lengths(lengths, args.T, B)
-    h = _zeros_or_copy(args.h0, (B, H), args.dtype)
-    for t in range(args.T):
-        running = _running(steps, t)
-        gh = h @ args.w_hh.T
+    steps = _validation.prepare_lengths(lengths, args.T, args.B)
+
+    def recurrent(h_prev: np.ndarray) -> np.ndarray:
+        gh = h_prev @ args.w_hh.T
         if args.b_hh is not None:
             gh += args.b_hh
-        gi_r, gi_z, gi_n = _gates(gi_all[t], 3)
-        gh_r, gh_z, gh_n = _gates(gh, 3)
-        r = _sigmoid(gi_r + gh_r)
-        z = _sigmoid(gi_z + gh_z)
-        n = np.tanh(gi_n + r * gh_n)
-        h_new = (1.0 - z) * n + z * h
-        buf[t] = _keep(running, h_new, 0.0)
-        if workspace is not None:
-            for block, value in zip(_gates(workspace[t], 4), (r, z, n, gh_n)):
-                block[...] = _keep(running, value, 0.0)
-        h = _keep(running, h_new, h)
+        return gh
+
+    h, _ = recurrence("gru", gi_all, recurrent, args.h0, None, steps, buf, workspace)
 
     result = _finish_output(buf, copy_back, out)
     if training:

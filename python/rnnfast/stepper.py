@@ -13,6 +13,10 @@ and the same gate code.
 Speed: ``step`` hands arrays that need no conversion (the stepper's dtype, the exact shape,
 C-contiguous, aligned; ``out`` writeable) straight to the C++ stepper, whose checks read the array
 structures directly; anything else goes through the Python checks below, which convert or explain.
+
+A quantized layer (:func:`rnnfast.quantize`) streams with the same contract on the native stepper of its
+reduced-precision kernels (``_core.Stepper`` over ``_core.ReducedWeights``): float32 in and out, the state
+float32, the bits of one layer call on the whole sequence.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import numpy as np
 
 from . import _core
 from ._cells import cell_for_torch_mode
+from ._quantized import REDUCED_WEIGHT_DTYPES, SCALE_SUFFIX, QuantizedWeight
 from ._validation import as_array, cast
 
 __all__ = ["Stepper"]
@@ -66,11 +71,16 @@ class Stepper:
         self._input_size = layer.input_size
         self._hidden_size = layer.hidden_size
         params = layer.parameters()
+        self._weight_dtype = layer.weight_dtype
+        quantized = self._weight_dtype in REDUCED_WEIGHT_DTYPES
         weights = []
         for k in range(layer.num_layers):
-            b_ih = params.get(f"bias_ih_l{k}")
-            b_hh = params.get(f"bias_hh_l{k}")
-            weights.append((params[f"weight_ih_l{k}"], params[f"weight_hh_l{k}"], b_ih, b_hh))
+            w_ih, w_hh = params[f"weight_ih_l{k}"], params[f"weight_hh_l{k}"]
+            if quantized:  # packed from copies: later changes of the layer do not reach the stepper
+                w_ih, w_hh = (QuantizedWeight(facts.name, self._weight_dtype, params[name],
+                                              params.get(name + SCALE_SUFFIX)).native()
+                              for name in (f"weight_ih_l{k}", f"weight_hh_l{k}"))
+            weights.append((w_ih, w_hh, params.get(f"bias_ih_l{k}"), params.get(f"bias_hh_l{k}")))
         self._impl = _core.Stepper(facts.name, self._hidden_size, self._batch, weights)
         self._step_shape = (self._input_size,) if self._unbatched else (self._batch, self._input_size)
         self._out_shape = (self._hidden_size,) if self._unbatched else (self._batch, self._hidden_size)
@@ -205,5 +215,6 @@ class Stepper:
 
     def __repr__(self) -> str:
         batch = "None" if self._unbatched else self._batch
+        weights = "" if self._weight_dtype == self._dtype.name else f", weight_dtype={self._weight_dtype}"
         return (f"Stepper({self._cell_kind}, input_size={self._input_size}, hidden_size={self._hidden_size}, "
-                f"num_layers={self._num_layers}, batch={batch}, dtype={self._dtype.name})")
+                f"num_layers={self._num_layers}, batch={batch}, dtype={self._dtype.name}{weights})")

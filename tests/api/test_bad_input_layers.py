@@ -1,5 +1,6 @@
 """Bad input, table-driven (see helpers/bad_input_table.py): every argument of the layers (RNN/LSTM/GRU):
-constructor, forward/__call__, backward, load_state_dict, stepper and the stepper's methods."""
+constructor, forward/__call__, backward, load_state_dict, stepper and the stepper's methods; and of
+rnnfast.quantize and rnnfast.isa."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from typing import Any, Callable
 
 import numpy as np
 import pytest
+
+import rnnfast
 
 from helpers.bad_input_table import (HUGE, LAYER_CLASSES, LAYOUTS, LH, LI, OK, B, Row, T, Table,
                                      assert_close, assert_every_argument_has_a_row, check_row, make, misaligned,
@@ -336,6 +339,57 @@ for _cls in LAYER_CLASSES:
         return s.step_many(x_clean)
     row(entry, "state", "misaligned", _misaligned_reset, OK,
         check=lambda r, _f=steps_reference, _v=_rst: assert_close(r, _f(x_clean, state=_v)()), needs="stepper")
+
+# ---------------------------------------------------------------------------------------------------
+# rnnfast.quantize and rnnfast.isa (reduced precision)
+# ---------------------------------------------------------------------------------------------------
+
+
+def _with_parameter(cls_name: str, name: str, value: float):
+    m = make(cls_name)
+    m.parameters()[name][0] = value
+    return m
+
+
+def _is_quantized(weight_dtype: str):
+    def check(q):
+        if q.weight_dtype != weight_dtype or q.dtype != np.float32:
+            pytest.fail(f"weight_dtype {q.weight_dtype}, dtype {q.dtype}")
+    return check
+
+
+entry = "rnnfast.quantize"
+for _cls in LAYER_CLASSES:
+    row(entry, "model", f"{_cls} float64", lambda _c=_cls: rnnfast.quantize(make(_c), "int8"), OK,
+        check=_is_quantized("int8"))
+    row(entry, "model", f"{_cls} already quantized",
+        lambda _c=_cls: rnnfast.quantize(rnnfast.quantize(make(_c), "bf16"), "int8"), ValueError)
+    for _name in ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0"):
+        for _bad in (np.nan, np.inf):
+            row(entry, "model", f"{_cls} {_name} {_bad}",
+                lambda _c=_cls, _n=_name, _b=_bad: rnnfast.quantize(_with_parameter(_c, _n, _b), "bf16"),
+                ValueError, match=_name)
+    row(entry, "model", f"{_cls} weight beyond float32", lambda _c=_cls: rnnfast.quantize(
+        _with_parameter(_c, "weight_hh_l0", 1e300), "int8"), ValueError, match="weight_hh_l0")
+    row(entry, "model", f"{_cls} all-zero weights", lambda _c=_cls: rnnfast.quantize(
+        _with_parameter(_c, "weight_hh_l0", 0.0), "int8"), OK, check=_is_quantized("int8"))
+for _bad, _what in ((None, "None"), (np.zeros(3), "an array"), ("LSTM", "a str"), (rnnfast.LSTM, "a class")):
+    row(entry, "model", _what, lambda _b=_bad: rnnfast.quantize(_b, "int8"), TypeError)
+for _ok in ("int8", "bf16"):
+    row(entry, "weight_dtype", _ok, lambda _w=_ok: rnnfast.quantize(make("GRU"), _w), OK, check=_is_quantized(_ok))
+for _bad in ("int4", "INT8", "float32", "float16", "bfloat16", ""):
+    row(entry, "weight_dtype", repr(_bad), lambda _w=_bad: rnnfast.quantize(make("GRU"), _w), ValueError)
+for _bad in (None, np.int8, 8, b"int8"):
+    row(entry, "weight_dtype", repr(_bad), lambda _w=_bad: rnnfast.quantize(make("GRU"), _w), TypeError)
+
+entry = "rnnfast.isa"
+for _ok in (None, "float32", "float64", "int8", "bf16"):
+    row(entry, "weight_dtype", repr(_ok), lambda _w=_ok: rnnfast.isa(_w), OK,
+        check=lambda r: isinstance(r, str) and r or pytest.fail(repr(r)))
+for _bad in ("int4", "float16", ""):
+    row(entry, "weight_dtype", repr(_bad), lambda _w=_bad: rnnfast.isa(_w), ValueError)
+for _bad in (np.int8, 8):
+    row(entry, "weight_dtype", repr(_bad), lambda _w=_bad: rnnfast.isa(_w), TypeError)
 
 # ---------------------------------------------------------------------------------------------------
 # The tests

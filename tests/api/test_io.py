@@ -149,12 +149,12 @@ def test_file_format_is_as_documented(tmp_path):
         meta = json.loads(str(meta_arr[()]))
         arrays = {k: f[k] for k in f.files if k != "__rnnfast__"}
     assert meta["format"] == "rnnfast"
-    assert meta["format_version"] == 1 == rnnfast.io.FORMAT_VERSION
+    assert meta["format_version"] == 2 == rnnfast.io.FORMAT_VERSION
     assert meta["rnnfast_version"] == rnnfast.__version__
     assert meta["class"] == "RNN"
     assert meta["config"] == {"input_size": I, "hidden_size": H, "num_layers": 2, "bias": True,
                               "batch_first": False, "bidirectional": True, "dropout": 0.0, "dtype": "float64",
-                              "nonlinearity": "relu"}
+                              "weight_dtype": "float64", "nonlinearity": "relu"}
     sd = m.state_dict()
     assert set(arrays) == set(sd) == set(meta["parameters"])
     import hashlib
@@ -251,7 +251,7 @@ def _edit_meta(path, change) -> None:
 
 
 EDITS = {
-    "newer format version": (lambda m: m.update(format_version=2), r"format version 2.*newer.*up to 1"),
+    "newer format version": (lambda m: m.update(format_version=3), r"format version 3.*newer.*up to 2"),
     "format_version a string": (lambda m: m.update(format_version="1"), "format_version"),
     "other format": (lambda m: m.update(format="keras"), "not an rnnfast model"),
     "unknown class": (lambda m: m.update({"class": "Transformer"}), "class"),
@@ -261,6 +261,13 @@ EDITS = {
     "config dtype unknown": (lambda m: m["config"].update(dtype="float16"), "dtype"),
     "config key missing": (lambda m: m["config"].pop("bias"), "bias"),
     "config key extra": (lambda m: m["config"].update(proj_size=3), "proj_size"),
+    "config weight_dtype missing": (lambda m: m["config"].pop("weight_dtype"), "weight_dtype"),
+    "config weight_dtype unknown": (lambda m: m["config"].update(weight_dtype="int4"), "weight_dtype"),
+    "config weight_dtype not the float dtype": (lambda m: m["config"].update(weight_dtype="float64"),
+                                                "weight_dtype.*float64"),
+    "config weight_dtype int8 without its parameters": (lambda m: m["config"].update(weight_dtype="int8"),
+                                                        "weight_ih_l0_scale"),
+    "version 1 with a weight_dtype": (lambda m: m.update(format_version=1), "weight_dtype"),
     "config not an object": (lambda m: m.update(config=[1, 2]), "config"),
     "parameters table missing": (lambda m: m.pop("parameters"), "parameters"),
     "checksum changed": (lambda m: m["parameters"]["weight_hh_l1"].update(sha256="0" * 64), "weight_hh_l1.*checksum"),

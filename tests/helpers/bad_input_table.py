@@ -272,7 +272,8 @@ def check_row(r: Row, capsys) -> None:
 #: the three tables together cover every public entry point.
 def entry_points(table: str) -> dict[str, list[str]]:
     """``table``: "ops" (the functional ops, native and reference), "layers" (the layer classes and their
-    steppers) or "io_threads_cli" (save/load, the thread count and the command line)."""
+    steppers, rnnfast.quantize and rnnfast.isa) or "io_threads_cli" (save/load, the thread count and the
+    command line)."""
     def params(fn, skip=("self",)):
         return [p for p in inspect.signature(fn).parameters if p not in skip]
 
@@ -291,6 +292,8 @@ def entry_points(table: str) -> dict[str, list[str]]:
                 stepper_cls = type(make(cls_name).stepper())
                 for meth in ("step", "step_many", "reset"):
                     entries[f"{cls_name}.Stepper.{meth}"] = params(getattr(stepper_cls, meth))
+        entries["rnnfast.quantize"] = params(rnnfast.quantize)
+        entries["rnnfast.isa"] = params(rnnfast.isa)
     elif table == "io_threads_cli":
         entries["rnnfast.save"] = params(rnnfast.save)
         entries["rnnfast.load"] = params(rnnfast.load)

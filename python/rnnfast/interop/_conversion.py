@@ -67,10 +67,15 @@ def build_layer(cell: str, input_size: int, hidden_size: int, num_layers: int, *
 
 
 def check_model(model: Any, argument: str = "model") -> RNNBase:
-    """``model`` itself if it is an rnnfast layer, else a TypeError."""
+    """``model`` itself if it is a float rnnfast layer, else a TypeError (a ValueError for a quantized one)."""
     if not isinstance(model, RNNBase):
         raise TypeError(
             f"{argument} must be an rnnfast.RNN, rnnfast.LSTM or rnnfast.GRU, got {type(model).__name__}"
+        )
+    if model.weight_dtype not in (d.name for d in SUPPORTED_DTYPES):
+        raise ValueError(
+            f"{argument} is quantized to {model.weight_dtype}, which the converters do not write: convert the float "
+            "model it was made from"
         )
     return model
 
