@@ -102,8 +102,6 @@ def test_activation_quantization_is_the_reference(isa_config, weight_dtype):
             np.testing.assert_array_equal(g, w, err_msg=f"K={K} {name}")
 
 
-@pytest.mark.xfail(reason="the kernels take 255 / span = infinity literally (a zero point of INT_MIN or 255, garbage "
-                          "q); the reference defines such rows as zero; reported to the lead", strict=False)
 def test_activation_quantization_of_spans_below_255_over_flt_max(isa_config):
     """A row whose span is below 255 / FLT_MAX (about 7.5e-37) has an infinite 255 / span; the reference
     takes it as a zero row (scale 0, zero point 0, q = 0). Its products are negligible either way (the

@@ -26,6 +26,13 @@ from .timing import SETTLE_SECONDS, OpenBLAS, sgemm_peak, time_interleaved
 AGREEMENT_TOLERANCE = 1e-4
 
 
+def _build(key: str, peer, p, threads: int):
+    """The implementation ``key`` of the row ``p``: a reduced-precision one (reduced.build), or else a
+    float one (peers.build_impl); raises NotMeasured or NotApplicable with the reason where it cannot run."""
+    impl = reduced.build(key, peer, p, threads)
+    return impl if impl is not None else build_impl(key, peer, p, threads)
+
+
 def compare(got: list, want: list) -> tuple:
     """(largest absolute difference, largest difference relative to the magnitude of ``want``)."""
     if len(got) != len(want):
@@ -201,7 +208,7 @@ def _run_row(scenario, cell, active, found, threads, repeat, quick, tiny, seed, 
     diffs: dict = {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
-        impls["rnnfast"] = build_impl("rnnfast", None, p, threads)
+        impls["rnnfast"] = _build("rnnfast", None, p, threads)
         want = impls["rnnfast"].check()
         diffs["rnnfast"] = (0.0, 0.0)
         for key in active:
@@ -209,7 +216,7 @@ def _run_row(scenario, cell, active, found, threads, repeat, quick, tiny, seed, 
                 continue
             reduced_precision = IMPLEMENTATIONS[key].precision != "float32"
             try:
-                impl = build_impl(key, found.get(IMPLEMENTATIONS[key].framework), p, threads)
+                impl = _build(key, found.get(IMPLEMENTATIONS[key].framework), p, threads)
                 # A reduced-precision row compares the output (every step's) with float32's.
                 diffs[key] = compare(impl.check(), want[:1] if reduced_precision else want)
                 impls[key] = impl

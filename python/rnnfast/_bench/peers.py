@@ -430,13 +430,9 @@ def _distribution_version(name: str) -> str:
 
 
 def build_impl(key: str, peer: Optional[Peer], p: Problem, threads: int) -> Impl:
-    """The implementation ``key`` (of :data:`IMPLEMENTATIONS`) of the row ``p``; raises :class:`NotMeasured`
-    (or :class:`NotApplicable`) with the reason where it cannot run it."""
-    from . import reduced
-
-    impl = reduced.build(key, peer, p, threads)
-    if impl is not None:
-        return impl
+    """The float implementation ``key`` (of :data:`IMPLEMENTATIONS`) of the row ``p``; raises
+    :class:`NotMeasured` (or :class:`NotApplicable`) with the reason where it cannot run it. The
+    reduced-precision ones are :func:`rnnfast._bench.reduced.build`'s (measure.py asks it first)."""
     if key == "rnnfast":
         return rnnfast_impl(p)
     if key == "numpy":
