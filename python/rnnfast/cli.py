@@ -185,8 +185,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("demo_args", nargs=argparse.REMAINDER, metavar="...", help="options for the demo")
     from rnnfast._bench import command_line as bench_command_line
 
-    bench = sub.add_parser("bench", help="time rnnfast against NumPy, PyTorch, ONNX Runtime and Keras (those "
-                                         "installed) on identical weights", description=bench_command_line.DESCRIPTION)
+    bench = sub.add_parser("bench", help="time rnnfast (float32, int8, bf16) against NumPy, PyTorch, ONNX Runtime, "
+                                         "Keras, OpenVINO and LiteRT (those installed) on identical weights",
+                           description=bench_command_line.DESCRIPTION)
     bench_command_line.add_arguments(bench)
     return parser
 
