@@ -350,7 +350,9 @@ def _batch_first(g: Graph, first: _OnnxLayer, last: _OnnxLayer) -> bool:
 
 
 def from_onnx(path_or_model: Any) -> Union[Model, "dict[str, Model]"]:
-    """Read the ``RNN``, ``LSTM`` and ``GRU`` nodes of an ONNX model into rnnfast layers.
+    """Read the ``RNN``, ``LSTM`` and ``GRU`` nodes of an ONNX model into rnnfast layers, and ONNX Runtime's
+    ``DynamicQuantizeLSTM`` nodes (domain ``com.microsoft``, what ``onnxruntime.quantization.quantize_dynamic``
+    makes of an ``LSTM``) into int8 LSTMs.
 
     Parameters
     ----------
@@ -363,9 +365,9 @@ def from_onnx(path_or_model: Any) -> Union[Model, "dict[str, Model]"]:
         If the graph's recurrent nodes form one plain stack (each node's output ``Y`` reaches the next
         node's input ``X`` only through layout operators, ``Transpose``/``Reshape``/``Squeeze``, as
         ``torch.onnx.export`` and :func:`to_onnx` write them, all with the same cell, direction, hidden
-        size and ``sequence_lens``), one rnnfast layer with ``num_layers`` = the number of nodes (a single
-        node gives a one-layer model). Otherwise a dict of one-layer models keyed by node name (the first
-        output's name where a node has none).
+        size, ``sequence_lens`` and weight dtype), one rnnfast layer with ``num_layers`` = the number of
+        nodes (a single node gives a one-layer model). Otherwise a dict of one-layer models keyed by node
+        name (the first output's name where a node has none).
 
     The models follow rnnfast's conventions, not ONNX's output layout:
 
@@ -382,6 +384,19 @@ def from_onnx(path_or_model: Any) -> Union[Model, "dict[str, Model]"]:
     - Gate orders (LSTM i,o,f,c; GRU z,r,h) are converted to rnnfast's (i,f,g,o; r,z,n) and
       ``B`` = [Wb, Rb] split into ``bias_ih``/``bias_hh``; without ``B`` the model has ``bias=False``.
 
+    A ``DynamicQuantizeLSTM`` becomes an LSTM quantized to int8 (``weight_dtype='int8'``, as
+    :func:`rnnfast.quantize` makes; float32 in and out) holding the node's own int8 weights and scales
+    exactly: ``W`` (D, I, 4*H) and ``R`` (D, H, 4*H) are transposed to rows and put in rnnfast's gate order,
+    ``W_scale``/``R_scale`` per output row ((D, 4*H), ``quantize_dynamic(per_channel=True)``) are the row
+    scales, and a per-tensor scale ((D,), the default) is repeated on every row of its direction; ``B`` stays
+    float32. Only symmetric int8 weights map exactly onto rnnfast's (values in [-127, 127], zero points 0,
+    which ``quantize_dynamic`` writes, with or without ``reduce_range``); others are refused, not
+    requantized. The operator quantizes the activations at run time itself, as rnnfast does (rnnfast per
+    row, ONNX Runtime per tensor: the input sequence, then each step's hidden state), so the model's
+    outputs agree with ONNX Runtime's within the quantization error, not bit for bit; the float model the
+    file came from is reproduced at least as closely as by ONNX Runtime (tests/interop/test_onnx_quantized.py).
+    A stack mixing quantized and float nodes becomes a dict of models.
+
     Operators other than the recurrent nodes and the layout plumbing around them are not converted;
     a UserWarning names them.
 
@@ -391,11 +406,15 @@ def from_onnx(path_or_model: Any) -> Union[Model, "dict[str, Model]"]:
         Naming the attribute or input, for what rnnfast does not compute exactly: ``clip``,
         ``input_forget``, peepholes (a non-zero ``P``), non-default ``activations`` (the RNN may use Tanh
         or Relu), GRU ``linear_before_reset=0``, ``direction='reverse'``, non-zero constant initial states,
-        constant ``sequence_lens`` (unless they equal the static sequence length), unknown attributes.
+        constant ``sequence_lens`` (unless they equal the static sequence length), unknown attributes;
+        for a ``DynamicQuantizeLSTM``, what an int8 layer cannot hold exactly: uint8 weights, non-zero
+        zero points, int8 weights holding -128.
     ValueError
-        If the graph has no recurrent node, or weights that are not constants or have wrong shapes.
+        If the graph has no recurrent node, or weights (or a ``DynamicQuantizeLSTM``'s scales and zero
+        points) that are not constants or have wrong shapes, or negative or non-finite scales.
     TypeError
-        For an argument of another type, or weights that are neither float32 nor float64.
+        For an argument of another type, or weights that are neither float32 nor float64 (int8 or uint8 for
+        a ``DynamicQuantizeLSTM``, with float32 scales and biases).
     ImportError
         If the ``onnx`` package is not importable (``pip install 'rnnfast[onnx]'``).
     """
@@ -478,7 +497,8 @@ def _build(g: Graph, stack: list) -> Model:
 
 def to_onnx(model: Model, path: Optional[Union[str, os.PathLike]] = None, *, opset: int = 14,
             initial_state: bool = True, lengths: bool = False) -> Any:
-    """Write an rnnfast layer as a standard ONNX model: one ``RNN``/``LSTM``/``GRU`` node per layer.
+    """Write an rnnfast layer as a standard ONNX model: one ``RNN``/``LSTM``/``GRU`` node per layer (for an
+    LSTM quantized to int8, ONNX Runtime's ``DynamicQuantizeLSTM``).
 
     The graph computes what ``model(x, state)`` computes (inference: no dropout), with rnnfast's layouts:
 
@@ -494,9 +514,25 @@ def to_onnx(model: Model, path: Optional[Union[str, os.PathLike]] = None, *, ops
     Nodes use ``layout=0`` (what ONNX Runtime supports), with a ``Transpose`` for ``batch_first``. A
     float64 model gives a float64 graph (valid ONNX; ONNX Runtime's CPU kernels run float32 only).
 
+    An LSTM quantized to int8 (:func:`rnnfast.quantize`) is written with ONNX Runtime's contrib operator
+    ``DynamicQuantizeLSTM`` (domain ``com.microsoft`` version 1, also imported by the model), which ONNX
+    Runtime runs and onnx's checker accepts (other runtimes may not know it): its int8 weights and row
+    scales exactly, ``W`` (D, I, 4*H) and ``R`` (D, H, 4*H) in ONNX's gate order, per-row ``W_scale`` and
+    ``R_scale`` (D, 4*H) float32, zero points 0 (int8), ``B`` float32 as above. ONNX Runtime quantizes the
+    activations itself, per tensor where rnnfast quantizes per row, so its outputs agree with the model's
+    within the quantization error, not bit for bit (in the tests rnnfast's are as close to the float model
+    as ONNX Runtime's, or closer); :func:`from_onnx` reads the file back as the same int8 model, bit for bit.
+
+    Nothing else quantized is written: ONNX has no quantized recurrent operator and ONNX Runtime none for
+    the GRU or the RNN, and ONNX's bfloat16 RNN/LSTM/GRU (opset 22) compute in bfloat16 throughout (biases,
+    states and outputs rounded at every step, where rnnfast's bf16 keeps them float32), which ONNX Runtime
+    does not run. A float graph would compute something else than the model, so these raise a ValueError;
+    export the float model instead.
+
     Parameters
     ----------
     model : rnnfast.RNN, rnnfast.LSTM or rnnfast.GRU
+        A float32 or float64 layer, or an LSTM quantized to int8.
     path : str or os.PathLike, optional
         Where to save the model; if None, it is only returned.
     opset : int, default 14
@@ -510,6 +546,16 @@ def to_onnx(model: Model, path: Optional[Union[str, os.PathLike]] = None, *, ops
     -------
     onnx.ModelProto
         The model, checked with ``onnx.checker.check_model(full_check=True)``.
+
+    Raises
+    ------
+    TypeError
+        If ``model`` is not an rnnfast layer, or ``opset`` not an int.
+    ValueError
+        If ``opset`` is out of range; for a GRU or RNN quantized to int8 or any layer quantized to bf16
+        (above), the message naming why.
+    ImportError
+        If the ``onnx`` package is not importable (``pip install 'rnnfast[onnx]'``).
     """
     model = check_model(model, quantized=True)
     facts = cell_for_torch_mode(model.mode)
