@@ -622,3 +622,14 @@ def test_from_onnx_per_tensor_zero_point_and_other_domains(tmp_path):
     node.domain = "my.domain"
     with pytest.raises(ValueError, match="no RNN, LSTM or GRU node, nor ONNX Runtime's DynamicQuantizeLSTM"):
         rnnfast.from_onnx(qproto)
+
+
+@pytest.mark.parametrize("per_channel", [False, True])
+def test_from_onnx_refuses_asymmetric_weights_of_quantize_dynamic(per_channel, tmp_path):
+    """quantize_dynamic(extra_options={'WeightSymmetric': False}) writes int8 weights with non-zero zero
+    points, which an rnnfast int8 layer cannot hold exactly: refused, not requantized."""
+    _onnx_and_ort()
+    qproto = _quantize_dynamic(rnnfast.to_onnx(_lstm(3, 4, 1, 2, seed=15)), tmp_path, per_channel=per_channel,
+                               extra_options={"WeightSymmetric": False})
+    with pytest.raises(NotImplementedError, match="W_zero_point .* holds non-zero zero points.*WeightSymmetric"):
+        rnnfast.from_onnx(qproto)

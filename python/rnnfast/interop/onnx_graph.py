@@ -284,7 +284,7 @@ def _quantized_weights(g: Graph, where: str, inputs: list, D: int) -> tuple:
             )
         bad = ~(np.isfinite(scale) & (scale >= 0))
         if bad.any():
-            raise ValueError(f"{where}: its input {label}_scale ({scale_name!r}) holds {scale[bad].ravel()[0]!r}; "
+            raise ValueError(f"{where}: its input {label}_scale ({scale_name!r}) holds {float(scale[bad].ravel()[0])}; "
                              "scales must be finite and non-negative")
         if w.size and int(w.min()) == -128:
             raise NotImplementedError(
@@ -301,12 +301,10 @@ def _stack_params(layers: list) -> dict:
     bias = any(layer.bias for layer in layers)
     for k, layer in enumerate(layers):
         for d, (w_ih, w_hh, b_ih, b_hh) in enumerate(layer.params):
-            params[parameter_name("weight_ih", k, d)] = w_ih
-            if layer.scales is not None:
-                params[parameter_name("weight_ih", k, d) + SCALE_SUFFIX] = layer.scales[d][0]
-            params[parameter_name("weight_hh", k, d)] = w_hh
-            if layer.scales is not None:
-                params[parameter_name("weight_hh", k, d) + SCALE_SUFFIX] = layer.scales[d][1]
+            for i, (base, w) in enumerate((("weight_ih", w_ih), ("weight_hh", w_hh))):
+                params[parameter_name(base, k, d)] = w
+                if layer.scales is not None:   # int8: each weight's row scales follow it
+                    params[parameter_name(base, k, d) + SCALE_SUFFIX] = layer.scales[d][i]
             if bias:
                 G_H = w_ih.shape[0]
                 params[parameter_name("bias_ih", k, d)] = b_ih if b_ih is not None else np.zeros(G_H, layer.dtype)
