@@ -266,11 +266,17 @@ def test_int8_refuses_depths_whose_sums_could_overflow_int32():
 
 
 def test_converters_refuse_quantized_layers():
+    """to_torch refuses every quantized layer; to_onnx writes an int8 LSTM (ONNX Runtime's DynamicQuantizeLSTM,
+    tests/interop/test_onnx_quantized.py) and refuses the rest, naming why, before it needs onnx."""
     q = rnnfast.quantize(model_of("lstm"), "int8")
     with pytest.raises(ValueError, match="quantized to int8.*float model"):
         rnnfast.to_torch(q)
-    with pytest.raises(ValueError, match="quantized to int8.*float model"):
-        rnnfast.to_onnx(q)
+    for cell in ("gru", "rnn_tanh"):
+        with pytest.raises(ValueError, match="quantized to int8: ONNX has no quantized recurrent operator"):
+            rnnfast.to_onnx(rnnfast.quantize(model_of(cell), "int8"))
+    for cell in ("lstm", "gru"):
+        with pytest.raises(ValueError, match="quantized to bf16: no ONNX or ONNX Runtime operator computes it"):
+            rnnfast.to_onnx(rnnfast.quantize(model_of(cell), "bf16"))
 
 
 # ----------------------------------------------------------------------------------------------------

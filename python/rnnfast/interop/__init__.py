@@ -2,13 +2,18 @@
 
 Every converter is exact or refuses: a model that rnnfast cannot compute with the same numbers (up to
 floating-point round-off) raises an error naming the attribute or option that does not map, never a
-silent approximation. The frameworks are imported only inside these functions, so ``import rnnfast``
+silent approximation. (Int8 LSTMs keep their weights and scales exactly; their activations are quantized
+at run time by each runtime its own way, so outputs agree within the quantization error.) The frameworks are imported only inside these functions, so ``import rnnfast``
 needs none of them.
 
 - :func:`from_torch` / :func:`to_torch`: ``torch.nn.RNN``, ``LSTM``, ``GRU`` <-> :class:`rnnfast.RNN`,
   :class:`rnnfast.LSTM`, :class:`rnnfast.GRU` (the same parameter names, shapes and gate order).
-- :func:`from_onnx`: the ``RNN``, ``LSTM`` and ``GRU`` nodes of an ONNX graph.
-- :func:`to_onnx`: an ONNX model of one node per layer (opset 14 or newer) that ONNX Runtime runs.
+- :func:`from_onnx`: the ``RNN``, ``LSTM`` and ``GRU`` nodes of an ONNX graph, and ONNX Runtime's
+  ``DynamicQuantizeLSTM`` (what its ``quantize_dynamic`` makes of an LSTM) as an int8 LSTM, its int8 weights
+  and scales kept exactly.
+- :func:`to_onnx`: an ONNX model of one node per layer (opset 14 or newer) that ONNX Runtime runs; an int8
+  LSTM as ``DynamicQuantizeLSTM``. Other quantized layers (int8 GRU and RNN, bf16) have no operator that
+  computes them and are refused.
 - :func:`from_keras`: Keras 3 ``SimpleRNN``, ``LSTM``, ``GRU`` (``reset_after=True``), ``RNN`` around one
   of their cells, and ``Bidirectional`` around any of them (``merge_mode='concat'``).
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import importlib
 import warnings
-from typing import Any, Sequence, Union
+from typing import Any, Optional, Sequence, Union
 
 import numpy as np
 
 from .._cells import cell_facts
 from .._rnn_base import RNNBase
 from ..layers import GRU, LSTM, RNN
+from ..quantization import quantize
 
 __all__ = ["Model", "SUPPORTED_DTYPES", "build_layer", "check_model", "gates_from_rnnfast", "gates_to_rnnfast",
            "import_optional", "permute_gates"]
@@ -51,8 +52,14 @@ def permute_gates(a: np.ndarray, perm: tuple) -> np.ndarray:
 
 
 def build_layer(cell: str, input_size: int, hidden_size: int, num_layers: int, *, bias: bool, batch_first: bool,
-                bidirectional: bool, dtype: np.dtype, params: dict, dropout: float = 0.0) -> Model:
-    """An rnnfast layer of the given configuration loaded with ``params`` (rnnfast names, shapes, gate order)."""
+                bidirectional: bool, dtype: np.dtype, params: dict, dropout: float = 0.0,
+                weight_dtype: Optional[str] = None) -> Model:
+    """An rnnfast layer of the given configuration loaded with ``params`` (rnnfast names, shapes, gate order).
+
+    With ``weight_dtype`` ('int8' or 'bf16') the layer is quantized and ``params`` are a quantized layer's
+    (:func:`rnnfast.quantize`: e.g. int8 weights each followed by its row scales ``weight_..._scale``), loaded
+    as they are (``dtype`` must then be float32).
+    """
     facts = cell_facts(cell)
     kwargs: dict = dict(bias=bias, batch_first=batch_first, bidirectional=bidirectional, dropout=dropout,
                         dtype=dtype)
@@ -62,17 +69,22 @@ def build_layer(cell: str, input_size: int, hidden_size: int, num_layers: int, *
         # The dropout-with-one-layer warning is about training the source model, not about this conversion.
         warnings.simplefilter("ignore", UserWarning)
         model = _LAYER_CLASSES[facts.layer_class](input_size, hidden_size, num_layers, **kwargs)
+    if weight_dtype is not None:
+        # The quantized layer of this configuration (its values replaced at once), loaded with params: the
+        # checks of load_state_dict (names, shapes, dtypes, values quantization can give) apply.
+        model = quantize(model, weight_dtype)
     model.load_state_dict(params)
     return model
 
 
-def check_model(model: Any, argument: str = "model") -> RNNBase:
-    """``model`` itself if it is a float rnnfast layer, else a TypeError (a ValueError for a quantized one)."""
+def check_model(model: Any, argument: str = "model", *, quantized: bool = False) -> RNNBase:
+    """``model`` itself if it is a float rnnfast layer (or with ``quantized``, any rnnfast layer), else a
+    TypeError (a ValueError for a quantized one)."""
     if not isinstance(model, RNNBase):
         raise TypeError(
             f"{argument} must be an rnnfast.RNN, rnnfast.LSTM or rnnfast.GRU, got {type(model).__name__}"
         )
-    if model.weight_dtype not in (d.name for d in SUPPORTED_DTYPES):
+    if not quantized and model.weight_dtype not in (d.name for d in SUPPORTED_DTYPES):
         raise ValueError(
             f"{argument} is quantized to {model.weight_dtype}, which the converters do not write: convert the float "
             "model it was made from"

@@ -1,5 +1,6 @@
-"""ONNX: :func:`from_onnx` reads the ``RNN``, ``LSTM`` and ``GRU`` nodes of a graph, :func:`to_onnx`
-writes an rnnfast layer as one node per layer. onnx is imported only inside the functions."""
+"""ONNX: :func:`from_onnx` reads the ``RNN``, ``LSTM`` and ``GRU`` nodes of a graph (and ONNX Runtime's
+``DynamicQuantizeLSTM``, into an int8 LSTM), :func:`to_onnx` writes an rnnfast layer as one node per layer.
+onnx is imported only inside the functions."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any, Optional, Union
 import numpy as np
 
 from .._cells import RNN_NONLINEARITIES, cell_facts, cell_for_torch_mode, rnn_cell
+from .._quantized import SCALE_SUFFIX
 from .._rnn_base import parameter_name
 from ._conversion import (SUPPORTED_DTYPES, Model, build_layer, check_model, gates_from_rnnfast, gates_to_rnnfast,
                           import_optional, permute_gates)
@@ -34,6 +36,22 @@ _ONNX_ATTRIBUTES = {
             "linear_before_reset", "output_sequence"},
 }
 
+# ONNX Runtime's contrib operator for an LSTM with int8 (or uint8) weights, which its quantize_dynamic
+# writes for every LSTM node: the LSTM's inputs (W and R quantized and transposed to (D, K, 4*H)), then
+# W_scale, W_zero_point, R_scale, R_zero_point ((D,) per tensor or (D, 4*H) per output row); the
+# activations are quantized by the operator at run time. It has the LSTM's attributes except layout
+# (always 0). ONNX itself has no quantized recurrent operator; ONNX Runtime none for the GRU or the RNN.
+_QUANTIZED_LSTM = "DynamicQuantizeLSTM"
+_MS_DOMAIN = "com.microsoft"
+_ONNX_ATTRIBUTES[_QUANTIZED_LSTM] = _ONNX_ATTRIBUTES["LSTM"] - {"layout"}
+
+
+def _is_recurrent(node) -> bool:
+    """Whether ``node`` is one that :func:`from_onnx` converts."""
+    if node.op_type in _ONNX_OPS:
+        return node.domain in ("", "ai.onnx")
+    return node.op_type == _QUANTIZED_LSTM and node.domain == _MS_DOMAIN
+
 
 @dataclass
 class _OnnxLayer:
@@ -50,6 +68,8 @@ class _OnnxLayer:
     dtype: np.dtype
     params: list            # per direction: (w_ih, w_hh, b_ih or None, b_hh or None) in rnnfast's gate order
     sequence_lens: str      # '' or the name of the tensor giving the lengths
+    weight_dtype: str       # dtype's name, or 'int8' (DynamicQuantizeLSTM)
+    scales: Optional[list] = None   # int8: per direction (w_ih's, w_hh's row scales), rnnfast's gate order
 
     def x_axes(self) -> Axes:
         T, B, I = (("T", None),), (("B", None),), (("I", self.I),)
@@ -61,11 +81,14 @@ class _OnnxLayer:
 
 
 def _onnx_layer(g: Graph, node, key: str) -> _OnnxLayer:
-    """Read one RNN/LSTM/GRU node, or raise naming what does not map exactly."""
+    """Read one RNN/LSTM/GRU (or DynamicQuantizeLSTM) node, or raise naming what does not map exactly."""
     op = node.op_type
     where = f"ONNX {op} node {key!r}"
+    quantized = op == _QUANTIZED_LSTM
+    if quantized:
+        op = "LSTM"   # the same attributes (but layout), activations and optional inputs
     attrs = g.attrs(node)
-    unknown = sorted(set(attrs) - _ONNX_ATTRIBUTES[op])
+    unknown = sorted(set(attrs) - _ONNX_ATTRIBUTES[node.op_type])
     if unknown:
         raise NotImplementedError(f"{where} has the attribute(s) {unknown}, which rnnfast does not implement")
     if "clip" in attrs:
@@ -125,22 +148,26 @@ def _onnx_layer(g: Graph, node, key: str) -> _OnnxLayer:
         cell = op.lower()
 
     G = cell_facts(cell).gates
-    inputs = list(node.input) + [""] * (8 - len(node.input))
-    consts = {}
-    for idx, label in ((1, "W"), (2, "R")):
-        value = g.const(inputs[idx])
-        if value is None:
-            raise ValueError(f"{where}: its input {label} ({inputs[idx]!r}) is not a constant of the graph; "
-                             "rnnfast needs the weights at conversion time")
-        consts[label] = value
-    W, R = consts["W"], consts["R"]
+    inputs = list(node.input) + [""] * (12 - len(node.input))
+    scales = None
+    if quantized:
+        W, R, scales = _quantized_weights(g, where, inputs, D)
+    else:
+        consts = {}
+        for idx, label in ((1, "W"), (2, "R")):
+            value = g.const(inputs[idx])
+            if value is None:
+                raise ValueError(f"{where}: its input {label} ({inputs[idx]!r}) is not a constant of the graph; "
+                                 "rnnfast needs the weights at conversion time")
+            consts[label] = value
+        W, R = consts["W"], consts["R"]
     B = None
     if inputs[3]:
         B = g.const(inputs[3])
         if B is None:
             raise ValueError(f"{where}: its input B ({inputs[3]!r}) is not a constant of the graph; rnnfast needs "
                              "the biases at conversion time")
-    dtype = np.dtype(W.dtype)
+    dtype = np.dtype(np.float32) if quantized else np.dtype(W.dtype)
     if dtype not in SUPPORTED_DTYPES:
         raise TypeError(f"{where} has weights W of dtype {dtype}; rnnfast computes in float32 or float64")
     if W.ndim != 3 or R.ndim != 3:
@@ -154,7 +181,9 @@ def _onnx_layer(g: Graph, node, key: str) -> _OnnxLayer:
                          f"for direction={direction!r}, G={G}; got W {W.shape} and R {R.shape}")
     if B is not None and B.shape != (D, 2 * G * H):
         raise ValueError(f"{where}: expected B (D, 2*G*H) = {(D, 2 * G * H)}, got {B.shape}")
-    if R.dtype != dtype or (B is not None and B.dtype != dtype):
+    if quantized and B is not None and B.dtype != dtype:
+        raise TypeError(f"{where}: B must be float32 (the operator computes in float32), got {B.dtype}")
+    if not quantized and (R.dtype != dtype or (B is not None and B.dtype != dtype)):
         raise TypeError(f"{where}: W, R and B must have the same dtype; got {W.dtype}, {R.dtype}"
                         + ("" if B is None else f", {B.dtype}"))
 
@@ -193,7 +222,78 @@ def _onnx_layer(g: Graph, node, key: str) -> _OnnxLayer:
         if B is not None:
             b_ih, b_hh = permute_gates(B[d, :G * H], perm), permute_gates(B[d, G * H:], perm)
         params.append((permute_gates(W[d], perm), permute_gates(R[d], perm), b_ih, b_hh))
-    return _OnnxLayer(node, key, cell, D, H, I, layout, B is not None, dtype, params, seq)
+    if scales is not None:
+        scales = [(permute_gates(scales[0][d], perm), permute_gates(scales[1][d], perm)) for d in range(D)]
+    return _OnnxLayer(node, key, cell, D, H, I, layout, B is not None, dtype, params, seq,
+                      "int8" if quantized else dtype.name, scales)
+
+
+def _quantized_weights(g: Graph, where: str, inputs: list, D: int) -> tuple:
+    """W (D, 4*H, I) and R (D, 4*H, H) int8 in ONNX's gate order (rows as the LSTM's W and R), and their row
+    scales ((D, 4*H), (D, 4*H)) float32 of a DynamicQuantizeLSTM node, whose inputs are ``inputs``; or raise
+    naming what an rnnfast int8 layer cannot hold exactly: its weights are int8 in [-127, 127] with zero
+    point 0 and one float32 scale per output row (a per-tensor scale is that scale on every row)."""
+    consts = {}
+    for idx, label in ((1, "W"), (2, "R"), (8, "W_scale"), (9, "W_zero_point"), (10, "R_scale"),
+                       (11, "R_zero_point")):
+        if not inputs[idx]:
+            raise ValueError(f"{where} has no input {label} (input {idx}), which the operator requires")
+        value = g.const(inputs[idx])
+        if value is None:
+            raise ValueError(f"{where}: its input {label} ({inputs[idx]!r}) is not a constant of the graph; "
+                             "rnnfast needs the quantized weights, scales and zero points at conversion time")
+        consts[label] = value
+    W, R = consts["W"], consts["R"]
+    if W.ndim != 3 or R.ndim != 3:
+        raise ValueError(f"{where}: W must be 3-D (D, I, 4*H) and R 3-D (D, H, 4*H); got {W.shape} and {R.shape}")
+    H = int(R.shape[1])
+    if W.shape[0] != D or W.shape[2] != 4 * H or R.shape != (D, H, 4 * H):
+        raise ValueError(f"{where}: expected W (D, I, 4*H) and R (D, H, 4*H) with D = {D} and H = {H}; got W "
+                         f"{W.shape} and R {R.shape}")
+    rows = []
+    for label, w in (("W", W), ("R", R)):
+        name = inputs[1 if label == "W" else 2]
+        if w.dtype == np.uint8:
+            raise NotImplementedError(
+                f"{where}: its input {label} ({name!r}) holds uint8 weights, with a zero point: rnnfast's int8 "
+                "weights are signed and symmetric (zero point 0), so they cannot be kept exactly. Quantize with "
+                "int8 weights (onnxruntime's quantize_dynamic writes them for LSTMs), or convert the float model "
+                "and quantize it with rnnfast.quantize(model, 'int8')"
+            )
+        if w.dtype != np.int8:
+            raise TypeError(f"{where}: its input {label} ({name!r}) has dtype {w.dtype}; the operator takes int8 "
+                            "(or uint8) weights")
+        scale, zero = consts[label + "_scale"], consts[label + "_zero_point"]
+        scale_name, zero_name = inputs[8 if label == "W" else 10], inputs[9 if label == "W" else 11]
+        if scale.dtype != np.float32:
+            raise TypeError(f"{where}: its input {label}_scale ({scale_name!r}) has dtype {scale.dtype}, expected "
+                            "float32")
+        if scale.shape not in ((D,), (D, 4 * H)):
+            raise ValueError(f"{where}: its input {label}_scale ({scale_name!r}) has shape {scale.shape}; expected "
+                             f"(D,) = {(D,)} (per tensor) or (D, 4*H) = {(D, 4 * H)} (per output row)")
+        if zero.shape != scale.shape or zero.dtype != w.dtype:
+            raise ValueError(f"{where}: its input {label}_zero_point ({zero_name!r}) must have the shape of "
+                             f"{label}_scale {scale.shape} and the dtype of {label} ({w.dtype}); got {zero.shape} "
+                             f"{zero.dtype}")
+        if np.any(zero != 0):
+            raise NotImplementedError(
+                f"{where}: its input {label}_zero_point ({zero_name!r}) holds non-zero zero points "
+                f"({int(np.count_nonzero(zero))} of {zero.size}): rnnfast's int8 weights are symmetric, with zero "
+                "point 0, so they cannot be kept exactly (onnxruntime's quantize_dynamic writes zeros unless "
+                "asked for asymmetric weights with WeightSymmetric=False)"
+            )
+        bad = ~(np.isfinite(scale) & (scale >= 0))
+        if bad.any():
+            raise ValueError(f"{where}: its input {label}_scale ({scale_name!r}) holds {float(scale[bad].ravel()[0])}; "
+                             "scales must be finite and non-negative")
+        if w.size and int(w.min()) == -128:
+            raise NotImplementedError(
+                f"{where}: its input {label} ({name!r}) holds -128: rnnfast's int8 weights are symmetric, in "
+                "[-127, 127] (as onnxruntime's symmetric int8 quantization writes them), so they cannot be kept "
+                "exactly"
+            )
+        rows.append(np.ascontiguousarray(np.broadcast_to(scale.reshape(D, -1), (D, 4 * H)), dtype=np.float32))
+    return W.transpose(0, 2, 1), R.transpose(0, 2, 1), tuple(rows)
 
 
 def _stack_params(layers: list) -> dict:
@@ -201,8 +301,10 @@ def _stack_params(layers: list) -> dict:
     bias = any(layer.bias for layer in layers)
     for k, layer in enumerate(layers):
         for d, (w_ih, w_hh, b_ih, b_hh) in enumerate(layer.params):
-            params[parameter_name("weight_ih", k, d)] = w_ih
-            params[parameter_name("weight_hh", k, d)] = w_hh
+            for i, (base, w) in enumerate((("weight_ih", w_ih), ("weight_hh", w_hh))):
+                params[parameter_name(base, k, d)] = w
+                if layer.scales is not None:   # int8: each weight's row scales follow it
+                    params[parameter_name(base, k, d) + SCALE_SUFFIX] = layer.scales[d][i]
             if bias:
                 G_H = w_ih.shape[0]
                 params[parameter_name("bias_ih", k, d)] = b_ih if b_ih is not None else np.zeros(G_H, layer.dtype)
@@ -213,7 +315,7 @@ def _stack_params(layers: list) -> dict:
 def _compatible(a: _OnnxLayer, b: _OnnxLayer) -> bool:
     """Whether node b can be the layer after node a in one rnnfast model."""
     return (a.cell == b.cell and a.D == b.D and a.H == b.H and a.layout == b.layout and a.dtype == b.dtype
-            and a.sequence_lens == b.sequence_lens and b.I == a.D * a.H)
+            and a.weight_dtype == b.weight_dtype and a.sequence_lens == b.sequence_lens and b.I == a.D * a.H)
 
 
 def _batch_first(g: Graph, first: _OnnxLayer, last: _OnnxLayer) -> bool:
@@ -246,7 +348,9 @@ def _batch_first(g: Graph, first: _OnnxLayer, last: _OnnxLayer) -> bool:
 
 
 def from_onnx(path_or_model: Any) -> Union[Model, "dict[str, Model]"]:
-    """Read the ``RNN``, ``LSTM`` and ``GRU`` nodes of an ONNX model into rnnfast layers.
+    """Read the ``RNN``, ``LSTM`` and ``GRU`` nodes of an ONNX model into rnnfast layers, and ONNX Runtime's
+    ``DynamicQuantizeLSTM`` nodes (domain ``com.microsoft``, what ``onnxruntime.quantization.quantize_dynamic``
+    makes of an ``LSTM``) into int8 LSTMs.
 
     Parameters
     ----------
@@ -259,9 +363,9 @@ def from_onnx(path_or_model: Any) -> Union[Model, "dict[str, Model]"]:
         If the graph's recurrent nodes form one plain stack (each node's output ``Y`` reaches the next
         node's input ``X`` only through layout operators, ``Transpose``/``Reshape``/``Squeeze``, as
         ``torch.onnx.export`` and :func:`to_onnx` write them, all with the same cell, direction, hidden
-        size and ``sequence_lens``), one rnnfast layer with ``num_layers`` = the number of nodes (a single
-        node gives a one-layer model). Otherwise a dict of one-layer models keyed by node name (the first
-        output's name where a node has none).
+        size, ``sequence_lens`` and weight dtype), one rnnfast layer with ``num_layers`` = the number of
+        nodes (a single node gives a one-layer model). Otherwise a dict of one-layer models keyed by node
+        name (the first output's name where a node has none).
 
     The models follow rnnfast's conventions, not ONNX's output layout:
 
@@ -278,6 +382,19 @@ def from_onnx(path_or_model: Any) -> Union[Model, "dict[str, Model]"]:
     - Gate orders (LSTM i,o,f,c; GRU z,r,h) are converted to rnnfast's (i,f,g,o; r,z,n) and
       ``B`` = [Wb, Rb] split into ``bias_ih``/``bias_hh``; without ``B`` the model has ``bias=False``.
 
+    A ``DynamicQuantizeLSTM`` becomes an LSTM quantized to int8 (``weight_dtype='int8'``, as
+    :func:`rnnfast.quantize` makes; float32 in and out) holding the node's own int8 weights and scales
+    exactly: ``W`` (D, I, 4*H) and ``R`` (D, H, 4*H) are transposed to rows and put in rnnfast's gate order,
+    ``W_scale``/``R_scale`` per output row ((D, 4*H), ``quantize_dynamic(per_channel=True)``) are the row
+    scales, and a per-tensor scale ((D,), the default) is repeated on every row of its direction; ``B`` stays
+    float32. Only symmetric int8 weights map exactly onto rnnfast's (values in [-127, 127], zero points 0,
+    which ``quantize_dynamic`` writes, with or without ``reduce_range``); others are refused, not
+    requantized. The operator quantizes the activations at run time itself, as rnnfast does (rnnfast per
+    row, ONNX Runtime per tensor: the input sequence, then each step's hidden state), so the model's
+    outputs agree with ONNX Runtime's within the quantization error, not bit for bit; the float model the
+    file came from is reproduced at least as closely as by ONNX Runtime (tests/interop/test_onnx_quantized.py).
+    A stack mixing quantized and float nodes becomes a dict of models.
+
     Operators other than the recurrent nodes and the layout plumbing around them are not converted;
     a UserWarning names them.
 
@@ -287,11 +404,15 @@ def from_onnx(path_or_model: Any) -> Union[Model, "dict[str, Model]"]:
         Naming the attribute or input, for what rnnfast does not compute exactly: ``clip``,
         ``input_forget``, peepholes (a non-zero ``P``), non-default ``activations`` (the RNN may use Tanh
         or Relu), GRU ``linear_before_reset=0``, ``direction='reverse'``, non-zero constant initial states,
-        constant ``sequence_lens`` (unless they equal the static sequence length), unknown attributes.
+        constant ``sequence_lens`` (unless they equal the static sequence length), unknown attributes;
+        for a ``DynamicQuantizeLSTM``, what an int8 layer cannot hold exactly: uint8 weights, non-zero
+        zero points, int8 weights holding -128.
     ValueError
-        If the graph has no recurrent node, or weights that are not constants or have wrong shapes.
+        If the graph has no recurrent node, or weights (or a ``DynamicQuantizeLSTM``'s scales and zero
+        points) that are not constants or have wrong shapes, or negative or non-finite scales.
     TypeError
-        For an argument of another type, or weights that are neither float32 nor float64.
+        For an argument of another type, or weights that are neither float32 nor float64 (int8 or uint8 for
+        a ``DynamicQuantizeLSTM``, with float32 scales and biases).
     ImportError
         If the ``onnx`` package is not importable (``pip install 'rnnfast[onnx]'``).
     """
@@ -311,10 +432,11 @@ def from_onnx(path_or_model: Any) -> Union[Model, "dict[str, Model]"]:
         pass
     g = Graph(onnx, model)
 
-    nodes = [n for n in g.graph.node if n.op_type in _ONNX_OPS and n.domain in ("", "ai.onnx")]
+    nodes = [n for n in g.graph.node if _is_recurrent(n)]
     if not nodes:
         ops = sorted({n.op_type for n in g.graph.node})
-        raise ValueError(f"the ONNX graph has no RNN, LSTM or GRU node (its operators: {ops})")
+        raise ValueError(f"the ONNX graph has no RNN, LSTM or GRU node, nor ONNX Runtime's DynamicQuantizeLSTM "
+                         f"(domain com.microsoft) (its operators: {ops})")
     keys: list = []
     for i, n in enumerate(nodes):
         key = n.name or (n.output[0] if n.output and n.output[0] else f"{n.op_type}_{i}")
@@ -323,11 +445,11 @@ def from_onnx(path_or_model: Any) -> Union[Model, "dict[str, Model]"]:
         keys.append(key)
     layers = [_onnx_layer(g, n, k) for n, k in zip(nodes, keys)]
 
-    other = sorted({n.op_type for n in g.graph.node if n.op_type not in _ONNX_OPS and n.op_type not in PLUMBING})
+    other = sorted({n.op_type for n in g.graph.node if not _is_recurrent(n) and n.op_type not in PLUMBING})
     if other:
         warnings.warn(
-            f"from_onnx converts the RNN, LSTM and GRU nodes only; the graph also computes {other}, which the "
-            "returned model does not include",
+            f"from_onnx converts the RNN, LSTM, GRU and DynamicQuantizeLSTM nodes only; the graph also computes "
+            f"{other}, which the returned model does not include",
             UserWarning, stacklevel=2,
         )
 
@@ -358,20 +480,23 @@ def from_onnx(path_or_model: Any) -> Union[Model, "dict[str, Model]"]:
         if len(chain) == len(layers):
             stack = [layers[i] for i in chain]
             first = stack[0]
-            return build_layer(first.cell, first.I, first.H, len(stack), bias=any(s.bias for s in stack),
-                          batch_first=_batch_first(g, first, stack[-1]), bidirectional=first.D == 2,
-                          dtype=first.dtype, params=_stack_params(stack))
-    return {
-        layer.key: build_layer(layer.cell, layer.I, layer.H, 1, bias=layer.bias,
-                          batch_first=_batch_first(g, layer, layer), bidirectional=layer.D == 2,
-                          dtype=layer.dtype, params=_stack_params([layer]))
-        for layer in layers
-    }
+            return _build(g, stack)
+    return {layer.key: _build(g, [layer]) for layer in layers}
+
+
+def _build(g: Graph, stack: list) -> Model:
+    """The rnnfast model of a stack of compatible nodes (one node: a one-layer model)."""
+    first = stack[0]
+    return build_layer(first.cell, first.I, first.H, len(stack), bias=any(s.bias for s in stack),
+                       batch_first=_batch_first(g, first, stack[-1]), bidirectional=first.D == 2,
+                       dtype=first.dtype, params=_stack_params(stack),
+                       weight_dtype="int8" if first.weight_dtype == "int8" else None)
 
 
 def to_onnx(model: Model, path: Optional[Union[str, os.PathLike]] = None, *, opset: int = 14,
             initial_state: bool = True, lengths: bool = False) -> Any:
-    """Write an rnnfast layer as a standard ONNX model: one ``RNN``/``LSTM``/``GRU`` node per layer.
+    """Write an rnnfast layer as a standard ONNX model: one ``RNN``/``LSTM``/``GRU`` node per layer (for an
+    LSTM quantized to int8, ONNX Runtime's ``DynamicQuantizeLSTM``).
 
     The graph computes what ``model(x, state)`` computes (inference: no dropout), with rnnfast's layouts:
 
@@ -387,9 +512,25 @@ def to_onnx(model: Model, path: Optional[Union[str, os.PathLike]] = None, *, ops
     Nodes use ``layout=0`` (what ONNX Runtime supports), with a ``Transpose`` for ``batch_first``. A
     float64 model gives a float64 graph (valid ONNX; ONNX Runtime's CPU kernels run float32 only).
 
+    An LSTM quantized to int8 (:func:`rnnfast.quantize`) is written with ONNX Runtime's contrib operator
+    ``DynamicQuantizeLSTM`` (domain ``com.microsoft`` version 1, also imported by the model), which ONNX
+    Runtime runs and onnx's checker accepts (other runtimes may not know it): its int8 weights and row
+    scales exactly, ``W`` (D, I, 4*H) and ``R`` (D, H, 4*H) in ONNX's gate order, per-row ``W_scale`` and
+    ``R_scale`` (D, 4*H) float32, zero points 0 (int8), ``B`` float32 as above. ONNX Runtime quantizes the
+    activations itself, per tensor where rnnfast quantizes per row, so its outputs agree with the model's
+    within the quantization error, not bit for bit (in the tests rnnfast's are as close to the float model
+    as ONNX Runtime's, or closer); :func:`from_onnx` reads the file back as the same int8 model, bit for bit.
+
+    Nothing else quantized is written: ONNX has no quantized recurrent operator and ONNX Runtime none for
+    the GRU or the RNN, and ONNX's bfloat16 RNN/LSTM/GRU (opset 22) compute in bfloat16 throughout (biases,
+    states and outputs rounded at every step, where rnnfast's bf16 keeps them float32), which ONNX Runtime
+    does not run. A float graph would compute something else than the model, so these raise a ValueError;
+    export the float model instead.
+
     Parameters
     ----------
     model : rnnfast.RNN, rnnfast.LSTM or rnnfast.GRU
+        A float32 or float64 layer, or an LSTM quantized to int8.
     path : str or os.PathLike, optional
         Where to save the model; if None, it is only returned.
     opset : int, default 14
@@ -403,8 +544,37 @@ def to_onnx(model: Model, path: Optional[Union[str, os.PathLike]] = None, *, ops
     -------
     onnx.ModelProto
         The model, checked with ``onnx.checker.check_model(full_check=True)``.
+
+    Raises
+    ------
+    TypeError
+        If ``model`` is not an rnnfast layer, or ``opset`` not an int.
+    ValueError
+        If ``opset`` is out of range; for a GRU or RNN quantized to int8 or any layer quantized to bf16
+        (above), the message naming why.
+    ImportError
+        If the ``onnx`` package is not importable (``pip install 'rnnfast[onnx]'``).
     """
-    model = check_model(model)
+    model = check_model(model, quantized=True)
+    facts = cell_for_torch_mode(model.mode)
+    cell, family = facts.name, facts.family
+    quantized = model.weight_dtype == "int8"
+    if model.weight_dtype == "bf16":
+        raise ValueError(
+            f"to_onnx cannot write this {type(model).__name__} quantized to bf16: no ONNX or ONNX Runtime operator "
+            "computes it. ONNX's bfloat16 RNN/LSTM/GRU (opset 22) compute in bfloat16 throughout (biases, states "
+            "and outputs rounded to bfloat16 at every step, where rnnfast keeps them float32), and ONNX Runtime's "
+            "CPU provider does not run them; a float32 graph would compute something else than this model. "
+            "Export the float model it was made from (rnnfast.to_onnx(float_model)), or an int8 LSTM "
+            "(written as ONNX Runtime's DynamicQuantizeLSTM)"
+        )
+    if quantized and family != "lstm":
+        raise ValueError(
+            f"to_onnx cannot write this {type(model).__name__} quantized to int8: ONNX has no quantized recurrent "
+            "operator, and ONNX Runtime's contrib operators quantize only the LSTM (DynamicQuantizeLSTM; its "
+            "quantize_dynamic leaves GRU and RNN nodes in float), so no runtime would compute it. Export the float "
+            "model it was made from (rnnfast.to_onnx(float_model)); only an int8 LSTM is written quantized"
+        )
     onnx = import_optional("onnx", "rnnfast.to_onnx")
     from onnx import TensorProto, helper, numpy_helper
 
@@ -414,9 +584,7 @@ def to_onnx(model: Model, path: Optional[Union[str, os.PathLike]] = None, *, ops
     if not 14 <= int(opset) <= newest:
         raise ValueError(f"opset must be between 14 and {newest} (the newest the installed onnx knows), got {opset}")
 
-    facts = cell_for_torch_mode(model.mode)
-    cell, family = facts.name, facts.family
-    op = _ONNX_OP[family]
+    op = _QUANTIZED_LSTM if quantized else _ONNX_OP[family]
     L, D, H, I = model.num_layers, model.num_directions, model.hidden_size, model.input_size
     elem = TensorProto.DOUBLE if model.dtype == np.float64 else TensorProto.FLOAT
     lstm, bf = facts.cell_state, model.batch_first
@@ -452,9 +620,14 @@ def to_onnx(model: Model, path: Optional[Union[str, os.PathLike]] = None, *, ops
             const(f"index_{k * D}", np.array([k * D], dtype=np.int64))
 
     final_states: list = [[] for _ in state_names]
+
+    def weights(base: str, k: int, suffix: str = "") -> np.ndarray:
+        return np.stack([permute_gates(params[parameter_name(base, k, d) + suffix], perm) for d in range(D)])
+
     for k in range(L):
-        W = np.stack([permute_gates(params[parameter_name("weight_ih", k, d)], perm) for d in range(D)])
-        R = np.stack([permute_gates(params[parameter_name("weight_hh", k, d)], perm) for d in range(D)])
+        W, R = weights("weight_ih", k), weights("weight_hh", k)
+        if quantized:   # DynamicQuantizeLSTM's W (D, I, 4*H) and R (D, H, 4*H)
+            W, R = W.transpose(0, 2, 1), R.transpose(0, 2, 1)
         node_in = [cur, const(f"W_l{k}", W), const(f"R_l{k}", R), ""]
         if model.bias:
             B = np.stack([np.concatenate([permute_gates(params[parameter_name("bias_ih", k, d)], perm),
@@ -471,6 +644,12 @@ def to_onnx(model: Model, path: Optional[Union[str, os.PathLike]] = None, *, ops
                 nodes.append(helper.make_node("Slice", [s, f"index_{k * D}", f"index_{(k + 1) * D}", "axis_0"],
                                               [f"{s}_l{k}"], name=f"{s}_l{k}_slice"))
                 node_in.append(f"{s}_l{k}")
+        if quantized:
+            # no peepholes (input 7); per-output-row scales, exactly the model's, with zero points 0
+            node_in += [""] * (8 - len(node_in))
+            for w, base in (("W", "weight_ih"), ("R", "weight_hh")):
+                node_in.append(const(f"{w}_scale_l{k}", weights(base, k, SCALE_SUFFIX)))
+                node_in.append(const(f"{w}_zero_point_l{k}", np.zeros((D, 4 * H), dtype=np.int8)))
         while node_in and node_in[-1] == "":
             node_in.pop()
         outs = [f"Y_l{k}"] + [f"{s.replace('0', '_n')}_l{k}" if L > 1 else s.replace("0", "_n") for s in state_names]
@@ -481,7 +660,9 @@ def to_onnx(model: Model, path: Optional[Union[str, os.PathLike]] = None, *, ops
             attrs["linear_before_reset"] = 1
         if family == "rnn":
             attrs["activations"] = [facts.nonlinearity.capitalize()] * D
-        nodes.append(helper.make_node(op, node_in, outs, name=f"{op.lower()}_l{k}", **attrs))
+        if quantized:
+            attrs["domain"] = _MS_DOMAIN
+        nodes.append(helper.make_node(op, node_in, outs, name=f"{_ONNX_OP[family].lower()}_l{k}", **attrs))
         last = k == L - 1
         nxt = ("out" if not bf else "out_time_major") if last else f"x_l{k + 1}"
         if D == 2:
@@ -506,6 +687,8 @@ def to_onnx(model: Model, path: Optional[Union[str, os.PathLike]] = None, *, ops
     from rnnfast import __version__
 
     opsets = [helper.make_opsetid("", int(opset))]
+    if quantized:
+        opsets.append(helper.make_opsetid(_MS_DOMAIN, 1))
     proto = helper.make_model(graph, opset_imports=opsets, producer_name="rnnfast", producer_version=__version__,
                               doc_string=f"rnnfast {model!r}")
     proto.ir_version = helper.find_min_ir_version_for(opsets, ignore_unknown=True)
