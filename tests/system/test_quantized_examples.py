@@ -61,7 +61,7 @@ def damaged(layer, weight_dtype: str, factor: float = 1.5):
 @pytest.fixture(scope="module", params=["rnn", "lstm"])
 def char_result(request):
     # The whole article (1426 held-out windows: 1 point is 14 predictions), short windows, 3 epochs:
-    # about 1.3 s for the LSTM on one core, held-out accuracy 37-41% over seeds 0-4 (47% at the defaults).
+    # about 1.3 s for the LSTM on one core; held-out accuracy 36-41% over seeds 0-4 (42-48% at the defaults).
     return char_rnn.run(cell=request.param, seq_length=10, epochs=3, lr=0.01, generate=0, seed=0, verbose=False)
 
 
