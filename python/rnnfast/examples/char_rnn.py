@@ -8,7 +8,9 @@ character from a seed string, each time feeding the last ``seq_length`` characte
 
 Here the RNN is :class:`rnnfast.RNN` (``nonlinearity='relu'``) or, with ``--cell lstm``, an
 :class:`rnnfast.LSTM`, the dense layer :class:`rnnfast.nn.Linear`, and the text is the article itself.
-This is the many-to-one pattern: only the last step's output is used.
+This is the many-to-one pattern: only the last step's output is used. The last tenth of the text is held
+out: the next-character accuracy is measured there as well as on the training text, in float32 and with
+the trained RNN quantized for inference (``rnnfast.quantize``: int8 and bf16 weights).
 
     python examples/char_rnn.py                 # relu RNN, 50 units
     python examples/char_rnn.py --cell lstm
@@ -17,6 +19,7 @@ This is the many-to-one pattern: only the last step's output is used.
 
 from __future__ import annotations
 
+import copy
 import time
 from importlib import resources
 from typing import Optional, Sequence
@@ -50,6 +53,11 @@ class CharModel:
     def encode(self, text: str) -> np.ndarray:
         return np.array([self.index[c] for c in text], dtype=np.int64)
 
+    def windows(self, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Every window of ``seq_length`` characters (N, T), and the character that follows each (N,)."""
+        starts = np.arange(len(codes) - self.seq_length)
+        return codes[starts[:, None] + np.arange(self.seq_length)], codes[starts + self.seq_length]
+
     def logits(self, windows: np.ndarray, training: bool = False) -> np.ndarray:
         """(B, T) character indices -> (B, V) scores for the next character."""
         x = nn.one_hot(windows.T, len(self.chars))             # time-major (T, B, V)
@@ -62,6 +70,18 @@ class CharModel:
         d_out = np.zeros((self._T,) + d_last.shape, dtype=d_last.dtype)
         d_out[-1] = d_last
         self.rnn.backward(d_out)
+
+    def accuracy(self, windows: np.ndarray, labels: np.ndarray) -> float:
+        """How often the most likely next character is the right one."""
+        predicted = np.concatenate([self.logits(windows[i]).argmax(-1) for i in batches(len(windows), 1024, None)])
+        return float(np.mean(predicted == labels))
+
+    def quantized(self, weight_dtype: str) -> "CharModel":
+        """A copy for inference with the RNN's weights in ``weight_dtype`` ('int8' or 'bf16'); the dense
+        layer stays float32."""
+        q = copy.copy(self)
+        q.rnn = rnnfast.quantize(self.rnn, weight_dtype)
+        return q
 
     def generate(self, seed_text: str, length: int, temperature: float, rng: np.random.Generator) -> str:
         """Continue ``seed_text`` by ``length`` characters, one at a time (0 temperature: most likely)."""
@@ -78,12 +98,15 @@ class CharModel:
 
 
 def run(*, cell: str = "rnn", epochs: int = 20, seq_length: int = 25, hidden: int = 50,
-        batch_size: int = 64, lr: float = 0.005, text_chars: Optional[int] = None,
+        batch_size: int = 64, lr: float = 0.005, text_chars: Optional[int] = None, held_out: float = 0.1,
         seed_text: str = "Recurrent neural networks ", generate: int = 300, temperature: float = 0.5,
         seed: int = 0, verbose: bool = True) -> dict:
-    """Train the character model on the shipped article; returns losses, accuracy and a generated text.
+    """Train the character model on the shipped article; returns losses, accuracies and a generated text.
 
-    ``text_chars`` trains on the article's first characters only (a small setting for tests).
+    ``text_chars`` uses the article's first characters only (a small setting for tests); the last
+    ``held_out`` fraction of them is not trained on. ``accuracy`` is measured on the training windows,
+    ``held_out_accuracy`` on the held-out ones, by weight dtype: 'float32' (the trained model), 'int8' and
+    'bf16' (its RNN quantized).
     """
     start = time.perf_counter()
     rng = np.random.default_rng(seed)
@@ -92,10 +115,13 @@ def run(*, cell: str = "rnn", epochs: int = 20, seq_length: int = 25, hidden: in
         text = text[:text_chars]
     model = CharModel("".join(sorted(set(text))), seq_length, hidden, cell, seed)
     codes = model.encode(text)
+    split = len(codes) - int(held_out * len(codes))
     # Sequences and labels: every window of seq_length characters, labelled with the next character.
-    starts = np.arange(len(codes) - seq_length)
-    windows = codes[starts[:, None] + np.arange(seq_length)]   # (N, T)
-    labels = codes[starts + seq_length]                          # (N,)
+    windows, labels = model.windows(codes[:split])               # (N, T), (N,)
+    test_windows, test_labels = model.windows(codes[split:])     # the held-out text
+    if len(test_labels) == 0:
+        raise ValueError(f"held_out={held_out} of {len(text)} characters leaves no held-out window of "
+                         f"{seq_length + 1} characters")
     opt = nn.Adam([model.rnn, model.dense], lr=lr)
     progress = Progress(epochs, verbose=verbose)
     for epoch in range(1, epochs + 1):
@@ -109,15 +135,21 @@ def run(*, cell: str = "rnn", epochs: int = 20, seq_length: int = 25, hidden: in
             progress.step(loss, len(idx))
         progress.end_epoch()
     progress.close()
-    predicted = np.concatenate([model.logits(windows[i]).argmax(-1) for i in batches(len(windows), 1024, None)])
-    accuracy = float(np.mean(predicted == labels))
+    accuracy = model.accuracy(windows, labels)
+    # Inference in reduced precision: the trained RNN's weights quantized to int8 and to bf16.
+    held_out_accuracy = {"float32": model.accuracy(test_windows, test_labels)}
+    for dtype in ("int8", "bf16"):
+        held_out_accuracy[dtype] = model.quantized(dtype).accuracy(test_windows, test_labels)
     sample = model.generate(seed_text, generate, temperature, rng)
     name = "LSTM" if cell == "lstm" else "relu RNN"
-    summary = (f"{name} ({hidden} units), {len(text)} characters, vocabulary {len(model.chars)}: loss "
-               f"{progress.losses[0]:.3f} (epoch 1; chance ln V = {np.log(len(model.chars)):.3f}) -> "
-               f"{progress.losses[-1]:.3f}, next-character accuracy {accuracy:.1%}\n"
+    summary = (f"{name} ({hidden} units), {split} characters (and {len(text) - split} held out), vocabulary "
+               f"{len(model.chars)}: loss {progress.losses[0]:.3f} (epoch 1; chance ln V = "
+               f"{np.log(len(model.chars)):.3f}) -> {progress.losses[-1]:.3f}, next-character accuracy {accuracy:.1%}\n"
+               f"next-character accuracy on the held-out text, the RNN quantized for inference: "
+               + ", ".join(f"{dtype} {acc:.1%}" for dtype, acc in held_out_accuracy.items()) + "\n"
                f"generated from {seed_text!r} (temperature {temperature}):\n{sample}")
-    return {"losses": progress.losses, "accuracy": accuracy, "sample": sample, "chance_loss": float(np.log(
+    return {"losses": progress.losses, "accuracy": accuracy, "held_out_accuracy": held_out_accuracy,
+            "held_out": (test_windows, test_labels), "sample": sample, "chance_loss": float(np.log(
         len(model.chars))), "model": model, "summary": summary, "seconds": time.perf_counter() - start}
 
 

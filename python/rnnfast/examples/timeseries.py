@@ -9,7 +9,8 @@ the next value at every step (many-to-many).
   carried from chunk to chunk but the gradient stops at each chunk's start.
 - Forecasting: one step ahead on unseen data, compared with the noise floor (no forecaster can beat the
   noise: its RMSE is 0.1) and with "tomorrow equals today"; then 50 steps ahead by feeding each forecast
-  back in, compared with the clean signal.
+  back in, compared with the clean signal. The one-step forecast is also made with the trained GRU
+  quantized for inference (``rnnfast.quantize``: int8 and bf16 weights).
 - Anomaly detection: an unseen stream with injected spikes and a stuck sensor is fed *one value at a
   time* to the GRU's stepper, as it would arrive on a device. A value is flagged when it differs from
   the forecast by more than ``--threshold`` times the forecast error's standard deviation on clean data,
@@ -21,6 +22,7 @@ the next value at every step (many-to-many).
 
 from __future__ import annotations
 
+import copy
 import time
 from typing import Optional, Sequence
 
@@ -61,6 +63,11 @@ def inject_anomalies(rng: np.random.Generator, series: np.ndarray, spikes: int =
     return x, events
 
 
+def rmse_after_warmup(forecast: np.ndarray, series: np.ndarray, warmup: int = 100) -> float:
+    """RMSE of one-step forecasts (``forecast[t]`` predicts ``series[t + 1]``), after a warm-up."""
+    return float(np.sqrt(np.mean((forecast[warmup:] - series[warmup + 1:]) ** 2)))
+
+
 class Forecaster:
     """GRU -> dense layer: reads x_0..x_t, predicts x_{t+1} at every step."""
 
@@ -73,6 +80,14 @@ class Forecaster:
         """One-step-ahead forecasts over a whole series at once: out[t] predicts series[t + 1]."""
         out, _ = self.rnn(series[:, None])              # unbatched (T, 1) -> (T, H)
         return self.head(out)[:, 0]
+
+    def quantized(self, weight_dtype: str) -> "Forecaster":
+        """A copy for inference with the GRU's weights in ``weight_dtype`` ('int8' or 'bf16'); the dense
+        layer stays float32."""
+        q = copy.copy(self)
+        q.rnn = rnnfast.quantize(self.rnn, weight_dtype)
+        q.modules = [q.rnn, q.head]
+        return q
 
     def detect(self, series: np.ndarray, limit: float, warmup: int = 100) -> np.ndarray:
         """Watch a stream the way a device would, one value at a time through the stepper: flag each
@@ -135,8 +150,15 @@ def run(*, epochs: int = 40, hidden: int = 32, train_len: int = 20000, streams: 
     t0 = train_len + 10000
     test = noisy_signal(test_rng, t0, test_len + 1)
     forecast = model.predict(test[:-1])
-    rmse = float(np.sqrt(np.mean((forecast[100:] - test[101:]) ** 2)))          # after a warm-up
+    rmse = rmse_after_warmup(forecast, test)
     naive = float(np.sqrt(np.mean((test[100:-1] - test[101:]) ** 2)))
+    # Inference in reduced precision: the trained GRU's weights quantized to int8 and to bf16.
+    # The RMSE is mostly the noise, so also say how far the quantized forecasts are from float32's.
+    rmse_by_dtype, change_by_dtype = {"float32": rmse}, {}
+    for dtype in ("int8", "bf16"):
+        quantized_forecast = model.quantized(dtype).predict(test[:-1])
+        rmse_by_dtype[dtype] = rmse_after_warmup(quantized_forecast, test)
+        change_by_dtype[dtype] = float(np.sqrt(np.mean((quantized_forecast - forecast)[100:] ** 2)))
     horizon = 50
     rolled = model.rollout(test[:1000], horizon)
     rollout_rmse = float(np.sqrt(np.mean((rolled - clean_signal(np.arange(t0 + 1000, t0 + 1000 + horizon))) ** 2)))
@@ -154,10 +176,16 @@ def run(*, epochs: int = 40, hidden: int = 32, train_len: int = 20000, streams: 
                f"  one step ahead on unseen data: RMSE {rmse:.3f} (noise floor {NOISE}, naive 'same as now' "
                f"{naive:.3f}); {horizon} steps ahead, forecasts fed back: RMSE {rollout_rmse:.3f} vs the clean "
                f"signal\n"
+               f"  one step ahead, the GRU quantized for inference: RMSE "
+               + ", ".join(f"{dtype} {value:.4f}" for dtype, value in rmse_by_dtype.items())
+               + "; the forecasts moved from float32's by (RMS) "
+               + ", ".join(f"{dtype} {value:.4f}" for dtype, value in change_by_dtype.items()) + "\n"
                f"  anomaly detection on a {test_len}-step stream through the stepper (error > {threshold} sd = "
                f"{threshold * sigma:.2f}): {sum(found)} of {len(events)} anomalies found (recall {recall:.0%}), "
                f"{len(false_alarms)} false alarms (precision {precision:.0%})")
-    return {"losses": progress.losses, "rmse": rmse, "naive_rmse": naive, "rollout_rmse": rollout_rmse,
+    return {"losses": progress.losses, "rmse": rmse, "rmse_by_dtype": rmse_by_dtype,
+            "forecast_change_by_dtype": change_by_dtype, "naive_rmse": naive,
+            "rollout_rmse": rollout_rmse, "model": model, "test": test,
             "recall": recall, "precision": precision, "false_alarms": len(false_alarms), "events": events,
             "summary": summary, "seconds": time.perf_counter() - start}
 
