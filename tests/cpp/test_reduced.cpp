@@ -229,7 +229,9 @@ TEST(reduced, forward_same_bits_for_every_thread_count_and_split_and_the_stepper
   for (WeightType type : {WeightType::kInt8, WeightType::kBf16})
     for_each_path(type, [&](const ReducedKernel&) {
       for (Cell cell : support::kCells)
-        for (auto shape : {vector<int64_t>{5, 1, 7, 13}, vector<int64_t>{4, 6, 20, 33}, vector<int64_t>{3, 17, 9, 70}}) {
+        // The last shape's gx outgrows the up-front budget: batch slices project step by step, a team up front.
+        for (auto shape : {vector<int64_t>{5, 1, 7, 13}, vector<int64_t>{4, 6, 20, 33}, vector<int64_t>{3, 17, 9, 70},
+                           vector<int64_t>{10, 24, 20, 160}}) {
           const int64_t S = shape[0], B = shape[1], I = shape[2], H = shape[3], G = rnnfast::gate_count(cell);
           const bool lstm = cell == Cell::kLstm;
           Context ctx(rnnfast::weight_type_name(type), " ", cell_name(cell), " S=", S, " B=", B, " I=", I, " H=", H);
