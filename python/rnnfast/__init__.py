@@ -40,7 +40,9 @@ def isa(weight_dtype: Optional[str] = None) -> str:
 
     With ``weight_dtype`` 'int8' or 'bf16': the code path of the reduced-precision products within that
     instruction set, e.g. ``'avx512_vnni'``, ``'avx512_bf16'``, ``'avx512'``, ``'avx2'``, ``'generic'``,
-    ``'neon_dotprod'`` or ``'neon'``. 'float32' and 'float64' (and None) give :func:`isa` itself.
+    ``'neon_dotprod'`` or ``'neon'``: the CPU's extensions (AVX512_VNNI, AVX512_BF16, the aarch64 dot
+    product) are used where it has them, unless the environment variable ``RNNFAST_REDUCED_EXTENSIONS=0``
+    (read at import) turns them off. 'float32' and 'float64' (and None) give :func:`isa` itself.
     """
     if weight_dtype is None or weight_dtype in ("float32", "float64"):
         return _core.isa()

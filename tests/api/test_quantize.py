@@ -375,6 +375,26 @@ def test_isa_of_a_weight_dtype():
         rnnfast.isa(8)
 
 
+def test_environment_turns_the_reduced_extensions_off():
+    """RNNFAST_REDUCED_EXTENSIONS=0 (read at import) makes the kernels use the plain path of their tier; the
+    products stay bit-identical (the other tests compare both paths through the testing hook)."""
+    import os
+    import subprocess
+    import sys
+
+    code = "import rnnfast; print(rnnfast.isa('int8'), rnnfast.isa('bf16'))"
+    env = dict(os.environ)
+    env.pop("RNNFAST_REDUCED_EXTENSIONS", None)
+    default = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    env["RNNFAST_REDUCED_EXTENSIONS"] = "0"
+    plain = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    extended = {"avx512_vnni", "avx512_bf16", "neon_dotprod"}
+    assert not set(plain.stdout.split()) & extended, plain.stdout
+    if not set(default.stdout.split()) & extended:
+        pytest.skip(f"this CPU has none of the extensions (default paths: {default.stdout.strip()})")
+    assert plain.stdout != default.stdout
+
+
 def test_the_package_exports():
     assert "quantize" in rnnfast.__all__ and callable(rnnfast.quantize)
     for name in R.__all__:

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdlib>
 #include <cstring>
 #include <stdexcept>
 #include <string>
@@ -92,7 +93,12 @@ ReducedWeights::ReducedWeights(Cell cell, WeightType type, std::int64_t hidden, 
 }
 
 namespace {
-std::atomic<bool> g_reduced_extensions{true};
+// RNNFAST_REDUCED_EXTENSIONS=0 in the environment (read at the first use) starts with them off.
+bool extensions_from_environment() {
+  const char* value = std::getenv("RNNFAST_REDUCED_EXTENSIONS");
+  return value == nullptr || std::strcmp(value, "0") != 0;
+}
+std::atomic<bool> g_reduced_extensions{extensions_from_environment()};
 
 #if defined(RNNFAST_HAS_X86_ISAS)
 bool cpu_has(const char* feature_name) {
