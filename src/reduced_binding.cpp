@@ -102,7 +102,7 @@ py::tuple quantize_rows(const std::string& type_name, const py::array& a) {
   const ssize_t M = a.shape(0), K = a.shape(1);
   const float* data = ArrayChecker<float>().in("a", a, {M, K});
   const rnnfast::ReducedKernel& kernel = rnnfast::active_reduced_kernel(type);
-  const ssize_t Kp = (K + rnnfast::reduced_group(type) - 1) / rnnfast::reduced_group(type) * rnnfast::reduced_group(type);
+  const ssize_t group = rnnfast::reduced_group(type), Kp = (K + group - 1) / group * group;
   std::vector<rnnfast::ActivationScale> row_scales(static_cast<std::size_t>(M) + 1);
   if (type == WeightType::kInt8) {
     py::array_t<std::uint8_t> padded({M, Kp});
@@ -154,8 +154,10 @@ void register_reduced(py::module_& m, py::module_& t) {
       "packed once for the reduced-precision kernels (any instruction set).")
       .def(py::init(&make_weights), py::arg("cell"), py::arg("weight_dtype"), py::arg("weights"),
            py::arg("scales") = py::none())
-      .def_property_readonly("cell", [](const ReducedWeights& w) { return std::string(rnnfast::cell_info(w.cell()).name); })
-      .def_property_readonly("weight_dtype", [](const ReducedWeights& w) { return std::string(rnnfast::weight_type_name(w.type())); })
+      .def_property_readonly("cell",
+                             [](const ReducedWeights& w) { return std::string(rnnfast::cell_info(w.cell()).name); })
+      .def_property_readonly("weight_dtype",
+                             [](const ReducedWeights& w) { return std::string(rnnfast::weight_type_name(w.type())); })
       .def_property_readonly("rows", [](const ReducedWeights& w) { return w.gates() * w.hidden(); })
       .def_property_readonly("depth", &ReducedWeights::depth)
       .def_property_readonly("hidden", &ReducedWeights::hidden)
@@ -167,7 +169,8 @@ void register_reduced(py::module_& m, py::module_& t) {
   m.def("reduced_forward", &reduced_forward, py::arg("cell"), py::arg("x"), py::arg("h0"), py::arg("c0"),
         py::arg("w_ih"), py::arg("w_hh"), py::arg("b_ih"), py::arg("b_hh"), py::arg("lengths"),
         "One layer direction's inference forward with reduced-precision weights: (out, h_n, c_n or None).");
-  m.def("reduced_isa", [](const std::string& type) { return std::string(rnnfast::active_reduced_kernel(parse_type(type)).name); },
+  m.def("reduced_isa",
+        [](const std::string& type) { return std::string(rnnfast::active_reduced_kernel(parse_type(type)).name); },
         py::arg("weight_dtype"), "The code path the kernels for this weight dtype run on.");
   t.def("reduced_quantize_rows", &quantize_rows, py::arg("weight_dtype"), py::arg("a"));
   t.def("reduced_product", &raw_product, py::arg("a"), py::arg("w"));

@@ -131,7 +131,8 @@ TEST(reduced, int8_quantization_and_products_exact) {
             reference_quantize(a.data() + i * depth, depth, want_q.data(), want);
             same = same && std::memcmp(q.data() + i * Kp, want_q.data(), depth) == 0 &&
                    want.zero_point == s[i].zero_point &&
-                   (std::memcmp(&want.scale, &s[i].scale, 4) == 0 || (std::isnan(want.scale) && std::isnan(s[i].scale)));
+                   (std::memcmp(&want.scale, &s[i].scale, 4) == 0 ||
+                    (std::isnan(want.scale) && std::isnan(s[i].scale)));
             for (int64_t k = depth; k < Kp; ++k) same = same && q[i * Kp + k] == 0;
           }
           CHECK(same, "quantized activations differ from the definition");
@@ -167,7 +168,8 @@ TEST(reduced, bf16_products_are_the_defined_chain) {
           kernel.quantize_rows(rows, depth, Kp, a.data(), depth, q.data(), nullptr);
           bool rounded = true;
           for (int64_t i = 0; i < rows; ++i)
-            for (int64_t k = 0; k < depth; ++k) rounded = rounded && q[i * Kp + k] == rnnfast::to_bf16(a[i * depth + k]);
+            for (int64_t k = 0; k < depth; ++k)
+              rounded = rounded && q[i * Kp + k] == rnnfast::to_bf16(a[i * depth + k]);
           CHECK(rounded, "activations not rounded to bfloat16 as to_bf16 does");
           vector<float> got(rows * N), want(rows * N);
           kernel.raw_product(packed, rows, q.data(), nullptr, got.data());
@@ -223,6 +225,29 @@ vector<float> random_vector(int64_t n, double scale, Rng& rng) {
   return v;
 }
 
+// reduced_layer_forward of `layer` on x [S, B, I] from h0 (and c0 for the LSTM) with both biases,
+// into out [S, B, H], h_n and c_n [B, H].
+void run_forward(const ReducedLayer& layer, bool lstm, int64_t S, int64_t B, const vector<float>& x,
+                 const vector<float>& h0, const vector<float>& c0, const vector<float>& b_ih,
+                 const vector<float>& b_hh, const int64_t* lengths, vector<float>& out, vector<float>& h_n,
+                 vector<float>& c_n) {
+  rnnfast::ReducedLayerForward a;
+  a.seq_len = S;
+  a.batch = B;
+  a.w_ih = layer.w_ih.get();
+  a.w_hh = layer.w_hh.get();
+  a.x = x.data();
+  a.h0 = h0.data();
+  a.c0 = lstm ? c0.data() : nullptr;
+  a.b_ih = b_ih.data();
+  a.b_hh = b_hh.data();
+  a.out = out.data();
+  a.h_n = h_n.data();
+  a.c_n = lstm ? c_n.data() : nullptr;
+  a.lengths = lengths;
+  rnnfast::reduced_layer_forward(a);
+}
+
 TEST(reduced, forward_same_bits_for_every_thread_count_and_split_and_the_stepper) {
   Rng rng(13);
   const int threads_before = rnnfast::num_threads();
@@ -253,21 +278,8 @@ TEST(reduced, forward_same_bits_for_every_thread_count_and_split_and_the_stepper
               out.assign(S * B * H, NAN);
               h_n.assign(B * H, NAN);
               c_n.assign(B * H, NAN);
-              rnnfast::ReducedLayerForward a;
-              a.seq_len = S;
-              a.batch = B;
-              a.w_ih = layer.w_ih.get();
-              a.w_hh = layer.w_hh.get();
-              a.x = x.data();
-              a.h0 = h0.data();
-              a.c0 = lstm ? c0.data() : nullptr;
-              a.b_ih = b_ih.data();
-              a.b_hh = b_hh.data();
-              a.out = out.data();
-              a.h_n = h_n.data();
-              a.c_n = lstm ? c_n.data() : nullptr;
-              a.lengths = with_lengths ? lengths.data() : nullptr;
-              rnnfast::reduced_layer_forward(a);
+              run_forward(layer, lstm, S, B, x, h0, c0, b_ih, b_hh, with_lengths ? lengths.data() : nullptr, out,
+                          h_n, c_n);
             };
             vector<float> out1, h1, c1;
             run(1, rnnfast::SplitPolicy::kAuto, out1, h1, c1);
@@ -287,7 +299,8 @@ TEST(reduced, forward_same_bits_for_every_thread_count_and_split_and_the_stepper
                 for (int64_t t = lengths[b]; t < S; ++t)
                   for (int64_t j = 0; j < H; ++j) ok = ok && out1[(t * B + b) * H + j] == 0.0f;
                 for (int64_t j = 0; j < H; ++j)
-                  ok = ok && h1[b * H + j] == (lengths[b] == 0 ? h0[b * H + j] : out1[((lengths[b] - 1) * B + b) * H + j]);
+                  ok = ok && h1[b * H + j] ==
+                                 (lengths[b] == 0 ? h0[b * H + j] : out1[((lengths[b] - 1) * B + b) * H + j]);
               }
               CHECK(ok, "lengths: outputs past a row's end not zero, or h_n not its last state");
               continue;
@@ -330,7 +343,8 @@ TEST(reduced, one_step_agrees_with_float64_on_the_quantized_operands) {
         layer.w_ih = reduce(cell, type, H, I, w_ih, layer.q_ih, layer.s_ih, layer.b16_ih);
         layer.w_hh = reduce(cell, type, H, H, w_hh, layer.q_hh, layer.s_hh, layer.b16_hh);
         // The products in float64 from the kernel's quantized operands.
-        auto product = [&](const ReducedWeights& w, const vector<float>& a, int64_t depth, const vector<std::int8_t>& q_w,
+        auto product = [&](const ReducedWeights& w, const vector<float>& a, int64_t depth,
+                           const vector<std::int8_t>& q_w,
                            const vector<float>& s_w, const vector<std::uint16_t>& b_w) {
           const int64_t Kp = w.padded_depth();
           vector<std::uint8_t> bytes(B * Kp * 2);
@@ -370,25 +384,13 @@ TEST(reduced, one_step_agrees_with_float64_on_the_quantized_operands) {
             }
             if (cell == Cell::kGru) {
               const double r = sig(pre(0, true)), z = sig(pre(1, true));
-              const double n = std::tanh(gx[b * N + 2 * H + j] + b_ih[2 * H + j] + r * (gh[b * N + 2 * H + j] + b_hh[2 * H + j]));
+              const double n = std::tanh(gx[b * N + 2 * H + j] + b_ih[2 * H + j] +
+                                         r * (gh[b * N + 2 * H + j] + b_hh[2 * H + j]));
               want[b * H + j] = (1 - z) * n + z * hp;
             }
           }
         vector<float> out(B * H), h_n(B * H), c_n(B * H);
-        rnnfast::ReducedLayerForward a;
-        a.seq_len = 1;
-        a.batch = B;
-        a.w_ih = layer.w_ih.get();
-        a.w_hh = layer.w_hh.get();
-        a.x = x.data();
-        a.h0 = h0.data();
-        a.c0 = lstm ? c0.data() : nullptr;
-        a.b_ih = b_ih.data();
-        a.b_hh = b_hh.data();
-        a.out = out.data();
-        a.h_n = h_n.data();
-        a.c_n = lstm ? c_n.data() : nullptr;
-        rnnfast::reduced_layer_forward(a);
+        run_forward(layer, lstm, 1, B, x, h0, c0, b_ih, b_hh, nullptr, out, h_n, c_n);
         const check::Worst w = check::worst_relative(out, want, 1.0);
         CHECK(w.error < 2e-5, check::describe(w));
       }

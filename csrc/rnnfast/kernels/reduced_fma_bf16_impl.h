@@ -66,8 +66,8 @@ struct FmaBf16Dot {
 
   // Not inlined into its callers: alone, the tile keeps every accumulator in a register.
   template <int G, int R, int P>
-  __attribute__((noinline)) static void run(std::int64_t padded_depth, const Operand* a, const std::uint8_t* panel, std::int64_t panel_bytes,
-                  Acc* out) {
+  __attribute__((noinline)) static void run(std::int64_t padded_depth, const Operand* a,
+                                            const std::uint8_t* panel, std::int64_t panel_bytes, Acc* out) {
     typename FmaVec::V acc[P][R][G][kVectors];
     #pragma GCC unroll 16
     for (int q = 0; q < P; ++q)

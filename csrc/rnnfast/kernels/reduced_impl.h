@@ -141,8 +141,9 @@ void quantize_rows_bf16(std::int64_t rows, std::int64_t depth, std::int64_t padd
     for (std::int64_t k = 0; k < depth; ++k) {
       std::uint32_t bits;
       std::memcpy(&bits, row + k, 4);
-      q[k] = (bits & 0x7fffffffu) > 0x7f800000u ? static_cast<std::uint16_t>((bits >> 16) | 0x40u)
-                                                 : static_cast<std::uint16_t>((bits + 0x7fffu + ((bits >> 16) & 1u)) >> 16);
+      const bool nan = (bits & 0x7fffffffu) > 0x7f800000u;
+      q[k] = nan ? static_cast<std::uint16_t>((bits >> 16) | 0x40u)
+                 : static_cast<std::uint16_t>((bits + 0x7fffu + ((bits >> 16) & 1u)) >> 16);
     }
     for (std::int64_t k = depth; k < padded_depth; ++k) q[k] = 0;
   }

@@ -1,10 +1,10 @@
 // The int8 tile without VNNI, exact (kernels/reduced_impl.h): vpmaddwd multiplies pairs of signed
 // 16-bit values and adds each pair into a 32-bit lane, so no sum can saturate (vpmaddubsw's 16-bit
 // sums of two 255 x 127 products would). Weights are widened (signed) from the packed bytes as they are
-// loaded; a tile's activation rows (unsigned bytes) are widened once, a chunk of depth at a time, and each group of four is
-// broadcast as one 64-bit value. A lane pair holds one unit's two partial sums (depths 4k, 4k+1 and
-// 4k+2, 4k+3), added at the end: integer sums, exact in any order. Compiled for avx2 (32-byte
-// vectors) and avx512 (64-byte, AVX-512BW) through the Vec policy below.
+// loaded; a tile's activation rows (unsigned bytes) are widened once, a chunk of depth at a time, and
+// each group of four is broadcast as one 64-bit value. A lane pair holds one unit's two partial sums
+// (depths 4k, 4k+1 and 4k+2, 4k+3), added at the end: integer sums, exact in any order. Compiled for
+// avx2 (32-byte vectors) and avx512 (64-byte, AVX-512BW) through the Vec policy below.
 #include <immintrin.h>
 
 #include <cstdint>
@@ -25,7 +25,9 @@ struct MaddVec {
   using V = __m512i;
   static constexpr int kUnits = 8;  // units per vector: 8 units x 4 depths of int16
   static V zero() { return _mm512_setzero_si512(); }
-  static V widen(const std::int8_t* p) { return _mm512_cvtepi8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))); }
+  static V widen(const std::int8_t* p) {
+    return _mm512_cvtepi8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+  }
   static V broadcast(std::int64_t four) { return _mm512_set1_epi64(four); }
   static V madd_add(V acc, V w, V a) { return _mm512_add_epi32(acc, _mm512_madd_epi16(w, a)); }
   // The kUnits sums of acc (lane pairs added) into out[0, kUnits).
@@ -39,7 +41,9 @@ struct MaddVec {
   using V = __m256i;
   static constexpr int kUnits = 4;
   static V zero() { return _mm256_setzero_si256(); }
-  static V widen(const std::int8_t* p) { return _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
+  static V widen(const std::int8_t* p) {
+    return _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  }
   static V broadcast(std::int64_t four) { return _mm256_set1_epi64x(four); }
   static V madd_add(V acc, V w, V a) { return _mm256_add_epi32(acc, _mm256_madd_epi16(w, a)); }
   static void store_sums(V acc, std::int32_t* out) {
@@ -65,8 +69,8 @@ struct MaddInt8Dot {
 
   // Not inlined into its callers: alone, the tile keeps every accumulator in a register.
   template <int G, int R, int P>
-  __attribute__((noinline)) static void run(std::int64_t padded_depth, const Operand* a, const std::uint8_t* panel, std::int64_t panel_bytes,
-                  Acc* out) {
+  __attribute__((noinline)) static void run(std::int64_t padded_depth, const Operand* a,
+                                            const std::uint8_t* panel, std::int64_t panel_bytes, Acc* out) {
     alignas(64) std::int16_t wide[R][kChunk];
     typename MaddVec::V acc[P][G][R][kVectors];
     #pragma GCC unroll 16

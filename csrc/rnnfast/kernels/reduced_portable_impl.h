@@ -10,19 +10,30 @@ namespace rnnfast {
 namespace RNNFAST_ISA_NAMESPACE {
 namespace {
 
-struct PortableInt8Dot {
-  static constexpr WeightType kType = WeightType::kInt8;
-  using Operand = std::uint8_t;
-  using Acc = std::int32_t;
+// What the two portable tiles share: their shapes, and the switch from a tile's run-time shape to
+// Dot::run<G, R, P>.
+template <class Dot>
+struct PortableShape {
   static constexpr int kOperandBias = 0;
   static constexpr int tile_rows(int) { return 4; }
   static constexpr int row_panels(int gates) { return gates == 1 ? 4 : 2; }
   static constexpr int block_panels(int) { return 1; }
   static constexpr int block_rows(int) { return 1; }
+  template <typename Operand, typename Acc>  // Dot's (a template: Dot is incomplete here)
+  static void tile(int rows, int panels, int gates, std::int64_t padded_depth, const Operand* a,
+                   const std::uint8_t* panel, std::int64_t panel_bytes, Acc* out) {
+    run_tile<Dot>(rows, panels, gates, padded_depth, a, panel, panel_bytes, out);
+  }
+};
+
+struct PortableInt8Dot : PortableShape<PortableInt8Dot> {
+  static constexpr WeightType kType = WeightType::kInt8;
+  using Operand = std::uint8_t;
+  using Acc = std::int32_t;
   // Not inlined into its callers: alone, the tile keeps every accumulator in a register.
   template <int G, int R, int P>
-  __attribute__((noinline)) static void run(std::int64_t padded_depth, const Operand* a, const std::uint8_t* panel, std::int64_t panel_bytes,
-                  Acc* out) {
+  __attribute__((noinline)) static void run(std::int64_t padded_depth, const Operand* a,
+                                            const std::uint8_t* panel, std::int64_t panel_bytes, Acc* out) {
     constexpr int kWidth = G * kReducedUnits;
     for (int q = 0; q < P; ++q) {
       const std::int8_t* w = reinterpret_cast<const std::int8_t*>(panel + q * panel_bytes);
@@ -42,25 +53,16 @@ struct PortableInt8Dot {
       }
     }
   }
-  static void tile(int rows, int panels, int gates, std::int64_t padded_depth, const Operand* a,
-                   const std::uint8_t* panel, std::int64_t panel_bytes, Acc* out) {
-    run_tile<PortableInt8Dot>(rows, panels, gates, padded_depth, a, panel, panel_bytes, out);
-  }
 };
 
-struct PortableBf16Dot {
+struct PortableBf16Dot : PortableShape<PortableBf16Dot> {
   static constexpr WeightType kType = WeightType::kBf16;
   using Operand = std::uint16_t;
   using Acc = float;
-  static constexpr int kOperandBias = 0;
-  static constexpr int tile_rows(int) { return 4; }
-  static constexpr int row_panels(int gates) { return gates == 1 ? 4 : 2; }
-  static constexpr int block_panels(int) { return 1; }
-  static constexpr int block_rows(int) { return 1; }
   // Not inlined into its callers: alone, the tile keeps every accumulator in a register.
   template <int G, int R, int P>
-  __attribute__((noinline)) static void run(std::int64_t padded_depth, const Operand* a, const std::uint8_t* panel, std::int64_t panel_bytes,
-                  Acc* out) {
+  __attribute__((noinline)) static void run(std::int64_t padded_depth, const Operand* a,
+                                            const std::uint8_t* panel, std::int64_t panel_bytes, Acc* out) {
     constexpr int kWidth = G * kReducedUnits;
     for (int q = 0; q < P; ++q) {
       const std::uint16_t* w = reinterpret_cast<const std::uint16_t*>(panel + q * panel_bytes);
@@ -87,10 +89,6 @@ struct PortableBf16Dot {
         std::memcpy(out + (q * R + i) * kWidth, acc, sizeof(acc));
       }
     }
-  }
-  static void tile(int rows, int panels, int gates, std::int64_t padded_depth, const Operand* a,
-                   const std::uint8_t* panel, std::int64_t panel_bytes, Acc* out) {
-    run_tile<PortableBf16Dot>(rows, panels, gates, padded_depth, a, panel, panel_bytes, out);
   }
 };
 

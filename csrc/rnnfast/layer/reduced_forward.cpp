@@ -128,7 +128,8 @@ void ReducedForward::project_inputs() {
   gx_.resize(rows * GH, /*zeroed=*/false);
   const ReducedWeights& w = *a_.w_ih;
   const std::int64_t threads = std::max(1, num_threads());
-  const std::int64_t chunk = std::max<std::int64_t>(8, std::min<std::int64_t>(96, (rows + 2 * threads - 1) / (2 * threads)));
+  // Two chunks a thread, each of 8 to 96 rows.
+  const std::int64_t chunk = std::clamp<std::int64_t>((rows + 2 * threads - 1) / (2 * threads), 8, 96);
   const std::int64_t tasks = (rows + chunk - 1) / chunk;
   const std::int64_t Kp = w.padded_depth();
   auto task = [&](std::int64_t i) {

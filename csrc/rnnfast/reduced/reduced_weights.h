@@ -150,7 +150,8 @@ const ReducedKernel& reduced_kernel(WeightType type, Isa isa);
 inline const ReducedKernel& active_reduced_kernel(WeightType type) { return reduced_kernel(type, active_isa()); }
 
 // Whether the kernels may use the extensions above (default true, or false when the environment has
-// RNNFAST_REDUCED_EXTENSIONS=0; tests turn them off to run the plain code on a CPU that has them). Not thread-safe to change while kernels run.
+// RNNFAST_REDUCED_EXTENSIONS=0; tests turn them off to run the plain code on a CPU that has them).
+// Not thread-safe to change while kernels run.
 void set_reduced_extensions(bool enabled);
 bool reduced_extensions();
 
