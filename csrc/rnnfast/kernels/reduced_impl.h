@@ -26,6 +26,10 @@
 #include <cstring>
 #if defined(__AVX512F__)
 #include <immintrin.h>
+// GCC 12 reports the AVX-512 headers' own placeholder operand (`__m512 __Y = __Y` in _mm512_undefined_*)
+// as used uninitialized where their reductions and conversions are inlined: a known false positive.
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #endif
 
 #include "rnnfast/cells/all_cells.h"
