@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <cstring>
 #include <memory>
+#include <utility>
 #include <vector>
 
 #include "check.h"
@@ -331,8 +332,10 @@ TEST(reduced, one_step_agrees_with_float64_on_the_quantized_operands) {
   for (WeightType type : {WeightType::kInt8, WeightType::kBf16})
     for_each_path(type, [&](const ReducedKernel& kernel) {
       for (Cell cell : support::kCells)
-      for (int64_t H : {37, 70}) {  // 70: five blocks, so the RNN's four-block tiles run too
-        const int64_t B = H == 37 ? 3 : 7, I = 21, G = rnnfast::gate_count(cell), N = G * H;
+      for (auto shape : {std::pair<int64_t, int64_t>{3, 37}, {7, 70}, {1, 70}}) {
+        // 70: five blocks, so the RNN's four-block tiles run, and at batch 1 the one-row passes over
+        // four whole blocks (then a partial one)
+        const int64_t B = shape.first, H = shape.second, I = 21, G = rnnfast::gate_count(cell), N = G * H;
         const bool lstm = cell == Cell::kLstm;
         Context ctx(rnnfast::weight_type_name(type), " ", cell_name(cell), " B=", B, " H=", H);
         const vector<float> w_ih = random_vector(N * I, 0.3, rng), w_hh = random_vector(N * H, 0.3, rng);

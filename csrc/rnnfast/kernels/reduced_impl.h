@@ -261,6 +261,38 @@ void update_block(const ReducedWeights& w, const ReducedStepArgs& s, std::int64_
                                    CellT::kCellState ? s.c + r * H + u0 : nullptr, nullptr);
 }
 
+// The gate update of a single row's `count` consecutive whole blocks from [p, p + count) (sums
+// [count][G*16]): every block dequantized first, then one straight run of inlined unit updates, which
+// the out-of-order core overlaps across blocks, as the float32 step's apply_row_gates does (block by
+// block, each block's activation chains waited on the previous one's). The same operations in the same
+// order as update_block: the same bits.
+template <class Dot, class CellT>
+void update_row_blocks(const ReducedWeights& w, const ReducedStepArgs& s, std::int64_t p, int count,
+                       const typename Dot::Acc* sums) {
+  constexpr int G = CellT::kGates, U = kReducedUnits, L = kFloatLanes;
+  const std::int64_t H = w.hidden();
+  if ((p + count) * U > H || U % L != 0) {  // a partial block: one at a time, through the stand-ins
+    for (int q = 0; q < count; ++q) update_block<Dot, CellT>(w, s, p + q, 0, 1, sums + q * G * U);
+    return;
+  }
+  alignas(64) float gh[kReducedRowPanels * G * U];
+  for (int q = 0; q < count; ++q) {
+    float* row = gh + q * G * U;
+    dequantize_row<Dot>(w, p + q, U, U, sums + q * G * U, s.h_scales, nullptr, row);
+    if constexpr (CellT::kRecurrentBiasGate >= 0)
+      if (s.kept_bias != nullptr)
+        for (int j = 0; j < U; ++j) row[CellT::kRecurrentBiasGate * U + j] += s.kept_bias[(p + q) * U + j];
+  }
+  for (int q = 0; q < count; ++q) {
+    const std::int64_t u = (p + q) * U;
+    for (int j = 0; j < U; j += L)
+      CellT::template forward<VectorMath>(s.gx + u + j, gh + q * G * U + j, H, U,
+                                          CellT::kReadsHPrev ? s.h_prev + u + j : nullptr,
+                                          CellT::kCellState ? s.c_prev + u + j : nullptr, s.h + u + j,
+                                          CellT::kCellState ? s.c + u + j : nullptr, nullptr);
+  }
+}
+
 // Blocks [b0, b1) of one step: tiles of rows by one block (several blocks for a single row, for
 // more independent accumulators), each tile's gate update while it is in cache.
 template <class Dot, class CellT>
@@ -275,7 +307,7 @@ void step_cell(const ReducedWeights& w, const ReducedStepArgs& s, std::int64_t b
     constexpr int P = Dot::row_panels(G);
     for (; p + P <= b1; p += P) {
       Dot::tile(1, P, G, Kp, a, w.panel(p), w.panel_bytes(), tile);
-      for (int q = 0; q < P; ++q) update_block<Dot, CellT>(w, s, p + q, 0, 1, tile + q * G * U);
+      update_row_blocks<Dot, CellT>(w, s, p, P, tile);
     }
   }
   if constexpr (Dot::block_panels(G) > 1) {  // several blocks a tile, as in project
