@@ -291,7 +291,9 @@ TEST(reduced, forward_same_bits_for_every_thread_count_and_split_and_the_stepper
                 run(threads, split, out, h, c);
                 CHECK(check::bitwise_equal(out, out1) && check::bitwise_equal(h, h1) &&
                           (!lstm || check::bitwise_equal(c, c1)),
-                      "results depend on the thread count or split");
+                      "results depend on the thread count or split: out first differs at ",
+                      check::first_difference(out, out1), " of ", out.size(), ", h_n at ",
+                      check::first_difference(h, h1));
               }
             rnnfast::set_split_policy(rnnfast::SplitPolicy::kAuto);
             if (with_lengths) {  // past a row's end: zeros; h_n its state at its length

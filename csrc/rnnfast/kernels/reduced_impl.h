@@ -195,12 +195,33 @@ inline void dequantize_row(const ReducedWeights& w, std::int64_t block, int unit
 
 // ---- the input projection ----
 
+// The epilogue of a projection tile: `count` blocks from p by `rows` rows from first_row (sums
+// [count][rows][G*16], the tile's layout) into out (rows ldo apart) with the biases. Out of line, so
+// that every tile shape runs the one body: a column's arithmetic is the same instructions whichever
+// tile computed it (inlined into each caller, the compiler may fuse a multiply and an add in one copy
+// and not in another: one rounding instead of two).
+template <class Dot>
+__attribute__((noinline)) void project_epilogue(const ReducedWeights& w, std::int64_t p, int count,
+                                                std::int64_t first_row, int rows, const typename Dot::Acc* sums,
+                                                const ActivationScale* scales, const float* bias, float* out,
+                                                std::int64_t ldo) {
+  const int G = static_cast<int>(w.gates());
+  const std::int64_t H = w.hidden(), U = kReducedUnits;
+  for (int q = 0; q < count; ++q) {
+    const std::int64_t u0 = (p + q) * U;
+    const int units = static_cast<int>(std::min<std::int64_t>(U, H - u0));
+    for (int i = 0; i < rows; ++i)
+      dequantize_row<Dot>(w, p + q, units, H, sums + (q * rows + i) * G * U, scales + first_row + i,
+                          bias != nullptr ? bias + u0 : nullptr, out + (first_row + i) * ldo + u0);
+  }
+}
+
 template <class Dot>
 void project(const ReducedWeights& w, std::int64_t rows, const void* quantized, const ActivationScale* scales,
              const float* bias, float* out, std::int64_t ldo, std::int64_t b0, std::int64_t b1) {
   using Operand = typename Dot::Operand;
   const int G = static_cast<int>(w.gates());
-  const std::int64_t H = w.hidden(), Kp = w.padded_depth(), U = kReducedUnits;
+  const std::int64_t Kp = w.padded_depth();
   const int mr_max = Dot::tile_rows(G);
   const Operand* a = static_cast<const Operand*>(quantized);
   alignas(64) typename Dot::Acc tile[kTileValues];
@@ -212,84 +233,55 @@ void project(const ReducedWeights& w, std::int64_t rows, const void* quantized, 
       for (std::int64_t i0 = 0; i0 < rows; i0 += mr_block) {
         const int mr = static_cast<int>(std::min<std::int64_t>(mr_block, rows - i0));
         Dot::tile(mr, PB, G, Kp, a + i0 * Kp, w.panel(p), w.panel_bytes(), tile);
-        for (int q = 0; q < PB; ++q) {
-          const std::int64_t u0 = (p + q) * U;
-          const int units = static_cast<int>(std::min<std::int64_t>(U, H - u0));
-          for (int i = 0; i < mr; ++i)
-            dequantize_row<Dot>(w, p + q, units, H, tile + (q * mr + i) * G * U, scales + i0 + i,
-                                bias != nullptr ? bias + u0 : nullptr, out + (i0 + i) * ldo + u0);
-        }
+        project_epilogue<Dot>(w, p, PB, i0, mr, tile, scales, bias, out, ldo);
       }
   }
-  for (; p < b1; ++p) {
-    const std::int64_t u0 = p * U;
-    const int units = static_cast<int>(std::min<std::int64_t>(U, H - u0));
+  for (; p < b1; ++p)
     for (std::int64_t i0 = 0; i0 < rows; i0 += mr_max) {
       const int mr = static_cast<int>(std::min<std::int64_t>(mr_max, rows - i0));
       Dot::tile(mr, 1, G, Kp, a + i0 * Kp, w.panel(p), w.panel_bytes(), tile);
-      for (int i = 0; i < mr; ++i)
-        dequantize_row<Dot>(w, p, units, H, tile + i * G * U, scales + i0 + i, bias != nullptr ? bias + u0 : nullptr,
-                            out + (i0 + i) * ldo + u0);
+      project_epilogue<Dot>(w, p, 1, i0, mr, tile, scales, bias, out, ldo);
     }
-  }
 }
 
 // ---- the recurrent step ----
 
-// The gate update of `rows` rows of block p from their raw products `sums` [rows][G*16] (row i's
-// operand row is first_row + i).
+// The gate update of `count` blocks from p by `rows` rows from first_row, from their raw products
+// (sums [count][rows][G*16], the tile's layout): every row of every block dequantized first, then the
+// gate updates one after another, which the out-of-order core overlaps across blocks (as the float32
+// step's apply_row_gates does for a single row; block by block, each block's activation chains waited
+// on the previous one's). Out of line for the reason project_epilogue is: a unit's arithmetic is the
+// same instructions whether a one-row pass, a tile of rows or a several-block tile computed it, so that
+// the results do not depend on how the rows are cut (inlined, a one-row pass and a tile of rows once
+// rounded one unit differently, at -O2 with the sanitizers).
 template <class Dot, class CellT>
-void update_block(const ReducedWeights& w, const ReducedStepArgs& s, std::int64_t p, std::int64_t first_row,
-                  std::int64_t rows, const typename Dot::Acc* sums) {
+__attribute__((noinline)) void update_blocks(const ReducedWeights& w, const ReducedStepArgs& s, std::int64_t p,
+                                             int count, std::int64_t first_row, int rows,
+                                             const typename Dot::Acc* sums) {
   constexpr int G = CellT::kGates, U = kReducedUnits;
-  const std::int64_t H = w.hidden(), u0 = p * U;
-  const int units = static_cast<int>(std::min<std::int64_t>(U, H - u0));
-  alignas(64) float gh[kReducedTileRows * G * U];
-  for (std::int64_t i = 0; i < rows; ++i) {
-    float* row = gh + i * G * U;
-    // Zeros past the units: forward_block reads the tile in whole vectors.
-    if (units < U) std::memset(row, 0, sizeof(float) * G * U);
-    dequantize_row<Dot>(w, p, units, U, sums + i * G * U, s.h_scales + first_row + i, nullptr, row);
-    if constexpr (CellT::kRecurrentBiasGate >= 0)
-      if (s.kept_bias != nullptr)
-        for (int j = 0; j < units; ++j) row[CellT::kRecurrentBiasGate * U + j] += s.kept_bias[u0 + j];
-  }
-  const std::int64_t r = first_row;
-  forward_block<CellT, VectorMath>(rows, units, U, H, s.gx + r * G * H + u0, gh,
-                                   CellT::kReadsHPrev ? s.h_prev + r * H + u0 : nullptr,
-                                   CellT::kCellState ? s.c_prev + r * H + u0 : nullptr, s.h + r * H + u0,
-                                   CellT::kCellState ? s.c + r * H + u0 : nullptr, nullptr);
-}
-
-// The gate update of a single row's `count` consecutive whole blocks from [p, p + count) (sums
-// [count][G*16]): every block dequantized first, then one straight run of inlined unit updates, which
-// the out-of-order core overlaps across blocks, as the float32 step's apply_row_gates does (block by
-// block, each block's activation chains waited on the previous one's). The same operations in the same
-// order as update_block: the same bits.
-template <class Dot, class CellT>
-void update_row_blocks(const ReducedWeights& w, const ReducedStepArgs& s, std::int64_t p, int count,
-                       const typename Dot::Acc* sums) {
-  constexpr int G = CellT::kGates, U = kReducedUnits, L = kFloatLanes;
   const std::int64_t H = w.hidden();
-  if ((p + count) * U > H || U % L != 0) {  // a partial block: one at a time, through the stand-ins
-    for (int q = 0; q < count; ++q) update_block<Dot, CellT>(w, s, p + q, 0, 1, sums + q * G * U);
-    return;
-  }
-  alignas(64) float gh[kReducedRowPanels * G * U];
+  alignas(64) float gh[kTileValues];  // [count][rows][G*U]
   for (int q = 0; q < count; ++q) {
-    float* row = gh + q * G * U;
-    dequantize_row<Dot>(w, p + q, U, U, sums + q * G * U, s.h_scales, nullptr, row);
-    if constexpr (CellT::kRecurrentBiasGate >= 0)
-      if (s.kept_bias != nullptr)
-        for (int j = 0; j < U; ++j) row[CellT::kRecurrentBiasGate * U + j] += s.kept_bias[(p + q) * U + j];
+    const std::int64_t u0 = (p + q) * U;
+    const int units = static_cast<int>(std::min<std::int64_t>(U, H - u0));
+    for (int i = 0; i < rows; ++i) {
+      float* row = gh + (q * rows + i) * G * U;
+      // Zeros past the units: forward_block reads the tile in whole vectors.
+      if (units < U) std::memset(row, 0, sizeof(float) * G * U);
+      dequantize_row<Dot>(w, p + q, units, U, sums + (q * rows + i) * G * U, s.h_scales + first_row + i, nullptr,
+                          row);
+      if constexpr (CellT::kRecurrentBiasGate >= 0)
+        if (s.kept_bias != nullptr)
+          for (int j = 0; j < units; ++j) row[CellT::kRecurrentBiasGate * U + j] += s.kept_bias[u0 + j];
+    }
   }
   for (int q = 0; q < count; ++q) {
-    const std::int64_t u = (p + q) * U;
-    for (int j = 0; j < U; j += L)
-      CellT::template forward<VectorMath>(s.gx + u + j, gh + q * G * U + j, H, U,
-                                          CellT::kReadsHPrev ? s.h_prev + u + j : nullptr,
-                                          CellT::kCellState ? s.c_prev + u + j : nullptr, s.h + u + j,
-                                          CellT::kCellState ? s.c + u + j : nullptr, nullptr);
+    const std::int64_t u0 = (p + q) * U, r = first_row;
+    const int units = static_cast<int>(std::min<std::int64_t>(U, H - u0));
+    forward_block<CellT, VectorMath>(rows, units, U, H, s.gx + r * G * H + u0, gh + q * rows * G * U,
+                                     CellT::kReadsHPrev ? s.h_prev + r * H + u0 : nullptr,
+                                     CellT::kCellState ? s.c_prev + r * H + u0 : nullptr, s.h + r * H + u0,
+                                     CellT::kCellState ? s.c + r * H + u0 : nullptr, nullptr);
   }
 }
 
@@ -298,7 +290,7 @@ void update_row_blocks(const ReducedWeights& w, const ReducedStepArgs& s, std::i
 template <class Dot, class CellT>
 void step_cell(const ReducedWeights& w, const ReducedStepArgs& s, std::int64_t b0, std::int64_t b1) {
   using Operand = typename Dot::Operand;
-  constexpr int G = CellT::kGates, U = kReducedUnits;
+  constexpr int G = CellT::kGates;
   const std::int64_t Kp = w.padded_depth();
   const Operand* a = static_cast<const Operand*>(s.h_quantized);
   alignas(64) typename Dot::Acc tile[kTileValues];
@@ -307,7 +299,7 @@ void step_cell(const ReducedWeights& w, const ReducedStepArgs& s, std::int64_t b
     constexpr int P = Dot::row_panels(G);
     for (; p + P <= b1; p += P) {
       Dot::tile(1, P, G, Kp, a, w.panel(p), w.panel_bytes(), tile);
-      update_row_blocks<Dot, CellT>(w, s, p, P, tile);
+      update_blocks<Dot, CellT>(w, s, p, P, 0, 1, tile);
     }
   }
   if constexpr (Dot::block_panels(G) > 1) {  // several blocks a tile, as in project
@@ -319,7 +311,7 @@ void step_cell(const ReducedWeights& w, const ReducedStepArgs& s, std::int64_t b
         for (std::int64_t t = 0, i0 = 0; t < block_tiles; ++t) {
           const int mr = static_cast<int>((s.rows * (t + 1)) / block_tiles - i0);
           Dot::tile(mr, PB, G, Kp, a + i0 * Kp, w.panel(p), w.panel_bytes(), tile);
-          for (int q = 0; q < PB; ++q) update_block<Dot, CellT>(w, s, p + q, i0, mr, tile + q * mr * G * U);
+          update_blocks<Dot, CellT>(w, s, p, PB, i0, mr, tile);
           i0 += mr;
         }
   }
@@ -330,7 +322,7 @@ void step_cell(const ReducedWeights& w, const ReducedStepArgs& s, std::int64_t b
     for (std::int64_t t = 0, i0 = 0; t < row_tiles; ++t) {
       const int mr = static_cast<int>((s.rows * (t + 1)) / row_tiles - i0);
       Dot::tile(mr, 1, G, Kp, a + i0 * Kp, w.panel(p), w.panel_bytes(), tile);
-      update_block<Dot, CellT>(w, s, p, i0, mr, tile);
+      update_blocks<Dot, CellT>(w, s, p, 1, i0, mr, tile);
       i0 += mr;
     }
   }
