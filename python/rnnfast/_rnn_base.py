@@ -5,15 +5,14 @@ It holds the parameters, checks and converts the arguments and states, stacks th
 single-direction functional ops into layers and directions (forward and backward), and keeps what a
 training forward saves (:class:`~rnnfast._training_cache.TrainingCache`).
 
-A layer made by :func:`rnnfast.quantize` is the same class holding reduced-precision parameters
-(:mod:`rnnfast._quantized`): its ``weight_dtype`` is 'int8' or 'bf16', it computes in float32, stacks the
-reduced-precision op (:mod:`rnnfast._reduced_native`, or :func:`rnnfast.reference.reduced_forward` when
-the tests swap the ops for the reference) the same way, and refuses every training call.
+A layer made by :func:`rnnfast.quantize` is the same class holding reduced-precision parameters: what
+that adds (holding them, the reduced-precision op of one direction, refusing training) is its base
+:class:`~rnnfast._quantized_layer.QuantizedLayer`; this module stacks its directions and layers the same
+way, in float32.
 """
 
 from __future__ import annotations
 
-import copy
 import numbers
 import warnings
 from collections.abc import Mapping
@@ -24,9 +23,8 @@ import numpy as np
 from . import _core
 from . import functional as F
 from ._cells import cell_facts
-from ._quantized import (SCALE_SUFFIX, QuantizedWeight, check_quantized_value, inference_only_error, is_weight,
-                         read_only_copy)
-from ._reduced_native import reduced_forward as native_reduced_forward
+from ._quantized import check_quantized_value
+from ._quantized_layer import QuantizedLayer
 from ._training_cache import TrainingCache
 from ._validation import ForwardArgs, as_array, cast, float_dtype, positive_int, prepare_lengths
 
@@ -91,13 +89,10 @@ def _reverse_time(a: np.ndarray, lengths: Optional[np.ndarray]) -> np.ndarray:
     return np.take_along_axis(a, source.reshape(source.shape + (1,) * (a.ndim - 2)), axis=0)
 
 
-class RNNBase:
+class RNNBase(QuantizedLayer):
     """Shared implementation of :class:`RNN`, :class:`LSTM` and :class:`GRU` (not for direct use)."""
 
     _cell: str = ""
-    # Set on layers made by rnnfast.quantize only (class defaults keep float layers pickled before them loadable).
-    _weight_dtype: Optional[str] = None  # 'int8' or 'bf16'
-    _quantized_weights: Optional[dict] = None  # QuantizedWeight by weight name
 
     def __init__(
         self,
@@ -202,12 +197,6 @@ class RNNBase:
         """The dtype (float32 or float64) of the parameters and of every computation; float32 for a quantized
         layer (its inputs, outputs, states, biases and gate arithmetic)."""
         return self._dtype
-
-    @property
-    def weight_dtype(self) -> str:
-        """The weights' dtype: 'float32' or 'float64' (as :attr:`dtype`), or 'int8' or 'bf16' for a layer
-        made by :func:`rnnfast.quantize`."""
-        return self._weight_dtype or self._dtype.name
 
     @property
     def mode(self) -> str:
@@ -323,39 +312,9 @@ class RNNBase:
             check_quantized_value(name, value, self._weight_dtype)
         return value
 
-    def _set_quantized_parameters(self, params: Mapping[str, np.ndarray]) -> None:
-        """Hold ``params`` (checked, every name of the layer) as this quantized layer's parameters."""
-        weights, values = {}, {}
-        for name, value in params.items():
-            if name.endswith(SCALE_SUFFIX):
-                continue
-            if is_weight(name):
-                w = QuantizedWeight(self._cell, self._weight_dtype, value, params.get(name + SCALE_SUFFIX))
-                weights[name] = w
-                values[name] = w.values
-                if w.scales is not None:
-                    values[name + SCALE_SUFFIX] = w.scales
-            else:
-                values[name] = read_only_copy(value)
-        self._params = {name: values[name] for name in params}  # the caller's order (PyTorch's)
-        self._quantized_weights = weights
-
-    def _quantized_copy(self, weight_dtype: str, params: Mapping[str, np.ndarray]) -> "RNNBase":
-        """A new layer of this class and configuration, quantized to ``weight_dtype``, holding ``params``
-        (:func:`rnnfast._quantized.quantize_parameters` of this layer's, or checked ones of its kind)."""
-        q = copy.copy(self)  # the class (a subclass too) and the configuration; nothing of it is shared below
-        q._weight_dtype = weight_dtype
-        q._dtype = np.dtype(np.float32)
-        q._rng = copy.deepcopy(self._rng)
-        q._cache = None
-        q.grads = {}  # nothing to train
-        q._set_quantized_parameters(params)
-        return q
-
     def zero_grad(self) -> None:
         """Set every accumulated parameter gradient in :attr:`grads` to zero."""
-        if self._weight_dtype is not None:
-            raise inference_only_error(type(self).__name__, self._weight_dtype, "zero_grad()")
+        self._refuse_training("zero_grad()")
         for g in self.grads.values():
             g.fill(0)
 
@@ -465,7 +424,7 @@ class RNNBase:
         :meth:`forward` (``lengths`` by prepare_lengths): the native ops take them without a second check.
         """
         if self._weight_dtype is not None:
-            return self._run_reduced_direction(ops, x, h0, c0, weights, lengths)
+            return self._run_reduced_direction(ops is F, ops, x, h0, c0, weights, lengths)
         if ops is F:
             T, B, I = x.shape
             facts = cell_facts(self._cell)
@@ -478,15 +437,6 @@ class RNNBase:
             return ops.gru(x, h0, *weights, training=training, lengths=lengths)
         return ops.rnn(x, h0, *weights, nonlinearity=cell_facts(self._cell).nonlinearity, training=training,
                        lengths=lengths)
-
-    def _run_reduced_direction(self, ops, x: np.ndarray, h0, c0, weights: tuple, lengths) -> tuple:
-        """:meth:`_run_direction` of a quantized layer: (out, h_n, c_n or None) of one layer and direction."""
-        w_ih, w_hh, b_ih, b_hh = weights
-        if ops is F:
-            return native_reduced_forward(self._cell, x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths)
-        return ops.reduced_forward(self._cell, x, h0, c0, w_ih.values, w_hh.values, b_ih, b_hh,
-                                   weight_dtype=self._weight_dtype, w_ih_scales=w_ih.scales,
-                                   w_hh_scales=w_hh.scales, lengths=lengths)
 
     def forward(
         self,
@@ -527,8 +477,8 @@ class RNNBase:
         """
         ops = functional_ops()
         training = bool(training)
-        if training and self._weight_dtype is not None:
-            raise inference_only_error(type(self).__name__, self._weight_dtype, "forward(..., training=True)")
+        if training:
+            self._refuse_training("forward(..., training=True)")
         if not training and state is None and lengths is None and ops is F:
             fast = self._exact_inference(x)
             if fast is not None:
@@ -633,8 +583,7 @@ class RNNBase:
             by ``backward``, so each training forward supports one backward (as PyTorch without
             ``retain_graph``). On a quantized layer, always (it is inference-only).
         """
-        if self._weight_dtype is not None:
-            raise inference_only_error(type(self).__name__, self._weight_dtype, "backward()")
+        self._refuse_training("backward()")
         cache = self._cache
         if cache is None:
             raise RuntimeError(
