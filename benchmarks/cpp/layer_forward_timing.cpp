@@ -26,13 +26,7 @@ int main(int argc, char** argv) {
   const long G = layer.G;
   std::vector<float> out(static_cast<std::size_t>(T * B * H)), h_n(static_cast<std::size_t>(B * H)),
       c_n(static_cast<std::size_t>(B * H));
-  rnnfast::LayerForward<float> a;
-  layer.describe(a);
-  a.b_ih = layer.b_ih.data();
-  a.b_hh = layer.b_hh.data();
-  a.out = out.data();
-  a.h_n = h_n.data();
-  a.c_n = c_n.data();
+  const rnnfast::LayerForward<float> a = layer.forward_args(out, h_n, c_n);
   const int calls = T * B * H > 1000000 ? 15 : 200;
   std::vector<double> ms;
   for (int r = 0; r < calls; ++r) {

@@ -24,13 +24,7 @@ int main(int argc, char** argv) {
   auto out = zeros(T * B * H), h_n = zeros(B * H), c_n = zeros(B * H), ws = zeros(T * B * W);
   auto d_x = zeros(T * B * I), d_h0 = zeros(B * H), d_c0 = zeros(B * H), d_w_ih = zeros(G * H * I),
        d_w_hh = zeros(G * H * H), d_b_ih = zeros(G * H), d_b_hh = zeros(G * H);
-  rnnfast::LayerForward<float> f;
-  layer.describe(f);
-  f.b_ih = layer.b_ih.data();
-  f.b_hh = layer.b_hh.data();
-  f.out = out.data();
-  f.h_n = h_n.data();
-  f.c_n = c_n.data();
+  rnnfast::LayerForward<float> f = layer.forward_args(out, h_n, c_n);
   f.workspace = ws.data();
   rnnfast::LayerBackward<float> b;
   layer.describe(b);

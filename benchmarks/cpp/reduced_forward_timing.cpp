@@ -67,13 +67,7 @@ int main(int argc, char** argv) {
   const long T = layer.T, B = layer.B, I = layer.I, H = layer.H, G = layer.G;
   std::vector<float> out(static_cast<std::size_t>(T * B * H)), h_n(static_cast<std::size_t>(B * H)),
       c_n(static_cast<std::size_t>(B * H));
-  rnnfast::LayerForward<float> a;
-  layer.describe(a);
-  a.b_ih = layer.b_ih.data();
-  a.b_hh = layer.b_hh.data();
-  a.out = out.data();
-  a.h_n = h_n.data();
-  a.c_n = c_n.data();
+  const rnnfast::LayerForward<float> a = layer.forward_args(out, h_n, c_n);
   const rnnfast::ReducedWeights w_ih = reduce(layer.cell, type, H, I, layer.w_ih);
   const rnnfast::ReducedWeights w_hh = reduce(layer.cell, type, H, H, layer.w_hh);
   rnnfast::ReducedLayerForward r;

@@ -58,6 +58,19 @@ struct Layer {
     a.w_ih = w_ih.data();
     a.w_hh = w_hh.data();
   }
+
+  // An inference forward of this layer with both biases, writing out [T, B, H], h_n and c_n [B, H].
+  rnnfast::LayerForward<float> forward_args(std::vector<float>& out, std::vector<float>& h_n,
+                                            std::vector<float>& c_n) const {
+    rnnfast::LayerForward<float> a;
+    describe(a);
+    a.b_ih = b_ih.data();
+    a.b_hh = b_hh.data();
+    a.out = out.data();
+    a.h_n = h_n.data();
+    a.c_n = c_n.data();
+    return a;
+  }
 };
 
 // The arguments every tool starts with, CELL T B I H [THREADS]: the layer, with the thread count (default
