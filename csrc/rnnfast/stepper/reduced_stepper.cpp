@@ -6,7 +6,6 @@
 #include <stdexcept>
 
 #include "rnnfast/cells/all_cells.h"
-#include "rnnfast/core/threadpool.h"
 #include "rnnfast/layer/sequence_rows.h"
 #include "rnnfast/step/fused_step.h"
 

@@ -3,7 +3,10 @@
 // as Stepper (stepper.h) does for float weights. A step of a layer quantizes its input rows and
 // projects them, then quantizes h_{t-1} and runs the fused step, with the forward's kernels and
 // arithmetic: feeding a sequence step by step gives the bits of one whole-sequence call
-// (reduced_layer_forward). Every buffer is allocated when the stepper is made.
+// (reduced_layer_forward). Every buffer is allocated when the stepper is made. A step runs on the
+// calling thread. The float stepper shares a step among threads from kSharedStepWork (layer/tuning.h)
+// multiply-adds; a reduced step does a half (bf16) or a quarter (int8) of that work per multiply-add,
+// so the streaming shapes measured (B = 1, H = 128) stay under it. Sharing larger steps is left for later.
 #pragma once
 
 #include <cstdint>
