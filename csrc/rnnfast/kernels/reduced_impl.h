@@ -9,8 +9,8 @@
 //   using Acc = std::int32_t or float;
 //   static constexpr int kOperandBias: what its int8 operand bytes subtract from q (ReducedKernel);
 //   static constexpr int tile_rows(int gates): rows of a one-panel tile (<= kReducedTileRows);
-//   static constexpr int row_panels(int gates): panels of a one-row pass (<= kReducedRowPanels,
-//       panels * gates <= 16);
+//   static constexpr int row_panels(int gates): panels of a one-row pass (panels * gates * 16 <=
+//       kTileValues);
 //   static constexpr int block_panels(int gates), block_rows(int gates): panels and rows of a
 //       several-row tile over several blocks (block_panels 1: none; block_panels * block_rows *
 //       gates * 16 <= kTileValues), for a cell whose one-panel tile is too narrow to hide the loads;
@@ -42,8 +42,7 @@ namespace RNNFAST_ISA_NAMESPACE {
 namespace {
 
 constexpr int kReducedTileRows = 8;
-constexpr int kReducedRowPanels = 16;
-constexpr int kTileValues = kReducedTileRows * 4 * kReducedUnits;  // also >= row_panels * gates * 16
+constexpr int kTileValues = kReducedTileRows * 4 * kReducedUnits;  // a tile's results, any shape
 
 // ---- activations ----
 
@@ -295,6 +294,9 @@ void step_cell(const ReducedWeights& w, const ReducedStepArgs& s, std::int64_t b
   const Operand* a = static_cast<const Operand*>(s.h_quantized);
   alignas(64) typename Dot::Acc tile[kTileValues];
   std::int64_t p = b0;
+  static_assert(Dot::tile_rows(G) <= kReducedTileRows && Dot::row_panels(G) * G * kReducedUnits <= kTileValues &&
+                    Dot::block_panels(G) * Dot::block_rows(G) * G * kReducedUnits <= kTileValues,
+                "a tile's results must fit the tile buffers");
   if (s.rows == 1) {
     constexpr int P = Dot::row_panels(G);
     for (; p + P <= b1; p += P) {
