@@ -41,3 +41,20 @@ class GRUGrads(NamedTuple):
     d_w_hh: np.ndarray  #: (3H, H)
     d_b_ih: np.ndarray  #: (3H,)
     d_b_hh: np.ndarray  #: (3H,)
+
+
+class VariantGrads(NamedTuple):
+    """Gradients of one direction of a cell variant (:func:`rnnfast.functional.variant_backward`), with G
+    gates, H hidden units, R = proj_size or H the width of h. ``d_b_ih`` and ``d_b_hh`` differ only where
+    the reset gate multiplies the recurrent bias (the GRU with ``reset_after=True``). ``d_w_hr`` is None
+    without a projection, ``d_w_ch`` None without peepholes, ``d_c0`` None but for the LSTM."""
+
+    d_x: np.ndarray  #: (T, B, I)
+    d_h0: np.ndarray  #: (B, R)
+    d_c0: "np.ndarray | None"  #: (B, H), LSTM only
+    d_w_ih: np.ndarray  #: (G*H, I)
+    d_w_hh: np.ndarray  #: (G*H, R)
+    d_b_ih: np.ndarray  #: (G*H,)
+    d_b_hh: np.ndarray  #: (G*H,)
+    d_w_hr: "np.ndarray | None"  #: (P, H), with proj_size P > 0
+    d_w_ch: "np.ndarray | None"  #: (3H,), gates i, f, o, with peepholes
