@@ -47,7 +47,6 @@ Everything is computed in the dtype of the inputs (float32 or float64, by NumPy'
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Optional
 
 import numpy as np
@@ -56,12 +55,10 @@ from numpy.typing import ArrayLike
 from . import _validation
 from ._reference_recurrence import keep, running_rows, sigmoid, split_gates, zeros_or_copy
 from ._types import VariantGrads
+from ._variant_validation import VariantArgs, prepare_variant_backward, prepare_variant_forward
 from ._variants import ACTIVATIONS, SELU_ALPHA, SELU_SCALE, VARIANT_WORKSPACE_SLOTS, Activation, CellOptions
 
 __all__ = ["activation_value", "activation_derivative", "variant_forward", "variant_backward", "VariantGrads"]
-
-_GATES = {"rnn": 1, "lstm": 4, "gru": 3}
-_TITLE = {"rnn": "RNN", "lstm": "LSTM", "gru": "GRU"}
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -209,127 +206,23 @@ def _gates_of(options: CellOptions) -> list[_Gate]:
 
 
 # ----------------------------------------------------------------------------------------------------
-# Argument checks
-# ----------------------------------------------------------------------------------------------------
-
-
-@dataclass
-class _VariantArgs:
-    """Checked arguments of a variant op: C-contiguous arrays of ``dtype``; R = proj_size or H."""
-
-    options: CellOptions
-    dtype: np.dtype
-    T: int
-    B: int
-    I: int
-    H: int
-    R: int
-    G: int
-    x: np.ndarray
-    h0: Optional[np.ndarray]
-    c0: Optional[np.ndarray]
-    w_ih: np.ndarray
-    w_hh: np.ndarray
-    b_ih: Optional[np.ndarray]
-    b_hh: Optional[np.ndarray]
-    w_hr: Optional[np.ndarray]
-    w_ch: Optional[np.ndarray]
-
-
-def _check_options(options: Any) -> CellOptions:
-    if not isinstance(options, CellOptions):
-        raise TypeError(f"options must be an rnnfast CellOptions, got {type(options).__name__}")
-    if options.family not in _GATES:
-        raise ValueError(f"options.family must be 'rnn', 'lstm' or 'gru', got {options.family!r}")
-    return options
-
-
-def _prepare(options, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, w_ch, promote_with: tuple = ()) -> _VariantArgs:
-    """Check and convert the arguments of a variant op; errors name the argument, the shapes and the option."""
-    options = _check_options(options)
-    family = options.family
-    title, G = _TITLE[family], _GATES[family]
-    P = options.proj_size
-    if family != "lstm" and c0 is not None:
-        raise ValueError(f"c0 is only used by the LSTM, not by the {title}")
-    if (b_ih is None) != (b_hh is None):
-        raise ValueError("b_ih and b_hh must both be given or both be None (no bias)")
-    if P > 0 and w_hr is None:
-        raise ValueError(f"w_hr (proj_size, hidden_size) is required with options.proj_size={P}, got None")
-    if P == 0 and w_hr is not None:
-        raise ValueError("w_hr is given but options.proj_size is 0 (no projection): pass w_hr=None")
-    if options.peepholes and w_ch is None:
-        raise ValueError("w_ch (3*hidden_size,) is required with options.peepholes=True, got None")
-    if not options.peepholes and w_ch is not None:
-        raise ValueError("w_ch is given but options.peepholes is False: pass w_ch=None")
-    named = {"x": x, "h0": h0, "c0": c0, "w_ih": w_ih, "w_hh": w_hh, "b_ih": b_ih, "b_hh": b_hh,
-             "w_hr": w_hr, "w_ch": w_ch}
-    for required in ("x", "w_ih", "w_hh"):
-        if named[required] is None:
-            raise TypeError(f"{required} is required, got None")
-    arrays = {k: _validation.as_array(k, v) for k, v in named.items() if v is not None}
-    dtype = _validation.result_dtype(list(arrays.values()) + list(promote_with))
-
-    xa, wih, whh = arrays["x"], arrays["w_ih"], arrays["w_hh"]
-    if xa.ndim != 3:
-        raise ValueError(f"x must be 3-D (seq_len, batch, input_size), got shape {xa.shape}")
-    T, B, I = xa.shape
-    r_name = "proj_size" if P else "hidden_size"
-    if whh.ndim != 2 or whh.shape[0] % G != 0 or whh.shape[0] == 0:
-        raise ValueError(f"w_hh must be 2-D ({G}*hidden_size, {r_name}) for the {title}, got shape {whh.shape}")
-    H, R = whh.shape[0] // G, whh.shape[1]
-    if P:
-        if P >= H:
-            raise ValueError(f"options.proj_size={P} must be smaller than hidden_size={H} "
-                             f"(from w_hh {whh.shape} = (4*hidden_size, proj_size))")
-        if R != P:
-            raise ValueError(f"w_hh has shape {whh.shape}, expected (4*hidden_size, proj_size) = ({G * H}, {P}) "
-                             f"for options.proj_size={P}")
-    elif R != H:
-        raise ValueError(f"w_hh has shape {whh.shape}, expected ({G}*hidden_size, hidden_size) = ({G * H}, {H})"
-                         f" for the {title} (hidden_size {H} from w_hh.shape[0] / {G})")
-    _validation.check_shape("w_ih", wih, (G * H, I),
-                            f"= ({G}*hidden_size, input_size) with hidden_size {H}, input_size {I} from x {xa.shape}")
-    for b in ("b_ih", "b_hh"):
-        if b in arrays:
-            _validation.check_shape(b, arrays[b], (G * H,), f"= ({G}*hidden_size,) for hidden_size {H}")
-    if "h0" in arrays:
-        _validation.check_shape("h0", arrays["h0"], (B, R),
-                                f"= (batch, {r_name}) for x {xa.shape} and {r_name} {R}")
-    if "c0" in arrays:
-        _validation.check_shape("c0", arrays["c0"], (B, H),
-                                f"= (batch, hidden_size) for x {xa.shape} and hidden_size {H}")
-    if "w_hr" in arrays:
-        _validation.check_shape("w_hr", arrays["w_hr"], (P, H),
-                                f"= (proj_size, hidden_size) for options.proj_size={P} and hidden_size {H}")
-    if "w_ch" in arrays:
-        _validation.check_shape("w_ch", arrays["w_ch"], (3 * H,),
-                                f"= (3*hidden_size,) (peepholes i, f, o) for hidden_size {H}")
-
-    conv = {k: _validation.cast(k, v, dtype) for k, v in arrays.items()}
-    return _VariantArgs(options=options, dtype=dtype, T=T, B=B, I=I, H=H, R=R, G=G,
-                        x=conv["x"], h0=conv.get("h0"), c0=conv.get("c0"), w_ih=conv["w_ih"], w_hh=conv["w_hh"],
-                        b_ih=conv.get("b_ih"), b_hh=conv.get("b_hh"), w_hr=conv.get("w_hr"), w_ch=conv.get("w_ch"))
-
-
-# ----------------------------------------------------------------------------------------------------
 # Forward
 # ----------------------------------------------------------------------------------------------------
 
 
-def _peepholes(a: _VariantArgs) -> tuple:
+def _peepholes(a: VariantArgs) -> tuple:
     """``(p_i, p_f, p_o)``, each (H,), or three None without peepholes."""
     if a.w_ch is None:
         return None, None, None
     return tuple(split_gates(a.w_ch, 3))
 
 
-def _rnn_step(a: _VariantArgs, gates, gx_t, h, c):
+def _rnn_step(a: VariantArgs, gates, gx_t, h, c):
     pre = gx_t + h @ a.w_hh.T
     return gates[0].value(pre), None, (pre,)
 
 
-def _lstm_step(a: _VariantArgs, gates, gx_t, h, c):
+def _lstm_step(a: VariantArgs, gates, gx_t, h, c):
     act_f, act_g, act_h = gates
     p_i, p_f, p_o = _peepholes(a)
     a_i, a_f, a_g, a_o = split_gates(gx_t + h @ a.w_hh.T, 4)
@@ -347,7 +240,7 @@ def _lstm_step(a: _VariantArgs, gates, gx_t, h, c):
     return h_new, c_new, (a_i, a_f, a_g, a_o, c_new, m)
 
 
-def _gru_step(a: _VariantArgs, gates, gx_t, h, c):
+def _gru_step(a: VariantArgs, gates, gx_t, h, c):
     act_f, act_g = gates
     H = a.H
     gi_r, gi_z, gi_n = split_gates(gx_t, 3)  # gx_t holds b_ih only
@@ -436,7 +329,7 @@ def variant_forward(
     TypeError, ValueError
         For bad arguments, naming the argument, the shapes and the option involved.
     """
-    a = _prepare(options, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, w_ch)
+    a = prepare_variant_forward(options, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, w_ch)
     family = a.options.family
     T, B, H, R = a.T, a.B, a.H, a.R
     steps = _validation.prepare_lengths(lengths, T, B)
@@ -482,40 +375,6 @@ def _previous(seq: np.ndarray, first: Optional[np.ndarray]) -> np.ndarray:
         prev[0] = 0.0 if first is None else first
         prev[1:] = seq[:-1]
     return prev
-
-
-def _prepare_backward(options, d_out, d_h_n, d_c_n, x, h0, c0, w_ih, w_hh, w_hr, w_ch, out, workspace):
-    for required, value in (("out", out), ("workspace", workspace)):
-        if value is None:
-            raise TypeError(f"{required} is required (from variant_forward with training=True), got None")
-    out_arr, ws_arr = _validation.as_array("out", out), _validation.as_array("workspace", workspace)
-    # The forward's dtype may have been set by its biases, which backward does not see; the saved arrays carry it.
-    a = _prepare(options, x, h0, c0, w_ih, w_hh, None, None, w_hr, w_ch, promote_with=(out_arr, ws_arr))
-    family = a.options.family
-    if family != "lstm" and d_c_n is not None:
-        raise ValueError(f"d_c_n is only used by the LSTM, not by the {_TITLE[family]}")
-    T, B, H, R = a.T, a.B, a.H, a.R
-    S = VARIANT_WORKSPACE_SLOTS[family]
-    saved = {}
-    for name, arr, shape, meaning in (
-        ("out", out_arr, (T, B, R), "= (seq_len, batch, proj_size or hidden_size), the forward output"),
-        ("workspace", ws_arr, (T, B, S * H),
-         f"= (seq_len, batch, {S}*hidden_size) as saved by variant_forward with training=True"),
-    ):
-        _validation.check_shape(name, arr, shape, meaning)
-        if arr.dtype != a.dtype:
-            raise TypeError(f"{name} has dtype {arr.dtype} but the computation runs in {a.dtype}: pass the arrays "
-                            "variant_forward returned with training=True")
-        saved[name] = _validation.c_aligned(np.ascontiguousarray(arr))
-    grads = {}
-    for name, value, shape in (("d_out", d_out, (T, B, R)), ("d_h_n", d_h_n, (B, R)), ("d_c_n", d_c_n, (B, H))):
-        if value is None:
-            grads[name] = None
-            continue
-        arr = _validation.as_array(name, value)
-        _validation.check_shape(name, arr, shape, "(the shape of the matching forward result)")
-        grads[name] = _validation.cast(name, arr, a.dtype)
-    return a, saved["out"], saved["workspace"], grads["d_out"], grads["d_h_n"], grads["d_c_n"]
 
 
 def variant_backward(
@@ -566,7 +425,7 @@ def variant_backward(
     TypeError, ValueError
         For bad arguments, naming the argument, the shapes and the option involved.
     """
-    a, out_arr, ws, g_out, g_h_n, g_c_n = _prepare_backward(options, d_out, d_h_n, d_c_n, x, h0, c0, w_ih, w_hh,
+    a, out_arr, ws, g_out, g_h_n, g_c_n = prepare_variant_backward(options, d_out, d_h_n, d_c_n, x, h0, c0, w_ih, w_hh,
                                                             w_hr, w_ch, out, workspace)
     steps = _validation.prepare_lengths(lengths, a.T, a.B)
     family = a.options.family
@@ -577,13 +436,13 @@ def variant_backward(
     return _rnn_backward(a, out_arr, ws, g_out, g_h_n, steps)
 
 
-def _input_side_grads(a: _VariantArgs, dG: np.ndarray):
+def _input_side_grads(a: VariantArgs, dG: np.ndarray):
     """``d_w_ih``, ``d_b_ih``, ``d_x`` from the gradient (T, B, G*H) of ``W_ih x_t + b_ih``."""
     dG2 = dG.reshape(a.T * a.B, a.G * a.H)
     return _rows_product(dG, a.x), dG2.sum(axis=0), (dG2 @ a.w_ih).reshape(a.T, a.B, a.I)
 
 
-def _rnn_backward(a: _VariantArgs, out, ws, d_out, d_h_n, steps) -> VariantGrads:
+def _rnn_backward(a: VariantArgs, out, ws, d_out, d_h_n, steps) -> VariantGrads:
     T, B, H = a.T, a.B, a.H
     gate = _gates_of(a.options)[0]
     dG = np.empty((T, B, H), dtype=a.dtype)
@@ -600,7 +459,7 @@ def _rnn_backward(a: _VariantArgs, out, ws, d_out, d_h_n, steps) -> VariantGrads
                         d_w_hr=None, d_w_ch=None)
 
 
-def _lstm_backward(a: _VariantArgs, out, ws, d_out, d_h_n, d_c_n, steps) -> VariantGrads:
+def _lstm_backward(a: VariantArgs, out, ws, d_out, d_h_n, d_c_n, steps) -> VariantGrads:
     """Per step, going backwards, with ``dh`` the total gradient w.r.t. ``h_t`` and ``dc`` w.r.t. ``c_t``
     from step t+1 (``f'``, ``g'``, ``h'`` the derivatives, zero where the clip cut)::
 
@@ -662,7 +521,7 @@ def _lstm_backward(a: _VariantArgs, out, ws, d_out, d_h_n, d_c_n, steps) -> Vari
                         d_w_hr=d_w_hr, d_w_ch=d_w_ch)
 
 
-def _gru_backward(a: _VariantArgs, out, ws, d_out, d_h_n, steps) -> VariantGrads:
+def _gru_backward(a: VariantArgs, out, ws, d_out, d_h_n, steps) -> VariantGrads:
     """Per step, going backwards, with ``dh`` the total gradient w.r.t. ``h_t``::
 
         d_a_n = dh * (1 - z) * g'(a_n)              d_a_z = dh * (h_{t-1} - n) * f'(a_z)

@@ -1,9 +1,10 @@
 """Argument checks and conversion of the cell variants' ops (``variant_forward``, ``variant_backward``),
-shared by the native ops (:mod:`rnnfast.functional`) and the reference (:mod:`rnnfast.reference`).
+shared by the native ops (:mod:`rnnfast.functional`) and the reference (:mod:`rnnfast._reference_variants`).
 
 Shapes, with G gates, H hidden units, R = proj_size or H the width of h, P = proj_size: ``x`` (T, B, I),
 ``h0`` (B, R), ``c0`` (B, H), ``w_ih`` (G*H, I), ``w_hh`` (G*H, R), ``b_ih``/``b_hh`` (G*H,), ``w_hr`` (P, H),
-``w_ch`` (3H,), ``out`` (T, B, R), ``workspace`` (T, B, slots*H).
+``w_ch`` (3H,), ``out`` (T, B, R), ``workspace`` (T, B, slots*H). Errors name the argument, the shapes and
+the option involved.
 """
 
 from __future__ import annotations
@@ -13,15 +14,19 @@ from typing import Any, Optional
 
 import numpy as np
 
-from ._validation import as_array, c_aligned, cast, check_shape, prepare_lengths, result_dtype
+from ._validation import as_array, c_aligned, cast, check_shape, result_dtype
 from ._variants import VARIANT_WORKSPACE_SLOTS, CellOptions
 
 _GATES = {"rnn": 1, "lstm": 4, "gru": 3}
+_TITLE = {"rnn": "RNN", "lstm": "LSTM", "gru": "GRU"}
+
+
+# ----------------------------------------------------------------------------------------------------
 
 
 @dataclass
 class VariantArgs:
-    """Checked arguments of a variant op: C-contiguous aligned arrays of ``dtype``, None where absent."""
+    """Checked arguments of a variant op: C-contiguous arrays of ``dtype``; R = proj_size or H."""
 
     options: CellOptions
     dtype: np.dtype
@@ -40,112 +45,115 @@ class VariantArgs:
     b_hh: Optional[np.ndarray]
     w_hr: Optional[np.ndarray]
     w_ch: Optional[np.ndarray]
-    lengths: Optional[np.ndarray]
 
     @property
     def workspace_width(self) -> int:
+        """Width of the training workspace: the family's slots (rnnfast._variants) times H."""
         return VARIANT_WORKSPACE_SLOTS[self.options.family] * self.H
 
 
 def _check_options(options: Any) -> CellOptions:
     if not isinstance(options, CellOptions):
         raise TypeError(f"options must be an rnnfast CellOptions, got {type(options).__name__}")
+    if options.family not in _GATES:
+        raise ValueError(f"options.family must be 'rnn', 'lstm' or 'gru', got {options.family!r}")
     return options
 
 
-def prepare_variant_forward(options, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, w_ch, lengths,
+def prepare_variant_forward(options, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, w_ch,
                             promote_with: tuple = ()) -> VariantArgs:
-    """Check and convert a variant forward's arguments (clear TypeError/ValueError naming the argument).
-
-    ``promote_with``: further arrays whose dtypes take part in choosing the computation's dtype.
-    """
-    opts = _check_options(options)
-    family, G = opts.family, _GATES[opts.family]
-    title = family.upper()
-    lstm = family == "lstm"
-    if not lstm and c0 is not None:
+    """Check and convert the arguments of a variant op; errors name the argument, the shapes and the option."""
+    options = _check_options(options)
+    family = options.family
+    title, G = _TITLE[family], _GATES[family]
+    P = options.proj_size
+    if family != "lstm" and c0 is not None:
         raise ValueError(f"c0 is only used by the LSTM, not by the {title}")
     if (b_ih is None) != (b_hh is None):
         raise ValueError("b_ih and b_hh must both be given or both be None (no bias)")
-    if opts.proj_size > 0 and w_hr is None:
-        raise ValueError(f"w_hr (proj_size, hidden_size) is required with proj_size={opts.proj_size}")
-    if opts.proj_size == 0 and w_hr is not None:
-        raise ValueError("w_hr is only used with a projection (proj_size > 0); the options have proj_size=0")
-    if opts.peepholes and w_ch is None:
-        raise ValueError("w_ch (3*hidden_size,) is required with peepholes=True")
-    if not opts.peepholes and w_ch is not None:
-        raise ValueError("w_ch is only used with peepholes=True")
-    named = {"x": x, "h0": h0, "c0": c0, "w_ih": w_ih, "w_hh": w_hh, "b_ih": b_ih, "b_hh": b_hh, "w_hr": w_hr,
-             "w_ch": w_ch}
+    if P > 0 and w_hr is None:
+        raise ValueError(f"w_hr (proj_size, hidden_size) is required with options.proj_size={P}, got None")
+    if P == 0 and w_hr is not None:
+        raise ValueError("w_hr is given but options.proj_size is 0 (no projection): pass w_hr=None")
+    if options.peepholes and w_ch is None:
+        raise ValueError("w_ch (3*hidden_size,) is required with options.peepholes=True, got None")
+    if not options.peepholes and w_ch is not None:
+        raise ValueError("w_ch is given but options.peepholes is False: pass w_ch=None")
+    named = {"x": x, "h0": h0, "c0": c0, "w_ih": w_ih, "w_hh": w_hh, "b_ih": b_ih, "b_hh": b_hh,
+             "w_hr": w_hr, "w_ch": w_ch}
     for required in ("x", "w_ih", "w_hh"):
         if named[required] is None:
             raise TypeError(f"{required} is required, got None")
     arrays = {k: as_array(k, v) for k, v in named.items() if v is not None}
     dtype = result_dtype(list(arrays.values()) + list(promote_with))
+
     xa, wih, whh = arrays["x"], arrays["w_ih"], arrays["w_hh"]
     if xa.ndim != 3:
         raise ValueError(f"x must be 3-D (seq_len, batch, input_size), got shape {xa.shape}")
     T, B, I = xa.shape
-    if wih.ndim != 2 or wih.shape[0] % G != 0 or wih.shape[0] == 0:
-        raise ValueError(f"w_ih has shape {wih.shape}, expected ({G}*hidden_size, input_size) for the {title}")
-    H = wih.shape[0] // G
-    R = opts.proj_size or H
-    if opts.proj_size >= H and opts.proj_size:
-        raise ValueError(f"proj_size={opts.proj_size} must be smaller than hidden_size={H} (from w_ih {wih.shape})")
-    check_shape("w_ih", wih, (G * H, I), f"= ({G}*hidden_size, input_size) with input_size {I} from x {xa.shape}")
-    check_shape("w_hh", whh, (G * H, R), f"= ({G}*hidden_size, {'proj_size' if opts.proj_size else 'hidden_size'}) "
-                f"for hidden_size {H} (from w_ih)")
+    r_name = "proj_size" if P else "hidden_size"
+    if whh.ndim != 2 or whh.shape[0] % G != 0 or whh.shape[0] == 0:
+        raise ValueError(f"w_hh must be 2-D ({G}*hidden_size, {r_name}) for the {title}, got shape {whh.shape}")
+    H, R = whh.shape[0] // G, whh.shape[1]
+    if P:
+        if P >= H:
+            raise ValueError(f"options.proj_size={P} must be smaller than hidden_size={H} "
+                             f"(from w_hh {whh.shape} = (4*hidden_size, proj_size))")
+        if R != P:
+            raise ValueError(f"w_hh has shape {whh.shape}, expected (4*hidden_size, proj_size) = ({G * H}, {P}) "
+                             f"for options.proj_size={P}")
+    elif R != H:
+        raise ValueError(f"w_hh has shape {whh.shape}, expected ({G}*hidden_size, hidden_size) = ({G * H}, {H})"
+                         f" for the {title} (hidden_size {H} from w_hh.shape[0] / {G})")
+    check_shape("w_ih", wih, (G * H, I),
+                            f"= ({G}*hidden_size, input_size) with hidden_size {H}, input_size {I} from x {xa.shape}")
     for b in ("b_ih", "b_hh"):
         if b in arrays:
             check_shape(b, arrays[b], (G * H,), f"= ({G}*hidden_size,) for hidden_size {H}")
     if "h0" in arrays:
-        check_shape("h0", arrays["h0"], (B, R), f"= (batch, {'proj_size' if opts.proj_size else 'hidden_size'})")
+        check_shape("h0", arrays["h0"], (B, R),
+                                f"= (batch, {r_name}) for x {xa.shape} and {r_name} {R}")
     if "c0" in arrays:
-        check_shape("c0", arrays["c0"], (B, H), "= (batch, hidden_size)")
+        check_shape("c0", arrays["c0"], (B, H),
+                                f"= (batch, hidden_size) for x {xa.shape} and hidden_size {H}")
     if "w_hr" in arrays:
-        check_shape("w_hr", arrays["w_hr"], (R, H), "= (proj_size, hidden_size)")
+        check_shape("w_hr", arrays["w_hr"], (P, H),
+                                f"= (proj_size, hidden_size) for options.proj_size={P} and hidden_size {H}")
     if "w_ch" in arrays:
-        check_shape("w_ch", arrays["w_ch"], (3 * H,), "= (3*hidden_size,), the peepholes of i, f, o")
+        check_shape("w_ch", arrays["w_ch"], (3 * H,),
+                                f"= (3*hidden_size,) (peepholes i, f, o) for hidden_size {H}")
+
     conv = {k: cast(k, v, dtype) for k, v in arrays.items()}
-    return VariantArgs(opts, dtype, T, B, I, H, R, G, conv["x"], conv.get("h0"), conv.get("c0"), conv["w_ih"],
-                       conv["w_hh"], conv.get("b_ih"), conv.get("b_hh"), conv.get("w_hr"), conv.get("w_ch"),
-                       prepare_lengths(lengths, T, B))
+    return VariantArgs(options=options, dtype=dtype, T=T, B=B, I=I, H=H, R=R, G=G,
+                        x=conv["x"], h0=conv.get("h0"), c0=conv.get("c0"), w_ih=conv["w_ih"], w_hh=conv["w_hh"],
+                        b_ih=conv.get("b_ih"), b_hh=conv.get("b_hh"), w_hr=conv.get("w_hr"), w_ch=conv.get("w_ch"))
 
 
-@dataclass
-class VariantBackwardArgs:
-    """Checked backward arguments: the forward's, what it saved, and the incoming gradients (None: zeros)."""
-
-    fwd: VariantArgs
-    out: np.ndarray
-    workspace: np.ndarray
-    d_out: Optional[np.ndarray]
-    d_h_n: Optional[np.ndarray]
-    d_c_n: Optional[np.ndarray]
-
-
-def prepare_variant_backward(options, d_out, d_h_n, d_c_n, x, h0, c0, w_ih, w_hh, w_hr, w_ch, out, workspace,
-                             lengths) -> VariantBackwardArgs:
-    """Check and convert a variant backward's arguments; ``out`` and ``workspace`` must come from the forward
-    with ``training=True`` on the same inputs (their dtype is the computation's)."""
+def prepare_variant_backward(options, d_out, d_h_n, d_c_n, x, h0, c0, w_ih, w_hh, w_hr, w_ch, out, workspace):
+    """Check and convert a variant backward's arguments: ``(args, out, workspace, d_out, d_h_n, d_c_n)``, the
+    gradients None where not given. ``out`` and ``workspace`` must come from the forward with ``training=True``
+    on the same inputs (their dtype is the computation's)."""
     for required, value in (("out", out), ("workspace", workspace)):
         if value is None:
             raise TypeError(f"{required} is required (from variant_forward with training=True), got None")
     out_arr, ws_arr = as_array("out", out), as_array("workspace", workspace)
-    fwd = prepare_variant_forward(options, x, h0, c0, w_ih, w_hh, None, None, w_hr, w_ch, lengths,
-                                  promote_with=(out_arr, ws_arr))
-    if fwd.options.family != "lstm" and d_c_n is not None:
-        raise ValueError(f"d_c_n is only used by the LSTM, not by the {fwd.options.family.upper()}")
-    T, B, H, R, W = fwd.T, fwd.B, fwd.H, fwd.R, fwd.workspace_width
+    # The forward's dtype may have been set by its biases, which backward does not see; the saved arrays carry it.
+    a = prepare_variant_forward(options, x, h0, c0, w_ih, w_hh, None, None, w_hr, w_ch, promote_with=(out_arr, ws_arr))
+    family = a.options.family
+    if family != "lstm" and d_c_n is not None:
+        raise ValueError(f"d_c_n is only used by the LSTM, not by the {_TITLE[family]}")
+    T, B, H, R = a.T, a.B, a.H, a.R
+    S = VARIANT_WORKSPACE_SLOTS[family]
     saved = {}
     for name, arr, shape, meaning in (
-        ("out", out_arr, (T, B, R), "= (seq_len, batch, R), the forward output"),
-        ("workspace", ws_arr, (T, B, W), f"= (seq_len, batch, {W}) as saved by the forward with training=True"),
+        ("out", out_arr, (T, B, R), "= (seq_len, batch, proj_size or hidden_size), the forward output"),
+        ("workspace", ws_arr, (T, B, S * H),
+         f"= (seq_len, batch, {S}*hidden_size) as saved by variant_forward with training=True"),
     ):
         check_shape(name, arr, shape, meaning)
-        if arr.dtype != fwd.dtype:
-            raise TypeError(f"{name} has dtype {arr.dtype} but the computation runs in {fwd.dtype}: pass the arrays "
-                            "the forward op returned with training=True")
+        if arr.dtype != a.dtype:
+            raise TypeError(f"{name} has dtype {arr.dtype} but the computation runs in {a.dtype}: pass the arrays "
+                            "variant_forward returned with training=True")
         saved[name] = c_aligned(np.ascontiguousarray(arr))
     grads = {}
     for name, value, shape in (("d_out", d_out, (T, B, R)), ("d_h_n", d_h_n, (B, R)), ("d_c_n", d_c_n, (B, H))):
@@ -154,5 +162,5 @@ def prepare_variant_backward(options, d_out, d_h_n, d_c_n, x, h0, c0, w_ih, w_hh
             continue
         arr = as_array(name, value)
         check_shape(name, arr, shape, "(the shape of the matching forward result)")
-        grads[name] = cast(name, arr, fwd.dtype)
-    return VariantBackwardArgs(fwd, saved["out"], saved["workspace"], **grads)
+        grads[name] = cast(name, arr, a.dtype)
+    return a, saved["out"], saved["workspace"], grads["d_out"], grads["d_h_n"], grads["d_c_n"]

@@ -184,10 +184,10 @@ def variant_forward(options: CellOptions, x: ArrayLike, h0: Optional[ArrayLike],
     in :mod:`rnnfast._variants`), else None. The same results as :func:`rnnfast.reference.variant_forward`
     up to rounding.
     """
-    a = prepare_variant_forward(options, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, w_ch, lengths)
+    a = prepare_variant_forward(options, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, w_ch)
     T, B, H, R, dt = a.T, a.B, a.H, a.R, a.dtype
     lstm = options.family == "lstm"
-    rows = LengthOrder(a.lengths)
+    rows = LengthOrder(prepare_lengths(lengths, T, B))
     out = np.empty((T, B, R), dtype=dt)
     h_n = np.empty((B, R), dtype=dt)
     c_n = np.empty((B, H), dtype=dt) if lstm else None
@@ -204,12 +204,11 @@ def variant_backward(options: CellOptions, d_out: Optional[ArrayLike], d_h_n: Op
     """Backward through time of :func:`variant_forward`; ``out`` and ``workspace`` from
     ``variant_forward(..., training=True)`` on the same inputs. ``d_out`` (T, B, R), ``d_h_n`` (B, R) and
     ``d_c_n`` (B, H) may be None (zeros). Returns :class:`rnnfast.VariantGrads`."""
-    b = prepare_variant_backward(options, d_out, d_h_n, d_c_n, x, h0, c0, w_ih, w_hh, w_hr, w_ch, out, workspace,
-                                 lengths)
-    f = b.fwd
+    f, out, workspace, d_out, d_h_n, d_c_n = prepare_variant_backward(options, d_out, d_h_n, d_c_n, x, h0, c0, w_ih,
+                                                                      w_hh, w_hr, w_ch, out, workspace)
     T, B, I, H, R, G, dt = f.T, f.B, f.I, f.H, f.R, f.G, f.dtype
     lstm = options.family == "lstm"
-    rows = LengthOrder(f.lengths)
+    rows = LengthOrder(prepare_lengths(lengths, T, B))
     d_x = np.empty((T, B, I), dtype=dt)
     d_h0 = np.empty((B, R), dtype=dt)
     d_c0 = np.empty((B, H), dtype=dt) if lstm else None
@@ -220,8 +219,8 @@ def variant_backward(options: CellOptions, d_out: Optional[ArrayLike], d_h_n: Op
     d_w_hr = np.empty_like(f.w_hr) if f.w_hr is not None else None
     d_w_ch = np.empty_like(f.w_ch) if f.w_ch is not None else None
     _core.variant_backward(*_variant_options(options), rows.sort(f.x, 1), rows.sort(f.h0, 0), rows.sort(f.c0, 0),
-                           f.w_ih, f.w_hh, f.w_hr, f.w_ch, rows.sort(b.out, 1), rows.sort(b.workspace, 1),
-                           rows.sort(b.d_out, 1), rows.sort(b.d_h_n, 0), rows.sort(b.d_c_n, 0), d_x, d_h0, d_c0,
+                           f.w_ih, f.w_hh, f.w_hr, f.w_ch, rows.sort(out, 1), rows.sort(workspace, 1),
+                           rows.sort(d_out, 1), rows.sort(d_h_n, 0), rows.sort(d_c_n, 0), d_x, d_h0, d_c0,
                            d_w_ih, d_w_hh, d_b_ih, d_b_hh, d_w_hr, d_w_ch, rows.lengths)
     return VariantGrads(rows.restore(d_x, 1), rows.restore(d_h0, 0), rows.restore(d_c0, 0), d_w_ih, d_w_hh, d_b_ih,
                         d_b_hh, d_w_hr, d_w_ch)
