@@ -69,7 +69,7 @@ VariantBackwardLoop<Scalar>::VariantBackwardLoop(const VariantBackward<Scalar>& 
       active_(a.lengths, a.batch, a.seq_len),
       recurrent_side_(a.cell == Cell::kGru && a.variant.reset_after) {
   const bool lstm = a.cell == Cell::kLstm;
-  if ((S_ * B_ > 0 && a.workspace == nullptr) || a.d_x == nullptr || a.d_h0 == nullptr || a.d_w_ih == nullptr ||
+  if (a.x == nullptr || a.out == nullptr || (S_ * B_ > 0 && a.workspace == nullptr) || a.d_x == nullptr || a.d_h0 == nullptr || a.d_w_ih == nullptr ||
       a.d_w_hh == nullptr || a.d_b_ih == nullptr || a.d_b_hh == nullptr || (lstm && a.d_c0 == nullptr) ||
       (P_ > 0 && a.d_w_hr == nullptr) || (a.w_ch != nullptr && a.d_w_ch == nullptr))
     throw std::invalid_argument("rnnfast: variant layer backward: missing array");

@@ -36,10 +36,20 @@ std::shared_ptr<const PackedMatrix<Scalar>> packed_transpose(std::int64_t tag, c
                                            [&](PackedMatrix<Scalar>& p) { p.pack(true, k, n, w, ld); });
 }
 
+// op(B) = w^T for w [n, k] (PyTorch layout, rows ld apart): found in the weight cache, or packed afresh.
+template <typename Scalar>
+std::shared_ptr<const PackedMatrix<Scalar>> transposed_pack(bool cached, std::int64_t tag, const Scalar* w,
+                                                            std::int64_t n, std::int64_t k, std::int64_t ld) {
+  if (cached) return packed_transpose(tag, w, n, k, ld);
+  auto p = std::make_shared<PackedMatrix<Scalar>>();
+  p->pack(true, k, n, w, ld);
+  return p;
+}
+
 template <typename Scalar>
 class VariantForwardLoop {
  public:
-  explicit VariantForwardLoop(const VariantForward<Scalar>& a);
+  VariantForwardLoop(const VariantWeights<Scalar>& w, const VariantForward<Scalar>& a);
   void run();
 
  private:
@@ -48,57 +58,76 @@ class VariantForwardLoop {
                  Scalar* ws);
   void gru_step(std::int64_t rows, Scalar* a, const Scalar* h_prev, Scalar* h, Scalar* ws);
 
+  const VariantWeights<Scalar>& w_;
   const VariantForward<Scalar>& a_;
   const CellVariant& v_;
   const VariantActivationKernels<Scalar>& act_;
-  const std::int64_t B_, I_, H_, G_, GH_, R_, W_;
+  const std::int64_t B_, I_, H_, GH_, R_, W_;
   const ActiveRows active_;
-  std::shared_ptr<const PackedMatrix<Scalar>> w_ih_t_, w_hh_t_, w_rz_t_, w_n_t_, w_hr_t_;
-  Buffer<Scalar> bias_, kept_bias_, gx_, gh_, gates_, m_, zeros_, cells_;
+  Buffer<Scalar> gx_, gh_, gates_, m_, zeros_, cells_;
 };
 
+}  // namespace
+
 template <typename Scalar>
-VariantForwardLoop<Scalar>::VariantForwardLoop(const VariantForward<Scalar>& a)
-    : a_(a),
-      v_(a.variant),
+VariantWeights<Scalar>::VariantWeights(const VariantForward<Scalar>& a, bool cached)
+    : cell(a.cell), variant(a.variant), input_size(a.input_size), hidden(a.hidden), proj(a.proj) {
+  check_variant_args(a);
+  const bool gru = a.cell == Cell::kGru;
+  const std::int64_t I = a.input_size, H = a.hidden, GH = gate_count(a.cell) * H, R = a.proj > 0 ? a.proj : H;
+  // The biases the input projection starts from: b_ih + b_hh, except the GRU's b_hn when the reset gate
+  // multiplies it (reset_after), which the recurrent product starts from instead.
+  const bool kept_bhn = gru && variant.reset_after && a.b_hh != nullptr;
+  if (a.b_ih != nullptr || a.b_hh != nullptr) {
+    bias.resize(GH);
+    for (std::int64_t j = 0; j < GH; ++j) {
+      const bool kept = kept_bhn && j >= 2 * H;
+      bias.data()[j] = (a.b_ih != nullptr ? a.b_ih[j] : Scalar(0)) + (a.b_hh != nullptr && !kept ? a.b_hh[j] : Scalar(0));
+    }
+  }
+  if (kept_bhn) {
+    kept_bias.resize(GH);  // zeros but for the n block
+    copy_n(kept_bias.data() + 2 * H, a.b_hh + 2 * H, H);
+  }
+  if (a.w_ch != nullptr) {
+    w_ch.resize(3 * H, /*zeroed=*/false);
+    copy_n(w_ch.data(), a.w_ch, 3 * H);
+  }
+  w_ih_t = transposed_pack(cached, kInputT, a.w_ih, GH, I, I);
+  if (gru && !variant.reset_after) {
+    w_rz_t = transposed_pack(cached, kResetGatesT, a.w_hh, 2 * H, H, H);
+    w_n_t = transposed_pack(cached, kNewGateT, a.w_hh + 2 * H * H, H, H, H);
+  } else {
+    w_hh_t = transposed_pack(cached, kRecurrentT, a.w_hh, GH, R, R);
+  }
+  if (a.proj > 0) w_hr_t = transposed_pack(cached, kProjectionT, a.w_hr, R, H, H);
+}
+
+namespace {
+
+template <typename Scalar>
+VariantForwardLoop<Scalar>::VariantForwardLoop(const VariantWeights<Scalar>& w, const VariantForward<Scalar>& a)
+    : w_(w),
+      a_(a),
+      v_(w.variant),
       act_(kernels_for<VariantActivationKernels<Scalar>>(active_isa())),
       B_(a.batch),
       I_(a.input_size),
       H_(a.hidden),
-      G_(gate_count(a.cell)),
       GH_(gate_count(a.cell) * a.hidden),
       R_(a.proj > 0 ? a.proj : a.hidden),
       W_(variant_workspace_slots(a.cell) * a.hidden),
       active_(a.lengths, a.batch, a.seq_len) {
   const bool lstm = a.cell == Cell::kLstm, gru = a.cell == Cell::kGru;
-  if (a.h_n == nullptr || (lstm && a.c_n == nullptr)) throw std::invalid_argument("rnnfast: variant layer: missing array");
+  if (a.cell != w.cell || a.input_size != w.input_size || a.hidden != w.hidden || a.proj != w.proj)
+    throw std::invalid_argument("rnnfast: variant layer: the arguments' cell or sizes are not the packed weights'");
+  if (a.x == nullptr || a.out == nullptr || a.h_n == nullptr || (lstm && a.c_n == nullptr))
+    throw std::invalid_argument("rnnfast: variant layer: missing array");
   const std::int64_t B = B_, I = I_, H = H_, GH = GH_, R = R_, steps = active_.steps();
-  // The biases the input projection starts from: b_ih + b_hh, except the GRU's b_hn when the reset gate
-  // multiplies it (reset_after), which the recurrent product starts from instead.
-  const bool kept_bhn = gru && v_.reset_after && a.b_hh != nullptr;
-  if (a.b_ih != nullptr || a.b_hh != nullptr) {
-    bias_.resize(GH);
-    for (std::int64_t j = 0; j < GH; ++j) {
-      const bool kept = kept_bhn && j >= 2 * H;
-      bias_.data()[j] = (a.b_ih != nullptr ? a.b_ih[j] : Scalar(0)) + (a.b_hh != nullptr && !kept ? a.b_hh[j] : Scalar(0));
-    }
-  }
-  if (kept_bhn) {
-    kept_bias_.resize(GH);  // zeros but for the n block
-    copy_n(kept_bias_.data() + 2 * H, a.b_hh + 2 * H, H);
-  }
-  w_ih_t_ = packed_transpose(kInputT, a.w_ih, GH, I, I);
   gx_.resize(steps * B * GH, /*zeroed=*/false);
   if (steps * B > 0)
-    gemm(steps * B, false, a.x, I, *w_ih_t_, /*accumulate=*/false, gx_.data(), GH,
-         bias_.size() > 0 ? bias_.data() : nullptr);
-  if (gru && !v_.reset_after) {
-    w_rz_t_ = packed_transpose(kResetGatesT, a.w_hh, 2 * H, H, H);
-    w_n_t_ = packed_transpose(kNewGateT, a.w_hh + 2 * H * H, H, H, H);
-  } else {
-    w_hh_t_ = packed_transpose(kRecurrentT, a.w_hh, GH, R, R);
-  }
-  if (a.proj > 0) w_hr_t_ = packed_transpose(kProjectionT, a.w_hr, R, H, H);
+    gemm(steps * B, false, a.x, I, *w.w_ih_t, /*accumulate=*/false, gx_.data(), GH,
+         w.bias.size() > 0 ? w.bias.data() : nullptr);
   if (gru) gh_.resize(B * GH, /*zeroed=*/false);
   gates_.resize(B * GH, /*zeroed=*/false);
   if (lstm && a.proj > 0) m_.resize(B * H, /*zeroed=*/false);
@@ -146,7 +175,7 @@ template <typename Scalar>
 void VariantForwardLoop<Scalar>::rnn_step(std::int64_t rows, Scalar* a, const Scalar* h_prev, Scalar* h,
                                           Scalar* ws) {
   const std::int64_t H = H_, W = W_;
-  gemm(rows, false, h_prev, H, *w_hh_t_, /*accumulate=*/true, a, H);
+  gemm(rows, false, h_prev, H, *w_.w_hh_t, /*accumulate=*/true, a, H);
   for_row_chunks(rows, H, [&](std::int64_t r0, std::int64_t r1) {
     act_.activate(v_.act[kGateRole], v_.clip, (r1 - r0) * H, a + r0 * H, h + r0 * H);
     if (ws != nullptr)
@@ -158,11 +187,11 @@ template <typename Scalar>
 void VariantForwardLoop<Scalar>::lstm_step(std::int64_t rows, Scalar* a, const Scalar* h_prev, const Scalar* c_prev,
                                            Scalar* h, Scalar* c, Scalar* ws) {
   const std::int64_t H = H_, GH = GH_, R = R_, W = W_;
-  const Scalar* p = a_.w_ch;  // [p_i | p_f | p_o] or nullptr
+  const Scalar* p = w_.w_ch.size() > 0 ? w_.w_ch.data() : nullptr;  // [p_i | p_f | p_o]
   const ActivationSpec &gate = v_.act[kGateRole], &cand = v_.act[kCandidateRole], &cell_out = v_.act[kOutputRole];
   const double clip = v_.clip;
   Scalar* m = a_.proj > 0 ? m_.data() : h;  // m_t = o * h(c_t), projected into h_t when there is a projection
-  gemm(rows, false, h_prev, R, *w_hh_t_, /*accumulate=*/true, a, GH);
+  gemm(rows, false, h_prev, R, *w_.w_hh_t, /*accumulate=*/true, a, GH);
   for_row_chunks(rows, GH, [&](std::int64_t r0, std::int64_t r1) {
     for (std::int64_t r = r0; r < r1; ++r) {
       Scalar *ai = a + r * GH, *af = ai + H, *ag = ai + 2 * H, *ao = ai + 3 * H;
@@ -195,7 +224,7 @@ void VariantForwardLoop<Scalar>::lstm_step(std::int64_t rows, Scalar* a, const S
       }
     }
   });
-  if (a_.proj > 0) gemm(rows, false, m, H, *w_hr_t_, /*accumulate=*/false, h, R);
+  if (a_.proj > 0) gemm(rows, false, m, H, *w_.w_hr_t, /*accumulate=*/false, h, R);
 }
 
 template <typename Scalar>
@@ -206,8 +235,8 @@ void VariantForwardLoop<Scalar>::gru_step(std::int64_t rows, Scalar* a, const Sc
   Scalar* gh = gh_.data();
   if (v_.reset_after) {
     // gh = h_{t-1} W_hh^T (+ b_hn in the n block); a_r, a_z = gx + gh; a_n = gx_n + r * gh_n.
-    gemm(rows, false, h_prev, H, *w_hh_t_, /*accumulate=*/false, gh, GH,
-         kept_bias_.size() > 0 ? kept_bias_.data() : nullptr);
+    gemm(rows, false, h_prev, H, *w_.w_hh_t, /*accumulate=*/false, gh, GH,
+         w_.kept_bias.size() > 0 ? w_.kept_bias.data() : nullptr);
     for_row_chunks(rows, GH, [&](std::int64_t r0, std::int64_t r1) {
       for (std::int64_t r = r0; r < r1; ++r) {
         Scalar *ar = a + r * GH, *an = ar + 2 * H;
@@ -230,7 +259,7 @@ void VariantForwardLoop<Scalar>::gru_step(std::int64_t rows, Scalar* a, const Sc
   }
   // The reset gate before the product: a_r, a_z first, then u = r * h_{t-1} and a_n = gx_n + u W_hn^T.
   Scalar* u = gh;  // [rows, H] rows H apart
-  gemm(rows, false, h_prev, H, *w_rz_t_, /*accumulate=*/true, a, GH);
+  gemm(rows, false, h_prev, H, *w_.w_rz_t, /*accumulate=*/true, a, GH);
   for_row_chunks(rows, GH, [&](std::int64_t r0, std::int64_t r1) {
     for (std::int64_t r = r0; r < r1; ++r) {
       Scalar* gr = gates_.data() + r * GH;
@@ -240,7 +269,7 @@ void VariantForwardLoop<Scalar>::gru_step(std::int64_t rows, Scalar* a, const Sc
       for (std::int64_t j = 0; j < H; ++j) ur[j] = gr[j] * hp[j];
     }
   });
-  gemm(rows, false, u, H, *w_n_t_, /*accumulate=*/true, a + 2 * H, GH);
+  gemm(rows, false, u, H, *w_.w_n_t, /*accumulate=*/true, a + 2 * H, GH);
   for_row_chunks(rows, GH, [&](std::int64_t r0, std::int64_t r1) {
     for (std::int64_t r = r0; r < r1; ++r) {
       Scalar* ar = a + r * GH;
@@ -260,11 +289,24 @@ void VariantForwardLoop<Scalar>::gru_step(std::int64_t rows, Scalar* a, const Sc
 }  // namespace
 
 template <typename Scalar>
-void variant_forward(const VariantForward<Scalar>& a) {
-  check_variant_args(a);
-  VariantForwardLoop<Scalar>(a).run();
+void variant_forward(const VariantWeights<Scalar>& w, const VariantForward<Scalar>& a) {
+  check_sizes(a);
+  check_lengths(a);
+  VariantForwardLoop<Scalar>(w, a).run();
 }
 
+template <typename Scalar>
+void variant_forward(const VariantForward<Scalar>& a) {
+  check_variant_args(a);
+  if (a.h_n == nullptr || (a.cell == Cell::kLstm && a.c_n == nullptr))
+    throw std::invalid_argument("rnnfast: variant layer: missing array");
+  variant_forward(VariantWeights<Scalar>(a, /*cached=*/true), a);
+}
+
+template struct VariantWeights<float>;
+template struct VariantWeights<double>;
+template void variant_forward<float>(const VariantWeights<float>&, const VariantForward<float>&);
+template void variant_forward<double>(const VariantWeights<double>&, const VariantForward<double>&);
 template void variant_forward<float>(const VariantForward<float>&);
 template void variant_forward<double>(const VariantForward<double>&);
 

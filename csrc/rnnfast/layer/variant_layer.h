@@ -22,9 +22,12 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 
+#include "rnnfast/core/buffer.h"
 #include "rnnfast/core/cell.h"
 #include "rnnfast/core/cell_variant.h"
+#include "rnnfast/gemm/gemm.h"
 
 namespace rnnfast {
 
@@ -85,6 +88,31 @@ struct VariantBackward {
   Scalar* d_w_ch = nullptr;  // [3H] when w_ch is given
   const std::int64_t* lengths = nullptr;
 };
+
+// A variant layer's weights packed for its forward: what variant_forward packs (or finds packed in the
+// weight cache) on every call, kept by a stepper (stepper/variant_stepper.h) that runs many short calls.
+template <typename Scalar>
+struct VariantWeights {
+  // Packs the weights of `a` (cell, variant, sizes, w_*, b_*; the other arrays are not read), copying them,
+  // so the arrays may be released afterwards; `cached`: take the packs from the weight cache
+  // (core/weight_cache.h), as variant_forward does. Throws as variant_forward.
+  VariantWeights(const VariantForward<Scalar>& a, bool cached);
+
+  Cell cell;
+  CellVariant variant;
+  std::int64_t input_size, hidden, proj;
+  // op(B) operands of the products: W_ih^T [I, GH]; W_hh^T [R, GH], or for the GRU with the reset gate
+  // before the product W_h[rz]^T [H, 2H] and W_hn^T [H, H]; W_hr^T [H, P] with a projection.
+  std::shared_ptr<const PackedMatrix<Scalar>> w_ih_t, w_hh_t, w_rz_t, w_n_t, w_hr_t;
+  Buffer<Scalar> bias;       // [GH] b_ih + b_hh where they add (not the GRU's b_hn with reset_after), or empty
+  Buffer<Scalar> kept_bias;  // [GH] zeros but for b_hn in the n block (the GRU with reset_after), or empty
+  Buffer<Scalar> w_ch;       // [3H] the peepholes, or empty
+};
+
+// The forward on weights packed before: `a`'s cell, variant and sizes must be those of `w` (its weight
+// arrays are not read).
+template <typename Scalar>
+void variant_forward(const VariantWeights<Scalar>& w, const VariantForward<Scalar>& args);
 
 // Both throw std::invalid_argument for a negative size, a missing array, an option the cell does not have
 // (a projection or peepholes outside the LSTM, proj >= H), an unknown activation, a negative clip, or

@@ -13,7 +13,8 @@
 
 namespace rnnfast {
 
-// Checks what VariantForward and VariantBackward have in common (std::invalid_argument).
+// Checks what VariantForward and VariantBackward have in common, the sizes, options and weights
+// (std::invalid_argument); the other arrays are checked where they are used.
 template <typename Args>
 void check_variant_args(const Args& a) {
   check_sizes(a);
@@ -27,8 +28,7 @@ void check_variant_args(const Args& a) {
     throw std::invalid_argument("rnnfast: peepholes and input_forget are the LSTM's");
   if (a.cell != Cell::kGru && !a.variant.reset_after)
     throw std::invalid_argument("rnnfast: reset_after = false is the GRU's");
-  if (a.x == nullptr || a.w_ih == nullptr || a.w_hh == nullptr || a.out == nullptr)
-    throw std::invalid_argument("rnnfast: variant layer: missing array");
+  if (a.w_ih == nullptr || a.w_hh == nullptr) throw std::invalid_argument("rnnfast: variant layer: missing weights");
 }
 
 // fn(r0, r1) over rows [0, rows) in chunks of at least kMinValues values (a chunk's rows of `width`
