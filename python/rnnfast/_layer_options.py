@@ -130,7 +130,7 @@ def variant_option_names(options: Sequence[CellOptions]) -> list[str]:
     return names
 
 
-def _short(a: Activation) -> str:
+def activation_repr(a: Activation) -> str:
     """An activation as its name when its parameters are the defaults, else its full repr."""
     return repr(a.name) if Activation(a.name) == a else repr(a)
 
@@ -138,7 +138,7 @@ def _short(a: Activation) -> str:
 def activations_repr(per_direction: Sequence[tuple[Activation, ...]]) -> str:
     """The ``activations=`` argument that gives ``per_direction`` (flat when every direction has the same)."""
     def one(acts):
-        return "(" + ", ".join(_short(a) for a in acts) + ("," if len(acts) == 1 else "") + ")"
+        return "(" + ", ".join(activation_repr(a) for a in acts) + ("," if len(acts) == 1 else "") + ")"
     if len(set(per_direction)) == 1:
         return one(per_direction[0])
     return "(" + ", ".join(one(a) for a in per_direction) + ")"

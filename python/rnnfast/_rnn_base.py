@@ -23,7 +23,8 @@ import numpy as np
 from . import _core
 from . import functional as F
 from ._cells import cell_facts
-from ._layer_options import DIRECTIONS, activations_repr, layer_options, resolve_direction, variant_option_names
+from ._layer_options import (DIRECTIONS, activation_repr, activations_repr, layer_options, resolve_direction,
+                             variant_option_names)
 from ._quantized import check_quantized_value
 from ._quantized_layer import QuantizedLayer
 from ._training_cache import TrainingCache
@@ -842,9 +843,9 @@ class RNNBase(QuantizedLayer):
         s = ""
         if first.family == "rnn":
             acts = self.activations
-            if len(set(acts)) == 1 and acts[0][0] == Activation(acts[0][0].name):
-                if acts[0][0].name != "tanh":
-                    s += f", nonlinearity={acts[0][0].name!r}"
+            if len(set(acts)) == 1:
+                if acts[0][0] != Activation("tanh"):
+                    s += f", nonlinearity={activation_repr(acts[0][0])}"
             else:
                 s += f", activations={activations_repr(acts)}"
         elif "activations" in self.variant_options():
