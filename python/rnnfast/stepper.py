@@ -21,8 +21,10 @@ float32, the bits of one layer call on the whole sequence.
 A cell variant (a layer with options other than PyTorch's cell, see :mod:`rnnfast.layers`) has no native
 stepper: each step runs the layer's functional ops' ``variant_forward`` on one time step per layer, the
 state ``(h, c)`` kept here, which is the layer's own computation (its forward runs the same op over the
-whole sequence), so stepping gives its bits. A ``direction='reverse'`` layer cannot stream, as the reverse
-half of a bidirectional one cannot.
+whole sequence): stepping gives its bits on the native ops, whose results do not depend on the number of
+steps of a call (on :mod:`rnnfast.reference`, NumPy's matrix products over T*B rows and over B rows may
+round apart). A ``direction='reverse'`` layer cannot stream, as the reverse half of a bidirectional one
+cannot.
 """
 
 from __future__ import annotations
