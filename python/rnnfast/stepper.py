@@ -33,7 +33,7 @@ from typing import Any, Optional, Union
 
 import numpy as np
 
-from . import _core, _rnn_base
+from . import _core
 from ._cells import cell_for_torch_mode
 from ._quantized import REDUCED_WEIGHT_DTYPES, SCALE_SUFFIX, QuantizedWeight
 from ._validation import as_array, cast
@@ -134,8 +134,8 @@ class Stepper:
         if self._variant:
             self._cell_kind = type(layer).__name__  # a variant is none of PyTorch's modes
             self._weight_dtype = layer.weight_dtype
-            # The layer's ops (looked up as the layers do, so that tests swapping them reach the stepper too).
-            self._impl = _VariantSteps(_rnn_base.functional_ops(), layer, self._batch)
+            # The layer's ops (looked up as its forward does, so that tests swapping them reach the stepper too).
+            self._impl = _VariantSteps(layer._functional_ops(), layer, self._batch)
             return
         params = layer.parameters()
         self._weight_dtype = layer.weight_dtype
