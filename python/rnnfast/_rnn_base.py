@@ -104,6 +104,7 @@ class RNNBase(QuantizedLayer):
     # Class defaults: layers pickled before the cell variants load as the default layers they were.
     _direction: str = ""
     _options: tuple = ()
+    _fast_slots: Optional[tuple] = None  # _fast() of each direction slot, once asked
 
     def __init__(
         self,
@@ -252,9 +253,14 @@ class RNNBase(QuantizedLayer):
 
     def _fast(self, slot: int) -> bool:
         """Whether direction slot ``slot`` is PyTorch's cell of ``_cell``, which runs on the fused path (a
-        variant runs on ``variant_forward``)."""
-        o = self.options[slot]
-        return o.is_default and (o.family != "rnn" or o.nonlinearity == cell_facts(self._cell).nonlinearity)
+        variant runs on ``variant_forward``). Worked out once (the options never change): the inference
+        fast path asks on every call."""
+        fast = self._fast_slots
+        if fast is None:
+            nonlinearity = cell_facts(self._cell).nonlinearity
+            fast = self._fast_slots = tuple(
+                o.is_default and (o.family != "rnn" or o.nonlinearity == nonlinearity) for o in self.options)
+        return fast[slot]
 
     @property
     def is_variant(self) -> bool:
@@ -279,7 +285,9 @@ class RNNBase(QuantizedLayer):
 
     @property
     def mode(self) -> str:
-        """'RNN_TANH', 'RNN_RELU', 'LSTM' or 'GRU', as PyTorch's ``mode``."""
+        """'RNN_TANH', 'RNN_RELU', 'LSTM' or 'GRU', as PyTorch's ``mode``: the cell of the forward direction
+        (an RNN whose activation is neither tanh nor relu says 'RNN_TANH'; see :attr:`activations` and
+        :meth:`variant_options` for what a cell variant changes)."""
         return cell_facts(self._cell).torch_mode
 
     # ------------------------------------------------------------------------------------------------
