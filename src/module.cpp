@@ -21,6 +21,7 @@ void register_layer_ops(py::module_& m);
 void register_stepper(py::module_& m);
 void register_reduced(py::module_& m, py::module_& t);
 void register_testing(py::module_& t);
+void register_variant_ops(py::module_& m);
 }  // namespace rnnfast_binding
 
 PYBIND11_MODULE(_core, m) {
@@ -44,6 +45,7 @@ PYBIND11_MODULE(_core, m) {
         "The instruction set the kernels run on: 'generic', 'avx2' or 'avx512'.");
   rnnfast_binding::register_layer_ops(m);
   rnnfast_binding::register_stepper(m);
+  rnnfast_binding::register_variant_ops(m);
   py::module_ testing = m.def_submodule(
       "testing", "Internal hooks for rnnfast's tests and benchmarks (the kernels' GEMM and activations, the "
                  "instruction set, the tuning switches). Not part of rnnfast's API.");

@@ -9,5 +9,6 @@
 #include "rnnfast/layer/layer.h"
 #include "rnnfast/layer/reduced_layer.h"
 #include "rnnfast/layer/tuning.h"
+#include "rnnfast/layer/variant_layer.h"
 #include "rnnfast/stepper/reduced_stepper.h"
 #include "rnnfast/stepper/stepper.h"

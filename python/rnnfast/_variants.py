@@ -53,6 +53,8 @@ import numbers
 from dataclasses import dataclass
 from typing import Any, Optional, Sequence, Union
 
+from . import _core
+
 __all__ = ["Activation", "CellOptions", "ACTIVATIONS"]
 
 
@@ -292,3 +294,13 @@ def make_options(
 
 #: Workspace blocks of H per (t, b) row of a variant's training forward (see the module's docstring).
 VARIANT_WORKSPACE_SLOTS: dict[str, int] = {"rnn": 1, "lstm": 6, "gru": 4}
+
+
+def _check_against_kernels(kernel_names: list) -> None:
+    """ImportError unless the kernels' activation table is this module's (the same names, in the same order)."""
+    if tuple(kernel_names) != ACTIVATIONS:
+        raise ImportError(f"rnnfast's activations {ACTIVATIONS} disagree with the native kernels' {tuple(kernel_names)}: "
+                          "the extension and the Python package come from different builds; reinstall rnnfast.")
+
+
+_check_against_kernels(_core.activation_names())

@@ -25,11 +25,13 @@ from . import _core
 from ._cells import cell_facts
 from ._length_order import LengthOrder
 from ._validation import ForwardArgs, output_buffer, prepare_backward, prepare_forward, prepare_lengths, rnn_cell_name
-from ._types import GRUGrads, LSTMGrads, RNNGrads
+from ._types import GRUGrads, LSTMGrads, RNNGrads, VariantGrads
+from ._variant_validation import prepare_variant_backward, prepare_variant_forward
+from ._variants import CellOptions
 
 __all__ = [
-    "rnn", "lstm", "gru", "rnn_backward", "lstm_backward", "gru_backward",
-    "RNNGrads", "LSTMGrads", "GRUGrads",
+    "rnn", "lstm", "gru", "rnn_backward", "lstm_backward", "gru_backward", "variant_forward", "variant_backward",
+    "RNNGrads", "LSTMGrads", "GRUGrads", "VariantGrads",
 ]
 
 ArrayLike = Any
@@ -148,3 +150,78 @@ def gru_backward(d_out: Optional[ArrayLike], d_h_n: Optional[ArrayLike], x: Arra
     d_x, d_h0, _, d_w_ih, d_w_hh, d_b_ih, d_b_hh = _backward(
         "gru", d_out, d_h_n, None, x, h0, None, w_ih, w_hh, out, workspace, lengths)
     return GRUGrads(d_x, d_h0, d_w_ih, d_w_hh, d_b_ih, d_b_hh)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Cell variants (rnnfast._variants): any activation per gate role, clip, input_forget, the GRU's reset gate
+# before the product, the LSTM's projection and peepholes.
+# ---------------------------------------------------------------------------------------------------------
+
+_KERNEL_CELL = {"rnn": "rnn_tanh", "lstm": "lstm", "gru": "gru"}  # the RNN's activation comes from the options
+
+
+def _variant_options(options: CellOptions) -> tuple:
+    """The kernels' encoding of the options: (cell, [(kind, alpha, beta)] per role, clip (0: none),
+    input_forget, reset_after)."""
+    acts = [(a.index, a.alpha or 0.0, a.beta or 0.0) for a in options.activations]
+    return (_KERNEL_CELL[options.family], acts, options.clip or 0.0, options.input_forget, options.reset_after)
+
+
+def variant_forward(options: CellOptions, x: ArrayLike, h0: Optional[ArrayLike], c0: Optional[ArrayLike],
+                    w_ih: ArrayLike, w_hh: ArrayLike, b_ih: Optional[ArrayLike] = None,
+                    b_hh: Optional[ArrayLike] = None, w_hr: Optional[ArrayLike] = None,
+                    w_ch: Optional[ArrayLike] = None, *, training: bool = False,
+                    lengths: Optional[ArrayLike] = None) -> tuple:
+    """One layer, one direction of a cell variant (:class:`rnnfast._variants.CellOptions`), natively.
+
+    Shapes, with G gates, H hidden units, R = proj_size or H: ``x`` (T, B, I); ``h0`` (B, R) or None;
+    ``c0`` (B, H) or None (LSTM only); ``w_ih`` (G*H, I); ``w_hh`` (G*H, R); ``b_ih``, ``b_hh`` (G*H,) or
+    both None; ``w_hr`` (P, H) with a projection, else None; ``w_ch`` (3H,) with peepholes (gates i, f, o),
+    else None.
+
+    Returns ``(out, h_n, c_n, workspace)``: out (T, B, R), h_n (B, R), c_n (B, H) for the LSTM else None,
+    and with ``training=True`` the workspace (T, B, slots*H) that :func:`variant_backward` needs (its layout
+    in :mod:`rnnfast._variants`), else None. The same results as :func:`rnnfast.reference.variant_forward`
+    up to rounding.
+    """
+    a = prepare_variant_forward(options, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, w_ch, lengths)
+    T, B, H, R, dt = a.T, a.B, a.H, a.R, a.dtype
+    lstm = options.family == "lstm"
+    rows = LengthOrder(a.lengths)
+    out = np.empty((T, B, R), dtype=dt)
+    h_n = np.empty((B, R), dtype=dt)
+    c_n = np.empty((B, H), dtype=dt) if lstm else None
+    workspace = np.empty((T, B, a.workspace_width), dtype=dt) if training else None
+    _core.variant_forward(*_variant_options(options), rows.sort(a.x, 1), rows.sort(a.h0, 0), rows.sort(a.c0, 0),
+                          a.w_ih, a.w_hh, a.b_ih, a.b_hh, a.w_hr, a.w_ch, out, h_n, c_n, workspace, rows.lengths)
+    return (rows.restore(out, 1), rows.restore(h_n, 0), rows.restore(c_n, 0), rows.restore(workspace, 1))
+
+
+def variant_backward(options: CellOptions, d_out: Optional[ArrayLike], d_h_n: Optional[ArrayLike],
+                     d_c_n: Optional[ArrayLike], x: ArrayLike, h0: Optional[ArrayLike], c0: Optional[ArrayLike],
+                     w_ih: ArrayLike, w_hh: ArrayLike, w_hr: Optional[ArrayLike], w_ch: Optional[ArrayLike],
+                     out: np.ndarray, workspace: np.ndarray, *, lengths: Optional[ArrayLike] = None) -> VariantGrads:
+    """Backward through time of :func:`variant_forward`; ``out`` and ``workspace`` from
+    ``variant_forward(..., training=True)`` on the same inputs. ``d_out`` (T, B, R), ``d_h_n`` (B, R) and
+    ``d_c_n`` (B, H) may be None (zeros). Returns :class:`rnnfast.VariantGrads`."""
+    b = prepare_variant_backward(options, d_out, d_h_n, d_c_n, x, h0, c0, w_ih, w_hh, w_hr, w_ch, out, workspace,
+                                 lengths)
+    f = b.fwd
+    T, B, I, H, R, G, dt = f.T, f.B, f.I, f.H, f.R, f.G, f.dtype
+    lstm = options.family == "lstm"
+    rows = LengthOrder(f.lengths)
+    d_x = np.empty((T, B, I), dtype=dt)
+    d_h0 = np.empty((B, R), dtype=dt)
+    d_c0 = np.empty((B, H), dtype=dt) if lstm else None
+    d_w_ih = np.empty((G * H, I), dtype=dt)
+    d_w_hh = np.empty((G * H, R), dtype=dt)
+    d_b_ih = np.empty((G * H,), dtype=dt)
+    d_b_hh = np.empty((G * H,), dtype=dt)
+    d_w_hr = np.empty_like(f.w_hr) if f.w_hr is not None else None
+    d_w_ch = np.empty_like(f.w_ch) if f.w_ch is not None else None
+    _core.variant_backward(*_variant_options(options), rows.sort(f.x, 1), rows.sort(f.h0, 0), rows.sort(f.c0, 0),
+                           f.w_ih, f.w_hh, f.w_hr, f.w_ch, rows.sort(b.out, 1), rows.sort(b.workspace, 1),
+                           rows.sort(b.d_out, 1), rows.sort(b.d_h_n, 0), rows.sort(b.d_c_n, 0), d_x, d_h0, d_c0,
+                           d_w_ih, d_w_hh, d_b_ih, d_b_hh, d_w_hr, d_w_ch, rows.lengths)
+    return VariantGrads(rows.restore(d_x, 1), rows.restore(d_h0, 0), rows.restore(d_c0, 0), d_w_ih, d_w_hh, d_b_ih,
+                        d_b_hh, d_w_hr, d_w_ch)

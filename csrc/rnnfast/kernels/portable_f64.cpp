@@ -5,16 +5,19 @@
 // every CPU; the cells' lines are the same as float32's (cells/<cell>.h), through ScalarMath.
 #include <cmath>
 #include <cstdint>
+#include <utility>
 
 #include "rnnfast/cells/all_cells.h"
 #include "rnnfast/core/activations.h"
 #include "rnnfast/step/activation_kernels.h"
 #include "rnnfast/step/fused_step.h"
 #include "rnnfast/step/gate_grads.h"
+#include "rnnfast/step/variant_activations.h"
 
 // The loops of gate_loops_impl.h in a namespace of their own (portable code, one value per "vector").
 #define RNNFAST_ISA_NAMESPACE portable
 #include "gate_loops_impl.h"
+#include "variant_activation_math_impl.h"
 
 namespace rnnfast {
 namespace portable {
@@ -48,6 +51,57 @@ double exp_f64(double x) { return std::exp(x); }
 double sigmoid_f64(double x) { return rnnfast::sigmoid(x); }
 double tanh_f64(double x) { return std::tanh(x); }
 
+// The math policy of variant_activation_math_impl.h on single float64 values: the C library's functions.
+struct DoublePolicy {
+  using Scalar = double;
+  using Vec = double;
+  static double splat(double v) { return v; }
+  static double exp(double x) { return std::exp(x); }
+  static double sigmoid(double x) { return rnnfast::sigmoid(x); }
+  static double tanh(double x) { return std::tanh(x); }
+  static double abs(double x) { return std::fabs(x); }
+  static double softplus(double x) { return (x > 0 ? x : 0.0) + std::log1p(std::exp(-std::fabs(x))); }
+};
+
+inline double clamp_to(double a, double clip) { return clip > 0 ? (a < -clip ? -clip : (a > clip ? clip : a)) : a; }
+
+template <Activation K>
+void variant_activate(const ActivationSpec& act, double clip, std::int64_t n, const double* a, double* out) {
+  for (std::int64_t j = 0; j < n; ++j)
+    out[j] = activation_value<DoublePolicy, K>(clamp_to(a[j], clip), act.alpha, act.beta);
+}
+
+template <Activation K>
+void variant_gradient(const ActivationSpec& act, double clip, std::int64_t n, const double* a, const double* g,
+                      double* d) {
+  for (std::int64_t j = 0; j < n; ++j) {
+    const double inside = g[j] * activation_derivative<DoublePolicy, K>(clamp_to(a[j], clip), act.alpha, act.beta);
+    d[j] = clip > 0 && !(std::fabs(a[j]) <= clip) ? 0.0 : inside;
+  }
+}
+
+template <int... kKinds>
+void variant_activate_any(const ActivationSpec& act, double clip, std::int64_t n, const double* a, double* out,
+                          std::integer_sequence<int, kKinds...>) {
+  using Fn = void (*)(const ActivationSpec&, double, std::int64_t, const double*, double*);
+  constexpr Fn fns[] = {&variant_activate<static_cast<Activation>(kKinds)>...};
+  fns[static_cast<int>(act.kind)](act, clip, n, a, out);
+}
+template <int... kKinds>
+void variant_gradient_any(const ActivationSpec& act, double clip, std::int64_t n, const double* a, const double* g,
+                          double* d, std::integer_sequence<int, kKinds...>) {
+  using Fn = void (*)(const ActivationSpec&, double, std::int64_t, const double*, const double*, double*);
+  constexpr Fn fns[] = {&variant_gradient<static_cast<Activation>(kKinds)>...};
+  fns[static_cast<int>(act.kind)](act, clip, n, a, g, d);
+}
+void variant_activate_f64(const ActivationSpec& act, double clip, std::int64_t n, const double* a, double* out) {
+  variant_activate_any(act, clip, n, a, out, std::make_integer_sequence<int, kActivationCount>{});
+}
+void variant_gradient_f64(const ActivationSpec& act, double clip, std::int64_t n, const double* a, const double* g,
+                          double* d) {
+  variant_gradient_any(act, clip, n, a, g, d, std::make_integer_sequence<int, kActivationCount>{});
+}
+
 }  // namespace
 }  // namespace portable
 
@@ -80,6 +134,12 @@ const ActivationKernels<double>& portable_activations() {
   static const ActivationKernels<double> table{&portable::apply<portable::exp_f64>,
                                                 &portable::apply<portable::sigmoid_f64>,
                                                 &portable::apply<portable::tanh_f64>};
+  return table;
+}
+
+const VariantActivationKernels<double>& portable_variant_activations() {
+  static const VariantActivationKernels<double> table{&portable::variant_activate_f64,
+                                                       &portable::variant_gradient_f64};
   return table;
 }
 
