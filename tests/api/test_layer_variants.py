@@ -702,3 +702,25 @@ def test_quantize_refuses_every_variant_naming_its_options():
         m = CLASSES[cls_name](I, H, **options)
         with pytest.raises(ValueError, match="quantize.*" + m.variant_options()[0]):
             rnnfast.quantize(m, "int8")
+
+
+@pytest.mark.parametrize("shape", [(0, B, I), (T, 0, I), (0, I)], ids=["T=0", "B=0", "unbatched T=0"])
+def test_empty_sequences_and_batches(shape, backend):
+    """No steps: the final state is the initial one, the gradients pass straight through (native and reference)."""
+    m = LSTM(I, H, 2, proj_size=P, peepholes=True, bidirectional=True, dtype="float64", seed=0)
+    unbatched = len(shape) == 2
+    rng = np.random.default_rng(0)
+    lead = (4,) if unbatched else (4, shape[1])
+    state = (rng.standard_normal(lead + (P,)), rng.standard_normal(lead + (H,)))
+    out, (h, c) = m.forward(np.zeros(shape), state, training=True)
+    assert out.shape == shape[:-1] + (2 * P,)
+    if shape[0] == 0:
+        np.testing.assert_array_equal(h, state[0])
+        np.testing.assert_array_equal(c, state[1])
+    d_h, d_c = rng.standard_normal(h.shape), rng.standard_normal(c.shape)
+    d_x, (d_h0, d_c0) = m.backward(None, (d_h, d_c))
+    assert d_x.shape == shape
+    if shape[0] == 0:
+        np.testing.assert_array_equal(d_h0, d_h)
+        np.testing.assert_array_equal(d_c0, d_c)
+    assert not any(g.any() for g in m.grads.values())
