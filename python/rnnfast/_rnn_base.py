@@ -753,29 +753,23 @@ class RNNBase(QuantizedLayer):
                     dy = _reverse_time(dy, cache.lengths)
                 dh = None if d_h_n is None else d_h_n[idx]
                 out_kd, ws_kd, h0_kd = cache.outs[k][d], cache.workspaces[k][d], cache.h0[k][d]
+                dc = None if d_c_n is None else d_c_n[idx]
                 if not self._fast(d):
                     w_ih, w_hh, _, _, w_hr, w_ch = self._variant_weights(k, dir_id)
-                    dc = None if d_c_n is None else d_c_n[idx]
                     g = ops.variant_backward(self.options[d], dy, dh, dc, x_kd, h0_kd, cache.c0[k][d], w_ih, w_hh,
                                              w_hr, w_ch, out_kd, ws_kd, lengths=cache.lengths)
-                    if lstm:
-                        d_c0[idx] = g.d_c0
-                    d_h0[idx] = g.d_h0
-                    grads_k.append((k, dir_id, g))
-                    d_x = g.d_x if dir_id == 0 else _reverse_time(g.d_x, cache.lengths)
-                    d_inp = d_x if d_inp is None else d_inp + d_x
-                    continue
-                w_ih, w_hh, _, _ = self._weights(k, dir_id)
-                if lstm:
-                    dc = None if d_c_n is None else d_c_n[idx]
-                    g = ops.lstm_backward(dy, dh, dc, x_kd, h0_kd, cache.c0[k][d], w_ih, w_hh, out_kd, ws_kd,
-                                          lengths=cache.lengths)
-                    d_c0[idx] = g.d_c0
-                elif self._cell == "gru":
-                    g = ops.gru_backward(dy, dh, x_kd, h0_kd, w_ih, w_hh, out_kd, ws_kd, lengths=cache.lengths)
                 else:
-                    g = ops.rnn_backward(dy, dh, x_kd, h0_kd, w_ih, w_hh, out_kd, ws_kd,
-                                         nonlinearity=cell_facts(self._cell).nonlinearity, lengths=cache.lengths)
+                    w_ih, w_hh, _, _ = self._weights(k, dir_id)
+                    if lstm:
+                        g = ops.lstm_backward(dy, dh, dc, x_kd, h0_kd, cache.c0[k][d], w_ih, w_hh, out_kd, ws_kd,
+                                              lengths=cache.lengths)
+                    elif self._cell == "gru":
+                        g = ops.gru_backward(dy, dh, x_kd, h0_kd, w_ih, w_hh, out_kd, ws_kd, lengths=cache.lengths)
+                    else:
+                        g = ops.rnn_backward(dy, dh, x_kd, h0_kd, w_ih, w_hh, out_kd, ws_kd,
+                                             nonlinearity=cell_facts(self._cell).nonlinearity, lengths=cache.lengths)
+                if lstm:
+                    d_c0[idx] = g.d_c0
                 d_h0[idx] = g.d_h0
                 grads_k.append((k, dir_id, g))
                 d_x = g.d_x if dir_id == 0 else _reverse_time(g.d_x, cache.lengths)
