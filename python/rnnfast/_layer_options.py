@@ -1,5 +1,7 @@
-"""A layer's cell options from its constructor arguments: the direction, and one
-:class:`~rnnfast._variants.CellOptions` per direction (:func:`layer_options`).
+"""A layer's cell options: from its constructor arguments, the direction and one
+:class:`~rnnfast._variants.CellOptions` per direction (:func:`layer_options`), and what they add to the
+layer (:class:`CellOptionsLayer`, a base of :class:`~rnnfast._rnn_base.RNNBase`: their read-only
+properties, whether each direction runs on the fused path, their part of the ``repr``).
 
 The layers take the options under the names PyTorch, Keras and ONNX give them (``nonlinearity``,
 ``activation``/``recurrent_activation``, ``activations``, ``clip``, ``direction``, ...); this module turns
@@ -12,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Optional
 
+from ._cells import cell_facts
 from ._variants import ROLES, Activation, CellOptions, as_activation, default_activations, make_options
 
 #: The directions a layer can run in, and the parameter-name direction (0: no suffix, 1: ``_reverse``) of each
@@ -142,3 +145,100 @@ def activations_repr(per_direction: Sequence[tuple[Activation, ...]]) -> str:
     if len(set(per_direction)) == 1:
         return one(per_direction[0])
     return "(" + ", ".join(one(a) for a in per_direction) + ")"
+
+
+class CellOptionsLayer:
+    """The cell options of a recurrent layer (a base of RNNBase, which supplies ``_cell``, ``_bidirectional``,
+    ``_hidden_size`` and ``num_directions``, and sets ``_direction`` and ``_options``)."""
+
+    # Class defaults: layers pickled before the cell variants load as the default layers they were.
+    _direction: str = ""
+    _options: tuple = ()
+    _fast_slots: Optional[tuple] = None  # _fast() of each direction slot, once asked
+
+    @property
+    def direction(self) -> str:
+        """'forward', 'reverse' (one direction, over the time-reversed sequences) or 'bidirectional'."""
+        return self._direction or ("bidirectional" if self._bidirectional else "forward")
+
+    @property
+    def _direction_ids(self) -> tuple[int, ...]:
+        """The parameter-name direction (0: no suffix, 1: ``_reverse``) of each direction slot."""
+        return DIRECTIONS[self.direction]
+
+    @property
+    def options(self) -> tuple[CellOptions, ...]:
+        """The cell options of each direction (forward first), :class:`rnnfast._variants.CellOptions`."""
+        if not self._options:  # a layer pickled before the cell variants: PyTorch's cell
+            family = cell_facts(self._cell).family
+            nonlinearity = cell_facts(self._cell).nonlinearity or "tanh"
+            return (CellOptions.default(family, nonlinearity),) * self.num_directions
+        return self._options
+
+    @property
+    def activations(self) -> tuple[tuple[Activation, ...], ...]:
+        """The activations of each direction, one per gate role in ONNX's order: RNN (act,), LSTM (f, g, h),
+        GRU (f, g); see :data:`rnnfast._variants.ROLES`."""
+        return tuple(o.activations for o in self.options)
+
+    @property
+    def clip(self) -> Optional[float]:
+        """None, or the bound to which every gate pre-activation is clamped (ONNX's ``clip``)."""
+        return self.options[0].clip
+
+    @property
+    def proj_size(self) -> int:
+        """The LSTM's projection size P (0: none; always 0 for RNN and GRU), as PyTorch's ``proj_size``."""
+        return self.options[0].proj_size
+
+    @property
+    def state_size(self) -> int:
+        """R, the width of the hidden state h and of each direction's output: ``proj_size`` or H."""
+        return self.options[0].proj_size or self._hidden_size
+
+    def _fast(self, slot: int) -> bool:
+        """Whether direction slot ``slot`` is PyTorch's cell of ``_cell``, which runs on the fused path (a
+        variant runs on ``variant_forward``). Worked out once (the options never change): the inference
+        fast path asks on every call."""
+        fast = self._fast_slots
+        if fast is None:
+            nonlinearity = cell_facts(self._cell).nonlinearity
+            fast = self._fast_slots = tuple(
+                o.is_default and (o.family != "rnn" or o.nonlinearity == nonlinearity) for o in self.options)
+        return fast[slot]
+
+    @property
+    def is_variant(self) -> bool:
+        """Whether some direction's cell differs from PyTorch's (see :meth:`variant_options`)."""
+        return bool(self.variant_options())
+
+    def variant_options(self) -> list[str]:
+        """The constructor options in which the cell differs from PyTorch's (e.g. ``['proj_size', 'clip']``),
+        empty for PyTorch's cells. ``direction='reverse'`` is not among them: it changes no cell."""
+        return variant_option_names(self.options)
+
+    def _options_repr(self) -> str:
+        """The cell options of the repr (those that differ from the defaults), as the constructor takes them."""
+        options = self.options
+        first = options[0]
+        s = ""
+        if first.family == "rnn":
+            acts = self.activations
+            if len(set(acts)) == 1:
+                if acts[0][0] != Activation("tanh"):
+                    s += f", nonlinearity={activation_repr(acts[0][0])}"
+            else:
+                s += f", activations={activations_repr(acts)}"
+        elif "activations" in self.variant_options():
+            s += f", activations={activations_repr(self.activations)}"
+        if first.proj_size:
+            s += f", proj_size={first.proj_size}"
+        if first.peepholes:
+            s += ", peepholes=True"
+        if first.clip is not None:
+            s += f", clip={first.clip!r}"
+        if first.input_forget:
+            s += ", input_forget=True"
+        if not first.reset_after:
+            s += ", reset_after=False"
+        return s

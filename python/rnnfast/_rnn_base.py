@@ -9,6 +9,10 @@ A layer made by :func:`rnnfast.quantize` is the same class holding reduced-preci
 that adds (holding them, the reduced-precision op of one direction, refusing training) is its base
 :class:`~rnnfast._quantized_layer.QuantizedLayer`; this module stacks its directions and layers the same
 way, in float32.
+
+A direction whose cell options are PyTorch's cell runs on the fused ops (``rnn``/``lstm``/``gru``); any
+other (a cell variant) on ``variant_forward``/``variant_backward``. The options, their properties and
+which directions are fused come from the other base, :class:`~rnnfast._layer_options.CellOptionsLayer`.
 """
 
 from __future__ import annotations
@@ -23,13 +27,11 @@ import numpy as np
 from . import _core
 from . import functional as F
 from ._cells import cell_facts
-from ._layer_options import (DIRECTIONS, activation_repr, activations_repr, layer_options, resolve_direction,
-                             variant_option_names)
+from ._layer_options import CellOptionsLayer, layer_options, resolve_direction
 from ._quantized import check_quantized_value
 from ._quantized_layer import QuantizedLayer
 from ._training_cache import TrainingCache
 from ._validation import ForwardArgs, as_array, cast, float_dtype, positive_int, prepare_lengths
-from ._variants import Activation, CellOptions
 
 ArrayLike = Any
 #: An LSTM state is a pair ``(h, c)``; RNN and GRU states are a single array ``h``.
@@ -97,14 +99,10 @@ def _reverse_time(a: np.ndarray, lengths: Optional[np.ndarray]) -> np.ndarray:
     return np.take_along_axis(a, source.reshape(source.shape + (1,) * (a.ndim - 2)), axis=0)
 
 
-class RNNBase(QuantizedLayer):
+class RNNBase(CellOptionsLayer, QuantizedLayer):
     """Shared implementation of :class:`RNN`, :class:`LSTM` and :class:`GRU` (not for direct use)."""
 
     _cell: str = ""
-    # Class defaults: layers pickled before the cell variants load as the default layers they were.
-    _direction: str = ""
-    _options: tuple = ()
-    _fast_slots: Optional[tuple] = None  # _fast() of each direction slot, once asked
 
     def __init__(
         self,
@@ -210,67 +208,6 @@ class RNNBase(QuantizedLayer):
     def num_directions(self) -> int:
         """D: 2 if bidirectional, else 1 (also for ``direction='reverse'``)."""
         return 2 if self._bidirectional else 1
-
-    @property
-    def direction(self) -> str:
-        """'forward', 'reverse' (one direction, over the time-reversed sequences) or 'bidirectional'."""
-        return self._direction or ("bidirectional" if self._bidirectional else "forward")
-
-    @property
-    def _direction_ids(self) -> tuple[int, ...]:
-        """The parameter-name direction (0: no suffix, 1: ``_reverse``) of each direction slot."""
-        return DIRECTIONS[self.direction]
-
-    @property
-    def options(self) -> tuple[CellOptions, ...]:
-        """The cell options of each direction (forward first), :class:`rnnfast._variants.CellOptions`."""
-        if not self._options:  # a layer pickled before the cell variants: PyTorch's cell
-            family = cell_facts(self._cell).family
-            nonlinearity = cell_facts(self._cell).nonlinearity or "tanh"
-            return (CellOptions.default(family, nonlinearity),) * self.num_directions
-        return self._options
-
-    @property
-    def activations(self) -> tuple[tuple[Activation, ...], ...]:
-        """The activations of each direction, one per gate role in ONNX's order: RNN (act,), LSTM (f, g, h),
-        GRU (f, g); see :data:`rnnfast._variants.ROLES`."""
-        return tuple(o.activations for o in self.options)
-
-    @property
-    def clip(self) -> Optional[float]:
-        """None, or the bound to which every gate pre-activation is clamped (ONNX's ``clip``)."""
-        return self.options[0].clip
-
-    @property
-    def proj_size(self) -> int:
-        """The LSTM's projection size P (0: none; always 0 for RNN and GRU), as PyTorch's ``proj_size``."""
-        return self.options[0].proj_size
-
-    @property
-    def state_size(self) -> int:
-        """R, the width of the hidden state h and of each direction's output: ``proj_size`` or H."""
-        return self.options[0].proj_size or self._hidden_size
-
-    def _fast(self, slot: int) -> bool:
-        """Whether direction slot ``slot`` is PyTorch's cell of ``_cell``, which runs on the fused path (a
-        variant runs on ``variant_forward``). Worked out once (the options never change): the inference
-        fast path asks on every call."""
-        fast = self._fast_slots
-        if fast is None:
-            nonlinearity = cell_facts(self._cell).nonlinearity
-            fast = self._fast_slots = tuple(
-                o.is_default and (o.family != "rnn" or o.nonlinearity == nonlinearity) for o in self.options)
-        return fast[slot]
-
-    @property
-    def is_variant(self) -> bool:
-        """Whether some direction's cell differs from PyTorch's (see :meth:`variant_options`)."""
-        return bool(self.variant_options())
-
-    def variant_options(self) -> list[str]:
-        """The constructor options in which the cell differs from PyTorch's (e.g. ``['proj_size', 'clip']``),
-        empty for PyTorch's cells. ``direction='reverse'`` is not among them: it changes no cell."""
-        return variant_option_names(self.options)
 
     @property
     def dropout(self) -> float:
@@ -840,32 +777,6 @@ class RNNBase(QuantizedLayer):
             s += f", dtype='{self._dtype.name}'"
         if self._weight_dtype is not None:
             s += f", weight_dtype='{self._weight_dtype}'"
-        return s
-
-    def _options_repr(self) -> str:
-        """The cell options of the repr (those that differ from the defaults), as the constructor takes them."""
-        options = self.options
-        first = options[0]
-        s = ""
-        if first.family == "rnn":
-            acts = self.activations
-            if len(set(acts)) == 1:
-                if acts[0][0] != Activation("tanh"):
-                    s += f", nonlinearity={activation_repr(acts[0][0])}"
-            else:
-                s += f", activations={activations_repr(acts)}"
-        elif "activations" in self.variant_options():
-            s += f", activations={activations_repr(self.activations)}"
-        if first.proj_size:
-            s += f", proj_size={first.proj_size}"
-        if first.peepholes:
-            s += ", peepholes=True"
-        if first.clip is not None:
-            s += f", clip={first.clip!r}"
-        if first.input_forget:
-            s += ", input_forget=True"
-        if not first.reset_after:
-            s += ", reset_after=False"
         return s
 
     def __repr__(self) -> str:
