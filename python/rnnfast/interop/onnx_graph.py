@@ -407,6 +407,21 @@ def from_onnx(path_or_model: Any) -> Union[Model, "dict[str, Model]"]:
     - Gate orders (LSTM i,o,f,c; GRU z,r,h) are converted to rnnfast's (i,f,g,o; r,z,n) and
       ``B`` = [Wb, Rb] split into ``bias_ih``/``bias_hh``; without ``B`` the model has ``bias=False``.
 
+    The cell variants are the layer's options (see :class:`rnnfast.LSTM`):
+
+    - GRU ``linear_before_reset`` 1 is ``reset_after=True`` (PyTorch's GRU), 0 (ONNX's default)
+      ``reset_after=False``;
+    - ``direction='reverse'`` is ``direction='reverse'`` (parameters suffixed ``_reverse``; the sequence
+      reversed within each length, as ONNX's);
+    - ``clip`` is ``clip`` (every gate pre-activation clamped), ``input_forget=1`` is ``input_forget=True``;
+    - a non-zero peephole input ``P`` (D, 3*H), gates i, o, f, is ``peepholes=True`` with ``weight_ch_l{k}``
+      (3*H,), gates i, f, o (an all-zero ``P`` adds nothing and gives PyTorch's cell);
+    - ``activations`` (names case-insensitive, as ONNX Runtime reads them) with ``activation_alpha`` and
+      ``activation_beta`` are the layer's ``activations`` per direction (the RNN's ``nonlinearity``),
+      the values read as ONNX Runtime reads them: one per activation that takes it, in order
+      (rnnfast.interop._onnx_variants). ONNX's float attributes are float32: ``clip`` and the activations'
+      parameters are read as the shortest decimal of that float32 (0.3, not 0.30000001192092896).
+
     A ``DynamicQuantizeLSTM`` becomes an LSTM quantized to int8 (``weight_dtype='int8'``, as
     :func:`rnnfast.quantize` makes; float32 in and out) holding the node's own int8 weights and scales
     exactly: ``W`` (D, I, 4*H) and ``R`` (D, H, 4*H) are transposed to rows and put in rnnfast's gate order,
@@ -426,15 +441,21 @@ def from_onnx(path_or_model: Any) -> Union[Model, "dict[str, Model]"]:
     Raises
     ------
     NotImplementedError
-        Naming the attribute or input, for what rnnfast does not compute exactly: ``clip``,
-        ``input_forget``, peepholes (a non-zero ``P``), non-default ``activations`` (the RNN may use Tanh
-        or Relu), GRU ``linear_before_reset=0``, ``direction='reverse'``, non-zero constant initial states,
-        constant ``sequence_lens`` (unless they equal the static sequence length), unknown attributes;
-        for a ``DynamicQuantizeLSTM``, what an int8 layer cannot hold exactly: uint8 weights, non-zero
-        zero points, int8 weights holding -128.
+        Naming the attribute or input, for what rnnfast does not compute exactly: an RNN whose two
+        directions have different ``activations`` (rnnfast's RNN has one ``nonlinearity``); an activation
+        rnnfast does not have; ``Affine``, ``ScaledTanh`` or ``ThresholdedRelu`` without their
+        ``activation_alpha``/``activation_beta`` (ONNX Runtime's defaults, 0, are not the ONNX operators');
+        more ``activation_alpha``/``activation_beta`` values than the activations take, or parameters
+        with one direction's activations for a bidirectional node (both ambiguous); non-zero constant
+        initial states, constant ``sequence_lens`` (unless they equal the static sequence length), unknown
+        attributes; for a ``DynamicQuantizeLSTM``, what an int8 layer cannot hold exactly: uint8 weights,
+        non-zero zero points, int8 weights holding -128, and any cell variant (rnnfast's int8 LSTM is
+        PyTorch's cell).
     ValueError
-        If the graph has no recurrent node, or weights (or a ``DynamicQuantizeLSTM``'s scales and zero
-        points) that are not constants or have wrong shapes, or negative or non-finite scales.
+        If the graph has no recurrent node, or weights, peepholes (or a ``DynamicQuantizeLSTM``'s scales and
+        zero points) that are not constants or have wrong shapes, or negative or non-finite scales; for an
+        invalid ``direction``, ``layout``, ``clip`` (not positive), ``linear_before_reset`` or
+        ``input_forget`` (not 0 or 1), or a wrong number of ``activations``.
     TypeError
         For an argument of another type, or weights that are neither float32 nor float64 (int8 or uint8 for
         a ``DynamicQuantizeLSTM``, with float32 scales and biases).
@@ -531,7 +552,11 @@ def to_onnx(model: Model, path: Optional[Union[str, os.PathLike]] = None, *, ops
 
     T and B are symbolic ('seq_len', 'batch'). Gates are reordered to ONNX's (LSTM i,o,f,c; GRU z,r,h), the
     biases concatenated into ``B`` = [Wb, Rb] (omitted without bias), the GRU written with
-    ``linear_before_reset=1``. Between layers and at the end, ``Squeeze`` (D=1) or ``Transpose`` + ``Reshape``
+    ``linear_before_reset`` 1 (``reset_after=True``, PyTorch's) or 0. The cell variants ONNX expresses are
+    written as its attributes (``direction='reverse'``, ``clip``, ``input_forget``, peepholes as ``P`` (D,
+    3*H) in ONNX's gate order i, o, f, and ``activations`` per direction with every ``activation_alpha``
+    and ``activation_beta`` value written, one per activation that takes it, in order); a layer with
+    ``proj_size`` or an activation ONNX lacks (selu, exponential, silu, relu6) is refused. Between layers and at the end, ``Squeeze`` (D=1) or ``Transpose`` + ``Reshape``
     (D=2) turn ONNX's (T, D, B, H) into (T, B, D*H); :func:`from_onnx` reads the file back as one model.
     Nodes use ``layout=0`` (what ONNX Runtime supports), with a ``Transpose`` for ``batch_first``. A
     float64 model gives a float64 graph (valid ONNX; ONNX Runtime's CPU kernels run float32 only).
@@ -575,7 +600,9 @@ def to_onnx(model: Model, path: Optional[Union[str, os.PathLike]] = None, *, ops
         If ``model`` is not an rnnfast layer, or ``opset`` not an int.
     ValueError
         If ``opset`` is out of range; for a GRU or RNN quantized to int8 or any layer quantized to bf16
-        (above), the message naming why.
+        (above), the message naming why; for an LSTM with ``proj_size`` (ONNX's LSTM has no projection) or a
+        layer with an activation ONNX's recurrent operators lack (selu, exponential, silu, relu6), naming
+        the option.
     ImportError
         If the ``onnx`` package is not importable (``pip install 'rnnfast[onnx]'``).
     """
