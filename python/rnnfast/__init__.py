@@ -16,6 +16,7 @@ from . import _core, functional, reference
 from ._cells import MAX_THREADS
 from ._reference_reduced import REDUCED_WEIGHT_DTYPES
 from ._types import GRUGrads, LSTMGrads, RNNGrads
+from ._variants import Activation
 from .functional import gru, gru_backward, lstm, lstm_backward, rnn, rnn_backward
 from .layers import GRU, LSTM, RNN
 from .stepper import Stepper
@@ -25,7 +26,7 @@ from .interop import from_keras, from_onnx, from_torch, to_onnx, to_torch
 from . import nn
 
 __all__ = [
-    "RNN", "LSTM", "GRU", "Stepper", "save", "load", "quantize",
+    "RNN", "LSTM", "GRU", "Activation", "Stepper", "save", "load", "quantize",
     "rnn", "lstm", "gru", "rnn_backward", "lstm_backward", "gru_backward",
     "RNNGrads", "LSTMGrads", "GRUGrads",
     "functional", "reference", "nn", "isa", "get_num_threads", "set_num_threads", "__version__",

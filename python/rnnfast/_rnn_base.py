@@ -23,10 +23,13 @@ import numpy as np
 from . import _core
 from . import functional as F
 from ._cells import cell_facts
+from ._layer_options import (DIRECTIONS, activation_repr, activations_repr, layer_options, resolve_direction,
+                             variant_option_names)
 from ._quantized import check_quantized_value
 from ._quantized_layer import QuantizedLayer
 from ._training_cache import TrainingCache
 from ._validation import ForwardArgs, as_array, cast, float_dtype, positive_int, prepare_lengths
+from ._variants import Activation, CellOptions
 
 ArrayLike = Any
 #: An LSTM state is a pair ``(h, c)``; RNN and GRU states are a single array ``h``.
@@ -56,14 +59,19 @@ def _dropout_prob(value: Any) -> float:
     return p
 
 
-def _check_parameter_memory(title: str, I: int, H: int, L: int, G: int, D: int, bias: bool, dtype: np.dtype) -> None:
+def _check_parameter_memory(title: str, I: int, H: int, L: int, G: int, D: int, bias: bool, dtype: np.dtype,
+                            proj_size: int = 0, peepholes: bool = False) -> None:
     """Raise MemoryError before drawing any parameter if the parameters and their gradients cannot be had.
 
     The count is exact (Python integers do not overflow); a trial ``np.empty`` of that size, never touched,
     fails at once when the memory cannot be allocated, instead of after many layers have been drawn.
+    ``proj_size`` P > 0 adds ``weight_hr`` (P, H) and makes h (and layer k > 0's input per direction) P
+    wide; ``peepholes`` adds ``weight_ch`` (3H,).
     """
-    per_direction_first = G * H * (I + H + (2 if bias else 0))
-    per_direction_rest = G * H * (D * H + H + (2 if bias else 0))
+    R = proj_size or H
+    extra = proj_size * H + (3 * H if peepholes else 0)
+    per_direction_first = G * H * (I + R + (2 if bias else 0)) + extra
+    per_direction_rest = G * H * (D * R + R + (2 if bias else 0)) + extra
     count = D * (per_direction_first + (L - 1) * per_direction_rest)
     try:
         np.empty(2 * count, dtype=dtype)  # parameters and their gradients
@@ -93,28 +101,37 @@ class RNNBase(QuantizedLayer):
     """Shared implementation of :class:`RNN`, :class:`LSTM` and :class:`GRU` (not for direct use)."""
 
     _cell: str = ""
+    # Class defaults: layers pickled before the cell variants load as the default layers they were.
+    _direction: str = ""
+    _options: tuple = ()
 
     def __init__(
         self,
-        cell: str,
+        family: str,
         input_size: int,
         hidden_size: int,
         num_layers: int = 1,
         *,
         bias: bool = True,
         batch_first: bool = False,
-        bidirectional: bool = False,
+        bidirectional: Optional[bool] = None,
+        direction: Optional[str] = None,
         dropout: float = 0.0,
         dtype: Any = "float32",
         seed: Optional[Union[int, np.random.SeedSequence, np.random.Generator]] = None,
+        cell_options: Optional[Mapping[str, Any]] = None,
     ) -> None:
-        self._cell = cell
         self._input_size = positive_int("input_size", input_size)
         self._hidden_size = positive_int("hidden_size", hidden_size)
         self._num_layers = positive_int("num_layers", num_layers)
+        self._direction = resolve_direction(direction, bidirectional)
+        self._bidirectional = self._direction == "bidirectional"
+        # One CellOptions per direction slot (make_options checks them and raises the option errors).
+        self._options = layer_options(family, self._hidden_size, self.num_directions, **dict(cell_options or {}))
+        first = self._options[0]
+        self._cell = ("rnn_" + (first.nonlinearity or "tanh")) if family == "rnn" else family
         self._bias = bool(bias)
         self._batch_first = bool(batch_first)
-        self._bidirectional = bool(bidirectional)
         self._dropout = _dropout_prob(dropout)
         self._dtype = float_dtype(dtype)
         if self._dropout > 0 and self._num_layers == 1:
@@ -131,17 +148,23 @@ class RNNBase(QuantizedLayer):
                 f"seed must be None, a non-negative int, a SeedSequence or a Generator, got {seed!r} ({exc})"
             ) from None
 
-        H, G, D = self._hidden_size, cell_facts(cell).gates, self.num_directions
+        H, G, D = self._hidden_size, cell_facts(self._cell).gates, self.num_directions
+        P, R, peepholes = first.proj_size, self.state_size, first.peepholes
         _check_parameter_memory(type(self).__name__, self._input_size, H, self._num_layers, G, D, self._bias,
-                                self._dtype)
+                                self._dtype, P, peepholes)
         bound = 1.0 / np.sqrt(H)
         self._params: dict[str, np.ndarray] = {}
         for k in range(self._num_layers):
-            in_k = self._input_size if k == 0 else D * H
-            for d in range(D):
-                shapes = [("weight_ih", (G * H, in_k)), ("weight_hh", (G * H, H))]
+            in_k = self._input_size if k == 0 else D * R
+            for d in self._direction_ids:
+                # PyTorch's order (weight_hr last); the peepholes, which PyTorch lacks, before it.
+                shapes = [("weight_ih", (G * H, in_k)), ("weight_hh", (G * H, R))]
                 if self._bias:
                     shapes += [("bias_ih", (G * H,)), ("bias_hh", (G * H,))]
+                if peepholes:
+                    shapes.append(("weight_ch", (3 * H,)))
+                if P:
+                    shapes.append(("weight_hr", (P, H)))
                 for base, shape in shapes:
                     value = self._rng.uniform(-bound, bound, size=shape)
                     self._params[parameter_name(base, k, d)] = value.astype(self._dtype)
@@ -184,8 +207,64 @@ class RNNBase(QuantizedLayer):
 
     @property
     def num_directions(self) -> int:
-        """D: 2 if bidirectional, else 1."""
+        """D: 2 if bidirectional, else 1 (also for ``direction='reverse'``)."""
         return 2 if self._bidirectional else 1
+
+    @property
+    def direction(self) -> str:
+        """'forward', 'reverse' (one direction, over the time-reversed sequences) or 'bidirectional'."""
+        return self._direction or ("bidirectional" if self._bidirectional else "forward")
+
+    @property
+    def _direction_ids(self) -> tuple[int, ...]:
+        """The parameter-name direction (0: no suffix, 1: ``_reverse``) of each direction slot."""
+        return DIRECTIONS[self.direction]
+
+    @property
+    def options(self) -> tuple[CellOptions, ...]:
+        """The cell options of each direction (forward first), :class:`rnnfast._variants.CellOptions`."""
+        if not self._options:  # a layer pickled before the cell variants: PyTorch's cell
+            family = cell_facts(self._cell).family
+            nonlinearity = cell_facts(self._cell).nonlinearity or "tanh"
+            return (CellOptions.default(family, nonlinearity),) * self.num_directions
+        return self._options
+
+    @property
+    def activations(self) -> tuple[tuple[Activation, ...], ...]:
+        """The activations of each direction, one per gate role in ONNX's order: RNN (act,), LSTM (f, g, h),
+        GRU (f, g); see :data:`rnnfast._variants.ROLES`."""
+        return tuple(o.activations for o in self.options)
+
+    @property
+    def clip(self) -> Optional[float]:
+        """None, or the bound to which every gate pre-activation is clamped (ONNX's ``clip``)."""
+        return self.options[0].clip
+
+    @property
+    def proj_size(self) -> int:
+        """The LSTM's projection size P (0: none; always 0 for RNN and GRU), as PyTorch's ``proj_size``."""
+        return self.options[0].proj_size
+
+    @property
+    def state_size(self) -> int:
+        """R, the width of the hidden state h and of each direction's output: ``proj_size`` or H."""
+        return self.options[0].proj_size or self._hidden_size
+
+    def _fast(self, slot: int) -> bool:
+        """Whether direction slot ``slot`` is PyTorch's cell of ``_cell``, which runs on the fused path (a
+        variant runs on ``variant_forward``)."""
+        o = self.options[slot]
+        return o.is_default and (o.family != "rnn" or o.nonlinearity == cell_facts(self._cell).nonlinearity)
+
+    @property
+    def is_variant(self) -> bool:
+        """Whether some direction's cell differs from PyTorch's (see :meth:`variant_options`)."""
+        return bool(self.variant_options())
+
+    def variant_options(self) -> list[str]:
+        """The constructor options in which the cell differs from PyTorch's (e.g. ``['proj_size', 'clip']``),
+        empty for PyTorch's cells. ``direction='reverse'`` is not among them: it changes no cell."""
+        return variant_option_names(self.options)
 
     @property
     def dropout(self) -> float:
@@ -226,13 +305,22 @@ class RNNBase(QuantizedLayer):
             return w_ih, w_hh, b_ih, p[parameter_name("bias_hh", layer, direction)]
         return w_ih, w_hh, None, None
 
+    def _variant_weights(self, layer: int, direction: int) -> tuple:
+        """(w_ih, w_hh, b_ih, b_hh, w_hr, w_ch) of one layer and direction of a float layer, as
+        ``variant_forward`` takes them (None where the layer has no such parameter)."""
+        p = self._params
+        return self._weights(layer, direction) + (p.get(parameter_name("weight_hr", layer, direction)),
+                                                  p.get(parameter_name("weight_ch", layer, direction)))
+
     def parameters(self) -> dict[str, np.ndarray]:
         """The live parameter arrays by name, in PyTorch's order (updating them in place changes the layer).
 
-        For layer k (input size I_k = input_size for k = 0, else D*H) and each direction (suffix ``''`` or
-        ``'_reverse'``): ``weight_ih_l{k}`` (G*H, I_k), ``weight_hh_l{k}`` (G*H, H) and, with ``bias``,
-        ``bias_ih_l{k}`` and ``bias_hh_l{k}`` (G*H,), where G is 1 (RNN), 4 (LSTM, gates i, f, g, o) or
-        3 (GRU, gates r, z, n).
+        For layer k (input size I_k = input_size for k = 0, else D*R) and each direction (suffix ``''`` or
+        ``'_reverse'``; a ``direction='reverse'`` layer has only the latter): ``weight_ih_l{k}`` (G*H, I_k),
+        ``weight_hh_l{k}`` (G*H, R) and, with ``bias``, ``bias_ih_l{k}`` and ``bias_hh_l{k}`` (G*H,), where
+        G is 1 (RNN), 4 (LSTM, gates i, f, g, o) or 3 (GRU, gates r, z, n) and R = proj_size or H; then an
+        LSTM with ``peepholes`` has ``weight_ch_l{k}`` (3H,) (gates i, f, o) and one with ``proj_size`` P
+        ``weight_hr_l{k}`` (P, H), last, as PyTorch orders it.
 
         A quantized layer's arrays are read-only (change them with :meth:`load_state_dict`): each weight
         is int8 followed by ``weight_..._scale``, its float32 row scales (G*H,) ('int8'), or bfloat16 bits
@@ -343,12 +431,15 @@ class RNNBase(QuantizedLayer):
         return arr, False
 
     def _state_array(self, name: str, value: ArrayLike, B: int, unbatched: bool) -> np.ndarray:
-        LD, H = self._num_layers * self.num_directions, self._hidden_size
+        LD = self._num_layers * self.num_directions
+        # h is proj_size wide with a projection; c (and h without one) hidden_size.
+        width, width_name = ((self.state_size, "proj_size") if name == "h0" and self.proj_size
+                             else (self._hidden_size, "hidden_size"))
         arr = as_array(name, value)
-        expected = (LD, H) if unbatched else (LD, B, H)
+        expected = (LD, width) if unbatched else (LD, B, width)
         if arr.shape != expected:
-            what = "(num_layers*num_directions, hidden_size) for unbatched x" if unbatched else \
-                "(num_layers*num_directions, batch, hidden_size)"
+            what = f"(num_layers*num_directions, {width_name}) for unbatched x" if unbatched else \
+                f"(num_layers*num_directions, batch, {width_name})"
             raise ValueError(f"{name} has shape {arr.shape}, expected {expected} = {what}")
         arr = cast(name, arr, self._dtype)
         return arr[:, None, :] if unbatched else arr
@@ -382,7 +473,8 @@ class RNNBase(QuantizedLayer):
         lengths, unidirectional, time-major) goes straight to the kernel, layer after layer, skipping the
         general path's argument conversion and checks, which cost about 20 us a call (7% of a 0.3 ms
         B = 1 LSTM). The results are the general path's, bit for bit: the same kernel calls on the same
-        arrays. The kernel binding still checks every shape, dtype and layout. A quantized layer takes the
+        arrays. The kernel binding still checks every shape, dtype and layout. A cell variant or a
+        reverse-direction layer never takes it. A quantized layer takes the
         same path to ``_core.reduced_forward`` (8 us of a 0.14 ms edge int8 LSTM call).
         """
         if (
@@ -390,7 +482,8 @@ class RNNBase(QuantizedLayer):
             or x.dtype != self._dtype
             or x.ndim != 3
             or self._batch_first
-            or self._bidirectional
+            or self.direction != "forward"
+            or not self._fast(0)
             or not (x.flags.c_contiguous and x.flags.aligned)
             or x.shape[2] != self._input_size
             or x.shape[0] == 0
@@ -454,12 +547,14 @@ class RNNBase(QuantizedLayer):
             (T, B, I), or (B, T, I) with ``batch_first``, or unbatched (T, I); converted to the layer's
             dtype by NumPy's ``same_kind`` rule (complex or non-numeric input is a TypeError).
         state : array-like, tuple of two array-likes, or None
-            Initial state: ``h0`` for RNN/GRU, ``(h0, c0)`` for the LSTM, each (L*D, B, H), or (L*D, H)
-            for unbatched ``x``; None (or None for ``h0`` or ``c0`` of the LSTM) means zeros.
+            Initial state: ``h0`` for RNN/GRU, ``(h0, c0)`` for the LSTM, ``h0`` (L*D, B, R) and ``c0``
+            (L*D, B, H) (R = proj_size or H), or (L*D, R) and (L*D, H) for unbatched ``x``; None (or None
+            for ``h0`` or ``c0`` of the LSTM) means zeros.
         lengths : array-like of int, (B,), or None
             Per-sequence lengths in [0, T] (any order), with the meaning of PyTorch's packed sequences:
             outputs past a sequence's end are zero, its final state is the one after its last step, and
-            the reverse direction starts at each sequence's own end. None means every sequence has
+            the reverse direction (also of ``direction='reverse'``) starts at each sequence's own end.
+            None means every sequence has
             length T. Unbatched x takes a length of shape (1,).
         training : bool
             If True, apply inter-layer dropout and save what :meth:`backward` needs (replacing anything
@@ -469,11 +564,11 @@ class RNNBase(QuantizedLayer):
         Returns
         -------
         out : ndarray
-            (T, B, D*H), (B, T, D*H) with ``batch_first``, or (T, D*H) unbatched: the last layer's hidden
+            (T, B, D*R), (B, T, D*R) with ``batch_first``, or (T, D*R) unbatched: the last layer's hidden
             states, the directions concatenated on the last axis (forward first).
         state : ndarray or tuple of two ndarrays
-            ``h_n`` (RNN/GRU) or ``(h_n, c_n)`` (LSTM), each (L*D, B, H), or (L*D, H) unbatched; index
-            ``layer*D + direction``.
+            ``h_n`` (RNN/GRU) or ``(h_n, c_n)`` (LSTM), h_n (L*D, B, R) and c_n (L*D, B, H), or without
+            the batch axis unbatched; index ``layer*D + direction``.
         """
         ops = functional_ops()
         training = bool(training)
@@ -492,25 +587,30 @@ class RNNBase(QuantizedLayer):
             xs = xs.copy()
             h0 = None if h0 is None else h0.copy()
             c0 = None if c0 is None else c0.copy()
-        L, D, H = self._num_layers, self.num_directions, self._hidden_size
+        L, D, H, R = self._num_layers, self.num_directions, self._hidden_size, self.state_size
         lstm = cell_facts(self._cell).cell_state
+        dir_ids = self._direction_ids
         cache = None
         if training:
-            out_shape = (T, D * H) if unbatched else ((B, T, D * H) if self._batch_first else (T, B, D * H))
-            state_shape = (L * D, H) if unbatched else (L * D, B, H)
+            out_shape = (T, D * R) if unbatched else ((B, T, D * R) if self._batch_first else (T, B, D * R))
+            state_shape = (L * D, R) if unbatched else (L * D, B, R)
             cache = TrainingCache(self._batch_first, unbatched, out_shape, state_shape, lengths)
 
-        h_n = np.empty((L * D, B, H), dtype=self._dtype)
+        h_n = np.empty((L * D, B, R), dtype=self._dtype)
         c_n = np.empty((L * D, B, H), dtype=self._dtype) if lstm else None
         inp = xs
         for k in range(L):
             outs, workspaces, h0s, c0s = [], [], [], []
-            for d in range(D):
+            for d, dir_id in enumerate(dir_ids):
                 idx = k * D + d
                 h0_kd = None if h0 is None else h0[idx]
                 c0_kd = None if c0 is None else c0[idx]
-                x_kd = inp if d == 0 else _reverse_time(inp, lengths)
-                res = self._run_direction(ops, x_kd, h0_kd, c0_kd, self._weights(k, d), training, lengths)
+                x_kd = inp if dir_id == 0 else _reverse_time(inp, lengths)
+                if self._fast(d):
+                    res = self._run_direction(ops, x_kd, h0_kd, c0_kd, self._weights(k, dir_id), training, lengths)
+                else:
+                    res = ops.variant_forward(self.options[d], x_kd, h0_kd, c0_kd, *self._variant_weights(k, dir_id),
+                                              training=training, lengths=lengths)
                 outs.append(res[0])
                 h_n[idx] = res[1]
                 if lstm:
@@ -519,7 +619,10 @@ class RNNBase(QuantizedLayer):
                     workspaces.append(res[-1])
                     h0s.append(h0_kd)
                     c0s.append(c0_kd)
-            if D == 1:
+            if dir_ids == (1,):
+                # A copy (never a view of what the training cache keeps: dropout scales it in place).
+                layer_out = np.ascontiguousarray(_reverse_time(outs[0], lengths))
+            elif D == 1:
                 layer_out = np.concatenate(outs, axis=-1) if training else outs[0]
             else:
                 layer_out = np.concatenate([outs[0], _reverse_time(outs[1], lengths)], axis=-1)
@@ -593,7 +696,8 @@ class RNNBase(QuantizedLayer):
             )
         ops = functional_ops()
         lstm = cell_facts(self._cell).cell_state
-        L, D, H = self._num_layers, self.num_directions, self._hidden_size
+        L, D, H, R = self._num_layers, self.num_directions, self._hidden_size, self.state_size
+        c_shape = cache.state_shape[:-1] + (H,)  # c is H wide also where h is proj_size wide
         shape_note = "(the shape of the output of the training forward)"
         if d_out is not None:
             d_out = self._grad_array("d_out", d_out, cache.out_shape, shape_note)
@@ -612,7 +716,7 @@ class RNNBase(QuantizedLayer):
                     )
                 d_h_n, d_c_n = d_state_n
                 if d_c_n is not None:
-                    d_c_n = self._grad_array("d_c_n", d_c_n, cache.state_shape, state_note.replace("h_n", "c_n"))
+                    d_c_n = self._grad_array("d_c_n", d_c_n, c_shape, state_note.replace("h_n", "c_n"))
             else:
                 if isinstance(d_state_n, tuple):
                     raise TypeError(
@@ -626,22 +730,34 @@ class RNNBase(QuantizedLayer):
                 d_c_n = None if d_c_n is None else d_c_n[:, None, :]
 
         T, B = cache.inputs[0].shape[:2]
-        d_h0 = np.empty((L * D, B, H), dtype=self._dtype)
+        d_h0 = np.empty((L * D, B, R), dtype=self._dtype)
         d_c0 = np.empty((L * D, B, H), dtype=self._dtype) if lstm else None
         grads_k = []
-        d_layer = d_out  # gradient w.r.t. the current layer's output (T, B, D*H), None = zeros
+        d_layer = d_out  # gradient w.r.t. the current layer's output (T, B, D*R), None = zeros
         for k in reversed(range(L)):
             inp = cache.inputs[k]
             d_inp = None
-            for d in range(D):
+            for d, dir_id in enumerate(self._direction_ids):
                 idx = k * D + d
-                w_ih, w_hh, _, _ = self._weights(k, d)
-                x_kd = inp if d == 0 else _reverse_time(inp, cache.lengths)
-                dy = None if d_layer is None else d_layer[..., d * H:(d + 1) * H]
-                if dy is not None and d == 1:
+                x_kd = inp if dir_id == 0 else _reverse_time(inp, cache.lengths)
+                dy = None if d_layer is None else d_layer[..., d * R:(d + 1) * R]
+                if dy is not None and dir_id == 1:
                     dy = _reverse_time(dy, cache.lengths)
                 dh = None if d_h_n is None else d_h_n[idx]
                 out_kd, ws_kd, h0_kd = cache.outs[k][d], cache.workspaces[k][d], cache.h0[k][d]
+                if not self._fast(d):
+                    w_ih, w_hh, _, _, w_hr, w_ch = self._variant_weights(k, dir_id)
+                    dc = None if d_c_n is None else d_c_n[idx]
+                    g = ops.variant_backward(self.options[d], dy, dh, dc, x_kd, h0_kd, cache.c0[k][d], w_ih, w_hh,
+                                             w_hr, w_ch, out_kd, ws_kd, lengths=cache.lengths)
+                    if lstm:
+                        d_c0[idx] = g.d_c0
+                    d_h0[idx] = g.d_h0
+                    grads_k.append((k, dir_id, g))
+                    d_x = g.d_x if dir_id == 0 else _reverse_time(g.d_x, cache.lengths)
+                    d_inp = d_x if d_inp is None else d_inp + d_x
+                    continue
+                w_ih, w_hh, _, _ = self._weights(k, dir_id)
                 if lstm:
                     dc = None if d_c_n is None else d_c_n[idx]
                     g = ops.lstm_backward(dy, dh, dc, x_kd, h0_kd, cache.c0[k][d], w_ih, w_hh, out_kd, ws_kd,
@@ -653,8 +769,8 @@ class RNNBase(QuantizedLayer):
                     g = ops.rnn_backward(dy, dh, x_kd, h0_kd, w_ih, w_hh, out_kd, ws_kd,
                                          nonlinearity=cell_facts(self._cell).nonlinearity, lengths=cache.lengths)
                 d_h0[idx] = g.d_h0
-                grads_k.append((k, d, g))
-                d_x = g.d_x if d == 0 else _reverse_time(g.d_x, cache.lengths)
+                grads_k.append((k, dir_id, g))
+                d_x = g.d_x if dir_id == 0 else _reverse_time(g.d_x, cache.lengths)
                 if d_inp is None:
                     d_inp = d_x
                 else:
@@ -671,6 +787,10 @@ class RNNBase(QuantizedLayer):
             if self._bias:
                 self.grads[parameter_name("bias_ih", k, d)] += g.d_b_ih
                 self.grads[parameter_name("bias_hh", k, d)] += g.d_b_hh
+            for base, field in (("weight_hr", "d_w_hr"), ("weight_ch", "d_w_ch")):
+                value = getattr(g, field, None)
+                if value is not None:
+                    self.grads[parameter_name(base, k, d)] += value
         self._cache = None
 
         d_x = d_layer
@@ -688,8 +808,9 @@ class RNNBase(QuantizedLayer):
     def stepper(self, batch: Optional[int] = 1):
         """A :class:`~rnnfast.stepper.Stepper` for streaming inference: ``y = s.step(x_t)`` advances one
         step with the state kept inside. It packs a copy of the current weights (make a new stepper
-        after changing them). ``batch=None`` makes an unbatched stepper. Bidirectional models cannot
-        stream (ValueError). A quantized layer's stepper runs its reduced-precision op."""
+        after changing them). ``batch=None`` makes an unbatched stepper. Bidirectional and
+        ``direction='reverse'`` models cannot stream (ValueError). A quantized layer's stepper runs its
+        reduced-precision op; a cell variant's, ``variant_forward`` one step at a time."""
         from .stepper import Stepper
 
         return Stepper(self, batch)
@@ -698,8 +819,7 @@ class RNNBase(QuantizedLayer):
         s = f"{self._input_size}, {self._hidden_size}"
         if self._num_layers != 1:
             s += f", num_layers={self._num_layers}"
-        if cell_facts(self._cell).nonlinearity == "relu":
-            s += ", nonlinearity='relu'"
+        s += self._options_repr()
         if not self._bias:
             s += ", bias=False"
         if self._batch_first:
@@ -708,10 +828,38 @@ class RNNBase(QuantizedLayer):
             s += f", dropout={self._dropout}"
         if self._bidirectional:
             s += ", bidirectional=True"
+        elif self.direction == "reverse":
+            s += ", direction='reverse'"
         if self._dtype != np.float32:
             s += f", dtype='{self._dtype.name}'"
         if self._weight_dtype is not None:
             s += f", weight_dtype='{self._weight_dtype}'"
+        return s
+
+    def _options_repr(self) -> str:
+        """The cell options of the repr (those that differ from the defaults), as the constructor takes them."""
+        options = self.options
+        first = options[0]
+        s = ""
+        if first.family == "rnn":
+            acts = self.activations
+            if len(set(acts)) == 1:
+                if acts[0][0] != Activation("tanh"):
+                    s += f", nonlinearity={activation_repr(acts[0][0])}"
+            else:
+                s += f", activations={activations_repr(acts)}"
+        elif "activations" in self.variant_options():
+            s += f", activations={activations_repr(self.activations)}"
+        if first.proj_size:
+            s += f", proj_size={first.proj_size}"
+        if first.peepholes:
+            s += ", peepholes=True"
+        if first.clip is not None:
+            s += f", clip={first.clip!r}"
+        if first.input_forget:
+            s += ", input_forget=True"
+        if not first.reset_after:
+            s += ", reset_after=False"
         return s
 
     def __repr__(self) -> str:

@@ -1,6 +1,6 @@
 """Saving and loading layers: ``rnnfast.save(path, model)`` and ``model = rnnfast.load(path)``.
 
-File format, version 2
+File format, version 3
 ----------------------
 An uncompressed ``.npz`` file: a zip archive of ``.npy`` files, NumPy's own format, readable by
 ``numpy.load(path, allow_pickle=False)`` anywhere without rnnfast. It holds:
@@ -8,16 +8,26 @@ An uncompressed ``.npz`` file: a zip archive of ``.npy`` files, NumPy's own form
 - ``__rnnfast__``: a 0-d array of ``str`` (NumPy's fixed-width unicode, not an object array) holding one
   JSON document::
 
-      {"format": "rnnfast", "format_version": 2, "rnnfast_version": "0.1.0",
+      {"format": "rnnfast", "format_version": 3, "rnnfast_version": "0.1.0",
        "class": "LSTM",                         # "RNN", "LSTM" or "GRU"
        "config": {"input_size": 32, "hidden_size": 64, "num_layers": 2, "bias": true,
                   "batch_first": false, "bidirectional": true, "dropout": 0.0, "dtype": "float32",
-                  "weight_dtype": "int8"},      # RNN also has "nonlinearity": "tanh" or "relu"
+                  "weight_dtype": "int8",       # RNN also has "nonlinearity": "tanh", "relu", ...
+                  "direction": "bidirectional", "clip": null,
+                  "activations": [[{"name": "sigmoid", "alpha": null, "beta": null}, ...], ...],
+                  "proj_size": 0, "peepholes": false, "input_forget": false},   # GRU: "reset_after"
        "parameters": {"weight_ih_l0": {"shape": [256, 32], "dtype": "int8", "sha256": "..."},
                       "weight_ih_l0_scale": {"shape": [256], "dtype": "float32", "sha256": "..."}, ...}}
 
 - one array per parameter, under its :meth:`state_dict` name (``weight_ih_l0``, ``bias_hh_l1_reverse``,
-  ...); ``sha256`` is the digest of its C-ordered bytes.
+  ``weight_hr_l0``, ``weight_ch_l1``, ...); ``sha256`` is the digest of its C-ordered bytes.
+
+The cell options (version 3): ``direction`` ('forward', 'reverse' or 'bidirectional', agreeing with
+``bidirectional``), ``clip`` (null or a positive number), ``activations`` (one list per direction, forward
+first, of one activation per gate role in ONNX's order, :data:`rnnfast._variants.ROLES`, each its name and
+its ``alpha`` and ``beta``, null where the activation takes none); the LSTM's ``proj_size`` (int),
+``peepholes`` and ``input_forget`` (bool); the GRU's ``reset_after`` (bool). An RNN's ``nonlinearity`` is
+the name of its forward direction's activation.
 
 ``weight_dtype`` says what the parameters are:
 
@@ -28,8 +38,11 @@ An uncompressed ``.npz`` file: a zip archive of ``.npy`` files, NumPy's own form
 - ``"bf16"`` (``dtype`` ``"float32"``): each weight is its bfloat16 bits, uint16, finite values; the
   biases are float32.
 
-Version 1 (rnnfast before quantization) is version 2 without ``weight_dtype``: float layers only. Files
-of version 1 load as they always did; :func:`save` writes version 2.
+Version 2 (rnnfast before the cell variants) is version 3 without the cell options: PyTorch's cells only.
+Version 1 (rnnfast before quantization) is version 2 without ``weight_dtype``: float layers only. Files of
+every version load as they always did. :func:`save` writes the oldest version that holds the layer:
+version 2 for PyTorch's cells in the forward or both directions (so that an rnnfast without the cell
+variants reads them), version 3 for a cell variant or ``direction='reverse'``.
 
 What is not saved: accumulated gradients, what a training forward keeps for backward, and the state of
 the generator that draws dropout masks (a loaded layer starts a fresh one; pass ``seed=`` to :func:`load`
@@ -60,11 +73,12 @@ from ._reference_reduced import REDUCED_WEIGHT_DTYPES
 from ._rnn_base import RNNBase
 from .layers import GRU, LSTM, RNN
 from .quantization import quantize
+from ._variants import Activation
 
 __all__ = ["save", "load", "FORMAT_VERSION"]
 
-#: The format version :func:`save` writes; :func:`load` reads this version and every earlier one.
-FORMAT_VERSION = 2
+#: The newest format version :func:`save` writes; :func:`load` reads this version and every earlier one.
+FORMAT_VERSION = 3
 
 _META_KEY = "__rnnfast__"
 _CLASSES = {"RNN": RNN, "LSTM": LSTM, "GRU": GRU}
@@ -74,7 +88,15 @@ _CONFIG_TYPES_V1 = {
     "input_size": int, "hidden_size": int, "num_layers": int, "bias": bool, "batch_first": bool,
     "bidirectional": bool, "dropout": float, "dtype": str,
 }
-_CONFIG_TYPES = {1: _CONFIG_TYPES_V1, 2: {**_CONFIG_TYPES_V1, "weight_dtype": str}}
+_CONFIG_TYPES_V2 = {**_CONFIG_TYPES_V1, "weight_dtype": str}
+# Markers of the version-3 keys whose JSON value is not one plain type.
+_OPTIONAL_NUMBER = "null or a number"
+_LIST = "list"
+_CONFIG_TYPES = {1: _CONFIG_TYPES_V1, 2: _CONFIG_TYPES_V2,
+                 3: {**_CONFIG_TYPES_V2, "direction": str, "clip": _OPTIONAL_NUMBER, "activations": _LIST}}
+# The version-3 keys of one class only.
+_CLASS_CONFIG_TYPES = {"LSTM": {"proj_size": int, "peepholes": bool, "input_forget": bool},
+                       "GRU": {"reset_after": bool}, "RNN": {}}
 _FLOAT_DTYPES = ("float32", "float64")
 _ZIP_MAGIC = b"PK\x03\x04"
 # What reading a damaged archive or member can raise, from zipfile, zlib and numpy.lib.format.
@@ -83,7 +105,12 @@ _READ_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, K
 PathOrFile = Union[str, "os.PathLike[str]", BinaryIO]
 
 
-def _config(model: RNNBase) -> dict:
+def _format_version(model: RNNBase) -> int:
+    """The oldest format version that holds ``model``: 3 for a cell variant or a reverse direction, else 2."""
+    return 3 if model.variant_options() or model.direction == "reverse" else 2
+
+
+def _config(model: RNNBase, version: int) -> dict:
     config = {
         "input_size": model.input_size, "hidden_size": model.hidden_size, "num_layers": model.num_layers,
         "bias": model.bias, "batch_first": model.batch_first, "bidirectional": model.bidirectional,
@@ -91,6 +118,13 @@ def _config(model: RNNBase) -> dict:
     }
     if isinstance(model, RNN):
         config["nonlinearity"] = model.nonlinearity
+    if version >= 3:
+        config["direction"] = model.direction
+        config["clip"] = model.clip
+        config["activations"] = [[{"name": a.name, "alpha": a.alpha, "beta": a.beta} for a in acts]
+                                 for acts in model.activations]
+        for key in _CLASS_CONFIG_TYPES[_base_class_name(model)]:
+            config[key] = getattr(model, key)
     return config
 
 
@@ -120,12 +154,13 @@ def save(path: PathOrFile, model: Any) -> None:
     if not isinstance(model, RNNBase):
         raise TypeError(f"model must be an rnnfast RNN, LSTM or GRU layer, got {type(model).__name__}")
     params = {name: np.ascontiguousarray(value) for name, value in model.state_dict().items()}
+    version = _format_version(model)
     meta = {
         "format": "rnnfast",
-        "format_version": FORMAT_VERSION,
+        "format_version": version,
         "rnnfast_version": _package_version(),
         "class": _base_class_name(model),
-        "config": _config(model),
+        "config": _config(model, version),
         "parameters": {
             name: {"shape": list(arr.shape), "dtype": arr.dtype.name, "sha256": _digest(arr)}
             for name, arr in params.items()
@@ -270,11 +305,11 @@ def _read(f: BinaryIO, rng: np.random.Generator) -> RNNBase:
                 raise _Invalid(f"parameter {name!r} does not match its recorded checksum: the file was modified "
                                "or damaged")
             params[name] = arr
-    if weight_dtype in REDUCED_WEIGHT_DTYPES:
-        # The quantized layer of this configuration, then the saved parameters in place of its own (what
-        # they may hold is checked there).
-        model = quantize(model, weight_dtype)
     try:
+        if weight_dtype in REDUCED_WEIGHT_DTYPES:
+            # The quantized layer of this configuration, then the saved parameters in place of its own (what
+            # they may hold is checked there).
+            model = quantize(model, weight_dtype)
         model.load_state_dict(params)
     except (TypeError, ValueError) as exc:
         raise _Invalid(f"invalid parameters: {exc}") from None
@@ -324,18 +359,33 @@ def _check_meta(meta: dict) -> tuple:
     types = dict(_CONFIG_TYPES[version])
     if cls is RNN:
         types["nonlinearity"] = str
+    if version >= 3:
+        types.update(_CLASS_CONFIG_TYPES[meta["class"]])
     if set(config) != set(types):
         raise _Invalid(
             f"config of a {meta['class']} must have exactly the keys {sorted(types)}, got {sorted(config)}"
         )
     for key, want in types.items():
         value = config[key]
-        ok = isinstance(value, bool) if want is bool else (
-            isinstance(value, (int, float)) and not isinstance(value, bool) if want is float else
-            isinstance(value, want) and not isinstance(value, bool))
+        if want is _OPTIONAL_NUMBER:
+            ok = value is None or _is_number(value)
+        elif want is _LIST:
+            ok = isinstance(value, list)
+        else:
+            ok = isinstance(value, bool) if want is bool else (
+                _is_number(value) if want is float else isinstance(value, want) and not isinstance(value, bool))
         if not ok:
-            raise _Invalid(f"config[{key!r}] must be a {want.__name__}, got {value!r}")
+            raise _Invalid(f"config[{key!r}] must be a {getattr(want, '__name__', want)}, got {value!r}")
     config = dict(config)
+    if version >= 3:
+        config["activations"] = _activations(config["activations"])
+        if cls is RNN:
+            # Redundant with activations (kept for the reader): it must agree with them.
+            nonlinearity = config.pop("nonlinearity")
+            first = config["activations"][0][0].name if config["activations"] and config["activations"][0] else None
+            if nonlinearity != first:
+                raise _Invalid(f"config['nonlinearity'] is {nonlinearity!r} but the forward direction's activation "
+                               f"is {first!r}")
     weight_dtype = config.pop("weight_dtype", config["dtype"])
     if weight_dtype in REDUCED_WEIGHT_DTYPES:
         if config["dtype"] != "float32":
@@ -348,6 +398,33 @@ def _check_meta(meta: dict) -> tuple:
     if not isinstance(recorded, dict):
         raise _Invalid(f"parameters must be a JSON object, got {type(recorded).__name__}")
     return cls, config, recorded, weight_dtype
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _activations(value: list) -> list:
+    """The ``activations`` of a version-3 config as lists of :class:`~rnnfast.Activation` (the constructor
+    checks their number and roles)."""
+    result = []
+    for d, acts in enumerate(value):
+        if not isinstance(acts, list):
+            raise _Invalid(f"config['activations'][{d}] must be a list (one activation per gate role), got {acts!r}")
+        row = []
+        for r, item in enumerate(acts):
+            label = f"config['activations'][{d}][{r}]"
+            if not isinstance(item, dict) or set(item) != {"name", "alpha", "beta"}:
+                raise _Invalid(f"{label} must be an object with exactly name, alpha and beta, got {item!r}")
+            if not isinstance(item["name"], str) or not all(
+                    item[p] is None or _is_number(item[p]) for p in ("alpha", "beta")):
+                raise _Invalid(f"{label} must have a str name and null or numeric alpha and beta, got {item!r}")
+            try:
+                row.append(Activation(item["name"], item["alpha"], item["beta"]))
+            except ValueError as exc:
+                raise _Invalid(f"{label}: {exc}") from None
+        result.append(row)
+    return result
 
 
 def _check_names(what: str, names: set, expected: dict) -> None:

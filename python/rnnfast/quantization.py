@@ -37,7 +37,9 @@ def quantize(model: Any, weight_dtype: str) -> RNNBase:
     Parameters
     ----------
     model : RNN, LSTM or GRU
-        A float32 or float64 layer. A float64 layer's parameters are rounded to float32 first (the quantized
+        A float32 or float64 layer of PyTorch's cells (any direction, ``'reverse'`` included); cell variants
+        (:attr:`~rnnfast.LSTM.proj_size`, other activations, ``clip``, ...) are not supported in reduced
+        precision yet. A float64 layer's parameters are rounded to float32 first (the quantized
         layer computes in float32, as the quantization's own arithmetic is defined).
     weight_dtype : 'int8' or 'bf16'
         'int8': each weight row ``w`` becomes int8 values ``q`` in [-127, 127] and a float32 scale ``s`` with
@@ -58,7 +60,8 @@ def quantize(model: Any, weight_dtype: str) -> RNNBase:
     TypeError
         If ``model`` is not an rnnfast layer, or ``weight_dtype`` is not a str.
     ValueError
-        If ``weight_dtype`` is not 'int8' or 'bf16'; if ``model`` is already quantized; if a parameter
+        If ``weight_dtype`` is not 'int8' or 'bf16'; if ``model`` is already quantized; if ``model`` is a cell
+        variant (the message names its options); if a parameter
         holds a NaN or an infinity, or values float32 (or bfloat16) cannot hold (the message names it); for
         'int8', if ``input_size`` or ``hidden_size`` exceeds 65,793 (the kernels' int32 sums could overflow).
     """
@@ -69,5 +72,11 @@ def quantize(model: Any, weight_dtype: str) -> RNNBase:
         raise ValueError(
             f"model is already quantized (its weight_dtype is {model.weight_dtype!r}); quantize the float model "
             "it was made from"
+        )
+    variant = model.variant_options()
+    if variant:
+        raise ValueError(
+            f"rnnfast.quantize does not support cell variants yet: this {type(model).__name__} sets "
+            f"{', '.join(variant)}, which reduced precision does not run (it runs PyTorch's cells only)"
         )
     return model._quantized_copy(weight_dtype, quantize_parameters(model.parameters(), weight_dtype))

@@ -50,6 +50,11 @@ reduced-precision products; the quantization rules (:func:`quantize_int8_rows` f
 :func:`bf16_product`) and the error bounds against float32 (:func:`int8_product_error_bound`,
 :func:`bf16_product_error_bound`) are defined and derived in :mod:`rnnfast._reference_reduced` and
 re-exported here.
+
+Cell variants (activations per gate role, ONNX's clip and input_forget, the GRU's reset_after, the LSTM's
+projection and peepholes; :mod:`rnnfast._variants`): :func:`variant_forward`, :func:`variant_backward` and
+the activations with their derivatives (:func:`activation_value`, :func:`activation_derivative`) are defined
+in :mod:`rnnfast._reference_variants` and re-exported here.
 """
 
 from __future__ import annotations
@@ -78,7 +83,8 @@ from ._reference_reduced import (
     reduced_forward,
     reduced_product,
 )
-from ._types import GRUGrads, LSTMGrads, RNNGrads
+from ._reference_variants import activation_derivative, activation_value, variant_backward, variant_forward
+from ._types import GRUGrads, LSTMGrads, RNNGrads, VariantGrads
 
 __all__ = [
     "rnn",
@@ -106,6 +112,12 @@ __all__ = [
     "reduced_forward",
     "int8_product_error_bound",
     "bf16_product_error_bound",
+    # Cell variants, defined in rnnfast._reference_variants:
+    "variant_forward",
+    "variant_backward",
+    "VariantGrads",
+    "activation_value",
+    "activation_derivative",
 ]
 
 

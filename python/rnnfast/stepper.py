@@ -17,6 +17,12 @@ structures directly; anything else goes through the Python checks below, which c
 A quantized layer (:func:`rnnfast.quantize`) streams with the same contract on the native stepper of its
 reduced-precision kernels (``_core.Stepper`` over ``_core.ReducedWeights``): float32 in and out, the state
 float32, the bits of one layer call on the whole sequence.
+
+A cell variant (a layer with options other than PyTorch's cell, see :mod:`rnnfast.layers`) has no native
+stepper: each step runs the layer's functional ops' ``variant_forward`` on one time step per layer, the
+state ``(h, c)`` kept here, which is the layer's own computation (its forward runs the same op over the
+whole sequence), so stepping gives its bits. A ``direction='reverse'`` layer cannot stream, as the reverse
+half of a bidirectional one cannot.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ from typing import Any, Optional, Union
 
 import numpy as np
 
-from . import _core
+from . import _core, _rnn_base
 from ._cells import cell_for_torch_mode
 from ._quantized import REDUCED_WEIGHT_DTYPES, SCALE_SUFFIX, QuantizedWeight
 from ._validation import as_array, cast
@@ -35,15 +41,60 @@ __all__ = ["Stepper"]
 State = Union[np.ndarray, tuple]
 
 
+class _VariantSteps:
+    """The native stepper's interface (``step``, ``run``, ``reset``, ``get_state``) for a cell variant: one
+    ``variant_forward`` call per layer and step, on ``ops`` (the layer's functional ops)."""
+
+    def __init__(self, ops: Any, layer: Any, batch: int):
+        self._ops = ops
+        self._options = layer.options[0]
+        self._weights = [tuple(None if w is None else w.copy() for w in layer._variant_weights(k, 0))
+                         for k in range(layer.num_layers)]
+        L, H, R, dtype = layer.num_layers, layer.hidden_size, layer.state_size, layer.dtype
+        self._h = np.zeros((L, batch, R), dtype=dtype)
+        self._c = np.zeros((L, batch, H), dtype=dtype) if self._options.family == "lstm" else None
+
+    def step(self, x_t: Any, out: Any, unbatched: bool) -> None:
+        return None  # no shortcut: every step goes through the checks of Stepper.step
+
+    def run(self, x: np.ndarray, y: np.ndarray) -> None:
+        """``x`` (steps, B, I) -> ``y`` (steps, B, R), or one step (B, I) -> (B, R), advancing the state."""
+        if x.ndim == 2:
+            self.run(x[None], y[None])
+            return
+        lstm = self._c is not None
+        for t in range(x.shape[0]):
+            inp = x[t:t + 1]
+            for k, weights in enumerate(self._weights):
+                inp, h_n, c_n, _ = self._ops.variant_forward(self._options, inp, self._h[k],
+                                                            self._c[k] if lstm else None, *weights)
+                self._h[k] = h_n
+                if lstm:
+                    self._c[k] = c_n
+            y[t] = inp[0]
+
+    def reset(self, h0: Optional[np.ndarray], c0: Optional[np.ndarray]) -> None:
+        self._h[...] = 0 if h0 is None else h0
+        if self._c is not None:
+            self._c[...] = 0 if c0 is None else c0
+
+    def get_state(self, h: np.ndarray, c: Optional[np.ndarray]) -> None:
+        h[...] = self._h
+        if c is not None:
+            c[...] = self._c
+
+
 class Stepper:
     """Streaming inference over a unidirectional (possibly stacked) RNN, LSTM or GRU.
 
     Parameters
     ----------
     layer : RNN, LSTM or GRU
-        The model; bidirectional models cannot stream (their reverse direction needs the whole sequence).
+        The model; bidirectional and ``direction='reverse'`` models cannot stream (a reverse direction needs
+        the whole sequence).
     batch : int or None
-        Number of independent streams. None means unbatched: ``step`` takes (I,) and returns (H,).
+        Number of independent streams. None means unbatched: ``step`` takes (I,) and returns (R,), R the
+        layer's ``proj_size`` or H.
 
     Examples
     --------
@@ -58,6 +109,10 @@ class Stepper:
             raise ValueError(
                 "a bidirectional model cannot run step by step: its reverse direction needs the whole sequence"
             )
+        if layer.direction == "reverse":
+            raise ValueError(
+                "a model with direction='reverse' cannot run step by step: it reads each sequence from its end"
+            )
         if batch is not None and (isinstance(batch, bool) or not isinstance(batch, (int, np.integer)) or batch < 1):
             raise ValueError(f"batch must be a positive integer or None (unbatched), got {batch!r}")
         self._unbatched = batch is None
@@ -70,6 +125,16 @@ class Stepper:
         self._num_layers = layer.num_layers
         self._input_size = layer.input_size
         self._hidden_size = layer.hidden_size
+        self._state_size = layer.state_size  # R: the width of h and of the output
+        self._step_shape = (self._input_size,) if self._unbatched else (self._batch, self._input_size)
+        self._out_shape = (self._state_size,) if self._unbatched else (self._batch, self._state_size)
+        self._variant = layer.variant_options()
+        if self._variant:
+            self._cell_kind = type(layer).__name__  # a variant is none of PyTorch's modes
+            self._weight_dtype = layer.weight_dtype
+            # The layer's ops (looked up as the layers do, so that tests swapping them reach the stepper too).
+            self._impl = _VariantSteps(_rnn_base.functional_ops(), layer, self._batch)
+            return
         params = layer.parameters()
         self._weight_dtype = layer.weight_dtype
         quantized = self._weight_dtype in REDUCED_WEIGHT_DTYPES
@@ -82,8 +147,6 @@ class Stepper:
                               for name in (f"weight_ih_l{k}", f"weight_hh_l{k}"))
             weights.append((w_ih, w_hh, params.get(f"bias_ih_l{k}"), params.get(f"bias_hh_l{k}")))
         self._impl = _core.Stepper(facts.name, self._hidden_size, self._batch, weights)
-        self._step_shape = (self._input_size,) if self._unbatched else (self._batch, self._input_size)
-        self._out_shape = (self._hidden_size,) if self._unbatched else (self._batch, self._hidden_size)
 
     @property
     def batch(self) -> Optional[int]:
@@ -120,7 +183,7 @@ class Stepper:
 
         Returns
         -------
-        ndarray, (batch, hidden_size) or (hidden_size,): the top layer's output ``h_t``.
+        ndarray, (batch, R) or (R,): the top layer's output ``h_t`` (R = proj_size or hidden_size).
         """
         y = self._impl.step(x_t, out, self._unbatched)  # arrays that need no conversion: done in C++
         if y is not None:
@@ -143,8 +206,8 @@ class Stepper:
 
         Returns
         -------
-        ndarray of the top layer's outputs, (T, batch, hidden_size) in the layer's layout, or
-        (T, hidden_size) unbatched.
+        ndarray of the top layer's outputs, (T, batch, R) in the layer's layout, or (T, R) unbatched
+        (R = proj_size or hidden_size).
         """
         arr = as_array("x_chunk", x_chunk)
         if self._unbatched:
@@ -165,7 +228,7 @@ class Stepper:
                 arr = arr.transpose(1, 0, 2)
             x = cast("x_chunk", arr, self._dtype)
             steps = x.shape[0]
-        y = np.empty((steps, self._batch, self._hidden_size), dtype=self._dtype)
+        y = np.empty((steps, self._batch, self._state_size), dtype=self._dtype)
         self._impl.run(x, y)
         if self._unbatched:
             result = y[:, 0, :]
@@ -181,10 +244,11 @@ class Stepper:
         return np.ascontiguousarray(result)
 
     def reset(self, state: Optional[State] = None) -> None:
-        """Set the state: None for zeros, else ``h0`` (RNN/GRU) or ``(h0, c0)`` (LSTM), each
-        (num_layers, batch, hidden_size), or (num_layers, hidden_size) unbatched."""
-        shape = (self._num_layers, self._hidden_size) if self._unbatched else \
-            (self._num_layers, self._batch, self._hidden_size)
+        """Set the state: None for zeros, else ``h0`` (RNN/GRU) or ``(h0, c0)`` (LSTM), ``h0``
+        (num_layers, batch, R) (R = proj_size or hidden_size) and ``c0`` (num_layers, batch, hidden_size),
+        without the batch axis unbatched."""
+        def shape(width):
+            return (self._num_layers, width) if self._unbatched else (self._num_layers, self._batch, width)
         h0 = c0 = None
         if state is not None:
             if self._lstm:
@@ -195,18 +259,18 @@ class Stepper:
                 raise TypeError("the state must be a single array h0 or None, got a tuple")
             else:
                 h0 = state
-        full = (self._num_layers, self._batch, self._hidden_size)
-        h0 = None if h0 is None else self._x("h0", h0, shape).reshape(full)
-        c0 = None if c0 is None else self._x("c0", c0, shape).reshape(full)
+        h0 = None if h0 is None else self._x("h0", h0, shape(self._state_size)).reshape(
+            self._num_layers, self._batch, self._state_size)
+        c0 = None if c0 is None else self._x("c0", c0, shape(self._hidden_size)).reshape(
+            self._num_layers, self._batch, self._hidden_size)
         self._impl.reset(h0, c0)
 
     @property
     def state(self) -> State:
-        """A copy of the current state: ``h`` or ``(h, c)``, each (num_layers, batch, hidden_size) or
-        (num_layers, hidden_size) unbatched; index = layer (a stepper has one direction)."""
-        full = (self._num_layers, self._batch, self._hidden_size)
-        h = np.empty(full, dtype=self._dtype)
-        c = np.empty(full, dtype=self._dtype) if self._lstm else None
+        """A copy of the current state: ``h`` or ``(h, c)``, h (num_layers, batch, R) and c (num_layers,
+        batch, hidden_size), without the batch axis unbatched; index = layer (a stepper has one direction)."""
+        h = np.empty((self._num_layers, self._batch, self._state_size), dtype=self._dtype)
+        c = np.empty((self._num_layers, self._batch, self._hidden_size), dtype=self._dtype) if self._lstm else None
         self._impl.get_state(h, c)
         if self._unbatched:
             h = h[:, 0, :]
@@ -216,5 +280,7 @@ class Stepper:
     def __repr__(self) -> str:
         batch = "None" if self._unbatched else self._batch
         weights = "" if self._weight_dtype == self._dtype.name else f", weight_dtype={self._weight_dtype}"
+        if self._variant:
+            weights += f", variant={'+'.join(self._variant)}"
         return (f"Stepper({self._cell_kind}, input_size={self._input_size}, hidden_size={self._hidden_size}, "
                 f"num_layers={self._num_layers}, batch={batch}, dtype={self._dtype.name}{weights})")

@@ -33,6 +33,72 @@ def _state(cls_name, shape, seed=11):
     return (h, rand_array(seed + 1, *shape)) if cls_name == "LSTM" else h
 
 
+def _variant_rows(ctor: str, cls_name: str) -> None:
+    """The cell-variant options of a layer's constructor: each inconsistent option is a ValueError naming it."""
+    def m(**kw):
+        return lambda: make(cls_name, **kw)
+    n_roles = {"RNN": 1, "LSTM": 3, "GRU": 2}[cls_name]
+    for what, value in (("zero", 0.0), ("negative", -1.0), ("NaN", float("nan")), ("str", "1"), ("bool", True)):
+        row(ctor, "clip", what, m(clip=value), ValueError)
+    row(ctor, "clip", "inf (no clipping)", m(clip=float("inf")), OK,
+        check=lambda r: (r.clip is None and not r.is_variant) or pytest.fail(repr(r)))
+    row(ctor, "clip", "positive", m(clip=2), OK, check=lambda r: r.clip == 2.0 or pytest.fail(repr(r)))
+    row(ctor, "direction", "unknown", m(direction="backward"), ValueError)
+    row(ctor, "direction", "None", m(direction=None), OK, check=lambda r: r.direction == "forward" or pytest.fail())
+    row(ctor, "direction", "reverse with bidirectional=True", m(direction="reverse", bidirectional=True), ValueError)
+    row(ctor, "direction", "bidirectional with bidirectional=False", m(direction="bidirectional", bidirectional=False),
+        ValueError)
+    row(ctor, "direction", "bidirectional alone", m(direction="bidirectional"), OK,
+        check=lambda r: (r.bidirectional and r.num_directions == 2) or pytest.fail(repr(r)))
+    row(ctor, "direction", "reverse", m(direction="reverse"), OK,
+        check=lambda r: (r.num_directions == 1 and all(k.endswith("_reverse") for k in r.parameters()))
+        or pytest.fail(repr(r)))
+    row(ctor, "activations", "a str", m(activations="tanh"), TypeError)
+    row(ctor, "activations", "too few", m(activations=["tanh"] * (n_roles - 1)), ValueError)
+    row(ctor, "activations", "too many", m(activations=["tanh"] * (n_roles + 1)), ValueError)
+    row(ctor, "activations", "unknown name", m(activations=["gelu"] * n_roles), ValueError)
+    row(ctor, "activations", "an int", m(activations=[1] * n_roles), TypeError)
+    row(ctor, "activations", "per direction, one for two directions",
+        m(activations=[["tanh"] * n_roles], bidirectional=True), ValueError)
+    row(ctor, "activations", "per direction, one for one direction", m(activations=[["relu"] * n_roles]), OK,
+        check=lambda r: r.activations == ((rnnfast.Activation("relu"),) * n_roles,) or pytest.fail(repr(r)))
+    row(ctor, "activations", "per direction, three for two directions",
+        m(activations=[["tanh"] * n_roles] * 3, bidirectional=True), ValueError)
+    row(ctor, "activations", "per direction, a wrong count", m(activations=[["tanh"] * (n_roles + 1)] * 2,
+                                                                bidirectional=True), ValueError)
+    row(ctor, "activations", "alpha the activation takes none",
+        lambda: make(cls_name, activations=[rnnfast.Activation("tanh", alpha=2.0)] * n_roles), ValueError,
+        match="alpha")
+    if cls_name == "RNN":
+        return
+    for arg in ("activation", "recurrent_activation"):
+        row(ctor, arg, "unknown", m(**{arg: "gelu"}), ValueError)
+        row(ctor, arg, "an int", m(**{arg: 3}), TypeError)
+        row(ctor, arg, "with activations", m(**{arg: "relu", "activations": ["sigmoid"] * n_roles}), ValueError,
+            match=f"activations.*{arg}")
+        row(ctor, arg, "an Activation", m(**{arg: rnnfast.Activation("leaky_relu", alpha=0.2)}), OK,
+            check=lambda r: "activations" in r.variant_options() or pytest.fail(repr(r)))
+    if cls_name == "LSTM":
+        for what, value in (("equal to hidden_size", LH), ("above hidden_size", LH + 1), ("negative", -1),
+                            ("float", 1.5), ("bool", True), ("str", "2")):
+            row(ctor, "proj_size", what, m(proj_size=value), ValueError)
+        row(ctor, "proj_size", "valid", m(proj_size=2), OK,
+            check=lambda r: (r.parameters()["weight_hr_l0"].shape == (2, LH) and r.state_size == 2)
+            or pytest.fail(repr(r)))
+        row(ctor, "proj_size", "numpy int", m(proj_size=np.int64(2)), OK,
+            check=lambda r: r.proj_size == 2 or pytest.fail(repr(r)))
+        for flag, param in (("peepholes", "weight_ch_l0"), ("input_forget", None)):
+            row(ctor, flag, "truthy non-bool", m(**{flag: 1}), OK,
+                check=lambda r, f=flag: getattr(r, f) is True or pytest.fail(f))
+        row(ctor, "peepholes", "parameter", m(peepholes=True), OK,
+            check=lambda r: r.parameters()["weight_ch_l0"].shape == (3 * LH,) or pytest.fail(repr(r)))
+    if cls_name == "GRU":
+        row(ctor, "reset_after", "False", m(reset_after=False), OK,
+            check=lambda r: (r.reset_after is False and r.variant_options() == ["reset_after"]) or pytest.fail())
+        row(ctor, "reset_after", "truthy non-bool", m(reset_after=1), OK,
+            check=lambda r: (r.reset_after is True and not r.is_variant) or pytest.fail())
+
+
 for _cls in LAYER_CLASSES:
     ctor = f"{_cls}()"
     # Constructor arguments.
@@ -70,8 +136,17 @@ for _cls in LAYER_CLASSES:
         row(ctor, _flag, "truthy non-bool", lambda _c=_cls, _f=_flag: make(_c, **{_f: 1}), OK,
             check=lambda m, _f=_flag: getattr(m, _f) is True or pytest.fail(_f))
     if _cls == "RNN":
-        row(ctor, "nonlinearity", "unknown", lambda: make("RNN", nonlinearity="sigmoid"), ValueError)
+        row(ctor, "nonlinearity", "unknown", lambda: make("RNN", nonlinearity="swish"), ValueError)
         row(ctor, "nonlinearity", "None", lambda: make("RNN", nonlinearity=None), ValueError)
+        row(ctor, "nonlinearity", "int", lambda: make("RNN", nonlinearity=3), TypeError)
+        row(ctor, "nonlinearity", "sigmoid (a cell variant)", lambda: make("RNN", nonlinearity="sigmoid"), OK,
+            check=lambda m: (m.nonlinearity == "sigmoid" and m.variant_options() == ["activations"])
+            or pytest.fail(repr(m)))
+        row(ctor, "nonlinearity", "an Activation", lambda: make("RNN", nonlinearity=rnnfast.Activation("relu")), OK,
+            check=lambda m: (m.nonlinearity == "relu" and not m.is_variant) or pytest.fail(repr(m)))
+        row(ctor, "activations", "with nonlinearity", lambda: make("RNN", nonlinearity="relu", activations=["elu"]),
+            ValueError, match="activations.*nonlinearity")
+    _variant_rows(ctor, _cls)
 
     # forward and __call__.
     x_clean = rand_array(20, T, B, LI)
@@ -242,6 +317,8 @@ for _cls in LAYER_CLASSES:
         match=r".", needs="stepper")
     row(entry, "(layer)", "bidirectional", lambda _c=_cls: make(_c, bidirectional=True).stepper(),
         ValueError, match="bidirectional", needs="stepper")
+    row(entry, "(layer)", "direction='reverse'", lambda _c=_cls: make(_c, direction="reverse").stepper(),
+        ValueError, match="reverse", needs="stepper")
 
     # Stepper methods.
     def stepper(_c=_cls, batch=B):
@@ -375,6 +452,15 @@ for _cls in LAYER_CLASSES:
         _with_parameter(_c, "weight_hh_l0", 0.0), "int8"), OK, check=_is_quantized("int8"))
 for _bad, _what in ((None, "None"), (np.zeros(3), "an array"), ("LSTM", "a str"), (rnnfast.LSTM, "a class")):
     row(entry, "model", _what, lambda _b=_bad: rnnfast.quantize(_b, "int8"), TypeError)
+# Cell variants are not run in reduced precision (yet): the message names the option.
+for _cls, _kw, _name in (("LSTM", {"proj_size": 2}, "proj_size"), ("LSTM", {"peepholes": True}, "peepholes"),
+                         ("LSTM", {"input_forget": True}, "input_forget"), ("GRU", {"reset_after": False}, "reset_after"),
+                         ("RNN", {"clip": 1.0}, "clip"), ("GRU", {"activation": "relu"}, "activations"),
+                         ("RNN", {"nonlinearity": "sigmoid"}, "activations")):
+    row(entry, "model", f"{_cls} with {_name}", lambda _c=_cls, _k=_kw: rnnfast.quantize(make(_c, **_k), "int8"),
+        ValueError, match=_name)
+row(entry, "model", "direction='reverse'", lambda: rnnfast.quantize(make("GRU", direction="reverse"), "int8"), OK,
+    check=lambda q: (q.direction == "reverse" and q.weight_dtype == "int8") or pytest.fail(repr(q)))
 for _ok in ("int8", "bf16"):
     row(entry, "weight_dtype", _ok, lambda _w=_ok: rnnfast.quantize(make("GRU"), _w), OK, check=_is_quantized(_ok))
 for _bad in ("int4", "INT8", "float32", "float16", "bfloat16", ""):

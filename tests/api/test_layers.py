@@ -91,7 +91,7 @@ def test_constructor_validation(kw, exc, match):
 
 def test_constructor_nonlinearity_and_dropout_warning():
     with pytest.raises(ValueError, match="nonlinearity"):
-        RNN(3, 4, nonlinearity="sigmoid")
+        RNN(3, 4, nonlinearity="swish")  # sigmoid is a cell variant now; swish is Keras's name of silu
     with pytest.warns(UserWarning, match="num_layers"):
         GRU(3, 4, dropout=0.5)
     with warnings.catch_warnings():
