@@ -7,7 +7,8 @@ ONNX's ``clip`` and ``input_forget``, the GRU's ``reset_after``, the LSTM's ``pr
 the formulas of the activations and the training workspace layout are in :mod:`rnnfast._variants`.
 
 Cells, for one layer and one direction (gate blocks in PyTorch's row order; ``W v`` means ``v @ W.T``;
-``clip(a)`` clamps to [-clip, clip] when ``options.clip`` is set, else is ``a``):
+``clip(a)`` clamps to [-clip, clip] when ``options.clip`` is set, else is ``a``; the LSTM's cell state is no
+gate pre-activation and goes into h unclipped, as in ONNX Runtime):
 
 - RNN: ``a = W_ih x_t + b_ih + W_hh h_{t-1} + b_hh``; ``h_t = act(clip(a))``.
 - LSTM, gates i, f, g, o, activations f (gates), g (candidate), h (cell output), peepholes ``p_i, p_f, p_o``
@@ -199,7 +200,12 @@ class _Gate:
 
 
 def _gates_of(options: CellOptions) -> list[_Gate]:
-    return [_Gate(act, options.clip) for act in options.activations]
+    """The gate roles of ``options``, clipped where ONNX clips: every gate pre-activation, but not the
+    LSTM's cell state ``c_t`` on its way into h (not a gate's pre-activation; ONNX Runtime leaves it)."""
+    gates = [_Gate(act, options.clip) for act in options.activations]
+    if options.family == "lstm":
+        gates[2] = _Gate(options.activations[2], None)
+    return gates
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -291,7 +297,8 @@ def _prepare(options, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, w_ch, promote_wit
         _validation.check_shape("h0", arrays["h0"], (B, R),
                                 f"= (batch, {r_name}) for x {xa.shape} and {r_name} {R}")
     if "c0" in arrays:
-        _validation.check_shape("c0", arrays["c0"], (B, H), f"= (batch, hidden_size) for x {xa.shape} and hidden_size {H}")
+        _validation.check_shape("c0", arrays["c0"], (B, H),
+                                f"= (batch, hidden_size) for x {xa.shape} and hidden_size {H}")
     if "w_hr" in arrays:
         _validation.check_shape("w_hr", arrays["w_hr"], (P, H),
                                 f"= (proj_size, hidden_size) for options.proj_size={P} and hidden_size {H}")
