@@ -399,8 +399,6 @@ def _refusal_cases():
     # variants rnnfast computes (clip, input_forget, peepholes, linear_before_reset=0, direction='reverse',
     # activations) are tested in test_variant_converters.py
     return [
-        ("rnn mixed directions", "RNN", dict(attrs={"activations": ["Tanh", "Relu"]}), NotImplementedError,
-         "activations"),
         ("unknown activation", "GRU", dict(attrs={"activations": ["Sigmoid", "Gelu"] * 2}), NotImplementedError,
          "activations"),
         ("affine without alpha", "LSTM", dict(attrs={"activations": ["Sigmoid", "Affine", "Tanh"] * 2}),

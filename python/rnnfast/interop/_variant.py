@@ -119,19 +119,15 @@ class LayerVariant:
 
     def constructor_kwargs(self) -> dict:
         """The layer constructor's keyword arguments that give this variant (only what differs from PyTorch's
-        cell, plus ``bidirectional``); ValueError for an RNN whose directions have different activations
-        (its constructor takes one ``nonlinearity``)."""
+        cell, plus ``bidirectional``)."""
         kwargs: dict = dict(self.non_default_options())
         if self.direction == "reverse":
             kwargs["direction"] = "reverse"
         kwargs["bidirectional"] = self.direction == "bidirectional"
-        if self.family == "rnn":
-            if not self.same_activations:
-                raise ValueError(f"an rnnfast RNN has one activation for all its directions (option "
-                                 f"'nonlinearity'); got {list(self.activations)}")
+        if self.family == "rnn" and self.same_activations:
             act = self.activations[0][0]
             # tanh and relu by name: PyTorch's cells, which every version of the RNN constructor takes
             kwargs["nonlinearity"] = act.name if act in (Activation("tanh"), Activation("relu")) else act
-        elif not self.default_activations:
+        elif not self.default_activations or not self.same_activations:
             kwargs["activations"] = self.activations[0] if self.same_activations else self.activations
         return kwargs

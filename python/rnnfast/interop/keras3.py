@@ -180,8 +180,8 @@ def from_keras(layer: Any) -> Model:
     NotImplementedError
         Naming the option, for what does not map exactly: an ``activation`` or ``recurrent_activation``
         rnnfast does not have (e.g. 'gelu', 'mish', 'softmax', a custom function), ``merge_mode`` other
-        than 'concat', a ``Bidirectional`` whose two layers differ (but in the activations of an LSTM or
-        GRU, which rnnfast holds per direction) or whose forward layer has ``go_backwards=True``.
+        than 'concat', a ``Bidirectional`` whose two layers differ (but in their activations, which rnnfast
+        holds per direction) or whose forward layer has ``go_backwards=True``.
     TypeError
         For anything but the supported layers (or subclasses overriding ``call``), or a dtype policy that
         does not compute in float32 or float64.
@@ -211,12 +211,6 @@ def from_keras(layer: Any) -> Model:
                     f"Bidirectional layer {layer.name!r} has different {field} in its forward ({getattr(fwd, field)}) "
                     f"and backward ({getattr(bwd, field)}) layers; rnnfast's two directions share one configuration"
                 )
-        if fwd.family == "rnn" and fwd.activations != bwd.activations:
-            raise NotImplementedError(
-                f"Bidirectional layer {layer.name!r} has different activations in its forward "
-                f"({fwd.activations[0]}) and backward ({bwd.activations[0]}) SimpleRNN layers; rnnfast's RNN has "
-                "one activation for both directions (option 'activation')"
-            )
         specs, direction = [fwd, bwd], "bidirectional"
     else:
         spec = _keras_spec(keras, layer, "layer")

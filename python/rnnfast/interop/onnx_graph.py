@@ -210,10 +210,6 @@ def _onnx_variant(where: str, family: str, attrs: dict) -> LayerVariant:
         raise ValueError(f"{where} has an invalid direction {direction!r} (attribute 'direction')")
     D = len(DIRECTIONS[direction])
     acts = read_activations(where, family, attrs, D)
-    if family == "rnn" and any(per != acts[0] for per in acts):
-        raise NotImplementedError(
-            f"{where} has activations={[list(per) for per in acts]}: rnnfast's RNN has one activation for both "
-            "directions (attribute 'activations')")
     clip = None
     if "clip" in attrs:
         clip = attribute_float(attrs["clip"])
@@ -417,7 +413,8 @@ def from_onnx(path_or_model: Any) -> Union[Model, "dict[str, Model]"]:
     - a non-zero peephole input ``P`` (D, 3*H), gates i, o, f, is ``peepholes=True`` with ``weight_ch_l{k}``
       (3*H,), gates i, f, o (an all-zero ``P`` adds nothing and gives PyTorch's cell);
     - ``activations`` (names case-insensitive, as ONNX Runtime reads them) with ``activation_alpha`` and
-      ``activation_beta`` are the layer's ``activations`` per direction (the RNN's ``nonlinearity``),
+      ``activation_beta`` are the layer's ``activations`` per direction (the RNN's ``nonlinearity`` where
+      both directions have the same),
       the values read as ONNX Runtime reads them: one per activation that takes it, in order
       (rnnfast.interop._onnx_variants). ONNX's float attributes are float32: ``clip`` and the activations'
       parameters are read as the shortest decimal of that float32 (0.3, not 0.30000001192092896).
@@ -441,8 +438,7 @@ def from_onnx(path_or_model: Any) -> Union[Model, "dict[str, Model]"]:
     Raises
     ------
     NotImplementedError
-        Naming the attribute or input, for what rnnfast does not compute exactly: an RNN whose two
-        directions have different ``activations`` (rnnfast's RNN has one ``nonlinearity``); an activation
+        Naming the attribute or input, for what rnnfast does not compute exactly: an activation
         rnnfast does not have; ``Affine``, ``ScaledTanh`` or ``ThresholdedRelu`` without their
         ``activation_alpha``/``activation_beta`` (ONNX Runtime's defaults, 0, are not the ONNX operators');
         more ``activation_alpha``/``activation_beta`` values than the activations take, or parameters
