@@ -233,8 +233,9 @@ def test_to_onnx_variant_runs_in_onnxruntime_and_reads_back(case):
     proto = rnnfast.to_onnx(model, lengths=with_lengths)
     nodes = [n for n in proto.graph.node if n.op_type in ("RNN", "LSTM", "GRU")]
     assert len(nodes) == L
-    direction = onnx.helper.get_attribute_value([a for a in nodes[0].attribute if a.name == "direction"][0])
-    assert direction.decode() == getattr(model, "direction", "forward") or (D == 2 and direction == b"bidirectional")
+    for node in nodes:
+        direction = onnx.helper.get_attribute_value([a for a in node.attribute if a.name == "direction"][0])
+        assert direction.decode() == model.direction
     rng = np.random.default_rng(20)
     x = rng.standard_normal((B, T, I) if bf else (T, B, I)).astype(np.float32)
     state = _state(family, L * D, B, H, H, np.float32, rng)
@@ -319,7 +320,7 @@ def test_from_onnx_hand_built_variant_matches_onnxruntime(case):
     proto = _onnx_node_model(op, D, H, I, rng, attrs=attrs, peepholes=peepholes, direction=direction)
     model = rnnfast.from_onnx(proto)
     assert type(model).__name__ == op and model.num_directions == D
-    assert getattr(model, "direction", None) in (direction, None if direction != "reverse" else "reverse")
+    assert model.direction == direction
     if op == "GRU":
         assert model.reset_after == bool(attrs.get("linear_before_reset", 0))
     if op == "LSTM":
@@ -564,3 +565,13 @@ def test_from_keras_variant_refusals(make, pattern):
     layer(np.zeros((2, 3, 5), dtype=np.float32))
     with pytest.raises(NotImplementedError, match=pattern):
         rnnfast.from_keras(layer)
+
+
+@needs_variants
+def test_from_onnx_clip_of_float_max_is_no_clip():
+    """ONNX Runtime's default clip is FLT_MAX, which some exporters write: no bound, PyTorch's cell."""
+    _onnx()
+    proto = _onnx_node_model("GRU", 1, 4, 3, np.random.default_rng(28),
+                             attrs=dict(linear_before_reset=1, clip=float(np.finfo(np.float32).max)))
+    model = rnnfast.from_onnx(proto)
+    assert model.clip is None and model.reset_after

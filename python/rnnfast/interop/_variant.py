@@ -69,18 +69,13 @@ class LayerVariant:
     def of_layer(model: Any) -> "LayerVariant":
         """The variant of the rnnfast layer ``model`` (read through its public properties)."""
         family = family_of(model)
-        direction = getattr(model, "direction", None) or ("bidirectional" if model.bidirectional else "forward")
-        D = len(DIRECTIONS[direction])
-        acts = getattr(model, "activations", None)
-        if acts is None:   # a layer without per-role activations: PyTorch's cell
-            acts = default_activations(family, str(getattr(model, "nonlinearity", "tanh")))
         return LayerVariant(
-            family, _per_direction(acts, D), direction,
-            clip=getattr(model, "clip", None),
-            input_forget=bool(getattr(model, "input_forget", False)),
-            reset_after=bool(getattr(model, "reset_after", True)),
-            proj_size=int(getattr(model, "proj_size", 0) or 0),
-            peepholes=bool(getattr(model, "peepholes", False)),
+            family, _per_direction(model.activations, model.num_directions), model.direction,
+            clip=model.clip,
+            input_forget=bool(getattr(model, "input_forget", False)),   # LSTM only
+            reset_after=bool(getattr(model, "reset_after", True)),      # GRU only
+            proj_size=int(model.proj_size),
+            peepholes=bool(getattr(model, "peepholes", False)),         # LSTM only
         )
 
     @property

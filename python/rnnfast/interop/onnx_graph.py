@@ -215,8 +215,8 @@ def _onnx_variant(where: str, family: str, attrs: dict) -> LayerVariant:
         clip = attribute_float(attrs["clip"])
         if not clip > 0:
             raise ValueError(f"{where} has clip={attrs['clip']}; it must be positive (attribute 'clip')")
-        if np.isinf(clip):
-            clip = None   # no bound
+        if clip >= float(np.finfo(np.float32).max):
+            clip = None   # no bound: ONNX Runtime's default is FLT_MAX, which some exporters write
     flags = {}
     for name, attr, default in (("input_forget", "input_forget", 0), ("reset_after", "linear_before_reset", 0)):
         value = int(attrs.get(attr, default))
@@ -552,8 +552,11 @@ def to_onnx(model: Model, path: Optional[Union[str, os.PathLike]] = None, *, ops
     written as its attributes (``direction='reverse'``, ``clip``, ``input_forget``, peepholes as ``P`` (D,
     3*H) in ONNX's gate order i, o, f, and ``activations`` per direction with every ``activation_alpha``
     and ``activation_beta`` value written, one per activation that takes it, in order); a layer with
-    ``proj_size`` or an activation ONNX lacks (selu, exponential, silu, relu6) is refused. Between layers and at the end, ``Squeeze`` (D=1) or ``Transpose`` + ``Reshape``
-    (D=2) turn ONNX's (T, D, B, H) into (T, B, D*H); :func:`from_onnx` reads the file back as one model.
+    ``proj_size`` or an activation ONNX lacks (selu, exponential, silu, relu6) is refused. Between layers
+    and at the end, ``Squeeze`` (D=1) or ``Transpose`` + ``Reshape``
+    (D=2) turn ONNX's (T, D, B, H) into (T, B, D*H); :func:`from_onnx` reads the file back as one model (the
+    same, but that peephole weights that are all zero read back as no peepholes). ONNX's float attributes are
+    float32: ``clip`` and the activations' alpha and beta are rounded to float32 in the file.
     Nodes use ``layout=0`` (what ONNX Runtime supports), with a ``Transpose`` for ``batch_first``. A
     float64 model gives a float64 graph (valid ONNX; ONNX Runtime's CPU kernels run float32 only).
 

@@ -16,7 +16,7 @@ from .._rnn_base import parameter_name
 from ._conversion import Model, build_layer, check_model, import_optional
 from ._variant import LayerVariant
 
-__all__ = ["from_torch", "to_torch", "torch_refusals"]
+__all__ = ["from_torch", "to_torch"]
 
 
 def from_torch(module: Any) -> Model:
@@ -79,7 +79,7 @@ def from_torch(module: Any) -> Model:
                        dropout=float(module.dropout))
 
 
-def torch_refusals(variant: LayerVariant) -> list:
+def _torch_refusals(variant: LayerVariant) -> list:
     """What of ``variant`` PyTorch's recurrent modules cannot compute, as messages naming each option (empty
     when ``torch.nn.RNN``/``LSTM``/``GRU`` computes it: PyTorch's cells, the LSTM also with ``proj_size``)."""
     problems = [f"{name}={value!r}" for name, value in variant.non_default_options().items() if name != "proj_size"]
@@ -114,7 +114,7 @@ def to_torch(model: Model) -> Any:
     """
     model = check_model(model)
     variant = LayerVariant.of_layer(model)
-    problems = torch_refusals(variant)
+    problems = _torch_refusals(variant)
     if problems:
         raise ValueError(f"to_torch cannot write this {type(model).__name__}: PyTorch's modules have no "
                          + "; ".join(problems))
