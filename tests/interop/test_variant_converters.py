@@ -575,3 +575,18 @@ def test_from_onnx_clip_of_float_max_is_no_clip():
                              attrs=dict(linear_before_reset=1, clip=float(np.finfo(np.float32).max)))
     model = rnnfast.from_onnx(proto)
     assert model.clip is None and model.reset_after
+
+
+@needs_variants
+@pytest.mark.parametrize("attr,value", [("clip", 2.0), ("input_forget", 1), ("direction", "reverse"),
+                                        ("activations", ["HardSigmoid", "Tanh", "Tanh"])])
+def test_from_onnx_quantized_lstm_variant_refused(attr, value):
+    """rnnfast's int8 LSTM is PyTorch's cell: a DynamicQuantizeLSTM with a variant attribute is refused by name."""
+    onnx = _onnx()
+    proto = rnnfast.to_onnx(rnnfast.quantize(_layer("lstm", 3, 4), "int8"))
+    node = [n for n in proto.graph.node if n.op_type == "DynamicQuantizeLSTM"][0]
+    kept = [a for a in node.attribute if a.name != attr]
+    del node.attribute[:]
+    node.attribute.extend(kept + [onnx.helper.make_attribute(attr, value)])
+    with pytest.raises(NotImplementedError, match=attr):
+        rnnfast.from_onnx(proto)
