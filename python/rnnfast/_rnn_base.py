@@ -805,6 +805,10 @@ class RNNBase(QuantizedLayer):
 
     # ------------------------------------------------------------------------------------------------
 
+    def _functional_ops(self):
+        """The functional ops this layer runs on (:func:`functional_ops`), for its stepper."""
+        return functional_ops()
+
     def stepper(self, batch: Optional[int] = 1):
         """A :class:`~rnnfast.stepper.Stepper` for streaming inference: ``y = s.step(x_t)`` advances one
         step with the state kept inside. It packs a copy of the current weights (make a new stepper

@@ -21,8 +21,10 @@ float32, the bits of one layer call on the whole sequence.
 A cell variant (a layer with options other than PyTorch's cell, see :mod:`rnnfast.layers`) has no native
 stepper: each step runs the layer's functional ops' ``variant_forward`` on one time step per layer, the
 state ``(h, c)`` kept here, which is the layer's own computation (its forward runs the same op over the
-whole sequence), so stepping gives its bits. A ``direction='reverse'`` layer cannot stream, as the reverse
-half of a bidirectional one cannot.
+whole sequence): stepping gives its bits on the native ops, whose results do not depend on the number of
+steps of a call (on :mod:`rnnfast.reference`, NumPy's matrix products over T*B rows and over B rows may
+round apart). A ``direction='reverse'`` layer cannot stream, as the reverse half of a bidirectional one
+cannot.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from typing import Any, Optional, Union
 
 import numpy as np
 
-from . import _core, _rnn_base
+from . import _core
 from ._cells import cell_for_torch_mode
 from ._quantized import REDUCED_WEIGHT_DTYPES, SCALE_SUFFIX, QuantizedWeight
 from ._validation import as_array, cast
@@ -132,8 +134,8 @@ class Stepper:
         if self._variant:
             self._cell_kind = type(layer).__name__  # a variant is none of PyTorch's modes
             self._weight_dtype = layer.weight_dtype
-            # The layer's ops (looked up as the layers do, so that tests swapping them reach the stepper too).
-            self._impl = _VariantSteps(_rnn_base.functional_ops(), layer, self._batch)
+            # The layer's ops (looked up as its forward does, so that tests swapping them reach the stepper too).
+            self._impl = _VariantSteps(layer._functional_ops(), layer, self._batch)
             return
         params = layer.parameters()
         self._weight_dtype = layer.weight_dtype
