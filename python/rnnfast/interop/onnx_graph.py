@@ -13,7 +13,6 @@ import numpy as np
 
 from .._quantized import SCALE_SUFFIX
 from .._rnn_base import parameter_name
-from .._variants import ROLES
 from ._conversion import (SUPPORTED_DTYPES, Model, build_layer, check_model, gates_from_rnnfast, gates_to_rnnfast,
                           import_optional, permute_gates)
 from ._onnx_plumbing import PLUMBING, Axes, Graph, follow_connectors, normal_axes
