@@ -395,25 +395,24 @@ def test_from_onnx_inputs_and_exact_zero_forms(tmp_path):
 
 
 def _refusal_cases():
-    # (label, op, kwargs for _single_node_model, exception, pattern naming the attribute or input)
-    rng_p = np.ones((2, 12), np.float32)
+    # (label, op, kwargs for _single_node_model, exception, pattern naming the attribute or input); the cell
+    # variants rnnfast computes (clip, input_forget, peepholes, linear_before_reset=0, direction='reverse',
+    # activations) are tested in test_variant_converters.py
     return [
-        ("clip", "LSTM", dict(attrs={"clip": 50.0}), NotImplementedError, "clip"),
-        ("input_forget", "LSTM", dict(attrs={"input_forget": 1}), NotImplementedError, "input_forget"),
-        ("lstm activations", "LSTM", dict(attrs={"activations": ["Sigmoid", "Relu", "Tanh"] * 2}),
-         NotImplementedError, "activations"),
-        ("gru activations", "GRU", dict(attrs={"activations": ["HardSigmoid", "Tanh"] * 2}), NotImplementedError,
+        ("unknown activation", "GRU", dict(attrs={"activations": ["Sigmoid", "Gelu"] * 2}), NotImplementedError,
          "activations"),
-        ("rnn activations", "RNN", dict(attrs={"activations": ["Sigmoid"] * 2}), NotImplementedError, "activations"),
-        ("rnn mixed directions", "RNN", dict(attrs={"activations": ["Tanh", "Relu"]}), NotImplementedError,
-         "activations"),
-        ("linear_before_reset=0", "GRU", dict(attrs={"linear_before_reset": 0}), NotImplementedError,
-         "linear_before_reset"),
-        ("linear_before_reset default", "GRU", dict(attrs={"linear_before_reset": None}), NotImplementedError,
-         "linear_before_reset"),
-        ("reverse", "LSTM", dict(attrs={"direction": "reverse"}, D=1), NotImplementedError, "direction"),
-        ("peepholes", "LSTM", dict(extra_inits={"P": rng_p}, inputs_override={7: "P"}), NotImplementedError,
-         "peephole"),
+        ("affine without alpha", "LSTM", dict(attrs={"activations": ["Sigmoid", "Affine", "Tanh"] * 2}),
+         NotImplementedError, "activation_alpha"),
+        ("extra alpha", "RNN", dict(attrs={"activations": ["Tanh", "Tanh"], "activation_alpha": [0.5]}),
+         NotImplementedError, "activation_alpha"),
+        ("activation count", "LSTM", dict(attrs={"activations": ["Sigmoid", "Tanh"]}), ValueError, "activations"),
+        ("linear_before_reset=2", "GRU", dict(attrs={"linear_before_reset": 2}), ValueError, "linear_before_reset"),
+        ("negative clip", "LSTM", dict(attrs={"clip": -1.0}), ValueError, "clip"),
+        ("direction", "LSTM", dict(attrs={"direction": "backward"}), ValueError, "direction"),
+        ("layout", "GRU", dict(attrs={"layout": 2}), ValueError, "layout"),
+        ("peepholes from an input", "LSTM", dict(inputs_override={7: "X"}), ValueError, "input P"),
+        ("peephole shape", "LSTM", dict(extra_inits={"P": np.ones((2, 9), np.float32)}, inputs_override={7: "P"}),
+         ValueError, "P"),
         ("constant initial_h", "GRU", dict(initial=False, extra_inits={"h0": np.ones((2, 1, 4), np.float32)},
                                            inputs_override={5: "h0"}), NotImplementedError, "initial_h"),
         ("constant sequence_lens", "RNN", dict(extra_inits={"lens": np.array([3], np.int32)},

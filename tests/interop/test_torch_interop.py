@@ -106,8 +106,6 @@ def test_torch_dropout_and_parametrizations_carry_over():
 
 def test_from_torch_refusals():
     torch = torch_or_skip()
-    with pytest.raises(NotImplementedError, match="proj_size=2"):
-        rnnfast.from_torch(torch.nn.LSTM(3, 4, proj_size=2))
     with pytest.raises(TypeError, match="float16"):
         rnnfast.from_torch(torch.nn.GRU(3, 4).half())
     with pytest.raises(TypeError, match="torch.nn.RNN, torch.nn.LSTM or torch.nn.GRU, got Linear"):

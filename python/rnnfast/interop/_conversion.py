@@ -13,16 +13,19 @@ from .._cells import cell_facts
 from .._rnn_base import RNNBase
 from ..layers import GRU, LSTM, RNN
 from ..quantization import quantize
+from ._variant import LayerVariant
 
-__all__ = ["Model", "SUPPORTED_DTYPES", "build_layer", "check_model", "gates_from_rnnfast", "gates_to_rnnfast",
-           "import_optional", "permute_gates"]
+__all__ = ["LayerVariant", "Model", "SUPPORTED_DTYPES", "build_layer", "check_model", "gates_from_rnnfast",
+           "gates_to_rnnfast", "import_optional", "permute_gates"]
 
 #: A recurrent model of rnnfast.
 Model = Union[RNN, LSTM, GRU]
 
 SUPPORTED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
-_LAYER_CLASSES = {"RNN": RNN, "LSTM": LSTM, "GRU": GRU}
+_LAYER_CLASSES = {"rnn": RNN, "lstm": LSTM, "gru": GRU}
+# A cell of each family, whose gate names are the family's (every RNN activation has the one gate 'h').
+_FAMILY_CELL = {"rnn": "rnn_tanh", "lstm": "lstm", "gru": "gru"}
 _INSTALL_HINTS = {
     "torch": "pip install torch",
     "onnx": "pip install 'rnnfast[onnx]'",
@@ -30,16 +33,21 @@ _INSTALL_HINTS = {
 }
 
 
+def _gate_names(cell: str) -> tuple:
+    return cell_facts(_FAMILY_CELL.get(cell, cell)).gate_names
+
+
 def gates_to_rnnfast(cell: str, source_gates: Sequence[str]) -> tuple:
     """The permutation taking weights in the gate order ``source_gates`` (named as rnnfast names the gates
-    of ``cell``) to rnnfast's order: rnnfast's gate block j is the source's gate block perm[j]."""
-    return tuple(list(source_gates).index(name) for name in cell_facts(cell).gate_names)
+    of ``cell``, a cell or a family name) to rnnfast's order: rnnfast's gate block j is the source's gate
+    block perm[j]."""
+    return tuple(list(source_gates).index(name) for name in _gate_names(cell))
 
 
 def gates_from_rnnfast(cell: str, target_gates: Sequence[str]) -> tuple:
-    """The permutation taking rnnfast's weights of ``cell`` to the gate order ``target_gates``: the target's
-    gate block j is rnnfast's gate block perm[j]."""
-    names = cell_facts(cell).gate_names
+    """The permutation taking rnnfast's weights of ``cell`` (a cell or a family name) to the gate order
+    ``target_gates``: the target's gate block j is rnnfast's gate block perm[j]."""
+    names = _gate_names(cell)
     return tuple(names.index(name) for name in target_gates)
 
 
@@ -51,24 +59,22 @@ def permute_gates(a: np.ndarray, perm: tuple) -> np.ndarray:
     return np.concatenate([blocks[p] for p in perm], axis=0)
 
 
-def build_layer(cell: str, input_size: int, hidden_size: int, num_layers: int, *, bias: bool, batch_first: bool,
-                bidirectional: bool, dtype: np.dtype, params: dict, dropout: float = 0.0,
+def build_layer(variant: LayerVariant, input_size: int, hidden_size: int, num_layers: int, *, bias: bool,
+                batch_first: bool, dtype: np.dtype, params: dict, dropout: float = 0.0,
                 weight_dtype: Optional[str] = None) -> Model:
-    """An rnnfast layer of the given configuration loaded with ``params`` (rnnfast names, shapes, gate order).
+    """An rnnfast layer of the given configuration and cell ``variant`` loaded with ``params`` (rnnfast names,
+    shapes, gate order; ``weight_hr_l{k}`` with a projection, ``weight_ch_l{k}`` with peepholes).
 
     With ``weight_dtype`` ('int8' or 'bf16') the layer is quantized and ``params`` are a quantized layer's
     (:func:`rnnfast.quantize`: e.g. int8 weights each followed by its row scales ``weight_..._scale``), loaded
     as they are (``dtype`` must then be float32).
     """
-    facts = cell_facts(cell)
-    kwargs: dict = dict(bias=bias, batch_first=batch_first, bidirectional=bidirectional, dropout=dropout,
-                        dtype=dtype)
-    if facts.nonlinearity is not None:
-        kwargs["nonlinearity"] = facts.nonlinearity
+    kwargs: dict = dict(bias=bias, batch_first=batch_first, dropout=dropout, dtype=dtype)
+    kwargs.update(variant.constructor_kwargs())
     with warnings.catch_warnings():
         # The dropout-with-one-layer warning is about training the source model, not about this conversion.
         warnings.simplefilter("ignore", UserWarning)
-        model = _LAYER_CLASSES[facts.layer_class](input_size, hidden_size, num_layers, **kwargs)
+        model = _LAYER_CLASSES[variant.family](input_size, hidden_size, num_layers, **kwargs)
     if weight_dtype is not None:
         # The quantized layer of this configuration (its values replaced at once), loaded with params: the
         # checks of load_state_dict (names, shapes, dtypes, values quantization can give) apply.

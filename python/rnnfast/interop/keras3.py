@@ -8,9 +8,10 @@ from typing import Any
 
 import numpy as np
 
-from .._cells import RNN_NONLINEARITIES, rnn_cell
 from .._rnn_base import parameter_name
+from .._variants import Activation, activation_from_keras
 from ._conversion import Model, build_layer, gates_to_rnnfast, import_optional, permute_gates
+from ._variant import LayerVariant
 
 __all__ = ["from_keras"]
 
@@ -21,12 +22,14 @@ _KERAS_GATES = {"rnn": ("h",), "lstm": ("i", "f", "g", "o"), "gru": ("z", "r", "
 
 @dataclass
 class _KerasSpec:
-    cell: str
+    family: str
     units: int
     input_size: int
     bias: bool
     dtype: np.dtype
     go_backwards: bool
+    activations: tuple   # one Activation per gate role, in ONNX's role order (rnnfast._variants.ROLES)
+    reset_after: bool
     params: tuple   # (w_ih, w_hh, b_ih or None, b_hh or None) in rnnfast's gate order
 
 
@@ -84,26 +87,16 @@ def _keras_spec(keras, layer, what: str) -> _KerasSpec:
     cfg = cell_obj.get_config()
     name = f"{what} ({type(layer).__name__} {layer.name!r})"
 
-    activation = _keras_name(cfg.get("activation"))
-    allowed = RNN_NONLINEARITIES if family == "rnn" else ("tanh",)
-    if activation not in allowed:
-        raise NotImplementedError(
-            f"{name} has activation={activation!r}: rnnfast's {family.upper() if family != 'rnn' else 'RNN'} "
-            f"uses {' or '.join(repr(a) for a in allowed)} (option 'activation')"
-        )
-    if family != "rnn":
-        rec = _keras_name(cfg.get("recurrent_activation"))
-        if rec != "sigmoid":
-            raise NotImplementedError(
-                f"{name} has recurrent_activation={rec!r}: rnnfast's gates use the exact logistic sigmoid "
-                "(option 'recurrent_activation' must be 'sigmoid')"
-            )
-    if family == "gru" and not cfg.get("reset_after", True):
-        raise NotImplementedError(
-            f"{name} has reset_after=False: rnnfast implements the GRU with the reset gate applied after the "
-            "recurrent matrix product (Keras's reset_after=True, PyTorch's GRU); reset_after=False is a "
-            "different cell (option 'reset_after')"
-        )
+    keras_major = int(str(getattr(keras, "version", lambda: "3")()).split(".")[0])
+    activation = _keras_activation(cfg, "activation", name, keras_major)
+    if family == "rnn":
+        activations: tuple = (activation,)
+    else:
+        recurrent = _keras_activation(cfg, "recurrent_activation", name, keras_major)
+        # Keras's activation is the candidate's (role g) and, in the LSTM, the cell output's (role h);
+        # recurrent_activation is the gates' (role f).
+        activations = (recurrent, activation, activation) if family == "lstm" else (recurrent, activation)
+    reset_after = bool(cfg.get("reset_after", True)) if family == "gru" else True
 
     policy = getattr(layer, "dtype_policy", None)
     compute = str(getattr(layer, "compute_dtype", None) or getattr(policy, "compute_dtype", "float32"))
@@ -118,39 +111,62 @@ def _keras_spec(keras, layer, what: str) -> _KerasSpec:
     kernel = _keras_array(keras, cell_obj.kernel)
     recurrent = _keras_array(keras, cell_obj.recurrent_kernel)
     units = int(recurrent.shape[0])
-    cell = rnn_cell(activation).name if family == "rnn" else family
-    perm = gates_to_rnnfast(cell, _KERAS_GATES[family])
+    perm = gates_to_rnnfast(family, _KERAS_GATES[family])
     w_ih = permute_gates(kernel.T, perm)
     w_hh = permute_gates(recurrent.T, perm)
     b_ih = b_hh = None
     use_bias = bool(cfg.get("use_bias", True))
     if use_bias:
         bias = _keras_array(keras, cell_obj.bias)
-        if family == "gru":
+        if family == "gru" and reset_after:
             if bias.shape != (2, 3 * units):
-                raise ValueError(f"{name} has a bias of shape {bias.shape}, expected (2, {3 * units}) for reset_after")
+                raise ValueError(f"{name} has a bias of shape {bias.shape}, expected (2, {3 * units}) for "
+                                 "reset_after=True")
             b_ih, b_hh = permute_gates(bias[0], perm), permute_gates(bias[1], perm)
         else:
+            # one bias, added with the input's product (the GRU with reset_after=False has no recurrent bias)
             b_ih, b_hh = permute_gates(bias, perm), np.zeros_like(bias)
-    return _KerasSpec(cell, units, int(kernel.shape[0]), use_bias, compute, bool(layer.go_backwards),
-                      (w_ih, w_hh, b_ih, b_hh))
+    return _KerasSpec(family, units, int(kernel.shape[0]), use_bias, compute, bool(layer.go_backwards),
+                      activations, reset_after, (w_ih, w_hh, b_ih, b_hh))
+
+
+def _keras_activation(cfg: dict, option: str, name: str, keras_major: int) -> Activation:
+    """The Activation of the cell's option ``option`` ('activation' or 'recurrent_activation'), or
+    NotImplementedError naming the option."""
+    value = _keras_name(cfg.get(option))
+    try:
+        return activation_from_keras(value, keras_major)
+    except ValueError as exc:
+        raise NotImplementedError(f"{name} has {option}={value!r}, which rnnfast cannot compute (option "
+                                  f"{option!r}): {exc}") from None
 
 
 def from_keras(layer: Any) -> Model:
     """Convert a built Keras 3 recurrent layer into an rnnfast layer with ``batch_first=True``.
 
-    Supported: ``keras.layers.SimpleRNN`` (activation 'tanh' or 'relu'), ``LSTM`` (activation 'tanh',
-    recurrent_activation 'sigmoid'), ``GRU`` (the same, ``reset_after=True``), ``keras.layers.RNN`` around one
-    ``SimpleRNNCell``/``LSTMCell``/``GRUCell``, and ``Bidirectional`` around any of them with
-    ``merge_mode='concat'``. Kernels (I, G*H) are transposed and the gates reordered (GRU z,r,h to r,z,n;
-    the LSTM's i,f,c,o is already rnnfast's i,f,g,o); the single bias of SimpleRNN and LSTM becomes
-    ``bias_ih`` (``bias_hh`` zeros); the GRU's (2, 3H) bias is [``bias_ih``, ``bias_hh``].
+    Supported: ``keras.layers.SimpleRNN``, ``LSTM`` and ``GRU`` (``reset_after`` True or False), a
+    ``keras.layers.RNN`` around one ``SimpleRNNCell``/``LSTMCell``/``GRUCell``, ``go_backwards=True``
+    (``direction='reverse'``), and ``Bidirectional`` around any of them with ``merge_mode='concat'``.
+    ``activation`` and ``recurrent_activation`` are any Keras activation rnnfast has
+    (:func:`rnnfast._variants.activation_from_keras`: linear, sigmoid, tanh, relu, relu6, elu, selu,
+    softsign, softplus, exponential, silu/swish, hard_sigmoid (Keras 3's ``relu6(x + 3) / 6``),
+    leaky_relu): ``activation`` is the RNN's activation, the LSTM's roles g and h and the GRU's role g,
+    ``recurrent_activation`` the gates' role f (``rnnfast.LSTM(activation=..., recurrent_activation=...)``
+    are the same). Kernels (I, G*H) are transposed and the gates reordered (GRU z,r,h to r,z,n; the LSTM's
+    i,f,c,o is already rnnfast's i,f,g,o); the single bias of SimpleRNN, LSTM and GRU with
+    ``reset_after=False`` becomes ``bias_ih`` (``bias_hh`` zeros); the GRU's (2, 3H) bias with
+    ``reset_after=True`` is [``bias_ih``, ``bias_hh``]. ``reset_after=False`` is rnnfast's
+    ``GRU(reset_after=False)``: the reset gate multiplies h before the recurrent product.
 
     How the Keras call maps to ``out, state = model(x, state)``, x (B, T, I):
 
     - ``return_sequences=True`` output is ``out`` (B, T, D*H); without it, Keras returns the last output,
       which is ``out[:, -1]`` for one direction and ``np.concatenate([h_n[0], h_n[1]], -1)`` for
       ``Bidirectional`` (``h_n`` (D, B, H));
+    - ``go_backwards=True`` (outside ``Bidirectional``): Keras returns the outputs in the order it computes
+      them, from the last time step to the first, where rnnfast's reverse direction aligns ``out[:, t]``
+      with ``x[:, t]``: Keras's ``return_sequences`` output is ``out[:, ::-1]``, and its last output
+      ``out[:, 0]`` (= ``h_n[0]``);
     - ``return_state`` states are ``h_n[d]`` (and ``c_n[d]``) for direction d; Keras's ``initial_state``
       [h, (c)] per direction is ``state`` stacked on axis 0;
     - ``dropout``/``recurrent_dropout`` act only in training; ``unroll``, ``unit_forget_bias`` and the
@@ -162,10 +178,10 @@ def from_keras(layer: Any) -> Model:
     Raises
     ------
     NotImplementedError
-        Naming the option, for what does not map exactly: another ``activation``, a
-        ``recurrent_activation`` other than 'sigmoid' (e.g. 'hard_sigmoid'), GRU ``reset_after=False``,
-        ``go_backwards=True`` outside ``Bidirectional``, ``merge_mode`` other than 'concat', a
-        ``Bidirectional`` whose two layers differ.
+        Naming the option, for what does not map exactly: an ``activation`` or ``recurrent_activation``
+        rnnfast does not have (e.g. 'gelu', 'mish', 'softmax', a custom function), ``merge_mode`` other
+        than 'concat', a ``Bidirectional`` whose two layers differ (but in their activations, which rnnfast
+        holds per direction) or whose forward layer has ``go_backwards=True``.
     TypeError
         For anything but the supported layers (or subclasses overriding ``call``), or a dtype policy that
         does not compute in float32 or float64.
@@ -189,30 +205,28 @@ def from_keras(layer: Any) -> Model:
                 f"Bidirectional layer {layer.name!r} wraps a layer with go_backwards=True: its forward output runs "
                 "backwards in time, which rnnfast's bidirectional layer does not do (option 'go_backwards')"
             )
-        for field in ("cell", "units", "input_size", "bias", "dtype"):
+        for field in ("family", "units", "input_size", "bias", "dtype", "reset_after"):
             if getattr(fwd, field) != getattr(bwd, field):
                 raise NotImplementedError(
                     f"Bidirectional layer {layer.name!r} has different {field} in its forward ({getattr(fwd, field)}) "
                     f"and backward ({getattr(bwd, field)}) layers; rnnfast's two directions share one configuration"
                 )
-        specs = [fwd, bwd]
+        specs, direction = [fwd, bwd], "bidirectional"
     else:
         spec = _keras_spec(keras, layer, "layer")
-        if spec.go_backwards:
-            raise NotImplementedError(
-                f"layer {layer.name!r} has go_backwards=True: rnnfast layers run forward or bidirectional, not "
-                "reverse only (option 'go_backwards'); it equals a forward layer on the time-reversed input, "
-                "with the outputs in reversed time order"
-            )
-        specs = [spec]
+        # go_backwards runs over the time-reversed input: rnnfast's reverse-only direction (whose out[:, t]
+        # is aligned with x[:, t], where Keras returns the outputs in the order it computed them).
+        specs, direction = [spec], "reverse" if spec.go_backwards else "forward"
     first = specs[0]
+    variant = LayerVariant(first.family, tuple(spec.activations for spec in specs), direction,
+                           reset_after=first.reset_after)
     params = {}
-    for d, spec in enumerate(specs):
+    for d, spec in zip(variant.directions, specs):
         w_ih, w_hh, b_ih, b_hh = spec.params
         params[parameter_name("weight_ih", 0, d)] = w_ih
         params[parameter_name("weight_hh", 0, d)] = w_hh
         if first.bias:
             params[parameter_name("bias_ih", 0, d)] = b_ih
             params[parameter_name("bias_hh", 0, d)] = b_hh
-    return build_layer(first.cell, first.input_size, first.units, 1, bias=first.bias, batch_first=True,
-                  bidirectional=len(specs) == 2, dtype=first.dtype, params=params)
+    return build_layer(variant, first.input_size, first.units, 1, bias=first.bias, batch_first=True,
+                       dtype=first.dtype, params=params)

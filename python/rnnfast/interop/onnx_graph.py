@@ -6,20 +6,24 @@ from __future__ import annotations
 
 import os
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Optional, Union
 
 import numpy as np
 
-from .._cells import RNN_NONLINEARITIES, cell_facts, cell_for_torch_mode, rnn_cell
 from .._quantized import SCALE_SUFFIX
 from .._rnn_base import parameter_name
 from ._conversion import (SUPPORTED_DTYPES, Model, build_layer, check_model, gates_from_rnnfast, gates_to_rnnfast,
                           import_optional, permute_gates)
 from ._onnx_plumbing import PLUMBING, Axes, Graph, follow_connectors, normal_axes
+from ._onnx_variants import (activation_attributes, attribute_float, peepholes_to_onnx, peepholes_to_rnnfast,
+                             read_activations)
+from ._variant import DIRECTIONS, LayerVariant, family_of
 
 __all__ = ["from_onnx", "to_onnx"]
 
+# The gate count of each cell family.
+_GATES = {"rnn": 1, "lstm": 4, "gru": 3}
 # ONNX's gate order per cell family, in rnnfast's gate names (ONNX calls the LSTM's g 'c' and the
 # GRU's n 'h'): LSTM i, o, f, c; GRU z, r, h.
 _ONNX_GATES = {"rnn": ("h",), "lstm": ("i", "o", "f", "g"), "gru": ("z", "r", "n")}
@@ -59,14 +63,15 @@ class _OnnxLayer:
 
     node: Any
     key: str
-    cell: str
+    variant: LayerVariant
     D: int
     H: int
     I: int
     layout: int
     bias: bool
     dtype: np.dtype
-    params: list            # per direction: (w_ih, w_hh, b_ih or None, b_hh or None) in rnnfast's gate order
+    params: list            # per direction (variant.directions): (w_ih, w_hh, b_ih or None, b_hh or None,
+    #                         w_ch or None) in rnnfast's gate order
     sequence_lens: str      # '' or the name of the tensor giving the lengths
     weight_dtype: str       # dtype's name, or 'int8' (DynamicQuantizeLSTM)
     scales: Optional[list] = None   # int8: per direction (w_ih's, w_hh's row scales), rnnfast's gate order
@@ -91,63 +96,19 @@ def _onnx_layer(g: Graph, node, key: str) -> _OnnxLayer:
     unknown = sorted(set(attrs) - _ONNX_ATTRIBUTES[node.op_type])
     if unknown:
         raise NotImplementedError(f"{where} has the attribute(s) {unknown}, which rnnfast does not implement")
-    if "clip" in attrs:
+    family = op.lower()
+    variant = _onnx_variant(where, family, attrs)
+    if quantized and not variant.is_pytorch:
         raise NotImplementedError(
-            f"{where} has clip={attrs['clip']}: rnnfast does not clip gate pre-activations (attribute 'clip')"
-        )
-    if int(attrs.get("input_forget", 0)) != 0:
-        raise NotImplementedError(
-            f"{where} has input_forget={attrs['input_forget']}: rnnfast's LSTM has no coupled input-forget gate "
-            "(attribute 'input_forget')"
-        )
-    if op == "GRU" and int(attrs.get("linear_before_reset", 0)) != 1:
-        raise NotImplementedError(
-            f"{where} has linear_before_reset={int(attrs.get('linear_before_reset', 0))}: rnnfast implements the "
-            "GRU with the reset gate applied after the recurrent matrix product (PyTorch's, ONNX's "
-            "linear_before_reset=1); the ONNX default (0) is a different cell (attribute 'linear_before_reset')"
-        )
-    direction = attrs.get("direction", b"forward")
-    direction = direction.decode() if isinstance(direction, bytes) else str(direction)
-    if direction == "reverse":
-        raise NotImplementedError(
-            f"{where} has direction='reverse': rnnfast layers run forward or bidirectional, not reverse only "
-            "(attribute 'direction'); a reverse-only layer equals a forward layer on the time-reversed input"
-        )
-    if direction not in ("forward", "bidirectional"):
-        raise ValueError(f"{where} has an invalid direction {direction!r} (attribute 'direction')")
-    D = 2 if direction == "bidirectional" else 1
+            f"{where} is a DynamicQuantizeLSTM with {_variant_attributes(variant)}: rnnfast's int8 LSTM is "
+            "PyTorch's cell; convert the float model and run it in float")
+    D = variant.num_directions
+    direction = variant.direction
     layout = int(attrs.get("layout", 0))
     if layout not in (0, 1):
         raise ValueError(f"{where} has an invalid layout={layout} (attribute 'layout')")
 
-    defaults = {"RNN": ["tanh"], "LSTM": ["sigmoid", "tanh", "tanh"], "GRU": ["sigmoid", "tanh"]}[op]
-    acts = [a.decode() if isinstance(a, bytes) else str(a) for a in attrs.get("activations", [])]
-    acts_l = [a.lower() for a in acts]
-    if not acts_l:
-        acts_l = defaults * D
-    elif len(acts_l) == len(defaults) and D == 2:
-        acts_l = acts_l * 2
-    if len(acts_l) != len(defaults) * D:
-        raise ValueError(f"{where} has {len(acts)} activations {acts}; expected {len(defaults) * D} "
-                         "(attribute 'activations')")
-    per_dir = [acts_l[d * len(defaults):(d + 1) * len(defaults)] for d in range(D)]
-    if op == "RNN":
-        if per_dir[0][0] not in RNN_NONLINEARITIES or any(p != per_dir[0] for p in per_dir):
-            raise NotImplementedError(
-                f"{where} has activations={acts}: rnnfast's RNN uses Tanh or Relu, the same in both directions "
-                "(attribute 'activations')"
-            )
-        cell = rnn_cell(per_dir[0][0]).name
-    else:
-        if any(p != defaults for p in per_dir):
-            names = {"LSTM": "['Sigmoid', 'Tanh', 'Tanh']", "GRU": "['Sigmoid', 'Tanh']"}[op]
-            raise NotImplementedError(
-                f"{where} has activations={acts}: rnnfast's {op} implements only the default activations "
-                f"{names} per direction (attribute 'activations')"
-            )
-        cell = op.lower()
-
-    G = cell_facts(cell).gates
+    G = _GATES[family]
     inputs = list(node.input) + [""] * (12 - len(node.input))
     scales = None
     if quantized:
@@ -187,12 +148,22 @@ def _onnx_layer(g: Graph, node, key: str) -> _OnnxLayer:
         raise TypeError(f"{where}: W, R and B must have the same dtype; got {W.dtype}, {R.dtype}"
                         + ("" if B is None else f", {B.dtype}"))
 
+    P = None
     if op == "LSTM" and inputs[7]:
         P = g.const(inputs[7])
-        if P is None or np.any(P):
-            raise NotImplementedError(
-                f"{where} has peephole weights (input P {inputs[7]!r}): rnnfast's LSTM has no peepholes"
-            )
+        if P is None:
+            raise ValueError(f"{where}: its input P ({inputs[7]!r}) is not a constant of the graph; rnnfast needs "
+                             "the peephole weights at conversion time")
+        if P.shape != (D, 3 * H) or P.dtype != dtype:
+            raise ValueError(f"{where}: expected P (D, 3*H) = {(D, 3 * H)} of dtype {dtype}, got {P.shape} "
+                             f"{P.dtype}")
+        if not np.any(P):
+            P = None   # zero peepholes add nothing: PyTorch's cell computes the same (on the fast path)
+        elif quantized:
+            raise NotImplementedError(f"{where} is a DynamicQuantizeLSTM with peephole weights (input P "
+                                      f"{inputs[7]!r}): rnnfast's int8 LSTM is PyTorch's cell")
+        else:
+            variant = replace(variant, peepholes=True)
     for idx, label in ((5, "initial_h"), (6, "initial_c")):
         if idx == 6 and op != "LSTM":
             continue
@@ -216,16 +187,54 @@ def _onnx_layer(g: Graph, node, key: str) -> _OnnxLayer:
             seq = ""   # constant full lengths: the same as none
 
     params = []
-    perm = gates_to_rnnfast(cell, _ONNX_GATES[cell_facts(cell).family])
+    perm = gates_to_rnnfast(family, _ONNX_GATES[family])
     for d in range(D):
         b_ih = b_hh = None
         if B is not None:
             b_ih, b_hh = permute_gates(B[d, :G * H], perm), permute_gates(B[d, G * H:], perm)
-        params.append((permute_gates(W[d], perm), permute_gates(R[d], perm), b_ih, b_hh))
+        w_ch = peepholes_to_rnnfast(P[d]) if P is not None else None
+        params.append((permute_gates(W[d], perm), permute_gates(R[d], perm), b_ih, b_hh, w_ch))
     if scales is not None:
         scales = [(permute_gates(scales[0][d], perm), permute_gates(scales[1][d], perm)) for d in range(D)]
-    return _OnnxLayer(node, key, cell, D, H, I, layout, B is not None, dtype, params, seq,
+    return _OnnxLayer(node, key, variant, D, H, I, layout, B is not None, dtype, params, seq,
                       "int8" if quantized else dtype.name, scales)
+
+
+def _onnx_variant(where: str, family: str, attrs: dict) -> LayerVariant:
+    """The cell variant a node's attributes give (peepholes aside, which its input P gives), or raise naming
+    the attribute rnnfast cannot take."""
+    direction = attrs.get("direction", b"forward")
+    direction = direction.decode() if isinstance(direction, bytes) else str(direction)
+    if direction not in DIRECTIONS:
+        raise ValueError(f"{where} has an invalid direction {direction!r} (attribute 'direction')")
+    D = len(DIRECTIONS[direction])
+    acts = read_activations(where, family, attrs, D)
+    clip = None
+    if "clip" in attrs:
+        clip = attribute_float(attrs["clip"])
+        if not clip > 0:
+            raise ValueError(f"{where} has clip={attrs['clip']}; it must be positive (attribute 'clip')")
+        if clip >= float(np.finfo(np.float32).max):
+            clip = None   # no bound: ONNX Runtime's default is FLT_MAX, which some exporters write
+    flags = {}
+    for name, attr, default in (("input_forget", "input_forget", 0), ("reset_after", "linear_before_reset", 0)):
+        value = int(attrs.get(attr, default))
+        if value not in (0, 1):
+            raise ValueError(f"{where} has {attr}={value}; it must be 0 or 1 (attribute {attr!r})")
+        flags[name] = bool(value)
+    return LayerVariant(family, acts, direction, clip=clip,
+                        input_forget=flags["input_forget"] if family == "lstm" else False,
+                        reset_after=flags["reset_after"] if family == "gru" else True)
+
+
+def _variant_attributes(variant: LayerVariant) -> str:
+    """The options of ``variant`` that differ from PyTorch's cell, for messages."""
+    parts = [f"{k}={v!r}" for k, v in variant.non_default_options().items()]
+    if not variant.default_activations:
+        parts.append(f"activations={[list(per) for per in variant.activations]}")
+    if variant.direction == "reverse":
+        parts.append("direction='reverse'")
+    return ", ".join(parts) or "PyTorch's cell"
 
 
 def _quantized_weights(g: Graph, where: str, inputs: list, D: int) -> tuple:
@@ -299,22 +308,33 @@ def _quantized_weights(g: Graph, where: str, inputs: list, D: int) -> tuple:
 def _stack_params(layers: list) -> dict:
     params = {}
     bias = any(layer.bias for layer in layers)
+    peepholes = any(layer.variant.peepholes for layer in layers)
     for k, layer in enumerate(layers):
-        for d, (w_ih, w_hh, b_ih, b_hh) in enumerate(layer.params):
+        for i_d, (d, (w_ih, w_hh, b_ih, b_hh, w_ch)) in enumerate(zip(layer.variant.directions, layer.params)):
             for i, (base, w) in enumerate((("weight_ih", w_ih), ("weight_hh", w_hh))):
                 params[parameter_name(base, k, d)] = w
                 if layer.scales is not None:   # int8: each weight's row scales follow it
-                    params[parameter_name(base, k, d) + SCALE_SUFFIX] = layer.scales[d][i]
+                    params[parameter_name(base, k, d) + SCALE_SUFFIX] = layer.scales[i_d][i]
             if bias:
                 G_H = w_ih.shape[0]
                 params[parameter_name("bias_ih", k, d)] = b_ih if b_ih is not None else np.zeros(G_H, layer.dtype)
                 params[parameter_name("bias_hh", k, d)] = b_hh if b_hh is not None else np.zeros(G_H, layer.dtype)
+            if peepholes:   # a node of the stack without P (or a zero P) has zero peepholes
+                H = w_hh.shape[1]
+                params[parameter_name("weight_ch", k, d)] = w_ch if w_ch is not None else np.zeros(3 * H, layer.dtype)
     return params
+
+
+def _stack_variant(layers: list) -> LayerVariant:
+    """The variant of a stack of nodes: the first node's, with peepholes where any node has them."""
+    variant = layers[0].variant
+    return replace(variant, peepholes=any(layer.variant.peepholes for layer in layers))
 
 
 def _compatible(a: _OnnxLayer, b: _OnnxLayer) -> bool:
     """Whether node b can be the layer after node a in one rnnfast model."""
-    return (a.cell == b.cell and a.D == b.D and a.H == b.H and a.layout == b.layout and a.dtype == b.dtype
+    return (replace(a.variant, peepholes=False) == replace(b.variant, peepholes=False) and a.D == b.D
+            and a.H == b.H and a.layout == b.layout and a.dtype == b.dtype
             and a.weight_dtype == b.weight_dtype and a.sequence_lens == b.sequence_lens and b.I == a.D * a.H)
 
 
@@ -382,6 +402,22 @@ def from_onnx(path_or_model: Any) -> Union[Model, "dict[str, Model]"]:
     - Gate orders (LSTM i,o,f,c; GRU z,r,h) are converted to rnnfast's (i,f,g,o; r,z,n) and
       ``B`` = [Wb, Rb] split into ``bias_ih``/``bias_hh``; without ``B`` the model has ``bias=False``.
 
+    The cell variants are the layer's options (see :class:`rnnfast.LSTM`):
+
+    - GRU ``linear_before_reset`` 1 is ``reset_after=True`` (PyTorch's GRU), 0 (ONNX's default)
+      ``reset_after=False``;
+    - ``direction='reverse'`` is ``direction='reverse'`` (parameters suffixed ``_reverse``; the sequence
+      reversed within each length, as ONNX's);
+    - ``clip`` is ``clip`` (every gate pre-activation clamped), ``input_forget=1`` is ``input_forget=True``;
+    - a non-zero peephole input ``P`` (D, 3*H), gates i, o, f, is ``peepholes=True`` with ``weight_ch_l{k}``
+      (3*H,), gates i, f, o (an all-zero ``P`` adds nothing and gives PyTorch's cell);
+    - ``activations`` (names case-insensitive, as ONNX Runtime reads them) with ``activation_alpha`` and
+      ``activation_beta`` are the layer's ``activations`` per direction (the RNN's ``nonlinearity`` where
+      both directions have the same),
+      the values read as ONNX Runtime reads them: one per activation that takes it, in order
+      (rnnfast.interop._onnx_variants). ONNX's float attributes are float32: ``clip`` and the activations'
+      parameters are read as the shortest decimal of that float32 (0.3, not 0.30000001192092896).
+
     A ``DynamicQuantizeLSTM`` becomes an LSTM quantized to int8 (``weight_dtype='int8'``, as
     :func:`rnnfast.quantize` makes; float32 in and out) holding the node's own int8 weights and scales
     exactly: ``W`` (D, I, 4*H) and ``R`` (D, H, 4*H) are transposed to rows and put in rnnfast's gate order,
@@ -401,15 +437,20 @@ def from_onnx(path_or_model: Any) -> Union[Model, "dict[str, Model]"]:
     Raises
     ------
     NotImplementedError
-        Naming the attribute or input, for what rnnfast does not compute exactly: ``clip``,
-        ``input_forget``, peepholes (a non-zero ``P``), non-default ``activations`` (the RNN may use Tanh
-        or Relu), GRU ``linear_before_reset=0``, ``direction='reverse'``, non-zero constant initial states,
-        constant ``sequence_lens`` (unless they equal the static sequence length), unknown attributes;
-        for a ``DynamicQuantizeLSTM``, what an int8 layer cannot hold exactly: uint8 weights, non-zero
-        zero points, int8 weights holding -128.
+        Naming the attribute or input, for what rnnfast does not compute exactly: an activation
+        rnnfast does not have; ``Affine``, ``ScaledTanh`` or ``ThresholdedRelu`` without their
+        ``activation_alpha``/``activation_beta`` (ONNX Runtime's defaults, 0, are not the ONNX operators');
+        more ``activation_alpha``/``activation_beta`` values than the activations take, or parameters
+        with one direction's activations for a bidirectional node (both ambiguous); non-zero constant
+        initial states, constant ``sequence_lens`` (unless they equal the static sequence length), unknown
+        attributes; for a ``DynamicQuantizeLSTM``, what an int8 layer cannot hold exactly: uint8 weights,
+        non-zero zero points, int8 weights holding -128, and any cell variant (rnnfast's int8 LSTM is
+        PyTorch's cell).
     ValueError
-        If the graph has no recurrent node, or weights (or a ``DynamicQuantizeLSTM``'s scales and zero
-        points) that are not constants or have wrong shapes, or negative or non-finite scales.
+        If the graph has no recurrent node, or weights, peepholes (or a ``DynamicQuantizeLSTM``'s scales and
+        zero points) that are not constants or have wrong shapes, or negative or non-finite scales; for an
+        invalid ``direction``, ``layout``, ``clip`` (not positive), ``linear_before_reset`` or
+        ``input_forget`` (not 0 or 1), or a wrong number of ``activations``.
     TypeError
         For an argument of another type, or weights that are neither float32 nor float64 (int8 or uint8 for
         a ``DynamicQuantizeLSTM``, with float32 scales and biases).
@@ -487,9 +528,8 @@ def from_onnx(path_or_model: Any) -> Union[Model, "dict[str, Model]"]:
 def _build(g: Graph, stack: list) -> Model:
     """The rnnfast model of a stack of compatible nodes (one node: a one-layer model)."""
     first = stack[0]
-    return build_layer(first.cell, first.I, first.H, len(stack), bias=any(s.bias for s in stack),
-                       batch_first=_batch_first(g, first, stack[-1]), bidirectional=first.D == 2,
-                       dtype=first.dtype, params=_stack_params(stack),
+    return build_layer(_stack_variant(stack), first.I, first.H, len(stack), bias=any(s.bias for s in stack),
+                       batch_first=_batch_first(g, first, stack[-1]), dtype=first.dtype, params=_stack_params(stack),
                        weight_dtype="int8" if first.weight_dtype == "int8" else None)
 
 
@@ -507,8 +547,15 @@ def to_onnx(model: Model, path: Optional[Union[str, os.PathLike]] = None, *, ops
 
     T and B are symbolic ('seq_len', 'batch'). Gates are reordered to ONNX's (LSTM i,o,f,c; GRU z,r,h), the
     biases concatenated into ``B`` = [Wb, Rb] (omitted without bias), the GRU written with
-    ``linear_before_reset=1``. Between layers and at the end, ``Squeeze`` (D=1) or ``Transpose`` + ``Reshape``
-    (D=2) turn ONNX's (T, D, B, H) into (T, B, D*H); :func:`from_onnx` reads the file back as one model.
+    ``linear_before_reset`` 1 (``reset_after=True``, PyTorch's) or 0. The cell variants ONNX expresses are
+    written as its attributes (``direction='reverse'``, ``clip``, ``input_forget``, peepholes as ``P`` (D,
+    3*H) in ONNX's gate order i, o, f, and ``activations`` per direction with every ``activation_alpha``
+    and ``activation_beta`` value written, one per activation that takes it, in order); a layer with
+    ``proj_size`` or an activation ONNX lacks (selu, exponential, silu, relu6) is refused. Between layers
+    and at the end, ``Squeeze`` (D=1) or ``Transpose`` + ``Reshape``
+    (D=2) turn ONNX's (T, D, B, H) into (T, B, D*H); :func:`from_onnx` reads the file back as one model (the
+    same, but that peephole weights that are all zero read back as no peepholes). ONNX's float attributes are
+    float32: ``clip`` and the activations' alpha and beta are rounded to float32 in the file.
     Nodes use ``layout=0`` (what ONNX Runtime supports), with a ``Transpose`` for ``batch_first``. A
     float64 model gives a float64 graph (valid ONNX; ONNX Runtime's CPU kernels run float32 only).
 
@@ -551,13 +598,15 @@ def to_onnx(model: Model, path: Optional[Union[str, os.PathLike]] = None, *, ops
         If ``model`` is not an rnnfast layer, or ``opset`` not an int.
     ValueError
         If ``opset`` is out of range; for a GRU or RNN quantized to int8 or any layer quantized to bf16
-        (above), the message naming why.
+        (above), the message naming why; for an LSTM with ``proj_size`` (ONNX's LSTM has no projection) or a
+        layer with an activation ONNX's recurrent operators lack (selu, exponential, silu, relu6), naming
+        the option.
     ImportError
         If the ``onnx`` package is not importable (``pip install 'rnnfast[onnx]'``).
     """
     model = check_model(model, quantized=True)
-    facts = cell_for_torch_mode(model.mode)
-    cell, family = facts.name, facts.family
+    family = family_of(model)
+    variant = LayerVariant.of_layer(model)
     quantized = model.weight_dtype == "int8"
     if model.weight_dtype == "bf16":
         raise ValueError(
@@ -575,6 +624,22 @@ def to_onnx(model: Model, path: Optional[Union[str, os.PathLike]] = None, *, ops
             "quantize_dynamic leaves GRU and RNN nodes in float), so no runtime would compute it. Export the float "
             "model it was made from (rnnfast.to_onnx(float_model)); only an int8 LSTM is written quantized"
         )
+    if variant.proj_size:
+        raise ValueError(f"to_onnx cannot write this LSTM with proj_size={variant.proj_size}: ONNX's LSTM has no "
+                         "projection of h (option 'proj_size')")
+    # The node attributes of the variant (a ValueError names an activation ONNX does not have).
+    node_attrs: dict = dict(direction=variant.direction)
+    if family == "gru":
+        node_attrs["linear_before_reset"] = 1 if variant.reset_after else 0
+    if family == "rnn" or not variant.default_activations:
+        try:
+            node_attrs.update(activation_attributes(variant.activations))
+        except ValueError as exc:
+            raise ValueError(f"to_onnx cannot write this {type(model).__name__}: {exc}") from None
+    if variant.clip is not None:
+        node_attrs["clip"] = variant.clip
+    if variant.input_forget:
+        node_attrs["input_forget"] = 1
     onnx = import_optional("onnx", "rnnfast.to_onnx")
     from onnx import TensorProto, helper, numpy_helper
 
@@ -585,10 +650,11 @@ def to_onnx(model: Model, path: Optional[Union[str, os.PathLike]] = None, *, ops
         raise ValueError(f"opset must be between 14 and {newest} (the newest the installed onnx knows), got {opset}")
 
     op = _QUANTIZED_LSTM if quantized else _ONNX_OP[family]
-    L, D, H, I = model.num_layers, model.num_directions, model.hidden_size, model.input_size
+    L, D, H, I = model.num_layers, variant.num_directions, model.hidden_size, model.input_size
+    directions = variant.directions
     elem = TensorProto.DOUBLE if model.dtype == np.float64 else TensorProto.FLOAT
-    lstm, bf = facts.cell_state, model.batch_first
-    perm = gates_from_rnnfast(cell, _ONNX_GATES[family])
+    lstm, bf = family == "lstm", model.batch_first
+    perm = gates_from_rnnfast(family, _ONNX_GATES[family])
     params = model.parameters()
 
     nodes: list = []
@@ -622,7 +688,7 @@ def to_onnx(model: Model, path: Optional[Union[str, os.PathLike]] = None, *, ops
     final_states: list = [[] for _ in state_names]
 
     def weights(base: str, k: int, suffix: str = "") -> np.ndarray:
-        return np.stack([permute_gates(params[parameter_name(base, k, d) + suffix], perm) for d in range(D)])
+        return np.stack([permute_gates(params[parameter_name(base, k, d) + suffix], perm) for d in directions])
 
     for k in range(L):
         W, R = weights("weight_ih", k), weights("weight_hh", k)
@@ -632,7 +698,7 @@ def to_onnx(model: Model, path: Optional[Union[str, os.PathLike]] = None, *, ops
         if model.bias:
             B = np.stack([np.concatenate([permute_gates(params[parameter_name("bias_ih", k, d)], perm),
                                           permute_gates(params[parameter_name("bias_hh", k, d)], perm)])
-                          for d in range(D)])
+                          for d in directions])
             node_in[3] = const(f"B_l{k}", B)
         node_in.append("lengths" if lengths else "")
         for s in state_names:
@@ -644,8 +710,12 @@ def to_onnx(model: Model, path: Optional[Union[str, os.PathLike]] = None, *, ops
                 nodes.append(helper.make_node("Slice", [s, f"index_{k * D}", f"index_{(k + 1) * D}", "axis_0"],
                                               [f"{s}_l{k}"], name=f"{s}_l{k}_slice"))
                 node_in.append(f"{s}_l{k}")
+        if variant.peepholes:   # input 7: P (D, 3*H), gates i, o, f
+            node_in += [""] * (7 - len(node_in))
+            node_in.append(const(f"P_l{k}", np.stack([peepholes_to_onnx(params[parameter_name("weight_ch", k, d)])
+                                                      for d in directions])))
         if quantized:
-            # no peepholes (input 7); per-output-row scales, exactly the model's, with zero points 0
+            # per-output-row scales, exactly the model's, with zero points 0
             node_in += [""] * (8 - len(node_in))
             for w, base in (("W", "weight_ih"), ("R", "weight_hh")):
                 node_in.append(const(f"{w}_scale_l{k}", weights(base, k, SCALE_SUFFIX)))
@@ -655,11 +725,7 @@ def to_onnx(model: Model, path: Optional[Union[str, os.PathLike]] = None, *, ops
         outs = [f"Y_l{k}"] + [f"{s.replace('0', '_n')}_l{k}" if L > 1 else s.replace("0", "_n") for s in state_names]
         for i, o in enumerate(outs[1:]):
             final_states[i].append(o)
-        attrs: dict = dict(hidden_size=H, direction="bidirectional" if D == 2 else "forward")
-        if family == "gru":
-            attrs["linear_before_reset"] = 1
-        if family == "rnn":
-            attrs["activations"] = [facts.nonlinearity.capitalize()] * D
+        attrs: dict = dict(hidden_size=H, **node_attrs)
         if quantized:
             attrs["domain"] = _MS_DOMAIN
         nodes.append(helper.make_node(op, node_in, outs, name=f"{_ONNX_OP[family].lower()}_l{k}", **attrs))
@@ -683,7 +749,7 @@ def to_onnx(model: Model, path: Optional[Union[str, os.PathLike]] = None, *, ops
     out_dims = ["batch", "seq_len", D * H] if bf else ["seq_len", "batch", D * H]
     outputs = [helper.make_tensor_value_info("out", elem, out_dims)]
     outputs += [helper.make_tensor_value_info(s.replace("0", "_n"), elem, [L * D, "batch", H]) for s in state_names]
-    graph = helper.make_graph(nodes, f"rnnfast_{cell}", inputs, outputs, inits)
+    graph = helper.make_graph(nodes, f"rnnfast_{family}", inputs, outputs, inits)
     from rnnfast import __version__
 
     opsets = [helper.make_opsetid("", int(opset))]

@@ -14,6 +14,7 @@ import numpy as np
 from .._cells import CELL_FACTS, cell_for_torch_mode
 from .._rnn_base import parameter_name
 from ._conversion import Model, build_layer, check_model, import_optional
+from ._variant import LayerVariant
 
 __all__ = ["from_torch", "to_torch"]
 
@@ -21,23 +22,22 @@ __all__ = ["from_torch", "to_torch"]
 def from_torch(module: Any) -> Model:
     """Convert a ``torch.nn.RNN``, ``torch.nn.LSTM`` or ``torch.nn.GRU`` into the rnnfast layer of the same class.
 
-    Every option rnnfast implements carries over: ``input_size``, ``hidden_size``, ``num_layers``,
-    ``nonlinearity`` ('tanh' or 'relu'), ``bias``, ``batch_first``, ``bidirectional`` and ``dropout`` (which
-    acts only in training). The parameters are copied (``weight_ih_l{k}`` (G*H, I_k), ``weight_hh_l{k}``
-    (G*H, H), ``bias_ih_l{k}``, ``bias_hh_l{k}`` (G*H,), suffix ``_reverse``): the names, shapes and gate
-    orders are the same in both. Parametrized weights (``torch.nn.utils.parametrize``) are read as the
-    module computes them. The dtype (float32 or float64) is the module's.
+    Every option carries over: ``input_size``, ``hidden_size``, ``num_layers``, ``nonlinearity`` ('tanh' or
+    'relu'), ``bias``, ``batch_first``, ``bidirectional``, ``dropout`` (which acts only in training) and
+    the LSTM's ``proj_size``. The parameters are copied (``weight_ih_l{k}`` (G*H, I_k), ``weight_hh_l{k}``
+    (G*H, R), ``bias_ih_l{k}``, ``bias_hh_l{k}`` (G*H,), with ``proj_size`` P > 0 also ``weight_hr_l{k}``
+    (P, H), R = P or H, suffix ``_reverse``): the names, shapes and gate orders are the same in both.
+    Parametrized weights (``torch.nn.utils.parametrize``) are read as the module computes them. The dtype
+    (float32 or float64) is the module's.
 
-    ``model(x, state)`` then gives what ``module(x, state)`` gives in eval mode: ``out`` (T, B, D*H) or
-    (B, T, D*H) with ``batch_first``, and ``h_n`` (or ``(h_n, c_n)``) (L*D, B, H).
+    ``model(x, state)`` then gives what ``module(x, state)`` gives in eval mode: ``out`` (T, B, D*R) or
+    (B, T, D*R) with ``batch_first``, and ``h_n`` (L*D, B, R) (and ``c_n`` (L*D, B, H)).
 
     Raises
     ------
     TypeError
         If ``module`` is not one of the three classes, is a subclass that overrides ``forward``, or has
         parameters that are neither float32 nor float64 (or of mixed dtypes).
-    NotImplementedError
-        For an LSTM with ``proj_size`` > 0 (rnnfast has no projection).
     ImportError
         If torch is not importable.
     """
@@ -49,7 +49,6 @@ def from_torch(module: Any) -> Model:
     if mode not in modes:
         raise TypeError(f"module has mode {mode!r}; rnnfast converts the modes {sorted(modes)}")
     facts = cell_for_torch_mode(mode)
-    cell = facts.name
     base = getattr(torch.nn, facts.layer_class)  # rnnfast's layer classes have torch's names
     if not isinstance(module, base) or type(module).forward is not base.forward:
         raise TypeError(
@@ -57,11 +56,11 @@ def from_torch(module: Any) -> Model:
             "forward; only the computation of the torch class itself converts exactly"
         )
     proj_size = int(getattr(module, "proj_size", 0) or 0)
-    if proj_size > 0:
-        raise NotImplementedError(f"module has proj_size={proj_size}: rnnfast's LSTM has no projection of h")
 
     H, L, D = module.hidden_size, module.num_layers, 2 if module.bidirectional else 1
-    bases = ("weight_ih", "weight_hh", "bias_ih", "bias_hh") if module.bias else ("weight_ih", "weight_hh")
+    bases = ["weight_ih", "weight_hh"] + (["bias_ih", "bias_hh"] if module.bias else [])
+    if proj_size:
+        bases.append("weight_hr")
     names = [parameter_name(base_name, k, d) for k in range(L) for d in range(D) for base_name in bases]
     tensors = {n: getattr(module, n) for n in names}
     dtypes = {str(t.dtype).replace("torch.", "") for t in tensors.values()}
@@ -71,34 +70,63 @@ def from_torch(module: Any) -> Model:
             "(convert the module with .float() or .double() first)"
         )
     params = {n: t.detach().cpu().numpy().copy() for n, t in tensors.items()}
-    return build_layer(cell, module.input_size, H, L, bias=bool(module.bias), batch_first=bool(module.batch_first),
-                  bidirectional=D == 2, dtype=np.dtype(next(iter(dtypes))), params=params,
-                  dropout=float(module.dropout))
+    variant = LayerVariant.default(facts.family, "bidirectional" if D == 2 else "forward",
+                                   facts.nonlinearity or "tanh")
+    if proj_size:
+        variant = LayerVariant(variant.family, variant.activations, variant.direction, proj_size=proj_size)
+    return build_layer(variant, module.input_size, H, L, bias=bool(module.bias),
+                       batch_first=bool(module.batch_first), dtype=np.dtype(next(iter(dtypes))), params=params,
+                       dropout=float(module.dropout))
+
+
+def _torch_refusals(variant: LayerVariant) -> list:
+    """What of ``variant`` PyTorch's recurrent modules cannot compute, as messages naming each option (empty
+    when ``torch.nn.RNN``/``LSTM``/``GRU`` computes it: PyTorch's cells, the LSTM also with ``proj_size``)."""
+    problems = [f"{name}={value!r}" for name, value in variant.non_default_options().items() if name != "proj_size"]
+    if not variant.default_activations:
+        option = "nonlinearity" if variant.family == "rnn" else "activations"
+        problems.append(f"{option}={[list(per) for per in variant.activations]} (torch has "
+                        + ("tanh or relu" if variant.family == "rnn" else "only the default activations") + ")")
+    elif variant.family == "rnn" and not variant.same_activations:
+        problems.append(f"nonlinearity differing per direction ({[list(p) for p in variant.activations]})")
+    if variant.direction == "reverse":
+        problems.append("direction='reverse' (torch runs forward or bidirectional)")
+    return problems
 
 
 def to_torch(model: Model) -> Any:
     """Convert an rnnfast layer into the ``torch.nn.RNN``, ``LSTM`` or ``GRU`` of the same configuration.
 
-    The module has the same options (including ``dropout``), dtype and parameter values, and is returned
-    in eval mode, so ``module(x, state)`` gives what ``model(x, state)`` gives; call ``.train()`` to train
-    it (inter-layer dropout then acts, as in ``model.forward(..., training=True)``).
+    The module has the same options (including ``dropout`` and the LSTM's ``proj_size``), dtype and parameter
+    values, and is returned in eval mode, so ``module(x, state)`` gives what ``model(x, state)`` gives; call
+    ``.train()`` to train it (inter-layer dropout then acts, as in ``model.forward(..., training=True)``).
 
     Raises
     ------
     TypeError
         If ``model`` is not an rnnfast layer.
+    ValueError
+        For a cell variant PyTorch does not have, naming the options: ``peepholes``, ``clip``,
+        ``input_forget``, ``reset_after=False``, activations other than PyTorch's (``nonlinearity`` of the
+        RNN other than 'tanh'/'relu', ``activations`` of the LSTM/GRU), ``direction='reverse'``.
     ImportError
         If torch is not importable.
     """
     model = check_model(model)
+    variant = LayerVariant.of_layer(model)
+    problems = _torch_refusals(variant)
+    if problems:
+        raise ValueError(f"to_torch cannot write this {type(model).__name__}: PyTorch's modules have no "
+                         + "; ".join(problems))
     torch = import_optional("torch", "rnnfast.to_torch")
-    facts = cell_for_torch_mode(model.mode)
     kwargs: dict = dict(num_layers=model.num_layers, bias=model.bias, batch_first=model.batch_first,
-                        dropout=model.dropout, bidirectional=model.bidirectional,
+                        dropout=model.dropout, bidirectional=variant.direction == "bidirectional",
                         dtype=torch.float64 if model.dtype == np.float64 else torch.float32)
-    cls = getattr(torch.nn, facts.layer_class)  # rnnfast's layer classes have torch's names
-    if facts.nonlinearity is not None:
-        kwargs["nonlinearity"] = facts.nonlinearity
+    cls = getattr(torch.nn, variant.family.upper())  # rnnfast's layer classes have torch's names
+    if variant.family == "rnn":
+        kwargs["nonlinearity"] = variant.activations[0][0].name
+    if variant.proj_size:
+        kwargs["proj_size"] = variant.proj_size
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)   # dropout with num_layers=1, as rnnfast allows
         module = cls(model.input_size, model.hidden_size, **kwargs)
