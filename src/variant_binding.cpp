@@ -4,8 +4,13 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
+
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
+#include <variant>
 #include <tuple>
 #include <vector>
 
@@ -181,9 +186,138 @@ void backward(const std::string& cell_name, const std::vector<ActivationTuple>& 
     throw py::type_error("x must have dtype float32 or float64, got " + std::string(py::str(x.dtype())));
 }
 
+// Streaming for the cell variants (stepper/variant_stepper.h): float32 or float64 by the weights' dtype.
+class PyVariantStepper {
+ public:
+  PyVariantStepper(const std::string& cell_name, const std::vector<ActivationTuple>& activations, double clip,
+                   bool input_forget, bool reset_after, std::int64_t hidden, std::int64_t proj, std::int64_t batch,
+                   const py::list& layers)
+      : cell_(parse_cell(cell_name)), hidden_(hidden), proj_(proj), batch_(batch),
+        num_layers_(static_cast<ssize_t>(layers.size())) {
+    const rnnfast::CellVariant v = read_variant(cell_, activations, clip, input_forget, reset_after);
+    if (layers.empty()) throw py::value_error("a stepper needs at least one layer");
+    if (hidden <= 0 || batch <= 0 || proj < 0 || proj >= hidden)
+      throw py::value_error("hidden size and batch must be positive, and 0 <= proj_size < hidden size");
+    const double elements = static_cast<double>(batch) * static_cast<double>(hidden) *
+                            static_cast<double>(rnnfast::gate_count(cell_)) * static_cast<double>(num_layers_ + 2);
+    if (elements * sizeof(double) > 0x1p62)
+      throw py::value_error("batch " + std::to_string(batch) + " with hidden size " + std::to_string(hidden) +
+                            " is too large: the stepper's buffers would need more than 2**62 bytes");
+    const py::array first = layers[0].cast<py::tuple>()[0].cast<py::array>();
+    if (first.dtype().equal(py::dtype::of<float>()))
+      impl_ = make<float>(v, layers);
+    else if (first.dtype().equal(py::dtype::of<double>()))
+      impl_ = make<double>(v, layers);
+    else
+      throw py::type_error("weights must have dtype float32 or float64, got " + std::string(py::str(first.dtype())));
+  }
+
+  // x: [S, B, I] (or [B, I] for one step) -> out: [S, B, R] (or [B, R]); the state advances.
+  void run(const py::array& x, py::array& y) {
+    std::visit([&](auto& impl) {
+      using Scalar = typename std::decay_t<decltype(*impl)>::ScalarType;
+      const ArrayChecker<Scalar> chk;
+      const ssize_t I = impl->input_size(), R = output_size();
+      const bool one_step = x.ndim() == 2;
+      if (!one_step && x.ndim() != 3)
+        throw py::value_error("x must be (batch, input_size) for one step or (steps, batch, input_size)");
+      const ssize_t steps = one_step ? 1 : x.shape(0);
+      const Scalar* px = one_step ? chk.in("x", x, {batch_, I}) : chk.in("x", x, {steps, batch_, I});
+      Scalar* py_ = one_step ? chk.out("out", y, {batch_, R}) : chk.out("out", y, {steps, batch_, R});
+      KernelGilRelease release;
+      std::lock_guard<std::mutex> lock(mutex_);
+      impl->run(steps, px, py_);
+    }, impl_);
+  }
+
+  void reset(const std::optional<py::array>& h0, const std::optional<py::array>& c0) {
+    std::visit([&](auto& impl) {
+      using Scalar = typename std::decay_t<decltype(*impl)>::ScalarType;
+      const ArrayChecker<Scalar> chk;
+      const Scalar* h = chk.optional_in("h0", h0, {num_layers_, batch_, output_size()});
+      if (cell_ != rnnfast::Cell::kLstm && c0) throw py::value_error("c0 is only used by the LSTM");
+      const Scalar* c = chk.optional_in("c0", c0, {num_layers_, batch_, hidden_});
+      KernelGilRelease release;
+      std::lock_guard<std::mutex> lock(mutex_);
+      impl->reset(h, c);
+    }, impl_);
+  }
+
+  // Copies the state into h [L, B, R] (and c [L, B, H], for the LSTM).
+  void get_state(py::array& h, std::optional<py::array>& c) {
+    std::visit([&](auto& impl) {
+      using Scalar = typename std::decay_t<decltype(*impl)>::ScalarType;
+      const ArrayChecker<Scalar> chk;
+      Scalar* ph = chk.out("h", h, {num_layers_, batch_, output_size()});
+      if (cell_ != rnnfast::Cell::kLstm && c) throw py::value_error("c is only kept by the LSTM");
+      Scalar* pc = chk.optional_out("c", c, {num_layers_, batch_, hidden_});
+      std::lock_guard<std::mutex> lock(mutex_);
+      std::copy(impl->h(), impl->h() + num_layers_ * batch_ * output_size(), ph);
+      if (pc != nullptr) std::copy(impl->c(), impl->c() + num_layers_ * batch_ * hidden_, pc);
+    }, impl_);
+  }
+
+ private:
+  template <typename Scalar>
+  struct Typed : rnnfast::VariantStepper<Scalar> {
+    using ScalarType = Scalar;
+    using rnnfast::VariantStepper<Scalar>::VariantStepper;
+  };
+
+  ssize_t output_size() const { return proj_ > 0 ? proj_ : hidden_; }
+
+  // Each layer (w_ih, w_hh, b_ih, b_hh, w_hr, w_ch), the optional ones None; every array checked here.
+  template <typename Scalar>
+  std::unique_ptr<Typed<Scalar>> make(const rnnfast::CellVariant& v, const py::list& layers) {
+    const ArrayChecker<Scalar> chk;
+    const ssize_t H = hidden_, R = output_size(), GH = rnnfast::gate_count(cell_) * H;
+    const bool lstm = cell_ == rnnfast::Cell::kLstm;
+    std::vector<rnnfast::VariantStepperLayer<Scalar>> specs;
+    for (ssize_t k = 0; k < num_layers_; ++k) {
+      const py::tuple t = layers[k].cast<py::tuple>();
+      if (t.size() != 6) throw py::value_error("each layer is (w_ih, w_hh, b_ih, b_hh, w_hr, w_ch)");
+      auto array = [&](int i) { return t[i].is_none() ? std::optional<py::array>() : t[i].cast<py::array>(); };
+      const py::array w_ih = t[0].cast<py::array>();
+      if (w_ih.ndim() != 2) throw py::value_error("w_ih must be 2-D");
+      rnnfast::VariantStepperLayer<Scalar> spec;
+      spec.input_size = k == 0 ? w_ih.shape(1) : R;
+      spec.w_ih = chk.in("w_ih", w_ih, {GH, spec.input_size});
+      spec.w_hh = chk.in("w_hh", t[1].cast<py::array>(), {GH, R});
+      spec.b_ih = chk.optional_in("b_ih", array(2), {GH});
+      spec.b_hh = chk.optional_in("b_hh", array(3), {GH});
+      if ((proj_ > 0) != !t[4].is_none()) throw py::value_error("w_hr must be given exactly when proj_size > 0");
+      spec.w_hr = chk.optional_in("w_hr", array(4), {proj_, H});
+      if (!lstm && !t[5].is_none()) throw py::value_error("w_ch (peepholes) is only used by the LSTM");
+      spec.w_ch = chk.optional_in("w_ch", array(5), {3 * H});
+      specs.push_back(spec);
+    }
+    try {
+      return std::make_unique<Typed<Scalar>>(cell_, v, hidden_, proj_, batch_, specs);
+    } catch (const std::invalid_argument& e) {
+      throw py::value_error(e.what());
+    }
+  }
+
+  rnnfast::Cell cell_;
+  ssize_t hidden_, proj_, batch_, num_layers_;
+  std::variant<std::unique_ptr<Typed<float>>, std::unique_ptr<Typed<double>>> impl_;
+  std::mutex mutex_;
+};
+
 }  // namespace
 
 void register_variant_ops(py::module_& m) {
+  py::class_<PyVariantStepper>(m, "VariantStepper",
+                               "Streaming inference over a stack of unidirectional cell-variant layers "
+                               "(stepper/variant_stepper.h; see rnnfast.Stepper).")
+      .def(py::init<const std::string&, const std::vector<ActivationTuple>&, double, bool, bool, std::int64_t,
+                    std::int64_t, std::int64_t, const py::list&>(),
+           py::arg("cell"), py::arg("activations"), py::arg("clip"), py::arg("input_forget"), py::arg("reset_after"),
+           py::arg("hidden_size"), py::arg("proj_size"), py::arg("batch"), py::arg("layers"))
+      .def("run", &PyVariantStepper::run, py::arg("x"), py::arg("out"),
+           "Advance len(x) steps (x 3-D) or one step (x 2-D), writing the top layer's outputs into out.")
+      .def("reset", &PyVariantStepper::reset, py::arg("h0").none(true), py::arg("c0").none(true))
+      .def("get_state", &PyVariantStepper::get_state, py::arg("h"), py::arg("c").none(true));
   m.def("variant_forward", &forward, py::arg("cell"), py::arg("activations"), py::arg("clip"),
         py::arg("input_forget"), py::arg("reset_after"), py::arg("x"), py::arg("h0").none(true),
         py::arg("c0").none(true), py::arg("w_ih"), py::arg("w_hh"), py::arg("b_ih").none(true),

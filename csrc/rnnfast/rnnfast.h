@@ -12,3 +12,4 @@
 #include "rnnfast/layer/variant_layer.h"
 #include "rnnfast/stepper/reduced_stepper.h"
 #include "rnnfast/stepper/stepper.h"
+#include "rnnfast/stepper/variant_stepper.h"

@@ -18,12 +18,12 @@ A quantized layer (:func:`rnnfast.quantize`) streams with the same contract on t
 reduced-precision kernels (``_core.Stepper`` over ``_core.ReducedWeights``): float32 in and out, the state
 float32, the bits of one layer call on the whole sequence.
 
-A cell variant (a layer with options other than PyTorch's cell, see :mod:`rnnfast.layers`) has no native
-stepper: each step runs the layer's functional ops' ``variant_forward`` on one time step per layer, the
-state ``(h, c)`` kept here, which is the layer's own computation (its forward runs the same op over the
-whole sequence): stepping gives its bits on the native ops, whose results do not depend on the number of
-steps of a call (on :mod:`rnnfast.reference`, NumPy's matrix products over T*B rows and over B rows may
-round apart). A ``direction='reverse'`` layer cannot stream, as the reverse half of a bidirectional one
+A cell variant (a layer with options other than PyTorch's cell, see :mod:`rnnfast.layers`) streams on the
+native variant stepper (``_core.VariantStepper``): its weights packed once, each call running the variant
+layer's own forward on its steps from the kept state, so stepping gives the bits of the layer's forward
+(whose values do not depend on the number of steps of a call). On :mod:`rnnfast.reference` (tests swap the
+ops), each step is one ``variant_forward`` call per layer, the state ``(h, c)`` kept here (NumPy's matrix
+products over T*B rows and over B rows may round apart). A ``direction='reverse'`` layer cannot stream, as the reverse half of a bidirectional one
 cannot.
 """
 
@@ -44,15 +44,24 @@ State = Union[np.ndarray, tuple]
 
 
 class _VariantSteps:
-    """The native stepper's interface (``step``, ``run``, ``reset``, ``get_state``) for a cell variant: one
-    ``variant_forward`` call per layer and step, on ``ops`` (the layer's functional ops)."""
+    """The stepper of a cell variant, with the native stepper's interface (``step``, ``run``, ``reset``,
+    ``get_state``): on the native ops, ``_core.VariantStepper`` (weights packed once, the steps run by the
+    variant layer's forward); on other ops (tests run :mod:`rnnfast.reference`), one ``variant_forward`` call
+    per layer and step, the state kept here."""
 
     def __init__(self, ops: Any, layer: Any, batch: int):
+        from . import functional
+
         self._ops = ops
         self._options = layer.options[0]
         self._weights = [tuple(None if w is None else w.copy() for w in layer._variant_weights(k, 0))
                          for k in range(layer.num_layers)]
         L, H, R, dtype = layer.num_layers, layer.hidden_size, layer.state_size, layer.dtype
+        self._native = None
+        if ops is functional:
+            self._native = _core.VariantStepper(*functional._variant_options(self._options), H,
+                                                self._options.proj_size, batch, self._weights)
+            return
         self._h = np.zeros((L, batch, R), dtype=dtype)
         self._c = np.zeros((L, batch, H), dtype=dtype) if self._options.family == "lstm" else None
 
@@ -61,6 +70,9 @@ class _VariantSteps:
 
     def run(self, x: np.ndarray, y: np.ndarray) -> None:
         """``x`` (steps, B, I) -> ``y`` (steps, B, R), or one step (B, I) -> (B, R), advancing the state."""
+        if self._native is not None:
+            self._native.run(x, y)
+            return
         if x.ndim == 2:
             self.run(x[None], y[None])
             return
@@ -76,11 +88,17 @@ class _VariantSteps:
             y[t] = inp[0]
 
     def reset(self, h0: Optional[np.ndarray], c0: Optional[np.ndarray]) -> None:
+        if self._native is not None:
+            self._native.reset(h0, c0)
+            return
         self._h[...] = 0 if h0 is None else h0
         if self._c is not None:
             self._c[...] = 0 if c0 is None else c0
 
     def get_state(self, h: np.ndarray, c: Optional[np.ndarray]) -> None:
+        if self._native is not None:
+            self._native.get_state(h, c)
+            return
         h[...] = self._h
         if c is not None:
             c[...] = self._c

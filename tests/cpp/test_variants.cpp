@@ -263,3 +263,38 @@ TEST(variants, refuses_inconsistent_options) {
   CHECK(refused([](auto& a) { a.variant.reset_after = false; }), "reset_after = false on an LSTM accepted");
   CHECK(!refused([](auto&) {}), "the consistent arguments refused");
 }
+
+TEST(variants, stepper_gives_the_bits_of_the_layer_forward) {
+  for (const Case& c : cases()) {
+    Context ctx(c.name);
+    // Two layers: the second takes the first's outputs (R wide).
+    const Problem p = make(c, 5, 2, 4, 7, 15);
+    const std::int64_t S = p.S, B = p.B, R = p.R;
+    const Problem upper = make(c, 5, 2, R, 7, 16);
+    vector<vector<float>> in0, in1;
+    for (const auto& v : inputs(p)) in0.push_back(as<float>(v));
+    for (const auto& v : inputs(upper)) in1.push_back(as<float>(v));
+    // The whole sequence, layer by layer, from zero states.
+    Problem p0 = p, p1 = upper;
+    std::fill(in0[1].begin(), in0[1].end(), 0.0f), std::fill(in0[2].begin(), in0[2].end(), 0.0f);
+    std::fill(in1[1].begin(), in1[1].end(), 0.0f), std::fill(in1[2].begin(), in1[2].end(), 0.0f);
+    p0.lengths.assign(B, S), p1.lengths.assign(B, S);
+    const Results<float> first = forward<float>(p0, in0, false);
+    in1[0] = first.out;
+    const Results<float> second = forward<float>(p1, in1, false);
+    vector<rnnfast::VariantStepperLayer<float>> layers(2);
+    for (int k = 0; k < 2; ++k) {
+      const vector<vector<float>>& in = k == 0 ? in0 : in1;
+      layers[k] = {k == 0 ? p.I : R, in[3].data(), in[4].data(), in[5].data(), in[6].data(), opt(in[7]), opt(in[8])};
+    }
+    rnnfast::VariantStepper<float> stepper(c.cell, c.variant, p.H, c.proj, B, layers);
+    vector<float> y(S * B * R);
+    stepper.run(2, in0[0].data(), y.data());  // a chunk of two steps, then one at a time
+    for (std::int64_t t = 2; t < S; ++t) stepper.run(1, in0[0].data() + t * B * p.I, y.data() + t * B * R);
+    CHECK(check::bitwise_equal(y, second.out), "outputs differ from the layers' at ", check::first_difference(y, second.out));
+    const vector<float> h(stepper.h(), stepper.h() + 2 * B * R);
+    vector<float> want_h(first.h_n);
+    want_h.insert(want_h.end(), second.h_n.begin(), second.h_n.end());
+    CHECK(check::bitwise_equal(h, want_h), "the state h differs from the layers' final states");
+  }
+}
