@@ -55,6 +55,17 @@ inline rnnfast::Cell parse_cell(const std::string& name) {
   throw py::value_error("cell must be " + names + ", got '" + name + "'");
 }
 
+// fn(float{}) or fn(double{}), by the dtype of `x` (the computation's); TypeError for another dtype.
+template <typename Fn>
+void with_float_dtype(const py::array& x, Fn&& fn) {
+  if (x.dtype().equal(py::dtype::of<float>()))
+    fn(float{});
+  else if (x.dtype().equal(py::dtype::of<double>()))
+    fn(double{});
+  else
+    throw py::type_error("x must have dtype float32 or float64, got " + std::string(py::str(x.dtype())));
+}
+
 inline std::string shape_str(const std::vector<ssize_t>& shape) {
   std::string s = "(";
   for (std::size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);

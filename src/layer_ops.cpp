@@ -98,12 +98,9 @@ void forward(const std::string& cell_name, const py::array& x, const std::option
              py::array h_n, std::optional<py::array> c_n, std::optional<py::array> workspace,
              const std::optional<py::array>& lengths) {
   const rnnfast::Cell cell = parse_cell(cell_name);
-  if (x.dtype().equal(py::dtype::of<float>()))
-    forward_typed<float>(cell, x, h0, c0, w_ih, w_hh, b_ih, b_hh, out, h_n, c_n, workspace, lengths);
-  else if (x.dtype().equal(py::dtype::of<double>()))
-    forward_typed<double>(cell, x, h0, c0, w_ih, w_hh, b_ih, b_hh, out, h_n, c_n, workspace, lengths);
-  else
-    throw py::type_error("x must have dtype float32 or float64, got " + std::string(py::str(x.dtype())));
+  with_float_dtype(x, [&](auto scalar) {
+    forward_typed<decltype(scalar)>(cell, x, h0, c0, w_ih, w_hh, b_ih, b_hh, out, h_n, c_n, workspace, lengths);
+  });
 }
 
 void backward(const std::string& cell_name, const py::array& x, const std::optional<py::array>& h0,
@@ -113,14 +110,10 @@ void backward(const std::string& cell_name, const py::array& x, const std::optio
               py::array d_h0, std::optional<py::array> d_c0, py::array d_w_ih, py::array d_w_hh, py::array d_b_ih,
               py::array d_b_hh, const std::optional<py::array>& lengths) {
   const rnnfast::Cell cell = parse_cell(cell_name);
-  if (x.dtype().equal(py::dtype::of<float>()))
-    backward_typed<float>(cell, x, h0, c0, w_ih, w_hh, out, workspace, d_out, d_h_n, d_c_n, d_x, d_h0, d_c0, d_w_ih,
+  with_float_dtype(x, [&](auto scalar) {
+    backward_typed<decltype(scalar)>(cell, x, h0, c0, w_ih, w_hh, out, workspace, d_out, d_h_n, d_c_n, d_x, d_h0, d_c0, d_w_ih,
                           d_w_hh, d_b_ih, d_b_hh, lengths);
-  else if (x.dtype().equal(py::dtype::of<double>()))
-    backward_typed<double>(cell, x, h0, c0, w_ih, w_hh, out, workspace, d_out, d_h_n, d_c_n, d_x, d_h0, d_c0,
-                           d_w_ih, d_w_hh, d_b_ih, d_b_hh, lengths);
-  else
-    throw py::type_error("x must have dtype float32 or float64, got " + std::string(py::str(x.dtype())));
+  });
 }
 
 }  // namespace

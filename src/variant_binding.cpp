@@ -157,12 +157,9 @@ void forward(const std::string& cell_name, const std::vector<ActivationTuple>& a
              const std::optional<py::array>& lengths) {
   const rnnfast::Cell cell = parse_cell(cell_name);
   const rnnfast::CellVariant v = read_variant(cell, activations, clip, input_forget, reset_after);
-  if (x.dtype().equal(py::dtype::of<float>()))
-    forward_typed<float>(cell, v, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, w_ch, out, h_n, c_n, workspace, lengths);
-  else if (x.dtype().equal(py::dtype::of<double>()))
-    forward_typed<double>(cell, v, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, w_ch, out, h_n, c_n, workspace, lengths);
-  else
-    throw py::type_error("x must have dtype float32 or float64, got " + std::string(py::str(x.dtype())));
+  with_float_dtype(x, [&](auto scalar) {
+    forward_typed<decltype(scalar)>(cell, v, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, w_ch, out, h_n, c_n, workspace, lengths);
+  });
 }
 
 void backward(const std::string& cell_name, const std::vector<ActivationTuple>& activations, double clip,
@@ -176,14 +173,10 @@ void backward(const std::string& cell_name, const std::vector<ActivationTuple>& 
               const std::optional<py::array>& lengths) {
   const rnnfast::Cell cell = parse_cell(cell_name);
   const rnnfast::CellVariant v = read_variant(cell, activations, clip, input_forget, reset_after);
-  if (x.dtype().equal(py::dtype::of<float>()))
-    backward_typed<float>(cell, v, x, h0, c0, w_ih, w_hh, w_hr, w_ch, out, workspace, d_out, d_h_n, d_c_n, d_x, d_h0,
+  with_float_dtype(x, [&](auto scalar) {
+    backward_typed<decltype(scalar)>(cell, v, x, h0, c0, w_ih, w_hh, w_hr, w_ch, out, workspace, d_out, d_h_n, d_c_n, d_x, d_h0,
                           d_c0, d_w_ih, d_w_hh, d_b_ih, d_b_hh, d_w_hr, d_w_ch, lengths);
-  else if (x.dtype().equal(py::dtype::of<double>()))
-    backward_typed<double>(cell, v, x, h0, c0, w_ih, w_hh, w_hr, w_ch, out, workspace, d_out, d_h_n, d_c_n, d_x, d_h0,
-                           d_c0, d_w_ih, d_w_hh, d_b_ih, d_b_hh, d_w_hr, d_w_ch, lengths);
-  else
-    throw py::type_error("x must have dtype float32 or float64, got " + std::string(py::str(x.dtype())));
+  });
 }
 
 // Streaming for the cell variants (stepper/variant_stepper.h): float32 or float64 by the weights' dtype.

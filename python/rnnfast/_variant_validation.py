@@ -14,37 +14,27 @@ from typing import Any, Optional
 
 import numpy as np
 
-from ._validation import as_array, c_aligned, cast, check_shape, result_dtype
+from ._validation import ForwardArgs, as_array, c_aligned, cast, check_shape, result_dtype
 from ._variants import VARIANT_WORKSPACE_SLOTS, CellOptions
 
 _GATES = {"rnn": 1, "lstm": 4, "gru": 3}
 _TITLE = {"rnn": "RNN", "lstm": "LSTM", "gru": "GRU"}
+KERNEL_CELL = {"rnn": "rnn_tanh", "lstm": "lstm", "gru": "gru"}  # the kernels' cell of each family
 
 
 # ----------------------------------------------------------------------------------------------------
 
 
 @dataclass
-class VariantArgs:
-    """Checked arguments of a variant op: C-contiguous arrays of ``dtype``; R = proj_size or H."""
+class VariantArgs(ForwardArgs):
+    """Checked arguments of a variant op: :class:`~rnnfast._validation.ForwardArgs` (``cell`` the family's
+    kernel cell, 'rnn_tanh' for the RNN whatever its activation) and the variant's own: its options, R =
+    proj_size or H (the width of h; ``w_hh`` is (G*H, R)), ``w_hr`` and ``w_ch`` (None where absent)."""
 
-    options: CellOptions
-    dtype: np.dtype
-    T: int
-    B: int
-    I: int
-    H: int
-    R: int
-    G: int
-    x: np.ndarray
-    h0: Optional[np.ndarray]
-    c0: Optional[np.ndarray]
-    w_ih: np.ndarray
-    w_hh: np.ndarray
-    b_ih: Optional[np.ndarray]
-    b_hh: Optional[np.ndarray]
-    w_hr: Optional[np.ndarray]
-    w_ch: Optional[np.ndarray]
+    options: Optional[CellOptions] = None
+    R: int = 0
+    w_hr: Optional[np.ndarray] = None
+    w_ch: Optional[np.ndarray] = None
 
     @property
     def workspace_width(self) -> int:
@@ -124,7 +114,7 @@ def prepare_variant_forward(options, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, w_
                                 f"= (3*hidden_size,) (peepholes i, f, o) for hidden_size {H}")
 
     conv = {k: cast(k, v, dtype) for k, v in arrays.items()}
-    return VariantArgs(options=options, dtype=dtype, T=T, B=B, I=I, H=H, R=R, G=G,
+    return VariantArgs(cell=KERNEL_CELL[family], options=options, dtype=dtype, T=T, B=B, I=I, H=H, R=R, G=G,
                         x=conv["x"], h0=conv.get("h0"), c0=conv.get("c0"), w_ih=conv["w_ih"], w_hh=conv["w_hh"],
                         b_ih=conv.get("b_ih"), b_hh=conv.get("b_hh"), w_hr=conv.get("w_hr"), w_ch=conv.get("w_ch"))
 

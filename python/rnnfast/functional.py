@@ -26,7 +26,7 @@ from ._cells import cell_facts
 from ._length_order import LengthOrder
 from ._validation import ForwardArgs, output_buffer, prepare_backward, prepare_forward, prepare_lengths, rnn_cell_name
 from ._types import GRUGrads, LSTMGrads, RNNGrads, VariantGrads
-from ._variant_validation import prepare_variant_backward, prepare_variant_forward
+from ._variant_validation import KERNEL_CELL, prepare_variant_backward, prepare_variant_forward
 from ._variants import CellOptions
 
 __all__ = [
@@ -157,14 +157,11 @@ def gru_backward(d_out: Optional[ArrayLike], d_h_n: Optional[ArrayLike], x: Arra
 # before the product, the LSTM's projection and peepholes.
 # ---------------------------------------------------------------------------------------------------------
 
-_KERNEL_CELL = {"rnn": "rnn_tanh", "lstm": "lstm", "gru": "gru"}  # the RNN's activation comes from the options
-
-
 def _variant_options(options: CellOptions) -> tuple:
     """The kernels' encoding of the options: (cell, [(kind, alpha, beta)] per role, clip (0: none),
-    input_forget, reset_after)."""
+    input_forget, reset_after); the RNN's cell is 'rnn_tanh' whatever its activation (the options decide)."""
     acts = [(a.index, a.alpha or 0.0, a.beta or 0.0) for a in options.activations]
-    return (_KERNEL_CELL[options.family], acts, options.clip or 0.0, options.input_forget, options.reset_after)
+    return (KERNEL_CELL[options.family], acts, options.clip or 0.0, options.input_forget, options.reset_after)
 
 
 def variant_forward(options: CellOptions, x: ArrayLike, h0: Optional[ArrayLike], c0: Optional[ArrayLike],

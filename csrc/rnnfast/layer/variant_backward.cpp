@@ -186,12 +186,7 @@ void VariantBackwardLoop<Scalar>::lstm_step(std::int64_t t, std::int64_t rows, c
       Scalar *dai = d_a + r * GH, *daf = dai + H, *dag = dai + 2 * H, *dao = dai + 3 * H;
       const Scalar* dmr = dm + r * H;
       Scalar* dc = dc_.data() + r * H;
-      act_.activate(gate, clip, H, ai, gi);
-      if (v_.input_forget)
-        for (std::int64_t j = 0; j < H; ++j) gf[j] = Scalar(1) - gi[j];
-      else
-        act_.activate(gate, clip, H, af, gf);
-      act_.activate(cand, clip, H, ag, gg);
+      lstm_input_gates(act_, v_, H, ai, af, ag, gi, gf, gg);
       act_.activate(gate, clip, H, ao, go);
       act_.activate(cell_out, 0.0, H, c, s0);  // h(c_t)
       for (std::int64_t j = 0; j < H; ++j) {

@@ -188,7 +188,7 @@ void VariantForwardLoop<Scalar>::lstm_step(std::int64_t rows, Scalar* a, const S
                                            Scalar* h, Scalar* c, Scalar* ws) {
   const std::int64_t H = H_, GH = GH_, R = R_, W = W_;
   const Scalar* p = w_.w_ch.size() > 0 ? w_.w_ch.data() : nullptr;  // [p_i | p_f | p_o]
-  const ActivationSpec &gate = v_.act[kGateRole], &cand = v_.act[kCandidateRole], &cell_out = v_.act[kOutputRole];
+  const ActivationSpec &gate = v_.act[kGateRole], &cell_out = v_.act[kOutputRole];
   const double clip = v_.clip;
   Scalar* m = a_.proj > 0 ? m_.data() : h;  // m_t = o * h(c_t), projected into h_t when there is a projection
   gemm(rows, false, h_prev, R, *w_.w_hh_t, /*accumulate=*/true, a, GH);
@@ -204,12 +204,7 @@ void VariantForwardLoop<Scalar>::lstm_step(std::int64_t rows, Scalar* a, const S
           ai[j] += p[j] * cp[j];
           af[j] += p[H + j] * cp[j];
         }
-      act_.activate(gate, clip, H, ai, gi);
-      if (v_.input_forget)
-        for (std::int64_t j = 0; j < H; ++j) gf[j] = Scalar(1) - gi[j];
-      else
-        act_.activate(gate, clip, H, af, gf);
-      act_.activate(cand, clip, H, ag, gg);
+      lstm_input_gates(act_, v_, H, ai, af, ag, gi, gf, gg);
       for (std::int64_t j = 0; j < H; ++j) cr[j] = gf[j] * cp[j] + gi[j] * gg[j];
       if (p != nullptr)
         for (std::int64_t j = 0; j < H; ++j) ao[j] += p[2 * H + j] * cr[j];

@@ -10,6 +10,7 @@
 #include "rnnfast/core/cell_variant.h"
 #include "rnnfast/core/threadpool.h"
 #include "rnnfast/layer/sequence_rows.h"
+#include "rnnfast/step/variant_activations.h"
 
 namespace rnnfast {
 
@@ -44,6 +45,19 @@ void for_row_chunks(std::int64_t rows, std::int64_t width, Fn&& fn) {
     return;
   }
   parallel_for(chunks, [&](std::int64_t i) { fn(rows * i / chunks, rows * (i + 1) / chunks); });
+}
+
+// The LSTM's gates i, f and g of one row of H units from their pre-activations (f = 1 - i with
+// input_forget), as the forward computes them and the backward recomputes them.
+template <typename Scalar>
+void lstm_input_gates(const VariantActivationKernels<Scalar>& act, const CellVariant& v, std::int64_t H,
+                      const Scalar* ai, const Scalar* af, const Scalar* ag, Scalar* gi, Scalar* gf, Scalar* gg) {
+  act.activate(v.act[kGateRole], v.clip, H, ai, gi);
+  if (v.input_forget)
+    for (std::int64_t j = 0; j < H; ++j) gf[j] = Scalar(1) - gi[j];
+  else
+    act.activate(v.act[kGateRole], v.clip, H, af, gf);
+  act.activate(v.act[kCandidateRole], v.clip, H, ag, gg);
 }
 
 }  // namespace rnnfast
