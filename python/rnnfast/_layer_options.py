@@ -242,3 +242,22 @@ class CellOptionsLayer:
         if not first.reset_after:
             s += ", reset_after=False"
         return s
+
+
+#: The options of one cell family that the other families' constructors name in their refusal.
+_CELL_OPTIONS = {"proj_size": "LSTM", "peepholes": "LSTM", "input_forget": "LSTM", "reset_after": "GRU",
+                 "recurrent_activation": "LSTM and the GRU", "activation": "LSTM and the GRU",
+                 "nonlinearity": "RNN"}
+
+
+def refuse_other_cells_options(title: str, options: dict) -> None:
+    """Refuse the keyword arguments a layer constructor did not take: another cell's option (``GRU(peepholes=
+    True)``) is a ValueError naming it and the cell that has it; anything else the TypeError Python gives."""
+    for name in options:
+        if title == "RNN" and name == "activation":
+            raise ValueError(f"activation is the LSTM's and the GRU's option: the RNN's activation is its "
+                             f"nonlinearity (PyTorch's name), e.g. RNN(..., nonlinearity={options[name]!r})")
+        if name in _CELL_OPTIONS:
+            raise ValueError(f"{name} is an option of the {_CELL_OPTIONS[name]}; the {title} has none "
+                             f"(got {name}={options[name]!r})")
+        raise TypeError(f"{title}.__init__() got an unexpected keyword argument {name!r}")

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 from typing import Any, Optional, Sequence
 
-from ._layer_options import rnn_activations
+from ._layer_options import refuse_other_cells_options, rnn_activations
 from ._rnn_base import RNNBase
 from ._variants import ActivationLike
 
@@ -117,7 +117,9 @@ class RNN(RNNBase):
         activations: Optional[Sequence[Any]] = None,
         clip: Optional[float] = None,
         direction: Optional[str] = None,
+        **other_cells_options: Any,
     ) -> None:
+        refuse_other_cells_options("RNN", other_cells_options)
         super().__init__(
             "rnn", input_size, hidden_size, num_layers, bias=bias, batch_first=batch_first,
             bidirectional=bidirectional, direction=direction, dropout=dropout, dtype=dtype, seed=seed,
@@ -173,7 +175,9 @@ class LSTM(RNNBase):
         recurrent_activation: Optional[ActivationLike] = None,
         activations: Optional[Sequence[Any]] = None,
         direction: Optional[str] = None,
+        **other_cells_options: Any,
     ) -> None:
+        refuse_other_cells_options("LSTM", other_cells_options)
         super().__init__(
             "lstm", input_size, hidden_size, num_layers, bias=bias, batch_first=batch_first,
             bidirectional=bidirectional, direction=direction, dropout=dropout, dtype=dtype, seed=seed,
@@ -227,7 +231,9 @@ class GRU(RNNBase):
         recurrent_activation: Optional[ActivationLike] = None,
         activations: Optional[Sequence[Any]] = None,
         direction: Optional[str] = None,
+        **other_cells_options: Any,
     ) -> None:
+        refuse_other_cells_options("GRU", other_cells_options)
         super().__init__(
             "gru", input_size, hidden_size, num_layers, bias=bias, batch_first=batch_first,
             bidirectional=bidirectional, direction=direction, dropout=dropout, dtype=dtype, seed=seed,

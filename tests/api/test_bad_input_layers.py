@@ -69,6 +69,10 @@ def _variant_rows(ctor: str, cls_name: str) -> None:
     row(ctor, "activations", "alpha the activation takes none",
         lambda: make(cls_name, activations=[rnnfast.Activation("tanh", alpha=2.0)] * n_roles), ValueError,
         match="alpha")
+    # Another cell's option is a ValueError naming it; any other unknown keyword the usual TypeError.
+    other = {"RNN": {"peepholes": True}, "LSTM": {"reset_after": False}, "GRU": {"peepholes": True}}[cls_name]
+    row(ctor, "other_cells_options", "another cell's option", m(**other), ValueError, "is an option of the")
+    row(ctor, "other_cells_options", "a misspelt keyword", m(hiden_size=3), TypeError, "unexpected keyword")
     if cls_name == "RNN":
         return
     for arg in ("activation", "recurrent_activation"):

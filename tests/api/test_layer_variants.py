@@ -724,3 +724,21 @@ def test_empty_sequences_and_batches(shape, backend):
         np.testing.assert_array_equal(d_h0, d_h)
         np.testing.assert_array_equal(d_c0, d_c)
     assert not any(g.any() for g in m.grads.values())
+
+
+@pytest.mark.parametrize("cls, name, value, match", [
+    (rnnfast.GRU, "peepholes", True, "peepholes is an option of the LSTM; the GRU has none"),
+    (rnnfast.GRU, "proj_size", 2, "proj_size is an option of the LSTM; the GRU has none"),
+    (rnnfast.RNN, "input_forget", True, "input_forget is an option of the LSTM; the RNN has none"),
+    (rnnfast.LSTM, "reset_after", False, "reset_after is an option of the GRU; the LSTM has none"),
+    (rnnfast.LSTM, "nonlinearity", "relu", "nonlinearity is an option of the RNN"),
+    (rnnfast.RNN, "activation", "relu", r"nonlinearity='relu'"),
+])
+def test_another_cells_option_is_a_value_error_naming_it(cls, name, value, match):
+    with pytest.raises(ValueError, match=match):
+        cls(3, 4, **{name: value})
+
+
+def test_an_unknown_keyword_is_still_a_type_error():
+    with pytest.raises(TypeError, match="unexpected keyword argument 'hiden'"):
+        rnnfast.GRU(3, 4, hiden=5)
