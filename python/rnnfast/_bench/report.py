@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .peers import IMPLEMENTATIONS, implementation_label
-from .scenarios import CELLS, SCENARIOS, TINY_SCENARIOS
+from .scenarios import CELLS, SCENARIOS, TINY_SCENARIOS, cell_label
 
 
 def _label(key: str, found: dict) -> str:
@@ -14,7 +14,7 @@ def _label(key: str, found: dict) -> str:
 
 
 def write_row(row: dict, found: dict, write) -> None:
-    title = f"{row['scenario']:6s} {CELLS[row['cell']]:8s}"
+    title = f"{row['scenario']:6s} {cell_label(row['cell']):8s}"
     parts = []
     for key, r in row["results"].items():
         flag = "" if r["agrees"] else " DISAGREES"
@@ -81,7 +81,7 @@ def markdown_table(result: dict) -> str:
         scenario = table[row["scenario"]]
         ours = row["results"]["rnnfast"]
         unit = " us/step" if scenario.kind == "stream" else " ms"
-        cells = [f"{scenario.title} ({scenario.shape_text()})", CELLS[row["cell"]],
+        cells = [f"{scenario.title} ({scenario.shape_text()})", cell_label(row["cell"]),
                  _fmt_time(ours["time"]) + unit, f"{ours['gflops']:.1f}", f"{100 * ours['peak_fraction']:.0f}%"]
         for key in peers:
             r = row["results"].get(key)
@@ -118,7 +118,7 @@ def reduced_table(result: dict) -> str:
             continue
         unit = " us/step" if scenario.kind == "stream" else " ms"
         best = row.get("fastest_peer")
-        cells = [f"{scenario.title} ({scenario.shape_text()})", CELLS[row["cell"]],
+        cells = [f"{scenario.title} ({scenario.shape_text()})", cell_label(row["cell"]),
                  f"{impls[best]['label']} {_fmt_time(row['results'][best]['time'])}{unit}" if best else "none",
                  _fmt_time(row["results"]["rnnfast"]["time"]) + unit]
         for key in ours:
@@ -153,7 +153,7 @@ def accuracy_table(result: dict) -> str:
         scenario = table[row["scenario"]]
         if scenario.kind == "train":
             continue
-        cells = [f"{scenario.title} ({scenario.shape_text()})", CELLS[row["cell"]]]
+        cells = [f"{scenario.title} ({scenario.shape_text()})", cell_label(row["cell"])]
         for key in keys:
             r = row["results"].get(key)
             cells.append(_cell(row, key) if r is None else
@@ -234,7 +234,7 @@ def plot(result: dict, path: str) -> bool:
     peers = _peer_keys(result)
     labels = _implementations(result)
     rows = result["rows"]
-    names = [f"{r['scenario']} {CELLS[r['cell']]}" for r in rows]
+    names = [f"{r['scenario']} {cell_label(r['cell'])}" for r in rows]
     fig, ax = plt.subplots(figsize=(8, len(rows) * (0.12 * len(peers) + 0.2) + 1.4))
     height = 0.8 / max(1, len(peers))
     for j, key in enumerate(peers):
