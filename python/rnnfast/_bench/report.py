@@ -99,9 +99,10 @@ def _reduced_keys(result: dict) -> list:
 
 
 def reduced_table(result: dict) -> str:
-    """One row per inference or streaming (scenario, cell): the fastest peer of any precision, and for rnnfast
-    in each precision its time and how many times faster it is than that peer, than the fastest peer of its own
-    precision, and than rnnfast float32 (below 1: slower). Empty without reduced precisions."""
+    """One row per inference or streaming (scenario, cell) (not the cell variants'): the fastest peer of any
+    precision, and for rnnfast in each precision its time and how many times faster it is than that peer, than the
+    fastest peer of its own precision, and than rnnfast float32 (below 1: slower). Empty without reduced
+    precisions."""
     impls = _implementations(result)
     ours = [k for k in ("rnnfast_int8", "rnnfast_bf16") if k in impls]
     if not ours:
@@ -114,7 +115,7 @@ def reduced_table(result: dict) -> str:
     table = TINY_SCENARIOS if result.get("tiny") else SCENARIOS
     for row in result["rows"]:
         scenario = table[row["scenario"]]
-        if scenario.kind == "train":
+        if scenario.kind == "train" or "variant" in row:  # no reduced precision for either
             continue
         unit = " us/step" if scenario.kind == "stream" else " ms"
         best = row.get("fastest_peer")
@@ -136,8 +137,9 @@ def reduced_table(result: dict) -> str:
 
 
 def accuracy_table(result: dict) -> str:
-    """One row per inference or streaming (scenario, cell): each reduced-precision implementation's largest
-    absolute difference of the output (every step) from rnnfast float32's on the same input and weights, and
+    """One row per inference or streaming (scenario, cell) (not the cell variants'): each reduced-precision
+    implementation's largest absolute difference of the output (every step) from rnnfast float32's on the same
+    input and weights, and
     rnnfast int8's error over ONNX Runtime int8's. Empty without reduced precisions."""
     impls = _implementations(result)
     keys = _reduced_keys(result)
@@ -151,7 +153,7 @@ def accuracy_table(result: dict) -> str:
     table = TINY_SCENARIOS if result.get("tiny") else SCENARIOS
     for row in result["rows"]:
         scenario = table[row["scenario"]]
-        if scenario.kind == "train":
+        if scenario.kind == "train" or "variant" in row:  # no reduced precision for either
             continue
         cells = [f"{scenario.title} ({scenario.shape_text()})", cell_label(row["cell"])]
         for key in keys:
