@@ -14,6 +14,15 @@ weights to every peer that is importable:
 
 TensorFlow and JAX are not measured on their own (Keras covers them when it runs on them).
 
+Cell variants (``--cells gru_reset_before,lstm_proj,lstm_peepholes,lstm_clip`` or ``--cells variants``; not in
+the default run; float32; see :mod:`.variants`): rnnfast through :func:`rnnfast.functional.variant_forward`
+(streaming: one call per step, T = 1, the state carried), against the peers that compute the same cell: the GRU
+with the reset gate before the product against ONNX Runtime's GRU with ``linear_before_reset=0`` and Keras's
+``GRU(reset_after=False)``; the LSTM with a projection to P = H/2 against ``torch.nn.LSTM(proj_size=P)``; the
+LSTM with peepholes and the LSTM with its gates clipped to [-1, 1] against ONNX Runtime's LSTM (``P``, ``clip``).
+The ONNX models are made with ``onnx.helper`` from the row's weights. Their FLOP count has R = P in place of H
+for the recurrent product, plus ``2*T*B*P*H`` for the projection.
+
 Reduced precision (``--precision``, default ``float32,int8,bf16``; inference and streaming rows only; inputs,
 outputs and states float32 in every one; see :mod:`.reduced`):
 
@@ -53,7 +62,8 @@ NumPy's OpenBLAS too where it can be set at run time).
 entry point and returns what ``--json`` writes.
 
 Modules: :mod:`.scenarios` (shapes, cells, the problem of a row), :mod:`.peers` (finding the peers and
-their float32 implementations), :mod:`.reduced` and :mod:`.litert_model` (the reduced-precision ones),
+their float32 implementations), :mod:`.variants` (the cell variants' implementations), :mod:`.reduced` and
+:mod:`.litert_model` (the reduced-precision ones),
 :mod:`.timing`, :mod:`.measure` (the run), :mod:`.report` (tables, summary, chart) and :mod:`.command_line`
 (the options and the command).
 """

@@ -12,11 +12,12 @@ from .measure import run
 from .peers import PEER_ALIASES, PEERS
 from .reduced import PRECISION_ALIASES, PRECISIONS
 from .report import plot, summary
-from .scenarios import CELL_ALIASES, CELLS, SCENARIOS
+from .scenarios import CELL_ALIASES, CELLS, SCENARIOS, VARIANT_CELLS
 
 DESCRIPTION = ("Time rnnfast against the NumPy reference and the installed frameworks (PyTorch, ONNX Runtime, "
                "Keras, OpenVINO, LiteRT) on identical weights: six scenarios (stream, edge, small, batch, large, "
-               "train) x three cells (RNN tanh, LSTM, GRU), the implementations interleaved. Weights in float32 "
+               "train) x three cells (RNN tanh, LSTM, GRU), the implementations interleaved; on request also "
+               "the cell variants (--cells variants) against the peers that compute each. Weights in float32 "
                "and, for inference, in reduced precision: rnnfast.quantize int8 and bf16 against ONNX Runtime's "
                "dynamic quantization (int8), OpenVINO bf16 and LiteRT's dynamic range (int8). Prints Markdown "
                "tables of times, GFLOP/s, the fraction of NumPy's sgemm rate, rnnfast's speed-up over each peer "
@@ -25,15 +26,19 @@ DESCRIPTION = ("Time rnnfast against the NumPy reference and the installed frame
 
 
 def _choices(text: str, aliases: dict, what: str) -> list:
+    """The comma-separated ``text`` as canonical names; an alias may stand for a tuple of them (``variants``)."""
     out = []
     for item in (s.strip().lower() for s in text.split(",")):
         if not item:
             continue
         if item not in aliases:
-            raise argparse.ArgumentTypeError(
-                f"unknown {what} {item!r}: choose from {', '.join(sorted(set(aliases.values())))}")
-        if aliases[item] not in out:
-            out.append(aliases[item])
+            names = {v for v in aliases.values() if isinstance(v, str)}
+            names |= {k for k, v in aliases.items() if isinstance(v, tuple)}
+            raise argparse.ArgumentTypeError(f"unknown {what} {item!r}: choose from {', '.join(sorted(names))}")
+        target = aliases[item]
+        for name in target if isinstance(target, tuple) else (target,):
+            if name not in out:
+                out.append(name)
     if not out:
         raise argparse.ArgumentTypeError(f"no {what} given")
     return out
@@ -42,7 +47,14 @@ def _choices(text: str, aliases: dict, what: str) -> list:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``rnnfast bench``."""
     parser.add_argument("--cells", type=lambda s: _choices(s, CELL_ALIASES, "cell"), default=list(CELLS),
-                        metavar="LIST", help="comma-separated cells: rnn_tanh, lstm, gru (default all)")
+                        metavar="LIST", help="comma-separated cells: rnn_tanh, lstm, gru (default: these three), "
+                        "and the cell variants, each timed against the peers that compute it (float32): "
+                        "gru_reset_before (the reset gate before the product, ONNX's linear_before_reset=0; peers "
+                        "ONNX Runtime and Keras reset_after=False), lstm_proj (a projection to H/2; peer PyTorch "
+                        "proj_size), lstm_peepholes and lstm_clip (gates clipped to [-1, 1]) (peer ONNX Runtime); "
+                        "'variants' for all "
+                        f"{len(VARIANT_CELLS)}. rnnfast runs a variant through rnnfast.functional.variant_forward "
+                        "(streaming: one call per step)")
     parser.add_argument("--scenarios", type=lambda s: _choices(s, {k: k for k in SCENARIOS}, "scenario"),
                         default=list(SCENARIOS), metavar="LIST",
                         help="comma-separated scenarios: " + ", ".join(SCENARIOS) + " (default all)")

@@ -15,11 +15,11 @@ import numpy as np
 import rnnfast
 from .. import _core
 
-from . import reduced
+from . import reduced, variants
 from .peers import IMPLEMENTATIONS, PEERS, NotApplicable, NotMeasured, build_impl, detect_peers, \
     implementation_label, select_implementations
 from .report import write_row
-from .scenarios import CELLS, SCENARIOS, TINY_SCENARIOS, Scenario, flops, make_problem
+from .scenarios import CELLS, SCENARIOS, TINY_SCENARIOS, VARIANT_CELLS, Scenario, VariantProblem, flops, make_problem
 from .timing import SETTLE_SECONDS, OpenBLAS, sgemm_peak, time_interleaved
 
 #: Largest difference from rnnfast tolerated, relative to the largest magnitude of rnnfast's result.
@@ -27,8 +27,11 @@ AGREEMENT_TOLERANCE = 1e-4
 
 
 def _build(key: str, peer, p, threads: int):
-    """The implementation ``key`` of the row ``p``: a reduced-precision one (reduced.build), or else a
-    float one (peers.build_impl); raises NotMeasured or NotApplicable with the reason where it cannot run."""
+    """The implementation ``key`` of the row ``p``: a cell variant's (variants.build), a reduced-precision one
+    (reduced.build), or else a float one (peers.build_impl); raises NotMeasured or NotApplicable with the
+    reason where it cannot run."""
+    if isinstance(p, VariantProblem):
+        return variants.build(key, peer, p, threads)
     impl = reduced.build(key, peer, p, threads)
     return impl if impl is not None else build_impl(key, peer, p, threads)
 
@@ -104,8 +107,11 @@ def run(cells: Sequence[str] = tuple(CELLS), scenarios: Sequence[str] = tuple(SC
         quick: bool = False, tiny: bool = False, seed: int = 0,
         precisions: Sequence[str] = reduced.PRECISIONS, write: Callable[[str], None] = print) -> dict:
     """Run the comparison and return the results (what ``--json`` writes). ``write`` gets progress lines.
-    ``precisions``: the weight precisions measured (rnnfast float32 always is: it is every comparison's
-    reference)."""
+    ``cells``: keys of :data:`.scenarios.CELLS` and :data:`.scenarios.VARIANT_CELLS`. ``precisions``: the
+    weight precisions measured (rnnfast float32 always is: it is every comparison's reference)."""
+    for cell in cells:
+        if cell not in CELLS and cell not in VARIANT_CELLS:
+            raise ValueError(f"unknown cell {cell!r}: choose from {', '.join(list(CELLS) + list(VARIANT_CELLS))}")
     for precision in precisions:
         if precision not in reduced.PRECISIONS:
             raise ValueError(f"unknown precision {precision!r}: choose from {', '.join(reduced.PRECISIONS)}")
@@ -176,9 +182,10 @@ def _run(table, cells, scenarios, found, precisions, threads, blas, repeat, quic
             row = _run_row(scenario, cell, active, found, threads, repeat, quick, tiny, seed, write)
             result["rows"].append(row)
             result["agree"] &= row["agree"]
-    if "stream" in scenarios:
+    stepper_cells = [c for c in cells if c in CELLS]  # the variants have no stepper
+    if "stream" in scenarios and stepper_cells:
         write("per-call overhead of the streaming step (us per call):")
-        for cell in cells:
+        for cell in stepper_cells:
             o = _measure_overhead(table["stream"], cell, max(3, repeat) if tiny else max(5, repeat),
                                   50 if tiny else 2000)
             result["overhead"].append(o)
@@ -204,6 +211,11 @@ def _run_row(scenario, cell, active, found, threads, repeat, quick, tiny, seed, 
     row: dict = {"scenario": scenario.name, "kind": scenario.kind, "cell": cell, "T": scenario.T, "B": scenario.B,
                  "I": scenario.I, "H": scenario.H, "unit": scenario.unit, "flops": f,
                  "results": {}, "not_measured": {}, "not_applicable": [], "agree": True}
+    if isinstance(p, VariantProblem):
+        o = p.options
+        row["variant"] = {"family": o.family, "reset_after": o.reset_after, "proj_size": o.proj_size,
+                          "peepholes": o.peepholes, "clip": o.clip, "input_forget": o.input_forget,
+                          "activations": [repr(a) for a in o.activations]}
     impls: dict = {}
     diffs: dict = {}
     with warnings.catch_warnings():

@@ -95,16 +95,18 @@ class Impl:
     steps: int = 1  # calls to the model per fn() (streaming: the steps of a sample)
 
 
-def _stepwise_impl(run_steps: Callable, state: dict, zeros, steps: int) -> Impl:
+def _stepwise_impl(run_steps: Callable, state: dict, zeros, steps: int, c_zeros=None) -> Impl:
     """A streaming peer driven one step per call: ``run_steps(outs)`` advances every step from
     ``state`` (appending each output to ``outs`` when given); the check runs them from the zero
-    state and leaves the state at zero again."""
+    state and leaves the state at zero again. ``c_zeros``: the zero cell state where it differs from
+    ``zeros`` in shape (an LSTM with a projection)."""
+    c_zeros = zeros if c_zeros is None else c_zeros
 
     def check():
-        state["h"] = state["c"] = zeros
+        state["h"], state["c"] = zeros, c_zeros
         outs: list = []
         run_steps(outs)
-        state["h"] = state["c"] = zeros
+        state["h"], state["c"] = zeros, c_zeros
         return [np.stack(outs)]
 
     return Impl(run_steps, check, steps=steps)
@@ -182,10 +184,17 @@ def numpy_impl(p: Problem) -> Impl:
             return [out, g.d_x, g.d_w_ih, g.d_w_hh, g.d_b_ih, g.d_b_hh]
 
         return Impl(train, train)
-    B, H = p.scenario.B, p.scenario.H
+    zeros = np.zeros((p.scenario.B, p.scenario.H), dtype=np.float32)
+    return functional_stream_impl(forward, x, lstm, zeros)
+
+
+def functional_stream_impl(forward: Callable, x: np.ndarray, lstm: bool, zeros: np.ndarray,
+                           c_zeros: Optional[np.ndarray] = None) -> Impl:
+    """The streaming row of a functional op ``forward(x_t, h, c)`` returning ``(out, h_n, c_n, ...)`` (an
+    LSTM's) or ``(out, h_n, ...)``: called once per step with T = 1, the state carried from call to call;
+    ``zeros`` the zero h (B, R), ``c_zeros`` the zero c where its shape differs."""
     xs = [x[t:t + 1] for t in range(x.shape[0])]  # (1, B, I): one step of the functional op
-    zeros = np.zeros((B, H), dtype=np.float32)
-    state = {"h": zeros, "c": zeros}
+    state = {"h": zeros, "c": zeros if c_zeros is None else c_zeros}
 
     def run_steps(outs=None):
         h, c = state["h"], state["c"]
@@ -198,7 +207,7 @@ def numpy_impl(p: Problem) -> Impl:
                 outs.append(r[0][0])
         state["h"], state["c"] = h, c
 
-    return _stepwise_impl(run_steps, state, zeros, len(xs))
+    return _stepwise_impl(run_steps, state, zeros, len(xs), c_zeros)
 
 
 def torch_impl(p: Problem, torch) -> Impl:
@@ -231,6 +240,17 @@ def torch_impl(p: Problem, torch) -> Impl:
     cls = getattr(torch.nn, cell_facts(cell).layer_class)  # torch.nn.LSTM, ...
     module = cls(I, H)
     module.load_state_dict(sd)
+    return torch_sequence_impl(p, torch, module, lstm)
+
+
+#: The gradients a training row compares, after its output and d_x (PyTorch's names).
+TRAIN_GRADS = ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0")
+
+
+def torch_sequence_impl(p: Problem, torch, module, lstm: bool, grads: Sequence[str] = TRAIN_GRADS) -> Impl:
+    """The inference or training row of a ``torch.nn`` recurrent ``module`` holding the row's weights;
+    ``grads``: the parameters whose gradients a training row's check returns."""
+    kind, x = p.scenario.kind, p.x
     if kind == "infer":
         module.eval()
         xt = torch.from_numpy(x)
@@ -258,25 +278,36 @@ def torch_impl(p: Problem, torch) -> Impl:
 
     def check():
         out = train()
-        return [out.detach().numpy(), xt.grad.numpy(), module.weight_ih_l0.grad.numpy(),
-                module.weight_hh_l0.grad.numpy(), module.bias_ih_l0.grad.numpy(), module.bias_hh_l0.grad.numpy()]
+        return [out.detach().numpy(), xt.grad.numpy()] + [getattr(module, g).grad.numpy() for g in grads]
 
     return Impl(train, check)
 
 
 def onnxruntime_impl(p: Problem, ort, threads: int) -> Impl:
-    kind, lstm, x = p.scenario.kind, p.cell == "lstm", p.x
-    if kind == "train":
+    if p.scenario.kind == "train":
         raise NotMeasured("inference only")
     try:
         proto = rnnfast.to_onnx(p.model)
     except Exception as exc:  # a converter that refuses or is missing: skip the peer, say why
         raise NotMeasured(f"rnnfast.to_onnx failed: {type(exc).__name__}: {exc}") from None
+    return onnxruntime_model_impl(p, onnxruntime_session(proto.SerializeToString(), ort, threads),
+                                  p.cell == "lstm")
+
+
+def onnxruntime_session(blob: bytes, ort, threads: int):
+    """An ONNX Runtime CPU session of the serialised model ``blob`` on ``threads`` threads, quiet."""
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
     opts.log_severity_level = 3
-    sess = ort.InferenceSession(proto.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(blob, opts, providers=["CPUExecutionProvider"])
+
+
+def onnxruntime_model_impl(p: Problem, sess, lstm: bool) -> Impl:
+    """The inference or streaming row of an ONNX Runtime session of a one-layer model with
+    :func:`rnnfast.to_onnx`'s inputs and outputs (``x``, ``h0`` (, ``c0``) -> ``out``, ``h_n`` (, ``c_n``)); for
+    streaming it is called once per step with T = 1, the state passed in and out."""
+    kind, x = p.scenario.kind, p.x
     B, H = p.scenario.B, p.scenario.H
     zeros = np.zeros((1, B, H), dtype=np.float32)
     run = sess.run
@@ -316,17 +347,32 @@ def keras_impl(p: Problem, keras) -> Impl:
     H = p.scenario.H
     w = p.params
     w_ih, w_hh, b_ih, b_hh = w["weight_ih_l0"], w["weight_hh_l0"], w["bias_ih_l0"], w["bias_hh_l0"]
-    kw = dict(return_sequences=True, return_state=True)
+    kw = KERAS_SEQUENCE_OPTIONS
     if cell == "lstm":  # Keras gates i, f, c, o: PyTorch's order; one bias
         layer = keras.layers.LSTM(H, **kw)
         weights = [w_ih.T, w_hh.T, b_ih + b_hh]
     elif cell == "gru":  # Keras gates z, r, h; reset_after=True is PyTorch's GRU; biases (2, 3H)
         layer = keras.layers.GRU(H, reset_after=True, **kw)
-        perm = np.concatenate([np.arange(H, 2 * H), np.arange(0, H), np.arange(2 * H, 3 * H)])
+        perm = keras_gru_order(H)
         weights = [w_ih[perm].T, w_hh[perm].T, np.stack([b_ih[perm], b_hh[perm]])]
     else:
         layer = keras.layers.SimpleRNN(H, activation="tanh", **kw)
         weights = [w_ih.T, w_hh.T, b_ih + b_hh]
+    return keras_layer_impl(p, keras, layer, weights)
+
+
+#: What the bench's Keras layers return: every step's output and the final state(s).
+KERAS_SEQUENCE_OPTIONS = dict(return_sequences=True, return_state=True)
+
+
+def keras_gru_order(H: int) -> np.ndarray:
+    """The rows of PyTorch's GRU weights (gates r, z, n) in Keras's gate order (z, r, h)."""
+    return np.concatenate([np.arange(H, 2 * H), np.arange(0, H), np.arange(2 * H, 3 * H)])
+
+
+def keras_layer_impl(p: Problem, keras, layer, weights: list) -> Impl:
+    """The inference row of a Keras recurrent ``layer`` (made with :data:`KERAS_SEQUENCE_OPTIONS`) given
+    ``weights`` (its ``set_weights`` list) on the row's input."""
     xb = np.ascontiguousarray(p.x.transpose(1, 0, 2))  # Keras is batch-major
     layer(xb[:, :1])  # build
     layer.set_weights([np.ascontiguousarray(a, dtype=np.float32) for a in weights])

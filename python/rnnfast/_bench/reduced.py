@@ -37,7 +37,7 @@ import numpy as np
 
 import rnnfast
 from .. import _core
-from .peers import Impl, NotApplicable, NotMeasured, _stepwise_impl, rnnfast_impl
+from .peers import Impl, NotApplicable, NotMeasured, _stepwise_impl, onnxruntime_session, rnnfast_impl
 from .scenarios import CELLS, Problem
 
 #: The precisions of ``--precision``, and their spellings.
@@ -115,11 +115,7 @@ def onnxruntime_int8_impl(p: Problem, ort, threads: int) -> Impl:
     ops = {n.op_type for n in onnx.load_from_string(blob).graph.node}
     if "DynamicQuantizeLSTM" not in ops:
         raise NotMeasured(f"quantize_dynamic made no DynamicQuantizeLSTM (nodes: {', '.join(sorted(ops))})")
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = 1
-    opts.log_severity_level = 3
-    sess = ort.InferenceSession(blob, opts, providers=["CPUExecutionProvider"])
+    sess = onnxruntime_session(blob, ort, threads)
     B, H = p.scenario.B, p.scenario.H
     zeros = np.zeros((1, B, H), dtype=np.float32)
     run, x = sess.run, p.x

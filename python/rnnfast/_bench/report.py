@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .peers import IMPLEMENTATIONS, implementation_label
-from .scenarios import CELLS, SCENARIOS, TINY_SCENARIOS
+from .scenarios import CELLS, SCENARIOS, TINY_SCENARIOS, cell_label
 
 
 def _label(key: str, found: dict) -> str:
@@ -14,7 +14,7 @@ def _label(key: str, found: dict) -> str:
 
 
 def write_row(row: dict, found: dict, write) -> None:
-    title = f"{row['scenario']:6s} {CELLS[row['cell']]:8s}"
+    title = f"{row['scenario']:6s} {cell_label(row['cell']):8s}"
     parts = []
     for key, r in row["results"].items():
         flag = "" if r["agrees"] else " DISAGREES"
@@ -81,7 +81,7 @@ def markdown_table(result: dict) -> str:
         scenario = table[row["scenario"]]
         ours = row["results"]["rnnfast"]
         unit = " us/step" if scenario.kind == "stream" else " ms"
-        cells = [f"{scenario.title} ({scenario.shape_text()})", CELLS[row["cell"]],
+        cells = [f"{scenario.title} ({scenario.shape_text()})", cell_label(row["cell"]),
                  _fmt_time(ours["time"]) + unit, f"{ours['gflops']:.1f}", f"{100 * ours['peak_fraction']:.0f}%"]
         for key in peers:
             r = row["results"].get(key)
@@ -99,9 +99,10 @@ def _reduced_keys(result: dict) -> list:
 
 
 def reduced_table(result: dict) -> str:
-    """One row per inference or streaming (scenario, cell): the fastest peer of any precision, and for rnnfast
-    in each precision its time and how many times faster it is than that peer, than the fastest peer of its own
-    precision, and than rnnfast float32 (below 1: slower). Empty without reduced precisions."""
+    """One row per inference or streaming (scenario, cell) (not the cell variants'): the fastest peer of any
+    precision, and for rnnfast in each precision its time and how many times faster it is than that peer, than the
+    fastest peer of its own precision, and than rnnfast float32 (below 1: slower). Empty without reduced
+    precisions."""
     impls = _implementations(result)
     ours = [k for k in ("rnnfast_int8", "rnnfast_bf16") if k in impls]
     if not ours:
@@ -114,11 +115,11 @@ def reduced_table(result: dict) -> str:
     table = TINY_SCENARIOS if result.get("tiny") else SCENARIOS
     for row in result["rows"]:
         scenario = table[row["scenario"]]
-        if scenario.kind == "train":
+        if scenario.kind == "train" or "variant" in row:  # no reduced precision for either
             continue
         unit = " us/step" if scenario.kind == "stream" else " ms"
         best = row.get("fastest_peer")
-        cells = [f"{scenario.title} ({scenario.shape_text()})", CELLS[row["cell"]],
+        cells = [f"{scenario.title} ({scenario.shape_text()})", cell_label(row["cell"]),
                  f"{impls[best]['label']} {_fmt_time(row['results'][best]['time'])}{unit}" if best else "none",
                  _fmt_time(row["results"]["rnnfast"]["time"]) + unit]
         for key in ours:
@@ -136,8 +137,9 @@ def reduced_table(result: dict) -> str:
 
 
 def accuracy_table(result: dict) -> str:
-    """One row per inference or streaming (scenario, cell): each reduced-precision implementation's largest
-    absolute difference of the output (every step) from rnnfast float32's on the same input and weights, and
+    """One row per inference or streaming (scenario, cell) (not the cell variants'): each reduced-precision
+    implementation's largest absolute difference of the output (every step) from rnnfast float32's on the same
+    input and weights, and
     rnnfast int8's error over ONNX Runtime int8's. Empty without reduced precisions."""
     impls = _implementations(result)
     keys = _reduced_keys(result)
@@ -151,9 +153,9 @@ def accuracy_table(result: dict) -> str:
     table = TINY_SCENARIOS if result.get("tiny") else SCENARIOS
     for row in result["rows"]:
         scenario = table[row["scenario"]]
-        if scenario.kind == "train":
+        if scenario.kind == "train" or "variant" in row:  # no reduced precision for either
             continue
-        cells = [f"{scenario.title} ({scenario.shape_text()})", CELLS[row["cell"]]]
+        cells = [f"{scenario.title} ({scenario.shape_text()})", cell_label(row["cell"])]
         for key in keys:
             r = row["results"].get(key)
             cells.append(_cell(row, key) if r is None else
@@ -234,7 +236,7 @@ def plot(result: dict, path: str) -> bool:
     peers = _peer_keys(result)
     labels = _implementations(result)
     rows = result["rows"]
-    names = [f"{r['scenario']} {CELLS[r['cell']]}" for r in rows]
+    names = [f"{r['scenario']} {cell_label(r['cell'])}" for r in rows]
     fig, ax = plt.subplots(figsize=(8, len(rows) * (0.12 * len(peers) + 0.2) + 1.4))
     height = 0.8 / max(1, len(peers))
     for j, key in enumerate(peers):
