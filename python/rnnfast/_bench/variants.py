@@ -2,9 +2,8 @@
 :data:`.scenarios.VARIANT_CELLS`), each one on the row's weights; every peer that computes the variant is timed,
 and the others are "n/a":
 
-- ``rnnfast``: :func:`rnnfast.functional.variant_forward` (training: with ``variant_backward``); for streaming
-  called once per step with T = 1, the state carried from call to call (the variants have no stepper, so the
-  row includes the functional op's argument checks at every step);
+- ``rnnfast``: the layer with the variant's options (:func:`variant_layer`): its call, its training forward and
+  backward, and for streaming its stepper (the native variant stepper), as for PyTorch's cells;
 - ``numpy``: :func:`rnnfast.reference.variant_forward` (and ``variant_backward``) the same way, where this build
   has them;
 - ``torch``: ``torch.nn.LSTM(proj_size=P)`` for the projection, the only variant PyTorch has (streaming: the
@@ -29,10 +28,12 @@ from typing import Callable
 
 import numpy as np
 
-from .. import functional, reference
+from .. import reference
 from .._variants import CellOptions, default_activations
 from ..interop._conversion import gates_from_rnnfast, permute_gates
+from ..interop._variant import LayerVariant
 from ..interop.onnx_graph import _ONNX_GATES, _ONNX_OP
+from ..layers import GRU, LSTM, RNN
 from .peers import IMPLEMENTATIONS, KERAS_SEQUENCE_OPTIONS, TRAIN_GRADS, Impl, NotApplicable, NotMeasured, Peer, \
     _stepwise_impl, functional_stream_impl, keras_gru_order, keras_layer_impl, onnxruntime_model_impl, \
     onnxruntime_session, torch_sequence_impl
@@ -109,9 +110,58 @@ def op_impl(p: VariantProblem, forward: Callable, backward: Callable) -> Impl:
                                   c_zeros)
 
 
+def variant_layer(p: VariantProblem):
+    """The rnnfast layer of the row (one layer, forward) with the row's weights: what a user runs."""
+    o = p.options
+    cls = {"rnn": RNN, "lstm": LSTM, "gru": GRU}[o.family]
+    variant = LayerVariant(o.family, (o.activations,), "forward", clip=o.clip, input_forget=o.input_forget,
+                           reset_after=o.reset_after, proj_size=o.proj_size, peepholes=o.peepholes)
+    model = cls(p.scenario.I, p.scenario.H, **variant.constructor_kwargs())
+    model.load_state_dict(p.params)
+    return model
+
+
 def rnnfast_variant_impl(p: VariantProblem) -> Impl:
-    """rnnfast's row: the native functional op (no layer of the variants yet)."""
-    return op_impl(p, functional.variant_forward, functional.variant_backward)
+    """rnnfast's row: the layer with the variant's options (its forward, backward, and stepper for streaming),
+    the native variant path under it."""
+    o, x, kind, m = p.options, p.x, p.scenario.kind, variant_layer(p)
+    lstm = o.family == "lstm"
+    if kind == "infer":
+        def check():
+            out, state = m(x)
+            return [out] + ([state[0], state[1]] if lstm else [state])
+
+        return Impl(lambda: m(x), check)
+    if kind == "train":
+        d_out, names = p.d_out, _grad_names(o)
+
+        def train():
+            m.zero_grad()
+            out, _ = m.forward(x, training=True)
+            d_x, _ = m.backward(d_out)
+            return out, d_x
+
+        def check():
+            out, d_x = train()
+            return [out, d_x] + [m.grads[name] for name in names]
+
+        return Impl(train, check)
+    s = m.stepper(batch=p.scenario.B)
+    xs = list(x)  # (B, I) views: what a caller feeding a stream holds
+    y = np.empty((p.scenario.B, p.state_size), dtype=np.float32)
+    step = s.step
+
+    def stream():
+        for x_t in xs:
+            step(x_t, out=y)
+
+    def check():
+        s.reset()
+        outs = [step(x_t, out=y).copy() for x_t in xs]
+        s.reset()
+        return [np.stack(outs)]
+
+    return Impl(stream, check, steps=len(xs))
 
 
 def numpy_variant_impl(p: VariantProblem) -> Impl:
