@@ -1,7 +1,8 @@
 // One recurrent layer, one direction, of a cell variant: the forward (layer/variant_layer.h has the
 // arguments and the workspace layout).
 //
-// The input projection of every step is one GEMM up front (gx = X W_ih^T + the foldable biases). Each
+// The input projection of every step is one GEMM up front (gx = X W_ih^T + the foldable biases), or, when
+// gx of all steps would be large, each step's just before it (kUpFrontGxBytes; the same bits). Each
 // step then multiplies h_{t-1} by the packed recurrent weights, accumulating into that step's gx rows,
 // which become the gates' pre-activations, and runs the cell arithmetic row by row (for_row_chunks):
 // activations through step/variant_activations.h, the rest as plain loops. The GRU with the reset gate
@@ -64,8 +65,17 @@ class VariantForwardLoop {
   const VariantActivationKernels<Scalar>& act_;
   const std::int64_t B_, I_, H_, GH_, R_, W_;
   const ActiveRows active_;
+  // Whether each step projects its own rows of x (gx_ then holds one step) instead of all steps up front.
+  bool per_step_ = false;
   Buffer<Scalar> gx_, gh_, gates_, m_, zeros_, cells_;
 };
+
+// The input projection of all steps runs up front while its result, gx [steps, B, GH], stays this small;
+// above, each step projects its own rows just before its recurrent product, so that gx never makes a
+// round trip through memory and the forward's scratch stays small (at the batch shape, T=50, B=64, H=512,
+// gx is 26 MB; the time did not change measurably, 50.5 ms either way for the clipped LSTM on 2 threads).
+// The bits are the same either way: gemm's do not depend on the number of rows.
+constexpr std::int64_t kUpFrontGxBytes = std::int64_t(512) << 10;
 
 }  // namespace
 
@@ -124,8 +134,9 @@ VariantForwardLoop<Scalar>::VariantForwardLoop(const VariantWeights<Scalar>& w, 
   if (a.x == nullptr || a.out == nullptr || a.h_n == nullptr || (lstm && a.c_n == nullptr))
     throw std::invalid_argument("rnnfast: variant layer: missing array");
   const std::int64_t B = B_, I = I_, H = H_, GH = GH_, R = R_, steps = active_.steps();
-  gx_.resize(steps * B * GH, /*zeroed=*/false);
-  if (steps * B > 0)
+  per_step_ = steps * B * GH * static_cast<std::int64_t>(sizeof(Scalar)) > kUpFrontGxBytes;
+  gx_.resize((per_step_ ? 1 : steps) * B * GH, /*zeroed=*/false);
+  if (!per_step_ && steps * B > 0)
     gemm(steps * B, false, a.x, I, *w.w_ih_t, /*accumulate=*/false, gx_.data(), GH,
          w.bias.size() > 0 ? w.bias.data() : nullptr);
   if (gru) gh_.resize(B * GH, /*zeroed=*/false);
@@ -154,7 +165,10 @@ void VariantForwardLoop<Scalar>::run() {
     std::fill(h + rows * R, h + B * R, Scalar(0));
     if (ws != nullptr) std::fill(ws + rows * W, ws + B * W, Scalar(0));
     if (rows == 0) continue;
-    Scalar* pre = gx_.data() + t * B * GH;  // becomes the pre-activations
+    Scalar* pre = gx_.data() + (per_step_ ? 0 : t * B * GH);  // becomes the pre-activations
+    if (per_step_)
+      gemm(rows, false, a.x + t * B * I_, I_, *w_.w_ih_t, /*accumulate=*/false, pre, GH,
+           w_.bias.size() > 0 ? w_.bias.data() : nullptr);
     Scalar* c = lstm ? cells_.data() + (t % 2) * B * H : nullptr;
     if (lstm)
       lstm_step(rows, pre, h_prev, c_prev, h, c, ws);
