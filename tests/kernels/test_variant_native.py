@@ -247,3 +247,20 @@ def test_native_equals_the_reference(name, dtype):
             scale = 1.0 + np.abs(want_g).max()
             np.testing.assert_allclose(got_g, want_g, rtol=0, atol=(1e-12 if dtype == np.float64 else 1e-4) * scale,
                                        err_msg=f"{name}: {field}")
+
+
+@pytest.mark.parametrize("name", ["lstm_everything", "gru_reset_before", "rnn_silu"])
+def test_projection_per_step_gives_the_bits_of_the_projection_up_front(name):
+    """A long call projects each step's rows just before the step (gx of all steps over 512 KiB); one step at a
+    time projects up front: the same bits (layer/variant_forward.cpp, kUpFrontGxBytes)."""
+    base = CASES[name]
+    opts = make_options(base.family, 96, activations=base.activations, clip=base.clip, reset_after=base.reset_after,
+                        proj_size=base.proj_size and 40, peepholes=base.peepholes)
+    p, _ = problem(opts, T=8, B=64, I=20, hidden=96, dtype=np.float32, seed=6)
+    assert 8 * 64 * GATES[opts.family] * 96 * 4 > 512 * 1024 or opts.family == "rnn"
+    out, h_n, c_n, _ = forward(opts, p)
+    h, c = p["h0"], p["c0"]
+    for t in range(8):
+        o, h, c, _ = forward(opts, dict(p, x=p["x"][t:t + 1], h0=h, c0=c))
+        np.testing.assert_array_equal(o[0], out[t], err_msg=f"step {t}")
+    np.testing.assert_array_equal(h, h_n)
