@@ -264,3 +264,25 @@ def test_projection_per_step_gives_the_bits_of_the_projection_up_front(name):
         o, h, c, _ = forward(opts, dict(p, x=p["x"][t:t + 1], h0=h, c0=c))
         np.testing.assert_array_equal(o[0], out[t], err_msg=f"step {t}")
     np.testing.assert_array_equal(h, h_n)
+
+
+@pytest.mark.parametrize("name", ["lstm_everything", "gru_reset_before_clip_acts", "rnn_selu_clip"])
+def test_slices_of_the_batch_give_the_bits_of_the_shared_loop(name, restore_threads, restore_split):
+    """The forward's time loop run by slices of the batch (each slice's products inline) or shared at every step
+    (layer/tuning.h, variant_forward_slices): the same bits, on 2 and 3 threads, with lengths."""
+    base = CASES[name]
+    opts = make_options(base.family, 40, activations=base.activations, clip=base.clip, reset_after=base.reset_after,
+                        proj_size=base.proj_size and 16, peepholes=base.peepholes)
+    p, _ = problem(opts, T=6, B=13, I=9, hidden=40, dtype=np.float32, seed=7)
+    lengths = np.array([6, 6, 5, 0, 3, 6, 1, 2, 6, 4, 4, 0, 5])
+    results = {}
+    for threads in (2, 3):
+        rnnfast.set_num_threads(threads)
+        for split in ("batch", "hidden"):
+            _core.testing.set_split(split)
+            results[threads, split] = forward(opts, p, True, lengths)
+    want = results[2, "hidden"]
+    for key, got in results.items():
+        for a, b in zip(got, want):
+            if b is not None:
+                np.testing.assert_array_equal(a, b, err_msg=str(key))

@@ -115,6 +115,23 @@ std::int64_t blocks_per_team_item(std::int64_t batch, std::int64_t blocks, int h
   return batch == 1 && blocks >= 4 * hidden_team ? 4 : 2;
 }
 
+// The variant forward slices the batch from 4 rows per thread: its products then run inline on tiles of 4 rows
+// or more and no step waits for another thread. Measured (benchmarks/cpp/variant_forward_timing.cpp,
+// 2 threads, the shared loop against slices, as a fraction of the base cell's fused rate): LSTM clip at
+// T=100, B=8, I=128, H=256 0.84 -> see docs/design.md 2.12 for the figures on a quiet machine.
+std::int64_t variant_forward_slices(std::int64_t batch) {
+  constexpr std::int64_t kVariantSliceRows = 4;
+  const std::int64_t threads = pool_can_help() ? num_threads() : 1;
+  switch (g_split_policy.load()) {
+    case SplitPolicy::kBatch:
+      return std::max<std::int64_t>(1, std::min(threads, batch));
+    case SplitPolicy::kHidden:
+      return 1;
+    default:
+      return batch >= kVariantSliceRows * threads ? threads : 1;
+  }
+}
+
 void set_split_policy(SplitPolicy policy) { g_split_policy.store(policy); }
 SplitPolicy split_policy() { return g_split_policy.load(); }
 void set_projection_policy(ProjectionPolicy policy) { g_projection_policy.store(policy); }

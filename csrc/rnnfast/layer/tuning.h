@@ -45,6 +45,11 @@ ProjectionPolicy choose_projection(std::int64_t batch, std::int64_t input, std::
 // Unit blocks a team member takes as one item of a shared step (StepScheduler blocks).
 std::int64_t blocks_per_team_item(std::int64_t batch, std::int64_t blocks, int hidden_team);
 
+// The slices of the batch a cell variant's forward runs (layer/variant_forward.cpp): each slice the whole
+// time loop with its products inline, no barrier; 1 means one loop whose products and row arithmetic the
+// threads share at every step. SplitPolicy kBatch forces slices, kHidden the shared loop.
+std::int64_t variant_forward_slices(std::int64_t batch);
+
 // Steps projected at a time under ProjectionPolicy::kAhead.
 constexpr std::int64_t kAheadSteps = 4;
 

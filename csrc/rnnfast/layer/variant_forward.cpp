@@ -16,6 +16,8 @@
 
 #include "rnnfast/core/buffer.h"
 #include "rnnfast/core/isa.h"
+#include "rnnfast/core/threadpool.h"
+#include "rnnfast/layer/tuning.h"
 #include "rnnfast/core/weight_cache.h"
 #include "rnnfast/gemm/gemm.h"
 #include "rnnfast/layer/variant_layer.h"
@@ -54,10 +56,12 @@ class VariantForwardLoop {
   void run();
 
  private:
-  void rnn_step(std::int64_t rows, Scalar* a, const Scalar* h_prev, Scalar* h, Scalar* ws);
-  void lstm_step(std::int64_t rows, Scalar* a, const Scalar* h_prev, const Scalar* c_prev, Scalar* h, Scalar* c,
-                 Scalar* ws);
-  void gru_step(std::int64_t rows, Scalar* a, const Scalar* h_prev, Scalar* h, Scalar* ws);
+  // The time loop over rows [r0, r1) of the batch; every pointer below is offset to row r0.
+  void run_rows(std::int64_t r0, std::int64_t r1);
+  void rnn_step(std::int64_t r0, std::int64_t rows, Scalar* a, const Scalar* h_prev, Scalar* h, Scalar* ws);
+  void lstm_step(std::int64_t r0, std::int64_t rows, Scalar* a, const Scalar* h_prev, const Scalar* c_prev, Scalar* h,
+                 Scalar* c, Scalar* ws);
+  void gru_step(std::int64_t r0, std::int64_t rows, Scalar* a, const Scalar* h_prev, Scalar* h, Scalar* ws);
 
   const VariantWeights<Scalar>& w_;
   const VariantForward<Scalar>& a_;
@@ -148,46 +152,56 @@ VariantForwardLoop<Scalar>::VariantForwardLoop(const VariantWeights<Scalar>& w, 
 
 template <typename Scalar>
 void VariantForwardLoop<Scalar>::run() {
+  // Slices of the batch, each running the whole time loop with its products inline (no barrier at all), when
+  // each thread has rows enough for the products' register tiles; else one loop whose products and row
+  // arithmetic the threads share at every step. A row's values do not depend on the slice it is in.
+  const std::int64_t slices = variant_forward_slices(B_);
+  if (slices <= 1) return run_rows(0, B_);
+  parallel_for(slices, [&](std::int64_t i) { run_rows(B_ * i / slices, B_ * (i + 1) / slices); });
+}
+
+template <typename Scalar>
+void VariantForwardLoop<Scalar>::run_rows(std::int64_t r0, std::int64_t r1) {
   const VariantForward<Scalar>& a = a_;
-  const std::int64_t B = B_, H = H_, R = R_, W = W_, GH = GH_;
+  const std::int64_t B = B_, I = I_, H = H_, R = R_, W = W_, GH = GH_, width = r1 - r0;
   const bool lstm = a.cell == Cell::kLstm;
-  const Scalar* h_prev = a.h0 != nullptr ? a.h0 : zeros_.data();
-  const Scalar* c_prev = a.c0 != nullptr ? a.c0 : zeros_.data();
+  const Scalar* h_prev = (a.h0 != nullptr ? a.h0 : zeros_.data()) + r0 * R;
+  const Scalar* c_prev = (a.c0 != nullptr ? a.c0 : zeros_.data()) + r0 * H;
   // Rows of length 0 end before the first step: their final state is the initial one.
-  const std::int64_t at_start = active_.at(0);
-  copy_n(a.h_n + at_start * R, h_prev + at_start * R, (B - at_start) * R);
-  if (lstm) copy_n(a.c_n + at_start * H, c_prev + at_start * H, (B - at_start) * H);
+  const std::int64_t at_start = active_.in_slice(0, r0, r1);
+  copy_n(a.h_n + (r0 + at_start) * R, h_prev + at_start * R, (width - at_start) * R);
+  if (lstm) copy_n(a.c_n + (r0 + at_start) * H, c_prev + at_start * H, (width - at_start) * H);
   for (std::int64_t t = 0; t < a.seq_len; ++t) {
-    const std::int64_t rows = active_.at(t);
-    Scalar* h = a.out + t * B * R;
-    Scalar* ws = a.workspace != nullptr ? a.workspace + t * B * W : nullptr;
+    const std::int64_t rows = active_.in_slice(t, r0, r1);
+    Scalar* h = a.out + (t * B + r0) * R;
+    Scalar* ws = a.workspace != nullptr ? a.workspace + (t * B + r0) * W : nullptr;
     // Past a sequence's end the output (and the saved workspace) is zero, as in PyTorch.
-    std::fill(h + rows * R, h + B * R, Scalar(0));
-    if (ws != nullptr) std::fill(ws + rows * W, ws + B * W, Scalar(0));
+    std::fill(h + rows * R, h + width * R, Scalar(0));
+    if (ws != nullptr) std::fill(ws + rows * W, ws + width * W, Scalar(0));
     if (rows == 0) continue;
-    Scalar* pre = gx_.data() + (per_step_ ? 0 : t * B * GH);  // becomes the pre-activations
+    Scalar* pre = gx_.data() + ((per_step_ ? 0 : t * B) + r0) * GH;  // becomes the pre-activations
     if (per_step_)
-      gemm(rows, false, a.x + t * B * I_, I_, *w_.w_ih_t, /*accumulate=*/false, pre, GH,
+      gemm(rows, false, a.x + (t * B + r0) * I, I, *w_.w_ih_t, /*accumulate=*/false, pre, GH,
            w_.bias.size() > 0 ? w_.bias.data() : nullptr);
-    Scalar* c = lstm ? cells_.data() + (t % 2) * B * H : nullptr;
+    Scalar* c = lstm ? cells_.data() + ((t % 2) * B + r0) * H : nullptr;
     if (lstm)
-      lstm_step(rows, pre, h_prev, c_prev, h, c, ws);
+      lstm_step(r0, rows, pre, h_prev, c_prev, h, c, ws);
     else if (a.cell == Cell::kGru)
-      gru_step(rows, pre, h_prev, h, ws);
+      gru_step(r0, rows, pre, h_prev, h, ws);
     else
-      rnn_step(rows, pre, h_prev, h, ws);
+      rnn_step(r0, rows, pre, h_prev, h, ws);
     // Rows whose last step this was hand their state to h_n (c_n).
-    const std::int64_t still = active_.at(t + 1);
-    copy_n(a.h_n + still * R, h + still * R, (rows - still) * R);
-    if (lstm) copy_n(a.c_n + still * H, c + still * H, (rows - still) * H);
+    const std::int64_t still = active_.in_slice(t + 1, r0, r1);
+    copy_n(a.h_n + (r0 + still) * R, h + still * R, (rows - still) * R);
+    if (lstm) copy_n(a.c_n + (r0 + still) * H, c + still * H, (rows - still) * H);
     h_prev = h;
     c_prev = c;
   }
 }
 
 template <typename Scalar>
-void VariantForwardLoop<Scalar>::rnn_step(std::int64_t rows, Scalar* a, const Scalar* h_prev, Scalar* h,
-                                          Scalar* ws) {
+void VariantForwardLoop<Scalar>::rnn_step(std::int64_t /*r0*/, std::int64_t rows, Scalar* a, const Scalar* h_prev,
+                                          Scalar* h, Scalar* ws) {
   const std::int64_t H = H_, W = W_;
   gemm(rows, false, h_prev, H, *w_.w_hh_t, /*accumulate=*/true, a, H);
   for_row_chunks(rows, H, [&](std::int64_t r0, std::int64_t r1) {
@@ -198,18 +212,19 @@ void VariantForwardLoop<Scalar>::rnn_step(std::int64_t rows, Scalar* a, const Sc
 }
 
 template <typename Scalar>
-void VariantForwardLoop<Scalar>::lstm_step(std::int64_t rows, Scalar* a, const Scalar* h_prev, const Scalar* c_prev,
-                                           Scalar* h, Scalar* c, Scalar* ws) {
+void VariantForwardLoop<Scalar>::lstm_step(std::int64_t r0, std::int64_t rows, Scalar* a, const Scalar* h_prev,
+                                           const Scalar* c_prev, Scalar* h, Scalar* c, Scalar* ws) {
   const std::int64_t H = H_, GH = GH_, R = R_, W = W_;
   const Scalar* p = w_.w_ch.size() > 0 ? w_.w_ch.data() : nullptr;  // [p_i | p_f | p_o]
   const ActivationSpec &gate = v_.act[kGateRole], &cell_out = v_.act[kOutputRole];
   const double clip = v_.clip;
-  Scalar* m = a_.proj > 0 ? m_.data() : h;  // m_t = o * h(c_t), projected into h_t when there is a projection
+  Scalar* m = a_.proj > 0 ? m_.data() + r0 * H : h;  // m_t = o * h(c_t), projected into h_t by a projection
+  Scalar* gates = gates_.data() + r0 * GH;
   gemm(rows, false, h_prev, R, *w_.w_hh_t, /*accumulate=*/true, a, GH);
   for_row_chunks(rows, GH, [&](std::int64_t r0, std::int64_t r1) {
     for (std::int64_t r = r0; r < r1; ++r) {
       Scalar *ai = a + r * GH, *af = ai + H, *ag = ai + 2 * H, *ao = ai + 3 * H;
-      Scalar *gi = gates_.data() + r * GH, *gf = gi + H, *gg = gi + 2 * H, *go = gi + 3 * H;
+      Scalar *gi = gates + r * GH, *gf = gi + H, *gg = gi + 2 * H, *go = gi + 3 * H;
       const Scalar* cp = c_prev + r * H;
       Scalar* cr = c + r * H;
       Scalar* mr = m + r * H;
@@ -237,11 +252,13 @@ void VariantForwardLoop<Scalar>::lstm_step(std::int64_t rows, Scalar* a, const S
 }
 
 template <typename Scalar>
-void VariantForwardLoop<Scalar>::gru_step(std::int64_t rows, Scalar* a, const Scalar* h_prev, Scalar* h, Scalar* ws) {
+void VariantForwardLoop<Scalar>::gru_step(std::int64_t r0, std::int64_t rows, Scalar* a, const Scalar* h_prev,
+                                          Scalar* h, Scalar* ws) {
   const std::int64_t H = H_, GH = GH_, W = W_;
   const ActivationSpec &gate = v_.act[kGateRole], &cand = v_.act[kCandidateRole];
   const double clip = v_.clip;
-  Scalar* gh = gh_.data();
+  Scalar* gh = gh_.data() + r0 * GH;
+  Scalar* gates = gates_.data() + r0 * GH;
   if (v_.reset_after) {
     // gh = h_{t-1} W_hh^T (+ b_hn in the n block); a_r, a_z = gx + gh; a_n = gx_n + r * gh_n.
     gemm(rows, false, h_prev, H, *w_.w_hh_t, /*accumulate=*/false, gh, GH,
@@ -250,7 +267,7 @@ void VariantForwardLoop<Scalar>::gru_step(std::int64_t rows, Scalar* a, const Sc
       for (std::int64_t r = r0; r < r1; ++r) {
         Scalar *ar = a + r * GH, *an = ar + 2 * H;
         const Scalar* ghr = gh + r * GH;
-        Scalar *gr = gates_.data() + r * GH, *gz = gr + H, *gn = gr + 2 * H;
+        Scalar *gr = gates + r * GH, *gz = gr + H, *gn = gr + 2 * H;
         for (std::int64_t j = 0; j < 2 * H; ++j) ar[j] += ghr[j];
         act_.activate(gate, clip, 2 * H, ar, gr);  // r and z, adjacent
         for (std::int64_t j = 0; j < H; ++j) an[j] += gr[j] * ghr[2 * H + j];
@@ -271,7 +288,7 @@ void VariantForwardLoop<Scalar>::gru_step(std::int64_t rows, Scalar* a, const Sc
   gemm(rows, false, h_prev, H, *w_.w_rz_t, /*accumulate=*/true, a, GH);
   for_row_chunks(rows, GH, [&](std::int64_t r0, std::int64_t r1) {
     for (std::int64_t r = r0; r < r1; ++r) {
-      Scalar* gr = gates_.data() + r * GH;
+      Scalar* gr = gates + r * GH;
       act_.activate(gate, clip, 2 * H, a + r * GH, gr);
       const Scalar* hp = h_prev + r * H;
       Scalar* ur = u + r * H;
@@ -282,7 +299,7 @@ void VariantForwardLoop<Scalar>::gru_step(std::int64_t rows, Scalar* a, const Sc
   for_row_chunks(rows, GH, [&](std::int64_t r0, std::int64_t r1) {
     for (std::int64_t r = r0; r < r1; ++r) {
       Scalar* ar = a + r * GH;
-      Scalar *gz = gates_.data() + r * GH + H, *gn = gz + H;
+      Scalar *gz = gates + r * GH + H, *gn = gz + H;
       act_.activate(cand, clip, H, ar + 2 * H, gn);
       const Scalar* hp = h_prev + r * H;
       Scalar* hr = h + r * H;
