@@ -221,9 +221,13 @@ TEST(variants, same_bits_on_every_thread_count) {
     rnnfast::set_num_threads(1);
     const Results<float> r1 = forward<float>(p, in, true);
     const vector<vector<float>> g1 = backward<float>(p, in, r1);
-    for (int threads : {2, 3}) {
-      Context tctx(threads, " threads");
+    for (int threads : {2, 3})
+      for (rnnfast::SplitPolicy split : {rnnfast::SplitPolicy::kAuto, rnnfast::SplitPolicy::kBatch,
+                                         rnnfast::SplitPolicy::kHidden}) {
+      // kBatch: slices of the batch; kHidden: a team sharing each step by chunks of units.
+      Context tctx(threads, " threads, split ", static_cast<int>(split));
       rnnfast::set_num_threads(threads);
+      rnnfast::set_split_policy(split);
       const Results<float> r = forward<float>(p, in, true);
       CHECK(check::bitwise_equal(r.out, r1.out) && check::bitwise_equal(r.h_n, r1.h_n) &&
                 check::bitwise_equal(r.c_n, r1.c_n) && check::bitwise_equal(r.ws, r1.ws),
@@ -234,6 +238,7 @@ TEST(variants, same_bits_on_every_thread_count) {
               check::first_difference(g[q], g1[q]));
     }
   }
+  rnnfast::set_split_policy(rnnfast::SplitPolicy::kAuto);
   rnnfast::set_num_threads(before);
 }
 

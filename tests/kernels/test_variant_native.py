@@ -286,3 +286,28 @@ def test_slices_of_the_batch_give_the_bits_of_the_shared_loop(name, restore_thre
         for a, b in zip(got, want):
             if b is not None:
                 np.testing.assert_array_equal(a, b, err_msg=str(key))
+
+
+@pytest.mark.parametrize("name", ["lstm_everything", "gru_reset_before", "gru_reset_after_clip_acts", "rnn_silu"])
+def test_a_team_at_batch_one_gives_the_bits_of_one_thread(name, restore_threads, restore_split):
+    """A team sharing each step by chunks of units (the small-batch split, forced here), over a whole sequence and
+    in the native stepper one step per call, gives one thread's bits."""
+    base = CASES[name]
+    opts = make_options(base.family, 70, activations=base.activations, clip=base.clip, reset_after=base.reset_after,
+                        proj_size=base.proj_size and 24, peepholes=base.peepholes)
+    p, _ = problem(opts, T=7, B=1, I=11, hidden=70, dtype=np.float32, seed=8)
+    rnnfast.set_num_threads(1)
+    want = forward(opts, p)
+    rnnfast.set_num_threads(2)
+    _core.testing.set_split("hidden")
+    got = forward(opts, p)
+    for a, b in zip(got, want):
+        if b is not None:
+            np.testing.assert_array_equal(a, b)
+    args = [p["w_ih"], p["w_hh"], p["b_ih"], p["b_hh"], p["w_hr"], p["w_ch"]]
+    stepper = _core.VariantStepper(*F._variant_options(opts), 70, opts.proj_size, 1, [tuple(args)])
+    stepper.reset(p["h0"][None], None if p["c0"] is None else p["c0"][None])
+    y = np.empty((1, opts.proj_size or 70), np.float32)
+    for t in range(7):
+        stepper.run(np.ascontiguousarray(p["x"][t]), y)
+        np.testing.assert_array_equal(y[0], want[0][t, 0], err_msg=f"step {t}")

@@ -121,17 +121,34 @@ std::int64_t blocks_per_team_item(std::int64_t batch, std::int64_t blocks, int h
 // T=100, B=8, I=128, H=256 LSTM clip 0.84 -> 1.01, proj 0.81 -> 0.95, GRU reset before 0.75 -> 1.00;
 // T=50, B=64, I=256, H=512 LSTM clip 0.95 -> 1.01, GRU reset before 0.94 -> 1.00; T=25, B=64, I=512, H=1024
 // GRU reset before 0.76 -> 0.98. Below, a row per thread would leave tiles too short to pay.
-std::int64_t variant_forward_slices(std::int64_t batch) {
+// From 4 rows per thread: slices. Below, a team, but not for a call too small to wake the pool for, nor a
+// batch-1 step under 2^15 multiply-adds: the fused forward's rules (choose_forward_split), the same machine.
+VariantSplit variant_forward_split(std::int64_t batch, std::int64_t step_work, std::int64_t call_work) {
   constexpr std::int64_t kVariantSliceRows = 4;
-  const std::int64_t threads = pool_can_help() ? num_threads() : 1;
+  VariantSplit split;
+  const int threads = pool_can_help() ? num_threads() : 1;
+  if (threads <= 1 || batch == 0) return split;
   switch (g_split_policy.load()) {
     case SplitPolicy::kBatch:
-      return std::max<std::int64_t>(1, std::min(threads, batch));
+      split.slices = std::min<std::int64_t>(threads, batch);
+      return split;
     case SplitPolicy::kHidden:
-      return 1;
+      split.team = threads;
+      return split;
     default:
-      return batch >= kVariantSliceRows * threads ? threads : 1;
+      break;
   }
+  if (batch >= kVariantSliceRows * threads) {
+    split.slices = threads;
+    return split;
+  }
+  if (call_work < (std::int64_t(1) << 17) || (batch == 1 && step_work < (1 << 15))) return split;
+  if (call_work < (std::int64_t(1) << 24) && !pool_awake()) {
+    wake_pool();  // for the next call; this one is over before sleeping workers would be up to speed
+    return split;
+  }
+  split.team = threads;
+  return split;
 }
 
 void set_split_policy(SplitPolicy policy) { g_split_policy.store(policy); }

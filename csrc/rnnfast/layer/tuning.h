@@ -45,10 +45,16 @@ ProjectionPolicy choose_projection(std::int64_t batch, std::int64_t input, std::
 // Unit blocks a team member takes as one item of a shared step (StepScheduler blocks).
 std::int64_t blocks_per_team_item(std::int64_t batch, std::int64_t blocks, int hidden_team);
 
-// The slices of the batch a cell variant's forward runs (layer/variant_forward.cpp): each slice the whole
-// time loop with its products inline, no barrier; 1 means one loop whose products and row arithmetic the
-// threads share at every step. SplitPolicy kBatch forces slices, kHidden the shared loop.
-std::int64_t variant_forward_slices(std::int64_t batch);
+// How a cell variant's forward (layer/variant_forward.cpp) shares its time loop: `slices` of the batch, each
+// running the whole loop with its products inline (no barrier), or a `team` sharing each step by chunks of
+// hidden units (a small batch), or neither (one loop whose products gemm's tasks share). SplitPolicy kBatch
+// forces slices, kHidden a team.
+struct VariantSplit {
+  std::int64_t slices = 1;
+  int team = 1;
+};
+// step_work: multiply-adds of one step's recurrent products; call_work: of the whole call.
+VariantSplit variant_forward_split(std::int64_t batch, std::int64_t step_work, std::int64_t call_work);
 
 // Steps projected at a time under ProjectionPolicy::kAhead.
 constexpr std::int64_t kAheadSteps = 4;

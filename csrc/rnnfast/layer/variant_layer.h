@@ -23,6 +23,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <vector>
 
 #include "rnnfast/core/buffer.h"
 #include "rnnfast/core/cell.h"
@@ -89,6 +90,20 @@ struct VariantBackward {
   const std::int64_t* lengths = nullptr;
 };
 
+// The recurrent products cut by chunks of hidden units, for a team of threads sharing each step (a small
+// batch: layer/variant_forward.cpp). Chunk c holds units [c*U, c*U + U) (U = chunk_units, the last chunk
+// shorter); its packs hold the rows of W_hh (and W_hr) that give its units' columns, gate after gate, so that
+// a team member computes a chunk's products and then its cells with no other member's columns.
+template <typename Scalar>
+struct VariantTeamPacks {
+  std::int64_t chunk_units = 0, chunks = 0;
+  // Per chunk: op(B) = [R, G*U_c], the chunk's rows of W_hh gate by gate (the GRU with the reset gate before
+  // the product: [H, 2*U_c], r and z); W_hn's [H, U_c] (that GRU); W_hr's columns of the chunk's share of
+  // the projection, [H, P_c] (P cut in as many chunks).
+  std::vector<std::unique_ptr<PackedMatrix<Scalar>>> recurrent, new_gate, projection;
+  Buffer<Scalar> kept_bias;  // the GRU with reset_after: [3H], chunk c's [3*U_c] from offset 3*c*U (zeros but b_hn)
+};
+
 // A variant layer's weights packed for its forward: what variant_forward packs (or finds packed in the
 // weight cache) on every call, kept by a stepper (stepper/variant_stepper.h) that runs many short calls.
 template <typename Scalar>
@@ -107,6 +122,9 @@ struct VariantWeights {
   Buffer<Scalar> bias;       // [GH] b_ih + b_hh where they add (not the GRU's b_hn with reset_after), or empty
   Buffer<Scalar> kept_bias;  // [GH] zeros but for b_hn in the n block (the GRU with reset_after), or empty
   Buffer<Scalar> w_ch;       // [3H] the peepholes, or empty
+  // The products cut for a team: packed with the weights when not `cached` (a stepper's), else made (and
+  // cached) by the forward of a small batch that needs them.
+  std::shared_ptr<const VariantTeamPacks<Scalar>> team;
 };
 
 // The forward on weights packed before: `a`'s cell, variant and sizes must be those of `w` (its weight
