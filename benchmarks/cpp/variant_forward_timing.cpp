@@ -5,9 +5,10 @@
 //
 // Build against the kernel library of a build directory (cmake -DRNNFAST_BUILD_PYTHON=OFF is enough):
 //   g++ -O2 -std=c++17 -Icsrc benchmarks/cpp/variant_forward_timing.cpp build/librnnfast_kernels.a -lpthread -o vtiming
-// Run:  ./vtiming CELL T B I H [THREADS [VARIANT]]
+// Run:  ./vtiming CELL T B I H [THREADS [VARIANT [SPLIT]]]
 //   VARIANT: clip | peepholes | proj (P = H/2) | input_forget | hard_sigmoid | reset_before (GRU) | softsign
 //   (default: clip). The variant's FLOP count includes the projection's product.
+//   SPLIT (both forwards): 0 auto, 1 batch slices (one loop at B=1), 2 hidden units (the variant's team).
 // e.g.  ./vtiming lstm 50 64 256 512 2 peepholes      (the bench's batch scenario)
 #include <algorithm>
 #include <chrono>
@@ -20,8 +21,10 @@
 #include "timing_common.h"
 
 int main(int argc, char** argv) {
-  const timing::Layer layer = timing::layer_from_args(argc, argv, " [clip|peepholes|proj|input_forget|hard_sigmoid|reset_before|softsign]");
+  const timing::Layer layer =
+      timing::layer_from_args(argc, argv, " [clip|peepholes|proj|input_forget|hard_sigmoid|reset_before|softsign [split]]");
   const std::string which = argc > 7 ? argv[7] : "clip";
+  rnnfast::set_split_policy(static_cast<rnnfast::SplitPolicy>(argc > 8 ? std::atoi(argv[8]) : 0));
   const long T = layer.T, B = layer.B, I = layer.I, H = layer.H, G = layer.G;
   const bool lstm = layer.cell == rnnfast::Cell::kLstm;
   const long P = which == "proj" && lstm ? H / 2 : 0, R = P > 0 ? P : H;

@@ -122,8 +122,11 @@ std::int64_t blocks_per_team_item(std::int64_t batch, std::int64_t blocks, int h
 // T=50, B=64, I=256, H=512 LSTM clip 0.95 -> 1.01, GRU reset before 0.94 -> 1.00; T=25, B=64, I=512, H=1024
 // GRU reset before 0.76 -> 0.98. Below, a row per thread would leave tiles too short to pay.
 // From 4 rows per thread: slices. Below, a team, but not for a call too small to wake the pool for, nor a
-// batch-1 step under 2^15 multiply-adds: the fused forward's rules (choose_forward_split), the same machine.
-VariantSplit variant_forward_split(std::int64_t batch, std::int64_t step_work, std::int64_t call_work) {
+// batch-1 step under 2^15 multiply-adds (the fused forward's rules, choose_forward_split), nor a cell whose
+// step has two phases: at B=1, I=64, H=128 (variant_forward_timing.cpp, 2 threads, one loop -> team) the
+// clipped LSTM went 0.327 -> 0.264 ms, but the GRU with the reset gate before the product 0.262 -> 0.267 and
+// the LSTM with a projection 0.254 -> 0.292 ms: a second synchronisation per step costs what sharing saves.
+VariantSplit variant_forward_split(std::int64_t batch, std::int64_t step_work, std::int64_t call_work, int phases) {
   constexpr std::int64_t kVariantSliceRows = 4;
   VariantSplit split;
   const int threads = pool_can_help() ? num_threads() : 1;
@@ -142,7 +145,7 @@ VariantSplit variant_forward_split(std::int64_t batch, std::int64_t step_work, s
     split.slices = threads;
     return split;
   }
-  if (call_work < (std::int64_t(1) << 17) || (batch == 1 && step_work < (1 << 15))) return split;
+  if (phases > 1 || call_work < (std::int64_t(1) << 17) || (batch == 1 && step_work < (1 << 15))) return split;
   if (call_work < (std::int64_t(1) << 24) && !pool_awake()) {
     wake_pool();  // for the next call; this one is over before sleeping workers would be up to speed
     return split;

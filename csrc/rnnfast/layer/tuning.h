@@ -53,8 +53,9 @@ struct VariantSplit {
   std::int64_t slices = 1;
   int team = 1;
 };
-// step_work: multiply-adds of one step's recurrent products; call_work: of the whole call.
-VariantSplit variant_forward_split(std::int64_t batch, std::int64_t step_work, std::int64_t call_work);
+// step_work: multiply-adds of one step's recurrent products; call_work: of the whole call; phases: the
+// synchronisations a team would need per step (2 where a second product needs the first's cells).
+VariantSplit variant_forward_split(std::int64_t batch, std::int64_t step_work, std::int64_t call_work, int phases);
 
 // Steps projected at a time under ProjectionPolicy::kAhead.
 constexpr std::int64_t kAheadSteps = 4;

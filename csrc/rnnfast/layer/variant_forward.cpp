@@ -224,7 +224,7 @@ VariantForwardLoop<Scalar>::VariantForwardLoop(const VariantWeights<Scalar>& w, 
   const std::int64_t B = B_, I = I_, H = H_, GH = GH_, R = R_, steps = active_.steps();
   // Multiply-adds of one step's recurrent products, and of the whole call.
   const std::int64_t step_work = B * (GH * R + a.proj * H);
-  split_ = variant_forward_split(B, step_work, step_work * steps + steps * B * GH * I);
+  split_ = variant_forward_split(B, step_work, step_work * steps + steps * B * GH * I, phases());
   if (split_.team > 1) {
     team_ = w.team != nullptr ? w.team : team_packs(a, true);
     chunk_scratch_.resize(B * GH, /*zeroed=*/false);
