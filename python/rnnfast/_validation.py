@@ -143,6 +143,17 @@ class ForwardArgs:
     b_hh: Optional[np.ndarray]
 
 
+def given_arrays(named: dict, promote_with: tuple = ()) -> tuple:
+    """``(arrays, dtype)``: the entries of ``named`` that are not None as ndarrays (:func:`as_array`), and the
+    dtype the computation over them and ``promote_with`` runs in (:func:`result_dtype`). x, w_ih and w_hh
+    are required: TypeError when None."""
+    for required in ("x", "w_ih", "w_hh"):
+        if named[required] is None:
+            raise TypeError(f"{required} is required, got None")
+    arrays = {k: as_array(k, v) for k, v in named.items() if v is not None}
+    return arrays, result_dtype(list(arrays.values()) + list(promote_with))
+
+
 def prepare_forward(cell, x, h0, c0, w_ih, w_hh, b_ih, b_hh, promote_with: tuple = ()) -> ForwardArgs:
     """Check and convert the arguments of a forward op (``c0`` must be None unless ``cell`` is 'lstm').
 
@@ -156,11 +167,7 @@ def prepare_forward(cell, x, h0, c0, w_ih, w_hh, b_ih, b_hh, promote_with: tuple
         raise ValueError(f"c0 is only used by the LSTM, not by the {title}")
     if (b_ih is None) != (b_hh is None):
         raise ValueError("b_ih and b_hh must both be given or both be None (no bias)")
-    for required in ("x", "w_ih", "w_hh"):
-        if named[required] is None:
-            raise TypeError(f"{required} is required, got None")
-    arrays = {k: as_array(k, v) for k, v in named.items() if v is not None}
-    dtype = result_dtype(list(arrays.values()) + list(promote_with))
+    arrays, dtype = given_arrays(named, promote_with)
 
     xa, wih, whh = arrays["x"], arrays["w_ih"], arrays["w_hh"]
     if xa.ndim != 3:

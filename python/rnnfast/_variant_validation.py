@@ -14,7 +14,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from ._validation import ForwardArgs, as_array, c_aligned, cast, check_shape, result_dtype
+from ._validation import ForwardArgs, as_array, c_aligned, cast, check_shape, given_arrays
 from ._variants import VARIANT_WORKSPACE_SLOTS, CellOptions
 
 _GATES = {"rnn": 1, "lstm": 4, "gru": 3}
@@ -71,11 +71,7 @@ def prepare_variant_forward(options, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, w_
         raise ValueError("w_ch is given but options.peepholes is False: pass w_ch=None")
     named = {"x": x, "h0": h0, "c0": c0, "w_ih": w_ih, "w_hh": w_hh, "b_ih": b_ih, "b_hh": b_hh,
              "w_hr": w_hr, "w_ch": w_ch}
-    for required in ("x", "w_ih", "w_hh"):
-        if named[required] is None:
-            raise TypeError(f"{required} is required, got None")
-    arrays = {k: as_array(k, v) for k, v in named.items() if v is not None}
-    dtype = result_dtype(list(arrays.values()) + list(promote_with))
+    arrays, dtype = given_arrays(named, promote_with)
 
     xa, wih, whh = arrays["x"], arrays["w_ih"], arrays["w_hh"]
     if xa.ndim != 3:

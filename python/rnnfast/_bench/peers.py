@@ -133,9 +133,15 @@ def rnnfast_impl(p: Problem, model: Any = None, output_only: bool = False) -> Im
             return [out, d_x, g["weight_ih_l0"], g["weight_hh_l0"], g["bias_ih_l0"], g["bias_hh_l0"]]
 
         return Impl(train, check)
-    s = m.stepper(batch=p.scenario.B)
+    return stepper_impl(m, x, p.scenario.B, p.scenario.H)
+
+
+def stepper_impl(model: Any, x: np.ndarray, batch: int, width: int) -> Impl:
+    """A streaming row of an rnnfast layer: its stepper fed x (T, B, I) one step per call, into an output of
+    ``width`` (H, or the projection's P)."""
+    s = model.stepper(batch=batch)
     xs = list(x)  # (B, I) views: what a caller feeding a stream holds
-    y = np.empty((p.scenario.B, p.scenario.H), dtype=np.float32)
+    y = np.empty((batch, width), dtype=np.float32)
     step = s.step
 
     def stream():

@@ -36,7 +36,7 @@ from ..interop.onnx_graph import _ONNX_GATES, _ONNX_OP
 from ..layers import GRU, LSTM, RNN
 from .peers import IMPLEMENTATIONS, KERAS_SEQUENCE_OPTIONS, TRAIN_GRADS, Impl, NotApplicable, NotMeasured, Peer, \
     _stepwise_impl, functional_stream_impl, keras_gru_order, keras_layer_impl, onnxruntime_model_impl, \
-    onnxruntime_session, torch_sequence_impl
+    onnxruntime_session, stepper_impl, torch_sequence_impl
 from .scenarios import VariantProblem
 
 #: Why a reduced-precision implementation has no result in a variant's row.
@@ -146,22 +146,7 @@ def rnnfast_variant_impl(p: VariantProblem) -> Impl:
             return [out, d_x] + [m.grads[name] for name in names]
 
         return Impl(train, check)
-    s = m.stepper(batch=p.scenario.B)
-    xs = list(x)  # (B, I) views: what a caller feeding a stream holds
-    y = np.empty((p.scenario.B, p.state_size), dtype=np.float32)
-    step = s.step
-
-    def stream():
-        for x_t in xs:
-            step(x_t, out=y)
-
-    def check():
-        s.reset()
-        outs = [step(x_t, out=y).copy() for x_t in xs]
-        s.reset()
-        return [np.stack(outs)]
-
-    return Impl(stream, check, steps=len(xs))
+    return stepper_impl(m, x, p.scenario.B, p.state_size)
 
 
 def numpy_variant_impl(p: VariantProblem) -> Impl:
