@@ -83,7 +83,8 @@ Problem make(const Case& c, std::int64_t S, std::int64_t B, std::int64_t I, std:
   fill(p.wo, S * B * p.R, 1.0);
   fill(p.wh, B * p.R, 1.0);
   fill(p.wc, lstm ? B * H : 0, 1.0);
-  for (std::int64_t b = 0; b < B; ++b) p.lengths.push_back(std::max<std::int64_t>(0, S - b));  // sorted, a 0 for B > S
+  // Sorted non-increasing and spread over [0, S] (a 0 once B > S), so that every slice of a large batch runs.
+  for (std::int64_t b = 0; b < B; ++b) p.lengths.push_back(S - b * (S + 1) / B);
   return p;
 }
 
