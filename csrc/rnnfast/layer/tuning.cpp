@@ -154,21 +154,6 @@ VariantSplit variant_forward_split(std::int64_t batch, std::int64_t step_work, s
   return split;
 }
 
-// As the forward: from 4 rows per thread. Training, T=50, B=32, I=128, H=256, 2 threads, forward and backward
-// (the layer, forced to one loop -> the automatic choice): the reset-before GRU 26.0 -> 17.8 ms, the LSTM with a
-// projection 23.8 -> 19.1 ms, the clipped LSTM 26.7 -> 25.6 ms.
-std::int64_t variant_backward_slices(std::int64_t batch) {
-  const int threads = pool_can_help() ? num_threads() : 1;
-  switch (g_split_policy.load()) {
-    case SplitPolicy::kBatch:
-      return std::max<std::int64_t>(1, std::min<std::int64_t>(threads, batch));
-    case SplitPolicy::kHidden:
-      return 1;
-    default:
-      return threads > 1 && batch >= 4 * threads ? threads : 1;
-  }
-}
-
 void set_split_policy(SplitPolicy policy) { g_split_policy.store(policy); }
 SplitPolicy split_policy() { return g_split_policy.load(); }
 void set_projection_policy(ProjectionPolicy policy) { g_projection_policy.store(policy); }

@@ -57,10 +57,6 @@ struct VariantSplit {
 // synchronisations a team would need per step (2 where a second product needs the first's cells).
 VariantSplit variant_forward_split(std::int64_t batch, std::int64_t step_work, std::int64_t call_work, int phases);
 
-// The slices of the batch a cell variant's backward runs its reverse loop in (1: one loop whose products gemm's
-// tasks share). SplitPolicy kBatch forces slices, kHidden the one loop.
-std::int64_t variant_backward_slices(std::int64_t batch);
-
 // Steps projected at a time under ProjectionPolicy::kAhead.
 constexpr std::int64_t kAheadSteps = 4;
 

@@ -15,7 +15,6 @@
 #include "rnnfast/core/buffer.h"
 #include "rnnfast/core/isa.h"
 #include "rnnfast/gemm/gemm.h"
-#include "rnnfast/layer/tuning.h"
 #include "rnnfast/layer/variant_layer.h"
 #include "rnnfast/layer/variant_rows.h"
 #include "rnnfast/step/gate_grads.h"
@@ -31,12 +30,9 @@ class VariantBackwardLoop {
   void run();
 
  private:
-  // The reverse time loop over rows [r0, r1) of the batch (a slice: its own rows of every buffer).
-  void run_rows(std::int64_t r0, std::int64_t r1);
-  // Step t of the slice starting at row r0 (`rows` running rows; dh and dh_prev offset to row r0).
-  void rnn_step(std::int64_t r0, std::int64_t t, std::int64_t rows, const Scalar* dh, Scalar* dh_prev);
-  void lstm_step(std::int64_t r0, std::int64_t t, std::int64_t rows, const Scalar* dh, Scalar* dh_prev);
-  void gru_step(std::int64_t r0, std::int64_t t, std::int64_t rows, const Scalar* dh, Scalar* dh_prev);
+  void rnn_step(std::int64_t t, std::int64_t rows, const Scalar* dh, Scalar* dh_prev);
+  void lstm_step(std::int64_t t, std::int64_t rows, const Scalar* dh, Scalar* dh_prev);
+  void gru_step(std::int64_t t, std::int64_t rows, const Scalar* dh, Scalar* dh_prev);
   void parameter_gradients();
   // c_{t-1} of row b: the workspace's c_t of step t - 1, or c0.
   const Scalar* c_prev(std::int64_t t, std::int64_t b) const {
@@ -101,112 +97,95 @@ VariantBackwardLoop<Scalar>::VariantBackwardLoop(const VariantBackward<Scalar>& 
 
 template <typename Scalar>
 void VariantBackwardLoop<Scalar>::run() {
-  // Slices of the batch, each running the reverse loop on its rows with its products inline (no barrier), or
-  // one loop whose products gemm's tasks share (tuning.h); each row's values are the same either way.
-  const std::int64_t slices = variant_backward_slices(B_);
-  if (slices <= 1)
-    run_rows(0, B_);
-  else
-    parallel_for(slices, [&](std::int64_t i) { run_rows(B_ * i / slices, B_ * (i + 1) / slices); });
-  parameter_gradients();
-}
-
-template <typename Scalar>
-void VariantBackwardLoop<Scalar>::run_rows(std::int64_t r0, std::int64_t r1) {
   const VariantBackward<Scalar>& a = a_;
-  const std::int64_t B = B_, H = H_, GH = GH_, R = R_, width = r1 - r0;
+  const std::int64_t B = B_, H = H_, GH = GH_, R = R_;
   const bool lstm = a.cell == Cell::kLstm;
-  Scalar* dh = dh_.data() + r0 * R;
-  Scalar* dh_prev = dh_prev_.data() + r0 * R;
-  Scalar* dc = lstm ? dc_.data() + r0 * H : nullptr;
-  const Scalar* d_h_n = a.d_h_n != nullptr ? a.d_h_n + r0 * R : nullptr;
-  const Scalar* d_c_n = a.d_c_n != nullptr ? a.d_c_n + r0 * H : nullptr;
+  Scalar* dh = dh_.data();
+  Scalar* dh_prev = dh_prev_.data();
   for (std::int64_t t = S_ - 1; t >= 0; --t) {
-    const std::int64_t rows = active_.in_slice(t, r0, r1), after = active_.in_slice(t + 1, r0, r1);
-    const std::int64_t row0 = t * B + r0;  // the slice's first row at step t in [S*B]-row arrays
+    const std::int64_t rows = active_.at(t), after = active_.at(t + 1);
     // Rows whose last step is t start here, with the gradient of their final state.
-    if (d_h_n != nullptr)
-      copy_n(dh + after * R, d_h_n + after * R, (rows - after) * R);
+    if (a.d_h_n != nullptr)
+      copy_n(dh + after * R, a.d_h_n + after * R, (rows - after) * R);
     else
       std::fill(dh + after * R, dh + rows * R, Scalar(0));
     if (lstm) {
-      if (d_c_n != nullptr)
-        copy_n(dc + after * H, d_c_n + after * H, (rows - after) * H);
+      if (a.d_c_n != nullptr)
+        copy_n(dc_.data() + after * H, a.d_c_n + after * H, (rows - after) * H);
       else
-        std::fill(dc + after * H, dc + rows * H, Scalar(0));
+        std::fill(dc_.data() + after * H, dc_.data() + rows * H, Scalar(0));
     }
     // Rows not running at step t add nothing to the products over all rows.
-    std::fill(d_a_.data() + (row0 + rows) * GH, d_a_.data() + (row0 + width) * GH, Scalar(0));
-    if (recurrent_side_) std::fill(d_a_hh_.data() + (row0 + rows) * GH, d_a_hh_.data() + (row0 + width) * GH, Scalar(0));
-    if (P_ > 0) std::fill(d_h_total_.data() + (row0 + rows) * P_, d_h_total_.data() + (row0 + width) * P_, Scalar(0));
+    std::fill(d_a_.data() + (t * B + rows) * GH, d_a_.data() + (t + 1) * B * GH, Scalar(0));
+    if (recurrent_side_) std::fill(d_a_hh_.data() + (t * B + rows) * GH, d_a_hh_.data() + (t + 1) * B * GH, Scalar(0));
+    if (P_ > 0) std::fill(d_h_total_.data() + (t * B + rows) * P_, d_h_total_.data() + (t + 1) * B * P_, Scalar(0));
     if (rows == 0) continue;
     // dh_t = the gradient from step t + 1 plus that of the output h_t.
     if (a.d_out != nullptr) {
-      const Scalar* d_out = a.d_out + row0 * R;
+      const Scalar* d_out = a.d_out + t * B * R;
       for (std::int64_t j = 0; j < rows * R; ++j) dh[j] += d_out[j];
     }
     if (lstm)
-      lstm_step(r0, t, rows, dh, dh_prev);
+      lstm_step(t, rows, dh, dh_prev);
     else if (a.cell == Cell::kGru)
-      gru_step(r0, t, rows, dh, dh_prev);
+      gru_step(t, rows, dh, dh_prev);
     else
-      rnn_step(r0, t, rows, dh, dh_prev);
+      rnn_step(t, rows, dh, dh_prev);
     std::swap(dh, dh_prev);
   }
   // Rows that ran at least one step carry their gradient back to the initial state; rows of length 0 pass
   // d_h_n (d_c_n) straight through.
-  const std::int64_t ran = active_.in_slice(0, r0, r1);
-  copy_n(a.d_h0 + r0 * R, dh, ran * R);
-  if (d_h_n != nullptr)
-    copy_n(a.d_h0 + (r0 + ran) * R, d_h_n + ran * R, (width - ran) * R);
+  const std::int64_t ran = active_.at(0);
+  copy_n(a.d_h0, dh, ran * R);
+  if (a.d_h_n != nullptr)
+    copy_n(a.d_h0 + ran * R, a.d_h_n + ran * R, (B - ran) * R);
   else
-    std::fill(a.d_h0 + (r0 + ran) * R, a.d_h0 + r1 * R, Scalar(0));
+    std::fill(a.d_h0 + ran * R, a.d_h0 + B * R, Scalar(0));
   if (lstm) {
-    copy_n(a.d_c0 + r0 * H, dc, ran * H);
-    if (d_c_n != nullptr)
-      copy_n(a.d_c0 + (r0 + ran) * H, d_c_n + ran * H, (width - ran) * H);
+    copy_n(a.d_c0, dc_.data(), ran * H);
+    if (a.d_c_n != nullptr)
+      copy_n(a.d_c0 + ran * H, a.d_c_n + ran * H, (B - ran) * H);
     else
-      std::fill(a.d_c0 + (r0 + ran) * H, a.d_c0 + r1 * H, Scalar(0));
+      std::fill(a.d_c0 + ran * H, a.d_c0 + B * H, Scalar(0));
   }
+  parameter_gradients();
 }
 
 template <typename Scalar>
-void VariantBackwardLoop<Scalar>::rnn_step(std::int64_t r0, std::int64_t t, std::int64_t rows, const Scalar* dh,
-                                           Scalar* dh_prev) {
+void VariantBackwardLoop<Scalar>::rnn_step(std::int64_t t, std::int64_t rows, const Scalar* dh, Scalar* dh_prev) {
   const std::int64_t H = H_, W = W_;
-  Scalar* d_a = d_a_.data() + (t * B_ + r0) * H;
-  const Scalar* ws = a_.workspace + (t * B_ + r0) * W;
-  for_row_chunks(rows, H, [&](std::int64_t i0, std::int64_t i1) {
-    for (std::int64_t r = i0; r < i1; ++r) act_.gradient(v_.act[kGateRole], v_.clip, H, ws + r * W, dh + r * H, d_a + r * H);
+  Scalar* d_a = d_a_.data() + t * B_ * H;
+  const Scalar* ws = a_.workspace + t * B_ * W;
+  for_row_chunks(rows, H, [&](std::int64_t r0, std::int64_t r1) {
+    for (std::int64_t r = r0; r < r1; ++r) act_.gradient(v_.act[kGateRole], v_.clip, H, ws + r * W, dh + r * H, d_a + r * H);
   });
   gemm(rows, false, d_a, H, w_hh_, /*accumulate=*/false, dh_prev, H);
 }
 
 template <typename Scalar>
-void VariantBackwardLoop<Scalar>::lstm_step(std::int64_t r0, std::int64_t t, std::int64_t rows, const Scalar* dh,
-                                            Scalar* dh_prev) {
+void VariantBackwardLoop<Scalar>::lstm_step(std::int64_t t, std::int64_t rows, const Scalar* dh, Scalar* dh_prev) {
   const std::int64_t B = B_, H = H_, GH = GH_, R = R_, W = W_;
   const Scalar* p = a_.w_ch;
   const ActivationSpec &gate = v_.act[kGateRole], &cand = v_.act[kCandidateRole], &cell_out = v_.act[kOutputRole];
   const double clip = v_.clip;
-  Scalar* d_a = d_a_.data() + (t * B + r0) * GH;
-  const Scalar* ws = a_.workspace + (t * B + r0) * W;
+  Scalar* d_a = d_a_.data() + t * B * GH;
+  const Scalar* ws = a_.workspace + t * B * W;
   // dm = the gradient of m_t = o * h(c_t): dh_t itself, or dh_t W_hr through the projection.
   const Scalar* dm = dh;
   if (P_ > 0) {
-    copy_n(d_h_total_.data() + (t * B + r0) * P_, dh, rows * P_);
-    gemm(rows, false, dh, P_, w_hr_, /*accumulate=*/false, dm_.data() + r0 * H, H);
-    dm = dm_.data() + r0 * H;
+    copy_n(d_h_total_.data() + t * B * P_, dh, rows * P_);
+    gemm(rows, false, dh, P_, w_hr_, /*accumulate=*/false, dm_.data(), H);
+    dm = dm_.data();
   }
-  for_row_chunks(rows, GH, [&](std::int64_t i0, std::int64_t i1) {
-    for (std::int64_t r = i0; r < i1; ++r) {
+  for_row_chunks(rows, GH, [&](std::int64_t r0, std::int64_t r1) {
+    for (std::int64_t r = r0; r < r1; ++r) {
       const Scalar *ai = ws + r * W, *af = ai + H, *ag = ai + 2 * H, *ao = ai + 3 * H, *c = ai + 4 * H;
-      const Scalar* cp = c_prev(t, r0 + r);
-      Scalar *gi = gates_.data() + (r0 + r) * GH, *gf = gi + H, *gg = gi + 2 * H, *go = gi + 3 * H;
-      Scalar *s0 = scratch_.data() + (r0 + r) * GH, *s1 = s0 + H, *s2 = s0 + 2 * H, *s3 = s0 + 3 * H;
+      const Scalar* cp = c_prev(t, r);
+      Scalar *gi = gates_.data() + r * GH, *gf = gi + H, *gg = gi + 2 * H, *go = gi + 3 * H;
+      Scalar *s0 = scratch_.data() + r * GH, *s1 = s0 + H, *s2 = s0 + 2 * H, *s3 = s0 + 3 * H;
       Scalar *dai = d_a + r * GH, *daf = dai + H, *dag = dai + 2 * H, *dao = dai + 3 * H;
       const Scalar* dmr = dm + r * H;
-      Scalar* dc = dc_.data() + (r0 + r) * H;
+      Scalar* dc = dc_.data() + r * H;
       lstm_input_gates(act_, v_, H, ai, af, ag, gi, gf, gg);
       act_.activate(gate, clip, H, ao, go);
       act_.activate(cell_out, 0.0, H, c, s0);  // h(c_t)
@@ -243,21 +222,20 @@ void VariantBackwardLoop<Scalar>::lstm_step(std::int64_t r0, std::int64_t t, std
 }
 
 template <typename Scalar>
-void VariantBackwardLoop<Scalar>::gru_step(std::int64_t r0, std::int64_t t, std::int64_t rows, const Scalar* dh,
-                                           Scalar* dh_prev) {
+void VariantBackwardLoop<Scalar>::gru_step(std::int64_t t, std::int64_t rows, const Scalar* dh, Scalar* dh_prev) {
   const std::int64_t B = B_, H = H_, GH = GH_, W = W_;
   const ActivationSpec &gate = v_.act[kGateRole], &cand = v_.act[kCandidateRole];
   const double clip = v_.clip;
-  Scalar* d_a = d_a_.data() + (t * B + r0) * GH;
-  const Scalar* ws = a_.workspace + (t * B + r0) * W;
+  Scalar* d_a = d_a_.data() + t * B * GH;
+  const Scalar* ws = a_.workspace + t * B * W;
   // dA_z, dA_n and the direct path z * dh_t into dh_{t-1}; r into gates_ for what follows.
-  for_row_chunks(rows, GH, [&](std::int64_t i0, std::int64_t i1) {
-    for (std::int64_t r = i0; r < i1; ++r) {
+  for_row_chunks(rows, GH, [&](std::int64_t r0, std::int64_t r1) {
+    for (std::int64_t r = r0; r < r1; ++r) {
       const Scalar *ar = ws + r * W, *az = ar + H, *an = ar + 2 * H;
-      const Scalar* hp = h_prev(t, r0 + r);
+      const Scalar* hp = h_prev(t, r);
       const Scalar* dhr = dh + r * H;
-      Scalar *gr = gates_.data() + (r0 + r) * GH, *gz = gr + H, *gn = gr + 2 * H;
-      Scalar *s0 = scratch_.data() + (r0 + r) * GH, *s1 = s0 + H;
+      Scalar *gr = gates_.data() + r * GH, *gz = gr + H, *gn = gr + 2 * H;
+      Scalar *s0 = scratch_.data() + r * GH, *s1 = s0 + H;
       Scalar *daz = d_a + r * GH + H, *dan = daz + H;
       act_.activate(gate, clip, 2 * H, ar, gr);
       act_.activate(cand, clip, H, an, gn);
@@ -273,13 +251,13 @@ void VariantBackwardLoop<Scalar>::gru_step(std::int64_t r0, std::int64_t t, std:
   });
   if (v_.reset_after) {
     // dr = dA_n * u (u = W_hn h + b_hn); the recurrent side's n gradient is dA_n * r.
-    Scalar* d_a_hh = d_a_hh_.data() + (t * B + r0) * GH;
-    for_row_chunks(rows, GH, [&](std::int64_t i0, std::int64_t i1) {
-      for (std::int64_t r = i0; r < i1; ++r) {
+    Scalar* d_a_hh = d_a_hh_.data() + t * B * GH;
+    for_row_chunks(rows, GH, [&](std::int64_t r0, std::int64_t r1) {
+      for (std::int64_t r = r0; r < r1; ++r) {
         const Scalar *ar = ws + r * W, *u = ar + 3 * H;
-        const Scalar* gr = gates_.data() + (r0 + r) * GH;
+        const Scalar* gr = gates_.data() + r * GH;
         Scalar* dar = d_a + r * GH;
-        Scalar* s0 = scratch_.data() + (r0 + r) * GH;
+        Scalar* s0 = scratch_.data() + r * GH;
         for (std::int64_t j = 0; j < H; ++j) s0[j] = dar[2 * H + j] * u[j];
         act_.gradient(gate, clip, H, ar, s0, dar);
         Scalar* dhh = d_a_hh + r * GH;
@@ -291,15 +269,15 @@ void VariantBackwardLoop<Scalar>::gru_step(std::int64_t r0, std::int64_t t, std:
     return;
   }
   // The reset gate before the product: d(r h) = dA_n W_hn; dr = d(r h) * h_{t-1}; dh_{t-1} += d(r h) * r.
-  Scalar* d_u = dm_.data() + r0 * H;
+  Scalar* d_u = dm_.data();
   gemm(rows, false, d_a + 2 * H, GH, w_n_, /*accumulate=*/false, d_u, H);
-  for_row_chunks(rows, GH, [&](std::int64_t i0, std::int64_t i1) {
-    for (std::int64_t r = i0; r < i1; ++r) {
+  for_row_chunks(rows, GH, [&](std::int64_t r0, std::int64_t r1) {
+    for (std::int64_t r = r0; r < r1; ++r) {
       const Scalar* ar = ws + r * W;
-      const Scalar* hp = h_prev(t, r0 + r);
-      const Scalar* gr = gates_.data() + (r0 + r) * GH;
+      const Scalar* hp = h_prev(t, r);
+      const Scalar* gr = gates_.data() + r * GH;
       const Scalar* du = d_u + r * H;
-      Scalar* s0 = scratch_.data() + (r0 + r) * GH;
+      Scalar* s0 = scratch_.data() + r * GH;
       Scalar* dhp = dh_prev + r * H;
       for (std::int64_t j = 0; j < H; ++j) {
         s0[j] = du[j] * hp[j];
