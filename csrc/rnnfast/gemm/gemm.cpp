@@ -140,6 +140,10 @@ void gemm_block(std::int64_t i0, std::int64_t mc, bool a_transposed, const Scala
       constexpr int kGroup = MicroKernel<Scalar>::kRowPanels;
       for (; p + kGroup <= p_end && (p + kGroup) * tile_cols <= n; p += kGroup)
         kernel.row_panels(kc, a_packed, b.panel(k0, p), c + i0 * ldc + p * tile_cols, acc);
+      if (p + 2 <= p_end && (p + 2) * tile_cols <= n) {
+        kernel.row_panel_pair(kc, a_packed, b.panel(k0, p), c + i0 * ldc + p * tile_cols, acc);
+        p += 2;
+      }
     }
     const std::int64_t tiles = row_tiles(mc, tile_rows);
     for (; p < p_end; ++p) {

@@ -40,7 +40,12 @@ struct MicroKernel {
   // One row by kRowPanels consecutive full panels of a k block (b_panels: the first, the others kc*nr
   // apart; c: their first column, the others nr apart), with rows[1]'s arithmetic per element.
   static constexpr int kRowPanels = 4;
-  void (*row_panels)(std::int64_t kc, const Scalar* a_panel, const Scalar* b_panels, Scalar* c, bool accumulate);
+  using RowPanelsFn = void (*)(std::int64_t kc, const Scalar* a_panel, const Scalar* b_panels, Scalar* c,
+                               bool accumulate);
+  RowPanelsFn row_panels;
+  // The same for two panels: the pair left over after the groups of four (a 128-column product in float32 on
+  // AVX-512 is two panels, which a one-row tile would take one at a time with half the chains in flight).
+  RowPanelsFn row_panel_pair;
 };
 
 RNNFAST_DECLARE_ISA_TABLE(MicroKernel<float>)

@@ -96,7 +96,8 @@ MicroKernel<Scalar> make_kernel(GemmTileShape shape, std::integer_sequence<int, 
                              shape.kc,
                              shape.mc,
                              {nullptr, &tile<Scalar, kMR, kNV, kRowsMinusOne + 1>...},
-                             &row_panels<Scalar, kMR, kNV, 4>};
+                             &row_panels<Scalar, kMR, kNV, 4>,
+                             &row_panels<Scalar, kMR, kNV, 2>};
 }
 
 template <typename Scalar, const GemmTileShape& kShape>
