@@ -157,7 +157,7 @@ def gru_backward(d_out: Optional[ArrayLike], d_h_n: Optional[ArrayLike], x: Arra
 # before the product, the LSTM's projection and peepholes.
 # ---------------------------------------------------------------------------------------------------------
 
-def _variant_options(options: CellOptions) -> tuple:
+def variant_kernel_options(options: CellOptions) -> tuple:
     """The kernels' encoding of the options: (cell, [(kind, alpha, beta)] per role, clip (0: none),
     input_forget, reset_after); the RNN's cell is 'rnn_tanh' whatever its activation (the options decide)."""
     acts = [(a.index, a.alpha or 0.0, a.beta or 0.0) for a in options.activations]
@@ -189,7 +189,7 @@ def variant_forward(options: CellOptions, x: ArrayLike, h0: Optional[ArrayLike],
     h_n = np.empty((B, R), dtype=dt)
     c_n = np.empty((B, H), dtype=dt) if lstm else None
     workspace = np.empty((T, B, a.workspace_width), dtype=dt) if training else None
-    _core.variant_forward(*_variant_options(options), rows.sort(a.x, 1), rows.sort(a.h0, 0), rows.sort(a.c0, 0),
+    _core.variant_forward(*variant_kernel_options(options), rows.sort(a.x, 1), rows.sort(a.h0, 0), rows.sort(a.c0, 0),
                           a.w_ih, a.w_hh, a.b_ih, a.b_hh, a.w_hr, a.w_ch, out, h_n, c_n, workspace, rows.lengths)
     return (rows.restore(out, 1), rows.restore(h_n, 0), rows.restore(c_n, 0), rows.restore(workspace, 1))
 
@@ -215,7 +215,7 @@ def variant_backward(options: CellOptions, d_out: Optional[ArrayLike], d_h_n: Op
     d_b_hh = np.empty((G * H,), dtype=dt)
     d_w_hr = np.empty_like(f.w_hr) if f.w_hr is not None else None
     d_w_ch = np.empty_like(f.w_ch) if f.w_ch is not None else None
-    _core.variant_backward(*_variant_options(options), rows.sort(f.x, 1), rows.sort(f.h0, 0), rows.sort(f.c0, 0),
+    _core.variant_backward(*variant_kernel_options(options), rows.sort(f.x, 1), rows.sort(f.h0, 0), rows.sort(f.c0, 0),
                            f.w_ih, f.w_hh, f.w_hr, f.w_ch, rows.sort(out, 1), rows.sort(workspace, 1),
                            rows.sort(d_out, 1), rows.sort(d_h_n, 0), rows.sort(d_c_n, 0), d_x, d_h0, d_c0,
                            d_w_ih, d_w_hh, d_b_ih, d_b_hh, d_w_hr, d_w_ch, rows.lengths)

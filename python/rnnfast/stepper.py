@@ -59,7 +59,7 @@ class _VariantSteps:
         L, H, R, dtype = layer.num_layers, layer.hidden_size, layer.state_size, layer.dtype
         self._native = None
         if ops is functional:
-            self._native = _core.VariantStepper(*functional._variant_options(self._options), H,
+            self._native = _core.VariantStepper(*functional.variant_kernel_options(self._options), H,
                                                 self._options.proj_size, batch, self._weights)
             return
         self._h = np.zeros((L, batch, R), dtype=dtype)

@@ -132,3 +132,25 @@ def test_a_layer_call_checks_its_arguments_once(monkeypatch):
     p = m.state_dict()
     functional.lstm(x, None, None, p["weight_ih_l0"], p["weight_hh_l0"], p["bias_ih_l0"], p["bias_hh_l0"])
     assert calls == ["lstm"]
+
+
+@pytest.mark.parametrize("factory", [
+    lambda dt: LSTM(5, 9, num_layers=2, proj_size=4, peepholes=True, clip=2.0, dtype=dt, seed=4),
+    lambda dt: GRU(5, 9, num_layers=2, reset_after=False, activation="softsign", dtype=dt, seed=4),
+    lambda dt: RNN(5, 9, nonlinearity="silu", dtype=dt, seed=4),
+], ids=["lstm_variant", "gru_variant", "rnn_variant"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_a_cell_variant_takes_the_fast_path_with_the_general_paths_bits(factory, dtype, monkeypatch):
+    m = factory(dtype)
+    x = rand(np.random.default_rng(12), 7, 3, 5, dtype=dtype)
+    taken = []
+    exact = rnn_base.RNNBase._exact_inference
+    monkeypatch.setattr(rnn_base.RNNBase, "_exact_inference",
+                        lambda self, xx: taken.append(exact(self, xx)) or taken[-1])
+    out, state = m(x)
+    assert taken[0] is not None
+    monkeypatch.setattr(rnn_base.RNNBase, "_exact_inference", lambda self, xx: None)
+    out_g, state_g = m(x)
+    assert out.shape == out_g.shape and np.array_equal(out, out_g)
+    for a, b in zip(state if isinstance(state, tuple) else (state,), state_g if isinstance(state_g, tuple) else (state_g,)):
+        assert a.shape == b.shape and np.array_equal(a, b)

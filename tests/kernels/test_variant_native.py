@@ -305,7 +305,7 @@ def test_a_team_at_batch_one_gives_the_bits_of_one_thread(name, restore_threads,
         if b is not None:
             np.testing.assert_array_equal(a, b)
     args = [p["w_ih"], p["w_hh"], p["b_ih"], p["b_hh"], p["w_hr"], p["w_ch"]]
-    stepper = _core.VariantStepper(*F._variant_options(opts), 70, opts.proj_size, 1, [tuple(args)])
+    stepper = _core.VariantStepper(*F.variant_kernel_options(opts), 70, opts.proj_size, 1, [tuple(args)])
     stepper.reset(p["h0"][None], None if p["c0"] is None else p["c0"][None])
     y = np.empty((1, opts.proj_size or 70), np.float32)
     for t in range(7):
