@@ -169,8 +169,16 @@ def _command_demo(args: argparse.Namespace) -> int:
     return demos.run(args.name, args.demo_args)
 
 
+def _version() -> str:
+    from . import __version__
+
+    return __version__
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rnnfast", description="Fast CPU recurrent networks.")
+    parser.add_argument("--version", action="version", version=f"rnnfast {_version()}",
+                        help="print rnnfast's version and exit")
     sub = parser.add_subparsers(dest="command")
     check = sub.add_parser("check", help="version, instruction set, self-check and timing (the default)")
     check.add_argument("--shape", type=_parse_shape, default=(100, 8, 128, 256), metavar="T,B,I,H",
@@ -195,7 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0].startswith("-") and argv[0] not in ("-h", "--help"):
+    if not argv or argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version"):
         argv = ["check"] + argv
     args = parser.parse_args(argv)
     if args.command == "demo":

@@ -62,6 +62,7 @@ import hashlib
 import json
 import os
 import tempfile
+import tokenize
 import zipfile
 import zlib
 from typing import Any, BinaryIO, Optional, Union
@@ -100,7 +101,12 @@ _CLASS_CONFIG_TYPES = {"LSTM": {"proj_size": int, "peepholes": bool, "input_forg
 _FLOAT_DTYPES = ("float32", "float64")
 _ZIP_MAGIC = b"PK\x03\x04"
 # What reading a damaged archive or member can raise, from zipfile, zlib and numpy.lib.format.
-_READ_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, KeyError, UnicodeDecodeError)
+# What reading a damaged archive can raise, from the zip and npy readers: besides the obvious, an unsupported
+# compression method or zip version (NotImplementedError), an "encrypted" member (RuntimeError), and a mangled
+# .npy header that NumPy's header parser tokenizes before it checks it (SyntaxError, tokenize.TokenError): all
+# found by fuzzing load with mutated valid files.
+_READ_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, KeyError, UnicodeDecodeError,
+                NotImplementedError, RuntimeError, SyntaxError, tokenize.TokenError, MemoryError)
 
 PathOrFile = Union[str, "os.PathLike[str]", BinaryIO]
 
@@ -182,6 +188,9 @@ def save(path: PathOrFile, model: Any) -> None:
             np.savez(f, **arrays)
             f.flush()
             os.fsync(f.fileno())
+        # mkstemp makes the file private (0600); give it what open() would have: an existing file's mode, or
+        # 0666 less the umask.
+        os.chmod(tmp, _mode_for(path))
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -189,6 +198,18 @@ def save(path: PathOrFile, model: Any) -> None:
         except OSError:
             pass
         raise
+
+
+def _mode_for(path: str) -> int:
+    """The permissions a file written at ``path`` gets from ``open(path, "w")``: those of the file already there,
+    else 0666 less the process's umask (read by setting it and putting it back, as nothing else reads it)."""
+    try:
+        return os.stat(path).st_mode & 0o7777
+    except OSError:
+        pass
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return 0o666 & ~umask
 
 
 def _package_version() -> str:
@@ -254,7 +275,7 @@ def _load_from(f: BinaryIO, label: str, rng: np.random.Generator) -> RNNBase:
     try:
         return _read(f, rng)
     except _Invalid as exc:
-        raise ValueError(f"{label}: {exc}") from None
+        raise ValueError(f"{label}: {exc}") from exc.__cause__  # the reader's own error, where there was one
 
 
 def _read(f: BinaryIO, rng: np.random.Generator) -> RNNBase:
@@ -268,7 +289,7 @@ def _read(f: BinaryIO, rng: np.random.Generator) -> RNNBase:
     try:
         archive = np.load(f, allow_pickle=False)
     except _READ_ERRORS as exc:
-        raise _Invalid(f"truncated or damaged model file ({type(exc).__name__}: {exc})") from None
+        raise _Invalid(f"truncated or damaged model file ({type(exc).__name__}: {exc})") from exc
     with archive:
         names = set(archive.files)
         if _META_KEY not in names:
@@ -320,7 +341,7 @@ def _member(archive: Any, name: str) -> np.ndarray:
     try:
         return archive[name]
     except _READ_ERRORS as exc:
-        raise _Invalid(f"entry {name!r} cannot be read: truncated or damaged ({type(exc).__name__}: {exc})") from None
+        raise _Invalid(f"entry {name!r} cannot be read: truncated or damaged ({type(exc).__name__}: {exc})") from exc
 
 
 def _read_meta(arr: np.ndarray) -> dict:

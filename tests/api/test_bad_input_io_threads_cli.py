@@ -184,3 +184,13 @@ def test_every_argument_has_a_row():
 def test_table_size():
     """A guard against the table silently shrinking (e.g. a loop that stopped generating rows)."""
     assert len(ROWS) >= 45, len(ROWS)
+
+
+def test_the_command_prints_its_version(capsys):
+    import rnnfast
+    from rnnfast import cli
+
+    with pytest.raises(SystemExit) as info:
+        cli.main(["--version"])
+    assert info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"rnnfast {rnnfast.__version__}"

@@ -13,6 +13,7 @@ import json
 import multiprocessing
 import os
 import pickle
+import tokenize
 import zipfile
 
 import numpy as np
@@ -407,3 +408,67 @@ def test_load_does_not_leave_files_open(saved):
             rnnfast.load(path)
     if before is not None:
         assert len(os.listdir(f"/proc/{os.getpid()}/fd")) <= before + 2
+
+
+def _rezipped(data: bytes, member_prefix: str, old: bytes, new: bytes) -> bytes:
+    """The archive ``data`` written again (valid CRCs) with ``old`` replaced by ``new`` in its members whose name
+    starts with ``member_prefix``: a damaged .npy header that the zip reader cannot notice."""
+    import zipfile
+
+    src, out = zipfile.ZipFile(io.BytesIO(data)), io.BytesIO()
+    with zipfile.ZipFile(out, "w") as z:
+        for name in src.namelist():
+            body = src.read(name)
+            z.writestr(name, body.replace(old, new, 1) if name.startswith(member_prefix) else body)
+    return out.getvalue()
+
+
+def _zip_headers_patched(data: bytes, local_offset: int, central_offset: int, value: int) -> bytes:
+    """``data`` with a 16-bit field set to ``value`` in every local header (at ``local_offset``) and central
+    directory entry (at ``central_offset``)."""
+    import struct
+
+    d = bytearray(data)
+    for signature, offset in ((b"PK\x03\x04", local_offset), (b"PK\x01\x02", central_offset)):
+        i = d.find(signature)
+        while i >= 0:
+            d[i + offset:i + offset + 2] = struct.pack("<H", value)
+            i = d.find(signature, i + 4)
+    return bytes(d)
+
+
+@pytest.mark.parametrize("damage, original", [
+    (lambda d: _zip_headers_patched(d, 8, 10, 99), NotImplementedError),  # an unsupported compression method
+    (lambda d: _zip_headers_patched(d, 6, 8, 1), RuntimeError),  # every member flagged as encrypted
+    (lambda d: _rezipped(d, "weight_ih", b"'shape': (", b"'shape': (("),  # a header NumPy tokenizes
+     (SyntaxError, tokenize.TokenError)),
+], ids=["compression", "encrypted", "npy-header"])
+def test_every_damaged_archive_is_a_value_error_naming_the_file_with_the_readers_error_chained(damage, original,
+                                                                                                 tmp_path):
+    import rnnfast
+
+    buf = io.BytesIO()
+    rnnfast.save(buf, rnnfast.GRU(3, 4, seed=0))
+    path = tmp_path / "damaged.npz"
+    path.write_bytes(damage(buf.getvalue()))
+    with pytest.raises(ValueError, match="damaged.npz") as info:
+        rnnfast.load(path)
+    assert isinstance(info.value.__cause__, original), repr(info.value.__cause__)
+
+
+def test_saved_files_get_the_usual_permissions(tmp_path):
+    import os
+
+    import rnnfast
+
+    umask = os.umask(0o027)
+    try:
+        rnnfast.save(tmp_path / "new.npz", rnnfast.GRU(3, 4, seed=0))
+        assert (os.stat(tmp_path / "new.npz").st_mode & 0o777) == 0o640  # 0666 less the umask, as open() gives
+        existing = tmp_path / "existing.npz"
+        existing.write_bytes(b"")
+        os.chmod(existing, 0o604)
+        rnnfast.save(existing, rnnfast.GRU(3, 4, seed=0))
+        assert (os.stat(existing).st_mode & 0o777) == 0o604  # an existing file keeps its mode
+    finally:
+        os.umask(umask)
