@@ -127,6 +127,11 @@ struct VariantWeights {
   std::shared_ptr<const VariantTeamPacks<Scalar>> team;
 };
 
+// The products cut for a team (VariantTeamPacks) from `a`'s weights (cell, sizes, w_hh, w_hr, b_hh), from the
+// weight cache when `cached` (layer/variant_weights.cpp).
+template <typename Scalar>
+std::shared_ptr<const VariantTeamPacks<Scalar>> variant_team_packs(const VariantForward<Scalar>& a, bool cached);
+
 // The forward on weights packed before: `a`'s cell, variant and sizes must be those of `w` (its weight
 // arrays are not read).
 template <typename Scalar>
