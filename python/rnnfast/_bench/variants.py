@@ -32,7 +32,7 @@ from .. import reference
 from .._variants import CellOptions, default_activations
 from ..interop._conversion import gates_from_rnnfast, permute_gates
 from ..interop._variant import LayerVariant
-from ..interop.onnx_graph import _ONNX_GATES, _ONNX_OP
+from ..interop._onnx_ops import ONNX_GATES, ONNX_OP
 from ..layers import GRU, LSTM, RNN
 from .peers import IMPLEMENTATIONS, KERAS_SEQUENCE_OPTIONS, TRAIN_GRADS, Impl, NotApplicable, NotMeasured, Peer, \
     _stepwise_impl, functional_stream_impl, keras_gru_order, keras_layer_impl, onnxruntime_model_impl, \
@@ -208,7 +208,7 @@ def onnx_model(options: CellOptions, params: dict, opset: int = 14):
     w_ih, w_hh, b_ih, b_hh = (params[k] for k in ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"))
     H = w_hh.shape[1]
     lstm = family == "lstm"
-    perm = gates_from_rnnfast(family, _ONNX_GATES[family])
+    perm = gates_from_rnnfast(family, ONNX_GATES[family])
     inits = [numpy_helper.from_array(np.ascontiguousarray(a[None], dtype=np.float32), name) for name, a in (
         ("W", permute_gates(w_ih, perm)), ("R", permute_gates(w_hh, perm)),
         ("B", np.concatenate([permute_gates(b_ih, perm), permute_gates(b_hh, perm)])))]
@@ -225,7 +225,7 @@ def onnx_model(options: CellOptions, params: dict, opset: int = 14):
     if options.input_forget:
         attrs["input_forget"] = 1
     states = ["h", "c"] if lstm else ["h"]
-    node = helper.make_node(_ONNX_OP[family], node_in, ["Y"] + [f"{s}_n" for s in states], **attrs)
+    node = helper.make_node(ONNX_OP[family], node_in, ["Y"] + [f"{s}_n" for s in states], **attrs)
     inits.append(numpy_helper.from_array(np.array([1], dtype=np.int64), "axis_1"))
     squeeze = helper.make_node("Squeeze", ["Y", "axis_1"], ["out"])  # (T, 1, B, H) -> (T, B, H)
     f32 = TensorProto.FLOAT

@@ -39,7 +39,8 @@ LSTM's proj_size or H.
 """
 
 from .keras3 import from_keras
-from .onnx_graph import from_onnx, to_onnx
+from .onnx_export import to_onnx
+from .onnx_graph import from_onnx
 from .pytorch import from_torch, to_torch
 
 __all__ = ["from_torch", "to_torch", "from_onnx", "to_onnx", "from_keras"]
