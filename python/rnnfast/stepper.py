@@ -54,14 +54,15 @@ class _VariantSteps:
 
         self._ops = ops
         self._options = layer.options[0]
-        self._weights = [tuple(None if w is None else w.copy() for w in layer._variant_weights(k, 0))
-                         for k in range(layer.num_layers)]
         L, H, R, dtype = layer.num_layers, layer.hidden_size, layer.state_size, layer.dtype
+        weights = [layer._variant_weights(k, 0) for k in range(L)]
         self._native = None
-        if ops is functional:
+        if ops is functional:  # it packs copies of the weights
             self._native = _core.VariantStepper(*functional.variant_kernel_options(self._options), H,
-                                                self._options.proj_size, batch, self._weights)
+                                                self._options.proj_size, batch, weights)
             return
+        # Copies, so that later changes of the layer's parameters do not reach the stepper.
+        self._weights = [tuple(None if w is None else w.copy() for w in ws) for ws in weights]
         self._h = np.zeros((L, batch, R), dtype=dtype)
         self._c = np.zeros((L, batch, H), dtype=dtype) if self._options.family == "lstm" else None
 
