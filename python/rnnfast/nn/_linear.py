@@ -1,0 +1,135 @@
+"""Dense layer ``y = x W^T + b`` on the last axis (PyTorch's ``torch.nn.Linear``)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any, Optional, Union
+
+import numpy as np
+
+from .._validation import as_array, cast, float_dtype, positive_int
+
+ArrayLike = Any
+
+
+class Linear:
+    """Dense layer ``y = x @ weight.T + bias`` on the last axis of ``x`` (PyTorch's ``torch.nn.Linear``).
+
+    ``x`` may have any number of leading axes: (B, in) for one vector per sequence (many-to-one), or
+    (T, B, in) for a label at every step (many-to-many), giving (B, out) or (T, B, out).
+
+    Parameters
+    ----------
+    in_features, out_features : int
+        Sizes of the last axis of the input and of the output.
+    bias : bool, default True
+        Whether to add the learned ``bias`` (out_features,).
+    dtype : 'float32' or 'float64', default 'float32'
+        Dtype of the parameters and of the computation; inputs are cast to it (NumPy ``same_kind``).
+    seed : int, SeedSequence, Generator or None
+        Seed of the initial parameters, uniform in (-1/sqrt(in_features), 1/sqrt(in_features)) as PyTorch.
+
+    Attributes
+    ----------
+    grads : dict of str to ndarray
+        Accumulated gradients ``'weight'`` (out, in) and ``'bias'`` (out,), added to by :meth:`backward`
+        until :meth:`zero_grad`.
+    """
+
+    def __init__(self, in_features: int, out_features: int, *, bias: bool = True, dtype: Any = "float32",
+                 seed: Optional[Union[int, np.random.SeedSequence, np.random.Generator]] = None) -> None:
+        self.in_features = positive_int("in_features", in_features)
+        self.out_features = positive_int("out_features", out_features)
+        self.dtype = float_dtype(dtype)
+        rng = np.random.default_rng(seed)
+        bound = 1.0 / math.sqrt(self.in_features)
+        self._params = {"weight": rng.uniform(-bound, bound, (self.out_features, self.in_features))
+                        .astype(self.dtype)}
+        if bias:
+            self._params["bias"] = rng.uniform(-bound, bound, (self.out_features,)).astype(self.dtype)
+        self.grads = {k: np.zeros_like(v) for k, v in self._params.items()}
+        self._saved_x: Optional[np.ndarray] = None
+
+    @property
+    def weight(self) -> np.ndarray:
+        """The live (out_features, in_features) weight."""
+        return self._params["weight"]
+
+    @property
+    def bias(self) -> Optional[np.ndarray]:
+        """The live (out_features,) bias, or None."""
+        return self._params.get("bias")
+
+    def parameters(self) -> dict[str, np.ndarray]:
+        """The live parameter arrays ``{'weight': ..., 'bias': ...}`` (updating them changes the layer)."""
+        return dict(self._params)
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Copies of the parameters, loadable by :meth:`load_state_dict` (and by ``torch.nn.Linear``)."""
+        return {k: v.copy() for k, v in self._params.items()}
+
+    def load_state_dict(self, state_dict: Mapping[str, ArrayLike]) -> None:
+        """Copy parameters in; the keys and shapes must be exactly those of :meth:`state_dict`."""
+        if set(state_dict) != set(self._params):
+            raise ValueError(f"load_state_dict for Linear: expected keys {sorted(self._params)}, "
+                             f"got {sorted(state_dict)}")
+        converted = {}
+        for name, target in self._params.items():
+            arr = as_array(f"state_dict[{name!r}]", state_dict[name])
+            if arr.shape != target.shape:
+                raise ValueError(f"load_state_dict for Linear: {name!r} has shape {arr.shape}, "
+                                 f"expected {target.shape}")
+            converted[name] = cast(f"state_dict[{name!r}]", arr, self.dtype)
+        for name, value in converted.items():
+            np.copyto(self._params[name], value)
+
+    def zero_grad(self) -> None:
+        """Set the accumulated gradients to zero."""
+        for g in self.grads.values():
+            g.fill(0)
+
+    def _input(self, x: ArrayLike) -> np.ndarray:
+        arr = as_array("x", x)
+        if arr.ndim < 1 or arr.shape[-1] != self.in_features:
+            raise ValueError(f"x has shape {arr.shape}, expected (..., {self.in_features}) "
+                             f"(last axis in_features={self.in_features})")
+        return cast("x", arr, self.dtype)
+
+    def __call__(self, x: ArrayLike) -> np.ndarray:
+        """Inference: ``layer(x)`` is ``layer.forward(x, training=False)``."""
+        return self.forward(x, training=False)
+
+    def forward(self, x: ArrayLike, *, training: bool = False) -> np.ndarray:
+        """``x`` (..., in_features) -> (..., out_features). With ``training=True`` keeps ``x`` for backward."""
+        x = self._input(x)
+        y = x @ self._params["weight"].T
+        if "bias" in self._params:
+            y += self._params["bias"]
+        if training:
+            self._saved_x = x.copy()
+        return y
+
+    def backward(self, d_y: ArrayLike) -> np.ndarray:
+        """Gradient of the last training forward: adds into :attr:`grads` and returns ``d_x`` (x's shape)."""
+        x = self._saved_x
+        if x is None:
+            raise RuntimeError("Linear.backward() needs a preceding forward(x, training=True); none is saved "
+                               "(inference calls save nothing, and backward releases what forward saved)")
+        expected = x.shape[:-1] + (self.out_features,)
+        d_y = as_array("d_y", d_y)
+        if d_y.shape != expected:
+            raise ValueError(f"d_y has shape {d_y.shape}, expected {expected} (the shape of the training "
+                             "forward's output)")
+        d_y = cast("d_y", d_y, self.dtype)
+        d2 = d_y.reshape(-1, self.out_features)
+        self.grads["weight"] += d2.T @ x.reshape(-1, self.in_features)
+        if "bias" in self._params:
+            self.grads["bias"] += d2.sum(axis=0)
+        self._saved_x = None
+        return d_y @ self._params["weight"]
+
+    def __repr__(self) -> str:
+        extra = "" if "bias" in self._params else ", bias=False"
+        extra += "" if self.dtype == np.float32 else f", dtype='{self.dtype.name}'"
+        return f"Linear({self.in_features}, {self.out_features}{extra})"
