@@ -40,7 +40,7 @@ _CONFIG_TYPES_V2 = {**_CONFIG_TYPES_V1, "weight_dtype": str}
 # Markers of the version-3 keys whose JSON value is not one plain type.
 _OPTIONAL_NUMBER = "null or a number"
 _LIST = "list"
-_CONFIG_TYPES = {1: _CONFIG_TYPES_V1, 2: _CONFIG_TYPES_V2,
+_CONFIG_TYPES: dict[int, dict[str, Any]] = {1: _CONFIG_TYPES_V1, 2: _CONFIG_TYPES_V2,
                  3: {**_CONFIG_TYPES_V2, "direction": str, "clip": _OPTIONAL_NUMBER, "activations": _LIST}}
 # The version-3 keys of one class only.
 _CLASS_CONFIG_TYPES: dict[str, dict[str, Any]] = {
@@ -67,7 +67,7 @@ def base_class_name(model: RNNBase) -> str:
     raise TypeError(f"model must be an rnnfast RNN, LSTM or GRU layer, got {type(model).__name__}")
 
 
-def layer_record(model: RNNBase) -> tuple[str, int, dict]:
+def layer_record(model: RNNBase) -> tuple[str, int, dict[str, Any]]:
     """(class name, format version, configuration) of ``model``: the oldest version that holds it, 3 for a cell
     variant or a reverse direction, else 2 (which an rnnfast without the cell variants reads)."""
     version = 3 if model.variant_options() or model.direction == "reverse" else 2
@@ -114,7 +114,7 @@ def layer_builder(class_name: Any, config: Any, version: int, rng: np.random.Gen
         expected = {name: (tuple(shape), model.dtype) for name, shape in shapes.items()}
 
     def finish(params: dict[str, np.ndarray]) -> RNNBase:
-        layer = model
+        layer: RNNBase = model
         try:
             if weight_dtype in REDUCED_WEIGHT_DTYPES:
                 # The quantized layer of this configuration, then the saved parameters in place of its own (what
@@ -128,7 +128,7 @@ def layer_builder(class_name: Any, config: Any, version: int, rng: np.random.Gen
     return expected, finish
 
 
-def _check_config(class_name: Any, config: Any, version: int) -> tuple:
+def _check_config(class_name: Any, config: Any, version: int) -> tuple[type[RNNBase], dict[str, Any], str]:
     """The layer class, the constructor's keyword arguments and the weight dtype of a recorded configuration."""
     cls = LAYER_CLASSES.get(class_name) if isinstance(class_name, str) else None
     if cls is None:
@@ -156,7 +156,7 @@ def _check_config(class_name: Any, config: Any, version: int) -> tuple:
                 is_number(value) if want is float else isinstance(value, want) and not isinstance(value, bool))
         if not ok:
             raise InvalidFile(f"config[{key!r}] must be a {getattr(want, '__name__', want)}, got {value!r}")
-    config = dict(config)
+    config = dict(config.items())
     if version >= 3:
         config["activations"] = _activations(config["activations"])
         if cls is RNN:
@@ -178,7 +178,7 @@ def _check_config(class_name: Any, config: Any, version: int) -> tuple:
     return cls, config, weight_dtype
 
 
-def _activations(value: list) -> list:
+def _activations(value: list[Any]) -> list[list[Activation]]:
     """The ``activations`` of a version-3 config as lists of :class:`~rnnfast.Activation` (the constructor
     checks their number and roles)."""
     result = []

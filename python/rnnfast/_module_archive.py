@@ -27,7 +27,7 @@ MODEL_FORMAT_VERSION = 4
 _INT_OR_NULL = "int or null"
 # Per class: the class, its configuration keys with their JSON types, and the configuration of a module (its
 # constructor's keyword arguments).
-_SPECS: dict[str, tuple[type, dict[str, Any], Callable[[Any], dict]]] = {
+_SPECS: dict[str, tuple[type, dict[str, Any], Callable[[Any], dict[str, Any]]]] = {
     "Linear": (_linear.Linear, {"in_features": int, "out_features": int, "bias": bool, "dtype": str},
                lambda m: {"in_features": m.in_features, "out_features": m.out_features,
                           "bias": m.bias is not None, "dtype": m.dtype.name}),
@@ -62,7 +62,7 @@ def _class_name(module: Any) -> str:
                     f"{type(module).__name__} is none of them")
 
 
-def record(model: Any) -> tuple[str, dict, dict[str, np.ndarray], int]:
+def record(model: Any) -> tuple[str, dict[str, Any], dict[str, np.ndarray], int]:
     """(class name, configuration, parameters by stored name, format version) of ``model``.
 
     A layer keeps its own format (version 2 or 3, see :mod:`rnnfast.io`); anything else is version 4. In a
@@ -135,7 +135,7 @@ def builder(class_name: Any, config: Any, version: int, rng: np.random.Generator
     return expected, finish
 
 
-def _checked_config(class_name: str, config: Any, types: dict[str, Any], where: str) -> dict:
+def _checked_config(class_name: str, config: Any, types: dict[str, Any], where: str) -> dict[str, Any]:
     if not isinstance(config, dict):
         raise InvalidFile(f"{where}config must be a JSON object, got {type(config).__name__}")
     if set(config) != set(types):
@@ -175,16 +175,19 @@ def _sequential_builder(config: Any, rng: np.random.Generator, path: str) -> tup
         if any(name == other for other, _ in children):
             raise InvalidFile(f"{label}: duplicate module name {name!r}")
         layer = entry["class"] in LAYER_CLASSES
-        version = entry.get("format_version", MODEL_FORMAT_VERSION if not layer else None)
-        if layer and (isinstance(version, bool) or not isinstance(version, int)
-                      or not 1 <= version <= LAYER_FORMAT_VERSION):
-            raise InvalidFile(f"{label}: a layer needs its format_version, an int from 1 to {LAYER_FORMAT_VERSION}, "
-                              f"got {version!r}")
-        if not layer and "format_version" in entry:
+        recorded_version = entry.get("format_version")
+        version = MODEL_FORMAT_VERSION
+        if layer:
+            if (isinstance(recorded_version, bool) or not isinstance(recorded_version, int)
+                    or not 1 <= recorded_version <= LAYER_FORMAT_VERSION):
+                raise InvalidFile(f"{label}: a layer needs its format_version, an int from 1 to "
+                                  f"{LAYER_FORMAT_VERSION}, got {recorded_version!r}")
+            version = recorded_version
+        elif recorded_version is not None:
             raise InvalidFile(f"{label}: only a layer records a format_version")
-        child_expected, finish = builder(entry["class"], entry["config"], version, rng, f"{label} {name!r}")
+        child_expected, child_finish = builder(entry["class"], entry["config"], version, rng, f"{label} {name!r}")
         expected.update({f"{name}.{k}": v for k, v in child_expected.items()})
-        children.append((name, finish))
+        children.append((name, child_finish))
     if not children:
         raise InvalidFile(f"{where}a Sequential needs at least one module, the file lists none")
 

@@ -168,7 +168,7 @@ def save(path: PathOrFile, model: Model) -> None:
             for name, arr in params.items()
         },
     }
-    arrays = {_META_KEY: np.array(json.dumps(meta, sort_keys=True))}
+    arrays: dict[str, Any] = {_META_KEY: np.array(json.dumps(meta, sort_keys=True))}
     arrays.update(params)
 
     if hasattr(path, "write"):
@@ -247,7 +247,7 @@ def load(path: PathOrFile, *, seed: Optional[int] = None) -> Model:
         raise type(exc)(
             f"seed must be None, a non-negative int, a SeedSequence or a Generator, got {seed!r} ({exc})"
         ) from None
-    if hasattr(path, "read"):
+    if not isinstance(path, (str, os.PathLike)) and hasattr(path, "read"):
         label = getattr(path, "name", "<file object>")
         return _load_from(path, str(label), rng)
     if not isinstance(path, (str, os.PathLike)):
@@ -291,7 +291,7 @@ def _read(f: BinaryIO, rng: np.random.Generator) -> Model:
     return model
 
 
-def _parameter(archive: Any, name: str, shape: tuple, dtype: np.dtype, info: Any) -> np.ndarray:
+def _parameter(archive: Any, name: str, shape: tuple[int, ...], dtype: np.dtype, info: Any) -> np.ndarray:
     """The entry ``name``, checked against the configuration's ``shape`` and ``dtype`` and its record ``info``."""
     arr = _member(archive, name)
     if not isinstance(info, dict) or set(info) != {"shape", "dtype", "sha256"}:
@@ -317,7 +317,7 @@ def _member(archive: Any, name: str) -> np.ndarray:
     return arr
 
 
-def _read_meta(arr: np.ndarray) -> dict:
+def _read_meta(arr: np.ndarray) -> dict[str, Any]:
     if arr.shape != () or arr.dtype.kind != "U":
         raise InvalidFile(f"entry {_META_KEY!r} must be a 0-d str array, got dtype {arr.dtype} shape {arr.shape}")
     try:
@@ -329,7 +329,7 @@ def _read_meta(arr: np.ndarray) -> dict:
     return meta
 
 
-def _check_meta(meta: dict) -> int:
+def _check_meta(meta: dict[str, Any]) -> int:
     """The format version of a metadata record, after checking what every version has."""
     if meta.get("format") != "rnnfast":
         raise InvalidFile(f"not an rnnfast model file (format {meta.get('format')!r})")
@@ -349,7 +349,7 @@ def _check_meta(meta: dict) -> int:
     return version
 
 
-def _check_names(what: str, names: set, expected: Expected) -> None:
+def _check_names(what: str, names: set[str], expected: Expected) -> None:
     missing = [k for k in expected if k not in names]
     extra = sorted(str(k) for k in names if k not in expected)
     if missing or extra:
