@@ -1,5 +1,5 @@
 // rnnfast._core: the pybind11 binding of the C++ kernels (registration; the parts are in
-// layer_ops.cpp, reduced_binding.cpp, stepper_binding.cpp and testing.cpp, which share binding_common.h).
+// dense_binding.cpp, layer_ops.cpp, reduced_binding.cpp, stepper_binding.cpp and testing.cpp, which share binding_common.h).
 //
 // It only checks arrays and passes pointers: every array must already have the computation's dtype,
 // be C-contiguous and aligned, and have exactly the shape the kernel reads or writes. The Python layer
@@ -17,6 +17,7 @@
 namespace py = pybind11;
 
 namespace rnnfast_binding {
+void register_dense(py::module_& m);
 void register_layer_ops(py::module_& m);
 void register_stepper(py::module_& m);
 void register_reduced(py::module_& m, py::module_& t);
@@ -43,6 +44,7 @@ PYBIND11_MODULE(_core, m) {
   m.attr("MAX_THREADS") = rnnfast::kMaxThreads;
   m.def("isa", []() { return std::string(rnnfast::isa_name(rnnfast::active_isa())); },
         "The instruction set the kernels run on: 'generic', 'avx2' or 'avx512'.");
+  rnnfast_binding::register_dense(m);
   rnnfast_binding::register_layer_ops(m);
   rnnfast_binding::register_stepper(m);
   rnnfast_binding::register_variant_ops(m);

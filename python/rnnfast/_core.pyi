@@ -8,6 +8,8 @@ from typing import Optional
 
 import numpy as np
 
+def dense_forward(x: np.ndarray, weight: np.ndarray) -> np.ndarray: ...
+
 def forward(
     cell: str,
     x: np.ndarray,

@@ -119,7 +119,7 @@ class Linear:
         # rows come with it, nor on the thread count), as the layers' products do, so a model's output for a
         # sequence is the same whatever batch it runs in (Sequential.predict equals the whole batch bit for
         # bit); BLAS picks different kernels for different row counts.
-        y = _core.testing.gemm(x.reshape(-1, self.in_features), self._params["weight"], False, True)
+        y = _core.dense_forward(np.ascontiguousarray(x.reshape(-1, self.in_features)), self._params["weight"])
         y = y.reshape(x.shape[:-1] + (self.out_features,))
         if "bias" in self._params:
             y += self._params["bias"]
