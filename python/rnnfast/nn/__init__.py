@@ -42,9 +42,12 @@ from ._linear import Linear
 from .losses import mse, one_hot, softmax, softmax_cross_entropy
 from .optim import SGD, Adam, clip_grad_norm
 from .tbptt import TruncatedBPTT
+from ._progress import ProgressBar
+from .fit import History, fit
 
 __all__ = [
     "Linear",
     "softmax", "softmax_cross_entropy", "mse", "one_hot",
     "SGD", "Adam", "clip_grad_norm", "TruncatedBPTT",
+    "fit", "History", "ProgressBar",
 ]
