@@ -103,7 +103,7 @@ def _recurrent(model: Any) -> bool:
 
 def _ends_in_softmax(model: Any, out_ndim: int) -> bool:
     """Whether the model's last module is a Softmax over the class (last) axis; another axis is refused."""
-    from ._modules import Softmax
+    from .activations import Softmax
 
     last = None
     for last in _children(model):
