@@ -55,7 +55,12 @@ class CharModel:
         else:
             self.rnn = rnnfast.RNN(V, hidden, nonlinearity="relu", seed=seed)
         self.dense = nn.Linear(hidden, V, seed=seed + 1)
-        self.net = nn.Sequential(rnn=self.rnn, last=nn.LastStep(), dense=self.dense)
+
+    @property
+    def net(self) -> nn.Sequential:
+        """The layers :attr:`rnn` and :attr:`dense` as a Sequential (a new container of the same layers on
+        each access, so that a copy whose ``rnn`` was replaced, as :meth:`quantized` does, runs its own)."""
+        return nn.Sequential(rnn=self.rnn, last=nn.LastStep(), dense=self.dense)
 
     def encode(self, text: str) -> np.ndarray:
         return np.array([self.index[c] for c in text], dtype=np.int64)
@@ -83,7 +88,6 @@ class CharModel:
         layer stays float32 (and is shared)."""
         q = copy.copy(self)
         q.rnn = rnnfast.quantize(self.rnn, weight_dtype)
-        q.net = nn.Sequential(rnn=q.rnn, last=nn.LastStep(), dense=self.dense)
         return q
 
     def generate(self, seed_text: str, length: int, temperature: float, rng: np.random.Generator) -> str:
@@ -126,8 +130,9 @@ def run(*, cell: str = "rnn", epochs: int = 20, seq_length: int = 25, hidden: in
         raise ValueError(f"held_out={held_out} of {len(text)} characters leaves no held-out window of "
                          f"{seq_length + 1} characters")
     # The whole training set one-hot at once (booleans), cut by fit into shuffled batches.
-    history = nn.fit(model.net, model.one_hot(windows), labels, loss="cross_entropy",
-                     optimizer=nn.Adam(model.net, lr=lr), epochs=epochs, batch_size=batch_size,
+    net = model.net
+    history = nn.fit(net, model.one_hot(windows), labels, loss="cross_entropy",
+                     optimizer=nn.Adam(net, lr=lr), epochs=epochs, batch_size=batch_size,
                      clip_norm=5.0,  # relu RNNs can explode: clip by the global norm
                      seed=seed, verbose=int(verbose))
     losses = history.history["loss"]

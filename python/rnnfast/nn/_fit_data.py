@@ -51,10 +51,10 @@ class Dataset:
         return int(self.x.shape[self.x_axis])
 
     def batch_x(self, idx: np.ndarray) -> np.ndarray:
-        return np.take(self.x, idx, axis=self.x_axis)
+        return _take(self.x, idx, self.x_axis)
 
     def batch_y(self, idx: np.ndarray) -> np.ndarray:
-        return np.take(self.y, idx, axis=self.out_axis)
+        return _take(self.y, idx, self.out_axis)
 
     def batch_lengths(self, idx: np.ndarray) -> Optional[np.ndarray]:
         return None if self.lengths is None else self.lengths[idx]
@@ -68,6 +68,12 @@ class Dataset:
         if self.time_axis > self.out_axis:
             valid = valid.T                                          # (B, T)
         return valid.reshape(valid.shape + (1,) * (self.mask_ndim - 2))
+
+
+def _take(a: np.ndarray, idx: np.ndarray, axis: int) -> np.ndarray:
+    """``a``'s entries ``idx`` on ``axis``, as a new C-contiguous array. Indexing, not ``np.take``: take first
+    copies a whole array that is not C-contiguous (a transposed view), at every batch."""
+    return np.ascontiguousarray(a[(slice(None),) * axis + (idx,)])
 
 
 def _children(model: Any) -> Iterator[Any]:
@@ -119,7 +125,7 @@ def _ends_in_softmax(model: Any, out_ndim: int) -> bool:
 def _probe(model: Any, x: np.ndarray, x_axis: int, lengths: Optional[np.ndarray], k: int) -> np.ndarray:
     """The model's inference output for the first ``k`` samples."""
     idx = np.arange(k)
-    out = model.forward(np.take(x, idx, axis=x_axis), training=False,
+    out = model.forward(_take(x, idx, x_axis), training=False,
                         lengths=None if lengths is None else lengths[idx], rng=None)
     if isinstance(out, tuple):
         raise TypeError(f"model ({type(model).__name__}).forward returned a tuple of {len(out)}; fit needs one "
