@@ -480,3 +480,36 @@ def test_a_callable_loss_returning_the_wrong_gradient_is_refused():
     with pytest.raises(ValueError, match=r"returned a gradient of shape \(3,\), expected the prediction's shape"):
         nn.fit(classifier(), x, y, lengths=lengths, loss=lambda p, t: (0.0, np.zeros(3)), optimizer="adam",
                verbose=0)
+
+
+def test_a_softmax_over_another_axis_is_refused_with_cross_entropy():
+    x, lengths, y, _ = sequences(18)
+    model = nn.Sequential(rnnfast.GRU(I, H, seed=0), nn.LastStep(), nn.Linear(H, C, seed=1), nn.Softmax(axis=0))
+    with pytest.raises(ValueError, match=r"ends in Softmax\(axis=0\)"):
+        nn.fit(model, x, y, lengths=lengths, loss="cross_entropy", optimizer="adam", verbose=0)
+
+
+def test_a_model_of_its_own_gives_its_layout_with_batch_first():
+    """A model that is not a Sequential: time-major when it says batch_first = False, like the layers."""
+
+    class Model:
+        batch_first = False
+
+        def __init__(self) -> None:
+            self.net = nn.Sequential(rnnfast.GRU(I, H, seed=0), nn.Linear(H, 1, seed=1))
+            self.parameters, self.zero_grad, self.backward = (self.net.parameters, self.net.zero_grad,
+                                                              self.net.backward)
+
+        @property
+        def grads(self):
+            return self.net.grads
+
+        def forward(self, x, *, training=False, lengths=None, rng=None):
+            return self.net.forward(x, training=training, lengths=lengths, rng=rng)
+
+    x, lengths, _, _ = sequences(19)
+    target = np.cumsum(x[..., :1], axis=0)
+    own, seq = Model(), nn.Sequential(rnnfast.GRU(I, H, seed=0), nn.Linear(H, 1, seed=1))
+    h_own = nn.fit(own, x, target, lengths=lengths, loss="mse", optimizer="adam", epochs=2, seed=0, verbose=0)
+    h_seq = nn.fit(seq, x, target, lengths=lengths, loss="mse", optimizer="adam", epochs=2, seed=0, verbose=0)
+    assert h_own.history == h_seq.history

@@ -73,11 +73,13 @@ class CharModel:
     def one_hot(self, windows: np.ndarray) -> np.ndarray:
         """(B, T) character indices -> time-major one-hot inputs (T, B, V), as booleans: a quarter of
         float32's memory, and the layers cast each batch to float32 as they read it."""
-        return windows.T[..., None] == np.arange(len(self.chars))
+        one_hot: np.ndarray = windows.T[..., None] == np.arange(len(self.chars))
+        return one_hot
 
     def logits(self, windows: np.ndarray) -> np.ndarray:
         """(B, T) character indices -> (B, V) scores for the next character (inference, 1024 at a time)."""
-        return self.net.predict(self.one_hot(windows), batch_size=1024)
+        scores: np.ndarray = self.net.predict(self.one_hot(windows), batch_size=1024)
+        return scores
 
     def accuracy(self, windows: np.ndarray, labels: np.ndarray) -> float:
         """How often the most likely next character is the right one."""

@@ -57,7 +57,7 @@ class Speller:
         self.embed = nn.Linear(20, hidden, seed=seed)
         self.rnn = rnnfast.GRU(hidden, hidden, seed=seed + 1)
         self.head = nn.Linear(hidden, len(CHARS), seed=seed + 2)
-        self._children = {"embed": self.embed, "rnn": self.rnn, "head": self.head}
+        self._children: dict[str, Any] = {"embed": self.embed, "rnn": self.rnn, "head": self.head}
         self._e = np.zeros((0, hidden), dtype=np.float32)
 
     def parameters(self) -> dict[str, np.ndarray]:
@@ -101,7 +101,7 @@ def run(*, epochs: int = 150, hidden: int = 64, batch_size: int = 20, lr: float 
                      batch_size=batch_size, clip_norm=1.0, seed=seed, verbose=int(verbose))
     losses = history.history["loss"]
     spelled = model.spell(numbers)
-    acc = float(np.mean([s == name(n) for s, n in zip(spelled, numbers)]))
+    acc = float(np.mean([s == name(int(n)) for s, n in zip(spelled, numbers)]))
     shown = ", ".join(f"{n} -> {spelled[n]!r}" for n in (7, 13, 42, 90, 99))
     summary = (f"spelling 0-99, GRU({hidden}) fed the same input at all {STEPS} steps: loss "
                f"{losses[0]:.3f} -> {losses[-1]:.4f}, {acc:.0%} of the 100 names exactly right\n  {shown}")

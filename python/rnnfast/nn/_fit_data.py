@@ -67,7 +67,8 @@ class Dataset:
         valid = steps[:, None] < self.lengths[idx][None, :]          # (T, B)
         if self.time_axis > self.out_axis:
             valid = valid.T                                          # (B, T)
-        return valid.reshape(valid.shape + (1,) * (self.mask_ndim - 2))
+        mask: np.ndarray = valid.reshape(valid.shape + (1,) * (self.mask_ndim - 2))
+        return mask
 
 
 def _take(a: np.ndarray, idx: np.ndarray, axis: int) -> np.ndarray:
@@ -116,9 +117,10 @@ def _ends_in_softmax(model: Any, out_ndim: int) -> bool:
         pass
     if not isinstance(last, Softmax):
         return False
-    if last.axis not in (-1, out_ndim - 1):
+    axis = int(getattr(last, "axis"))
+    if axis not in (-1, out_ndim - 1):
         raise ValueError(f"loss 'cross_entropy' needs the classes on the last axis, but the model ends in "
-                         f"Softmax(axis={last.axis}) of an output of rank {out_ndim}")
+                         f"Softmax(axis={axis}) of an output of rank {out_ndim}")
     return True
 
 

@@ -198,7 +198,7 @@ def _loss_function(data: Dataset) -> LossFunction:
     if data.loss_kind is LossKind.MSE:
         return lambda pred, target, mask: mse(pred, target, mask=mask)
     user = data.loss
-
+    assert user is not None  # a callable loss kind always carries its function
     def call(pred: np.ndarray, target: np.ndarray, mask: Optional[np.ndarray]) -> tuple[float, np.ndarray]:
         result = user(pred, target) if mask is None else user(pred, target, mask=mask)
         if not (isinstance(result, tuple) and len(result) == 2):
