@@ -268,9 +268,10 @@ def fit(model: Model, x: ArrayLike, y: ArrayLike, *, loss: Union[str, LossFuncti
         nn.Linear(...))``.
     x : array-like
         All training inputs. The batch axis follows the first recurrent layer of the model: axis 0 with
-        ``batch_first=True``, else axis 1 (time-major (T, N, ...), the layers' default); a model with no
-        recurrent layer (or that is not a Sequential) takes axis 0. After an ``nn.Embedding``, ``x`` holds
-        integer indices, (T, N) or (N, T).
+        ``batch_first=True``, else axis 1 (time-major (T, N, ...), the layers' default); a Sequential with
+        no recurrent layer takes axis 0; a model that is not a Sequential says its layout with a
+        ``batch_first`` attribute (as the layers do), else takes axis 0. After an ``nn.Embedding``, ``x``
+        holds integer indices, (T, N) or (N, T).
     y : array-like
         Targets. Their batch axis is that of the model's output (found by running it on one and two
         samples of ``x`` before training). With ``loss='cross_entropy'``: integer class indices in
