@@ -19,8 +19,9 @@ import pytest
 
 import rnnfast
 from rnnfast import demos
+from rnnfast.examples import command_line
 from rnnfast.cli import main as cli_main
-from rnnfast.examples import _common, addition, char_rnn, one_to_one, parity, spell_number, tagging, timeseries
+from rnnfast.examples import addition, char_rnn, one_to_one, parity, spell_number, tagging, timeseries
 
 REPO = Path(__file__).resolve().parents[2]  # tests/system/ -> the repository
 
@@ -154,41 +155,8 @@ def test_shipped_text_is_package_data():
 
 
 # ---------------------------------------------------------------------------------------------------------
-# Progress line and plot
+# The loss-curve plot
 # ---------------------------------------------------------------------------------------------------------
-
-
-class FakeTTY(io.StringIO):
-    def isatty(self):
-        return True
-
-
-def _two_epochs(stream):
-    p = _common.Progress(2, stream=stream, interval=0.0)
-    for epoch in (1, 2):
-        p.start_epoch(epoch)
-        p.step(2.0, 10)
-        p.step(1.0, 10)
-        p.end_epoch(accuracy=0.5)
-    p.close()
-    return p
-
-
-def test_progress_line_per_epoch_when_not_a_terminal():
-    out = io.StringIO()
-    p = _two_epochs(out)
-    lines = out.getvalue().splitlines()
-    assert len(lines) == 2 and "\r" not in out.getvalue()
-    assert lines[0].startswith("epoch 1/2  loss 1.5000") and "seq/s" in lines[0] and "accuracy 0.5000" in lines[0]
-    assert p.losses == [1.5, 1.5]
-
-
-def test_progress_line_redrawn_in_place_on_a_terminal():
-    out = FakeTTY()
-    _two_epochs(out)
-    text = out.getvalue()
-    assert text.count("\n") == 1 and text.endswith("\n")       # one line, redrawn with '\r'
-    assert text.count("\r") >= 4 and "epoch 2/2" in text.split("\r")[-1]
 
 
 def test_plot_says_when_matplotlib_is_missing(tmp_path, monkeypatch):
@@ -202,7 +170,7 @@ def test_plot_says_when_matplotlib_is_missing(tmp_path, monkeypatch):
     monkeypatch.setattr(builtins, "__import__", no_matplotlib)
     out = io.StringIO()
     path = tmp_path / "loss.png"
-    assert _common.plot_losses([1.0, 0.5], str(path), "t", stream=out) is False
+    assert command_line.plot_losses([1.0, 0.5], str(path), "t", stream=out) is False
     assert "matplotlib is not installed" in out.getvalue() and not path.exists()
 
 
@@ -210,7 +178,7 @@ def test_plot_saves_a_png(tmp_path):
     pytest.importorskip("matplotlib")
     out = io.StringIO()
     path = tmp_path / "loss.png"
-    assert _common.plot_losses([1.0, 0.5, 0.25], str(path), "t", stream=out) is True
+    assert command_line.plot_losses([1.0, 0.5, 0.25], str(path), "t", stream=out) is True
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "saved the loss curve" in out.getvalue()
 

@@ -18,6 +18,11 @@ the pair (h, c) - but on this task GRUs learn faster and more reliably.)
 
 Accuracy is the share of questions, never seen in training, answered exactly right.
 
+The training loop is written out here rather than left to :func:`rnnfast.nn.fit`: fit trains a chain of
+modules from one input to one output, and this model has two inputs (the question, and the decoder's
+teacher-forced answer) joined by a state handed from one layer to the other, forward and backward. The
+progress line is fit's, :class:`rnnfast.nn.ProgressBar`.
+
     python examples/addition.py
     rnnfast demo addition --digits 3 --epochs 40
 """
@@ -25,13 +30,13 @@ Accuracy is the share of questions, never seen in training, answered exactly rig
 from __future__ import annotations
 
 import time
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import numpy as np
 
 import rnnfast
 from rnnfast import nn
-from rnnfast.examples._common import Progress, batches, finish, parser
+from rnnfast.examples.command_line import finish, parser
 
 QUESTION_CHARS = "0123456789+"          # encoder vocabulary
 ANSWER_CHARS = "0123456789"              # decoder output classes 0-9, then the end token
@@ -73,7 +78,8 @@ class Seq2Seq:
         self.head = nn.Linear(hidden, 11, seed=seed + 2)
         self.modules = [self.encoder, self.decoder, self.head]
 
-    def train_step(self, x, lengths, dec_in, targets, mask) -> tuple[float, np.ndarray]:
+    def train_step(self, x: np.ndarray, lengths: np.ndarray, dec_in: np.ndarray, targets: np.ndarray,
+                   mask: np.ndarray) -> tuple[float, np.ndarray]:
         """Forward with teacher forcing and backward; returns the loss (gradients in the modules)."""
         _, context = self.encoder.forward(x, lengths=lengths, training=True)
         out, _ = self.decoder.forward(dec_in, context, training=True)
@@ -115,7 +121,8 @@ def decode(tokens: np.ndarray) -> list[str]:
 
 
 def run(*, digits: int = 2, hidden: int = 128, epochs: int = 20, batch_size: int = 64, lr: float = 0.01,
-        test_size: int = 1000, train_size: Optional[int] = None, seed: int = 0, verbose: bool = True) -> dict:
+        test_size: int = 1000, train_size: Optional[int] = None, seed: int = 0,
+        verbose: bool = True) -> dict[str, Any]:
     """Train on all but ``test_size`` of the (10**digits)**2 questions (or ``train_size`` of them)."""
     start = time.perf_counter()
     rng = np.random.default_rng(seed)
@@ -135,10 +142,13 @@ def run(*, digits: int = 2, hidden: int = 128, epochs: int = 20, batch_size: int
     def accuracy() -> float:
         return float(np.mean([g == w for g, w in zip(decode(model.answer(x_test, len_test, digits + 2)), want)]))
 
-    progress = Progress(epochs, verbose=verbose)
+    steps = -(-len(train) // batch_size)
+    progress = nn.ProgressBar(epochs, steps, verbose=int(verbose))
     for epoch in range(1, epochs + 1):
         progress.start_epoch(epoch)
-        for idx in batches(len(train), batch_size, rng):
+        order = rng.permutation(len(train))
+        for step in range(steps):
+            idx = order[step * batch_size:(step + 1) * batch_size]
             opt.zero_grad()
             loss, _ = model.train_step(x[:, idx], lengths[idx], dec_in[:, idx], targets[:, idx], mask[:, idx])
             nn.clip_grad_norm(model.modules, 5.0)
@@ -157,7 +167,7 @@ def run(*, digits: int = 2, hidden: int = 128, epochs: int = 20, batch_size: int
 
 
 def main(argv: Optional[Sequence[str]] = None, *, prog: Optional[str] = None) -> int:
-    p = parser(__doc__.splitlines()[0], epochs=20, prog=prog)
+    p = parser(str(__doc__).splitlines()[0], epochs=20, prog=prog)
     p.add_argument("--digits", type=int, default=2, help="digits per operand")
     p.add_argument("--hidden", type=int, default=128, help="GRU hidden units (encoder and decoder)")
     a = p.parse_args(argv)

@@ -8,7 +8,8 @@ character from a seed string, each time feeding the last ``seq_length`` characte
 
 Here the RNN is :class:`rnnfast.RNN` (``nonlinearity='relu'``) or, with ``--cell lstm``, an
 :class:`rnnfast.LSTM`, the dense layer :class:`rnnfast.nn.Linear`, and the text is the article itself.
-This is the many-to-one pattern: only the last step's output is used. The last tenth of the text is held
+This is the many-to-one pattern: only the last step's output is used (:class:`rnnfast.nn.LastStep` in an
+:class:`rnnfast.nn.Sequential`, trained by :func:`rnnfast.nn.fit`). The last tenth of the text is held
 out: the next-character accuracy is measured there as well as on the training text, in float32 and with
 the trained RNN quantized for inference (``rnnfast.quantize``: int8 and bf16 weights).
 
@@ -22,13 +23,13 @@ from __future__ import annotations
 import copy
 import time
 from importlib import resources
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import numpy as np
 
 import rnnfast
 from rnnfast import nn
-from rnnfast.examples._common import Progress, batches, finish, parser
+from rnnfast.examples.command_line import finish, parser
 
 
 def load_text() -> str:
@@ -37,18 +38,29 @@ def load_text() -> str:
 
 
 class CharModel:
-    """An RNN (relu, as the tutorial) or LSTM over one-hot characters, and a dense softmax layer."""
+    """An RNN (relu, as the tutorial) or LSTM over one-hot characters, and a dense softmax layer.
+
+    The network is :attr:`net`, ``nn.Sequential(rnn=..., last=nn.LastStep(), dense=...)``: time-major
+    one-hot windows (T, B, V) -> the RNN's outputs (T, B, H) -> the last step (B, H) -> scores (B, V).
+    """
 
     def __init__(self, chars: str, seq_length: int, hidden: int, cell: str, seed: int) -> None:
         self.chars = chars
         self.index = {c: i for i, c in enumerate(chars)}
         self.seq_length = seq_length
         V = len(chars)
+        self.rnn: Any
         if cell == "lstm":
             self.rnn = rnnfast.LSTM(V, hidden, seed=seed)
         else:
             self.rnn = rnnfast.RNN(V, hidden, nonlinearity="relu", seed=seed)
         self.dense = nn.Linear(hidden, V, seed=seed + 1)
+
+    @property
+    def net(self) -> nn.Sequential:
+        """The layers :attr:`rnn` and :attr:`dense` as a Sequential (a new container of the same layers on
+        each access, so that a copy whose ``rnn`` was replaced, as :meth:`quantized` does, runs its own)."""
+        return nn.Sequential(rnn=self.rnn, last=nn.LastStep(), dense=self.dense)
 
     def encode(self, text: str) -> np.ndarray:
         return np.array([self.index[c] for c in text], dtype=np.int64)
@@ -58,27 +70,24 @@ class CharModel:
         starts = np.arange(len(codes) - self.seq_length)
         return codes[starts[:, None] + np.arange(self.seq_length)], codes[starts + self.seq_length]
 
-    def logits(self, windows: np.ndarray, training: bool = False) -> np.ndarray:
-        """(B, T) character indices -> (B, V) scores for the next character."""
-        x = nn.one_hot(windows.T, len(self.chars))             # time-major (T, B, V)
-        out, _ = self.rnn.forward(x, training=training)        # (T, B, H)
-        self._T = out.shape[0]
-        return self.dense.forward(out[-1], training=training)  # the last step only: many-to-one
+    def one_hot(self, windows: np.ndarray) -> np.ndarray:
+        """(B, T) character indices -> time-major one-hot inputs (T, B, V), as booleans: a quarter of
+        float32's memory, and the layers cast each batch to float32 as they read it."""
+        one_hot: np.ndarray = windows.T[..., None] == np.arange(len(self.chars))
+        return one_hot
 
-    def backward(self, d_logits: np.ndarray) -> None:
-        d_last = self.dense.backward(d_logits)
-        d_out = np.zeros((self._T,) + d_last.shape, dtype=d_last.dtype)
-        d_out[-1] = d_last
-        self.rnn.backward(d_out)
+    def logits(self, windows: np.ndarray) -> np.ndarray:
+        """(B, T) character indices -> (B, V) scores for the next character (inference, 1024 at a time)."""
+        scores: np.ndarray = self.net.predict(self.one_hot(windows), batch_size=1024)
+        return scores
 
     def accuracy(self, windows: np.ndarray, labels: np.ndarray) -> float:
         """How often the most likely next character is the right one."""
-        predicted = np.concatenate([self.logits(windows[i]).argmax(-1) for i in batches(len(windows), 1024, None)])
-        return float(np.mean(predicted == labels))
+        return float(np.mean(self.logits(windows).argmax(-1) == labels))
 
     def quantized(self, weight_dtype: str) -> "CharModel":
         """A copy for inference with the RNN's weights in ``weight_dtype`` ('int8' or 'bf16'); the dense
-        layer stays float32."""
+        layer stays float32 (and is shared)."""
         q = copy.copy(self)
         q.rnn = rnnfast.quantize(self.rnn, weight_dtype)
         return q
@@ -100,7 +109,7 @@ class CharModel:
 def run(*, cell: str = "rnn", epochs: int = 20, seq_length: int = 25, hidden: int = 50,
         batch_size: int = 64, lr: float = 0.005, text_chars: Optional[int] = None, held_out: float = 0.1,
         seed_text: str = "Recurrent neural networks ", generate: int = 300, temperature: float = 0.5,
-        seed: int = 0, verbose: bool = True) -> dict:
+        seed: int = 0, verbose: bool = True) -> dict[str, Any]:
     """Train the character model on the shipped article; returns losses, accuracies and a generated text.
 
     ``text_chars`` uses the article's first characters only (a small setting for tests); the last
@@ -122,19 +131,13 @@ def run(*, cell: str = "rnn", epochs: int = 20, seq_length: int = 25, hidden: in
     if len(test_labels) == 0:
         raise ValueError(f"held_out={held_out} of {len(text)} characters leaves no held-out window of "
                          f"{seq_length + 1} characters")
-    opt = nn.Adam([model.rnn, model.dense], lr=lr)
-    progress = Progress(epochs, verbose=verbose)
-    for epoch in range(1, epochs + 1):
-        progress.start_epoch(epoch)
-        for idx in batches(len(windows), batch_size, rng):
-            loss, d_logits = nn.softmax_cross_entropy(model.logits(windows[idx], training=True), labels[idx])
-            opt.zero_grad()
-            model.backward(d_logits)
-            nn.clip_grad_norm([model.rnn, model.dense], 5.0)  # relu RNNs can explode: clip by global norm
-            opt.step()
-            progress.step(loss, len(idx))
-        progress.end_epoch()
-    progress.close()
+    # The whole training set one-hot at once (booleans), cut by fit into shuffled batches.
+    net = model.net
+    history = nn.fit(net, model.one_hot(windows), labels, loss="cross_entropy",
+                     optimizer=nn.Adam(net, lr=lr), epochs=epochs, batch_size=batch_size,
+                     clip_norm=5.0,  # relu RNNs can explode: clip by the global norm
+                     seed=seed, verbose=int(verbose))
+    losses = history.history["loss"]
     accuracy = model.accuracy(windows, labels)
     # Inference in reduced precision: the trained RNN's weights quantized to int8 and to bf16.
     held_out_accuracy = {"float32": model.accuracy(test_windows, test_labels)}
@@ -143,18 +146,18 @@ def run(*, cell: str = "rnn", epochs: int = 20, seq_length: int = 25, hidden: in
     sample = model.generate(seed_text, generate, temperature, rng)
     name = "LSTM" if cell == "lstm" else "relu RNN"
     summary = (f"{name} ({hidden} units), {split} characters (and {len(text) - split} held out), vocabulary "
-               f"{len(model.chars)}: loss {progress.losses[0]:.3f} (epoch 1; chance ln V = "
-               f"{np.log(len(model.chars)):.3f}) -> {progress.losses[-1]:.3f}, next-character accuracy {accuracy:.1%}\n"
+               f"{len(model.chars)}: loss {losses[0]:.3f} (epoch 1; chance ln V = "
+               f"{np.log(len(model.chars)):.3f}) -> {losses[-1]:.3f}, next-character accuracy {accuracy:.1%}\n"
                f"next-character accuracy on the held-out text, the RNN quantized for inference: "
                + ", ".join(f"{dtype} {acc:.1%}" for dtype, acc in held_out_accuracy.items()) + "\n"
                f"generated from {seed_text!r} (temperature {temperature}):\n{sample}")
-    return {"losses": progress.losses, "accuracy": accuracy, "held_out_accuracy": held_out_accuracy,
+    return {"losses": losses, "accuracy": accuracy, "held_out_accuracy": held_out_accuracy,
             "held_out": (test_windows, test_labels), "sample": sample, "chance_loss": float(np.log(
         len(model.chars))), "model": model, "summary": summary, "seconds": time.perf_counter() - start}
 
 
 def main(argv: Optional[Sequence[str]] = None, *, prog: Optional[str] = None, cell: str = "rnn") -> int:
-    p = parser(__doc__.splitlines()[0], epochs=20, prog=prog)
+    p = parser(str(__doc__).splitlines()[0], epochs=20, prog=prog)
     p.add_argument("--cell", choices=["rnn", "lstm"], default=cell, help="relu RNN (the tutorial's) or LSTM")
     p.add_argument("--hidden", type=int, default=50, help="hidden units")
     p.add_argument("--seq-length", type=int, default=25, help="characters per training window")

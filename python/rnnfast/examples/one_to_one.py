@@ -6,19 +6,22 @@ never runs (the initial state is zero, and ``W_hh`` multiplies it) and the RNN i
 plane inside the unit circle or in the ring around it? No straight line separates the two, but 16
 hidden units do.
 
+The model is an :class:`rnnfast.nn.Sequential` (RNN, the last step of each sequence, dense layer),
+trained by :func:`rnnfast.nn.fit`.
+
     python examples/one_to_one.py
 """
 
 from __future__ import annotations
 
 import time
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import numpy as np
 
 import rnnfast
 from rnnfast import nn
-from rnnfast.examples._common import Progress, batches, finish, parser
+from rnnfast.examples.command_line import finish, parser
 
 
 def make_points(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -30,39 +33,24 @@ def make_points(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarra
 
 
 def run(*, epochs: int = 20, hidden: int = 16, n_train: int = 2000, batch_size: int = 32, lr: float = 0.01,
-        seed: int = 0, verbose: bool = True) -> dict:
+        seed: int = 0, verbose: bool = True) -> dict[str, Any]:
     start = time.perf_counter()
-    rng = np.random.default_rng(seed)
-    x, y = make_points(rng, n_train)
+    x, y = make_points(np.random.default_rng(seed), n_train)
     x_test, y_test = make_points(np.random.default_rng(seed + 1000), 1000)
-    rnn = rnnfast.RNN(2, hidden, seed=seed)
-    head = nn.Linear(hidden, 2, seed=seed + 1)
-    opt = nn.Adam([rnn, head], lr=lr)
-
-    def predict(points: np.ndarray) -> np.ndarray:
-        out, _ = rnn(points[None])          # a sequence of one step: (1, B, 2) -> (1, B, H)
-        return head(out[0]).argmax(-1)
-
-    progress = Progress(epochs, verbose=verbose)
-    for epoch in range(1, epochs + 1):
-        progress.start_epoch(epoch)
-        for idx in batches(n_train, batch_size, rng):
-            out, _ = rnn.forward(x[idx][None], training=True)
-            loss, d_logits = nn.softmax_cross_entropy(head.forward(out[0], training=True), y[idx])
-            opt.zero_grad()
-            rnn.backward(head.backward(d_logits)[None])
-            opt.step()
-            progress.step(loss, len(idx))
-        progress.end_epoch()
-    progress.close()
-    acc = float(np.mean(predict(x_test) == y_test))
-    summary = (f"inside or outside the circle, RNN({hidden}) over one step: loss {progress.losses[0]:.3f} -> "
-               f"{progress.losses[-1]:.3f}, accuracy on 1000 unseen points {acc:.1%}")
-    return {"losses": progress.losses, "accuracy": acc, "summary": summary, "seconds": time.perf_counter() - start}
+    model = nn.Sequential(rnnfast.RNN(2, hidden, seed=seed), nn.LastStep(), nn.Linear(hidden, 2, seed=seed + 1))
+    # Each point is a sequence of one step, time-major: (1, N, 2) -> the RNN's (1, N, H) -> (N, H) -> (N, 2).
+    history = nn.fit(model, x[None], y, loss="cross_entropy", optimizer=nn.Adam(model, lr=lr), epochs=epochs,
+                     batch_size=batch_size, seed=seed, verbose=int(verbose))
+    losses = history.history["loss"]
+    acc = float(np.mean(model.predict(x_test[None]).argmax(-1) == y_test))
+    summary = (f"inside or outside the circle, RNN({hidden}) over one step: loss {losses[0]:.3f} -> "
+               f"{losses[-1]:.3f}, accuracy on 1000 unseen points {acc:.1%}")
+    return {"losses": losses, "accuracy": acc, "summary": summary, "model": model,
+            "seconds": time.perf_counter() - start}
 
 
 def main(argv: Optional[Sequence[str]] = None, *, prog: Optional[str] = None) -> int:
-    p = parser(__doc__.splitlines()[0], epochs=20, prog=prog)
+    p = parser(str(__doc__).splitlines()[0], epochs=20, prog=prog)
     p.add_argument("--hidden", type=int, default=16, help="RNN hidden units")
     a = p.parse_args(argv)
     result = run(epochs=a.epochs, hidden=a.hidden, seed=a.seed, verbose=not a.quiet)

@@ -2,9 +2,10 @@
 
 Parity is the textbook sequence-classification task that no bag-of-features model can solve: the
 answer flips with every single bit, so the network must carry one bit of memory through the whole
-string. A GRU reads the bits one per step; its final hidden state goes to a dense softmax layer with two
-classes (even, odd). Training is backpropagation through time with Adam and gradient clipping, on fresh
-random strings every batch; accuracy is measured on strings never seen in training.
+string. A GRU reads the bits one per step; :class:`rnnfast.nn.LastStep` takes each string's output after
+its last bit, and a dense layer gives two classes (even, odd). :func:`rnnfast.nn.fit` trains it
+(backpropagation through time, Adam, gradient clipping) and reports the accuracy on strings never seen in
+training after every epoch (``validation_data``).
 
 The strings have variable lengths, 1 to ``--length`` bits, padded at the end to a common length and
 passed with ``lengths=``: the layer treats them as PyTorch's packed sequences, so each string's final
@@ -19,13 +20,13 @@ from.)
 from __future__ import annotations
 
 import time
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import numpy as np
 
 import rnnfast
 from rnnfast import nn
-from rnnfast.examples._common import Progress, finish, parser
+from rnnfast.examples.command_line import finish, parser
 
 
 def make_batch(rng: np.random.Generator, batch: int, max_length: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -40,41 +41,24 @@ def make_batch(rng: np.random.Generator, batch: int, max_length: int) -> tuple[n
 
 def run(*, length: int = 20, hidden: int = 32, epochs: int = 10, batches_per_epoch: int = 50,
         batch_size: int = 64, lr: float = 0.01, test_size: int = 2000, seed: int = 0,
-        verbose: bool = True) -> dict:
+        verbose: bool = True) -> dict[str, Any]:
     start = time.perf_counter()
-    rng = np.random.default_rng(seed)
-    rnn = rnnfast.GRU(1, hidden, seed=seed)
-    head = nn.Linear(hidden, 2, seed=seed + 1)
-    opt = nn.Adam([rnn, head], lr=lr)
-    progress = Progress(epochs, verbose=verbose)
+    x, lengths, y = make_batch(np.random.default_rng(seed), batches_per_epoch * batch_size, length)
     x_test, len_test, y_test = make_batch(np.random.default_rng(seed + 1000), test_size, length)
-
-    def accuracy() -> float:
-        _, h_n = rnn(x_test, lengths=len_test)
-        return float(np.mean(head(h_n[-1]).argmax(-1) == y_test))
-
-    for epoch in range(1, epochs + 1):
-        progress.start_epoch(epoch)
-        for _ in range(batches_per_epoch):
-            x, lengths, y = make_batch(rng, batch_size, length)
-            _, h_n = rnn.forward(x, lengths=lengths, training=True)   # h_n: after each string's last bit
-            loss, d_logits = nn.softmax_cross_entropy(head.forward(h_n[-1], training=True), y)
-            opt.zero_grad()
-            rnn.backward(None, head.backward(d_logits)[None])  # the gradient enters through h_n only
-            nn.clip_grad_norm([rnn, head], 1.0)
-            opt.step()
-            progress.step(loss, batch_size)
-        progress.end_epoch(test_accuracy=accuracy())
-    progress.close()
-    acc = accuracy()
-    summary = (f"parity of 1- to {length}-bit strings, GRU({hidden}): loss {progress.losses[0]:.3f} -> "
-               f"{progress.losses[-1]:.3f}, accuracy on {test_size} unseen strings {acc:.1%} (chance 50%)")
-    return {"losses": progress.losses, "accuracy": acc, "summary": summary,
+    model = nn.Sequential(rnnfast.GRU(1, hidden, seed=seed), nn.LastStep(), nn.Linear(hidden, 2, seed=seed + 1))
+    history = nn.fit(model, x, y, lengths=lengths, loss="cross_entropy", optimizer=nn.Adam(model, lr=lr),
+                     epochs=epochs, batch_size=batch_size, clip_norm=1.0, seed=seed,
+                     validation_data=(x_test, y_test, len_test), verbose=int(verbose))
+    losses = history.history["loss"]
+    acc = history.history["val_accuracy"][-1]
+    summary = (f"parity of 1- to {length}-bit strings, GRU({hidden}): loss {losses[0]:.3f} -> {losses[-1]:.3f}, "
+               f"accuracy on {test_size} unseen strings {acc:.1%} (chance 50%)")
+    return {"losses": losses, "accuracy": acc, "summary": summary, "model": model,
             "seconds": time.perf_counter() - start}
 
 
 def main(argv: Optional[Sequence[str]] = None, *, prog: Optional[str] = None) -> int:
-    p = parser(__doc__.splitlines()[0], epochs=10, prog=prog)
+    p = parser(str(__doc__).splitlines()[0], epochs=10, prog=prog)
     p.add_argument("--length", type=int, default=20, help="longest string (bits)")
     p.add_argument("--hidden", type=int, default=32, help="GRU hidden units")
     a = p.parse_args(argv)

@@ -4,7 +4,8 @@ Like image captioning (one picture, a sentence of words), a single input becomes
 article's recipe: a dense layer transforms the input, a "RepeatVector" feeds that same vector to the RNN
 at every time step, and a dense softmax layer predicts an output at each step. Here the input is a
 number from 0 to 99 (its tens and units digits, one-hot), the output its English name, one character
-per step, then end marks ``$`` filling the remaining steps.
+per step, then end marks ``$`` filling the remaining steps. The model is a small class of its own (there
+is no RepeatVector module), trained by :func:`rnnfast.nn.fit` all the same.
 
     python examples/spell_number.py
 """
@@ -12,13 +13,13 @@ per step, then end marks ``$`` filling the remaining steps.
 from __future__ import annotations
 
 import time
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import numpy as np
 
 import rnnfast
 from rnnfast import nn
-from rnnfast.examples._common import Progress, batches, finish, parser
+from rnnfast.examples.command_line import finish, parser
 
 ONES = "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen " \
        "sixteen seventeen eighteen nineteen".split()
@@ -44,15 +45,37 @@ def encode(numbers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 class Speller:
-    """Dense(20 -> E, tanh) -> repeated over STEPS -> GRU(E -> H) -> Dense(H -> characters) at every step."""
+    """Dense(20 -> E, tanh) -> repeated over STEPS -> GRU(E -> H) -> Dense(H -> characters) at every step.
+
+    RepeatVector has no module in :mod:`rnnfast.nn`, so this model is a class of its own; it still trains
+    with :func:`rnnfast.nn.fit`, which needs of a model only ``forward(x, *, training, lengths, rng)``,
+    ``backward(d_y)``, ``parameters()``, ``grads`` and ``zero_grad()``. Its input (B, 20) has the batch
+    first; fit finds the batch axis of its output (STEPS, B, characters) by itself.
+    """
 
     def __init__(self, hidden: int, seed: int) -> None:
         self.embed = nn.Linear(20, hidden, seed=seed)
         self.rnn = rnnfast.GRU(hidden, hidden, seed=seed + 1)
         self.head = nn.Linear(hidden, len(CHARS), seed=seed + 2)
-        self.modules = [self.embed, self.rnn, self.head]
+        self._children: dict[str, Any] = {"embed": self.embed, "rnn": self.rnn, "head": self.head}
+        self._e = np.zeros((0, hidden), dtype=np.float32)
 
-    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+    def parameters(self) -> dict[str, np.ndarray]:
+        """The live parameters of the three layers, named '<layer>.<parameter>'."""
+        return {f"{n}.{k}": v for n, m in self._children.items() for k, v in m.parameters().items()}
+
+    @property
+    def grads(self) -> dict[str, np.ndarray]:
+        """The layers' gradient arrays, under the names of :meth:`parameters`."""
+        return {f"{n}.{k}": v for n, m in self._children.items() for k, v in m.grads.items()}
+
+    def zero_grad(self) -> None:
+        for m in self._children.values():
+            m.zero_grad()
+
+    def forward(self, x: np.ndarray, *, training: bool = False, lengths: Optional[np.ndarray] = None,
+                rng: Optional[np.random.Generator] = None) -> np.ndarray:
+        """(B, 20) inputs -> (STEPS, B, characters) scores; ``lengths`` and ``rng`` are not used."""
         self._e = np.tanh(self.embed.forward(x, training=training))     # (B, E)
         repeated = np.broadcast_to(self._e, (STEPS,) + self._e.shape)   # RepeatVector: (STEPS, B, E)
         out, _ = self.rnn.forward(repeated, training=training)          # (STEPS, B, H)
@@ -69,36 +92,25 @@ class Speller:
 
 
 def run(*, epochs: int = 150, hidden: int = 64, batch_size: int = 20, lr: float = 0.01, seed: int = 0,
-        verbose: bool = True) -> dict:
+        verbose: bool = True) -> dict[str, Any]:
     start = time.perf_counter()
-    rng = np.random.default_rng(seed)
     numbers = np.arange(100)
     x, targets = encode(numbers)
     model = Speller(hidden, seed)
-    opt = nn.Adam(model.modules, lr=lr)
-    progress = Progress(epochs, verbose=verbose)
-    for epoch in range(1, epochs + 1):
-        progress.start_epoch(epoch)
-        for idx in batches(len(numbers), batch_size, rng):
-            loss, d_logits = nn.softmax_cross_entropy(model.forward(x[idx], training=True), targets[:, idx])
-            opt.zero_grad()
-            model.backward(d_logits)
-            nn.clip_grad_norm(model.modules, 1.0)
-            opt.step()
-            progress.step(loss, len(idx))
-        progress.end_epoch()
-    progress.close()
+    history = nn.fit(model, x, targets, loss="cross_entropy", optimizer=nn.Adam(model, lr=lr), epochs=epochs,
+                     batch_size=batch_size, clip_norm=1.0, seed=seed, verbose=int(verbose))
+    losses = history.history["loss"]
     spelled = model.spell(numbers)
-    acc = float(np.mean([s == name(n) for s, n in zip(spelled, numbers)]))
+    acc = float(np.mean([s == name(int(n)) for s, n in zip(spelled, numbers)]))
     shown = ", ".join(f"{n} -> {spelled[n]!r}" for n in (7, 13, 42, 90, 99))
     summary = (f"spelling 0-99, GRU({hidden}) fed the same input at all {STEPS} steps: loss "
-               f"{progress.losses[0]:.3f} -> {progress.losses[-1]:.4f}, {acc:.0%} of the 100 names exactly "
-               f"right\n  {shown}")
-    return {"losses": progress.losses, "accuracy": acc, "summary": summary, "seconds": time.perf_counter() - start}
+               f"{losses[0]:.3f} -> {losses[-1]:.4f}, {acc:.0%} of the 100 names exactly right\n  {shown}")
+    return {"losses": losses, "accuracy": acc, "summary": summary, "model": model,
+            "seconds": time.perf_counter() - start}
 
 
 def main(argv: Optional[Sequence[str]] = None, *, prog: Optional[str] = None) -> int:
-    p = parser(__doc__.splitlines()[0], epochs=150, prog=prog)
+    p = parser(str(__doc__).splitlines()[0], epochs=150, prog=prog)
     p.add_argument("--hidden", type=int, default=64, help="GRU hidden units")
     a = p.parse_args(argv)
     result = run(epochs=a.epochs, hidden=a.hidden, seed=a.seed, verbose=not a.quiet)

@@ -9,7 +9,9 @@ two bidirectional GRU layers (with dropout between them) under a dense softmax l
 step.
 
 The strings have variable lengths, padded at the end and passed with ``lengths=`` (so the reverse
-direction starts at each string's own end), and the loss is masked so that padding counts for nothing.
+direction starts at each string's own end). The model is an :class:`rnnfast.nn.Sequential` trained by
+:func:`rnnfast.nn.fit`, which, given per-step labels and ``lengths``, masks the loss so that padding
+counts for nothing.
 
     python examples/tagging.py
     python examples/tagging.py --unidirectional      # see it fail to look ahead
@@ -18,13 +20,13 @@ direction starts at each string's own end), and the loss is masked so that paddi
 from __future__ import annotations
 
 import time
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import numpy as np
 
 import rnnfast
 from rnnfast import nn
-from rnnfast.examples._common import Progress, finish, parser
+from rnnfast.examples.command_line import finish, parser
 
 TAGS = ("PEAK", "VALLEY", "OTHER")
 
@@ -43,7 +45,8 @@ def tag(digits: Sequence[int]) -> list[int]:
     return tags
 
 
-def make_batch(rng: np.random.Generator, batch: int, min_len: int, max_len: int):
+def make_batch(rng: np.random.Generator, batch: int, min_len: int,
+               max_len: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """One-hot digit strings (T, B, 10) padded with zeros, their lengths (B,), tags (T, B) (as :func:`tag`,
     for all strings at once) and the mask of real steps (T, B)."""
     lengths = rng.integers(min_len, max_len + 1, size=batch)
@@ -61,50 +64,34 @@ def make_batch(rng: np.random.Generator, batch: int, min_len: int, max_len: int)
 
 def run(*, epochs: int = 6, hidden: int = 32, bidirectional: bool = True, min_len: int = 3, max_len: int = 20,
         batches_per_epoch: int = 60, batch_size: int = 64, lr: float = 0.005, test_size: int = 1000,
-        seed: int = 0, verbose: bool = True) -> dict:
+        seed: int = 0, verbose: bool = True) -> dict[str, Any]:
     start = time.perf_counter()
-    rng = np.random.default_rng(seed)
-    rnn = rnnfast.GRU(10, hidden, num_layers=2, bidirectional=bidirectional, dropout=0.1, seed=seed)
-    head = nn.Linear(rnn.num_directions * hidden, len(TAGS), seed=seed + 1)
-    opt = nn.Adam([rnn, head], lr=lr)
+    x, lengths, y, _ = make_batch(np.random.default_rng(seed), batches_per_epoch * batch_size, min_len, max_len)
     x_test, len_test, y_test, valid_test = make_batch(np.random.default_rng(seed + 1000), test_size, min_len,
                                                       max_len)
-
-    def evaluate() -> tuple[float, float]:
-        out, _ = rnn(x_test, lengths=len_test)
-        right = (head(out).argmax(-1) == y_test) | ~valid_test
-        return float(right[valid_test].mean()), float(right.all(axis=0).mean())
-
-    progress = Progress(epochs, verbose=verbose)
-    for epoch in range(1, epochs + 1):
-        progress.start_epoch(epoch)
-        for _ in range(batches_per_epoch):
-            x, lengths, y, valid = make_batch(rng, batch_size, min_len, max_len)
-            out, _ = rnn.forward(x, lengths=lengths, training=True)       # (T, B, D*H)
-            logits = head.forward(out, training=True)                      # (T, B, 3): every step
-            loss, d_logits = nn.softmax_cross_entropy(logits, y, mask=valid)  # padding: no loss
-            opt.zero_grad()
-            rnn.backward(head.backward(d_logits))
-            nn.clip_grad_norm([rnn, head], 1.0)
-            opt.step()
-            progress.step(loss, batch_size)
-        progress.end_epoch(tag_accuracy=evaluate()[0])
-    progress.close()
-    step_acc, seq_acc = evaluate()
+    rnn = rnnfast.GRU(10, hidden, num_layers=2, bidirectional=bidirectional, dropout=0.1, seed=seed)
+    model = nn.Sequential(rnn, nn.Linear(rnn.num_directions * hidden, len(TAGS), seed=seed + 1))
+    # Per-step targets (T, N) with lengths: fit masks the padding out of the loss and the accuracy.
+    history = nn.fit(model, x, y, lengths=lengths, loss="cross_entropy", optimizer=nn.Adam(model, lr=lr),
+                     epochs=epochs, batch_size=batch_size, clip_norm=1.0, seed=seed,
+                     validation_data=(x_test, y_test, len_test), verbose=int(verbose))
+    losses = history.history["loss"]
+    right = (model.predict(x_test, lengths=len_test).argmax(-1) == y_test) | ~valid_test
+    step_acc, seq_acc = float(right[valid_test].mean()), float(right.all(axis=0).mean())
     kind = "bidirectional" if bidirectional else "unidirectional"
-    summary = (f"tagging peaks and valleys, 2-layer {kind} GRU({hidden}): loss {progress.losses[0]:.3f} -> "
-               f"{progress.losses[-1]:.3f}; on {test_size} unseen strings: {step_acc:.1%} of tags right, "
+    summary = (f"tagging peaks and valleys, 2-layer {kind} GRU({hidden}): loss {losses[0]:.3f} -> "
+               f"{losses[-1]:.3f}; on {test_size} unseen strings: {step_acc:.1%} of tags right, "
                f"{seq_acc:.1%} of strings tagged entirely right")
     x_show, len_show, _, _ = make_batch(np.random.default_rng(seed + 7), 1, 12, 12)
     shown = "".join(str(int(d)) for d in x_show[:, 0].argmax(-1))
-    predicted = head(rnn(x_show, lengths=len_show)[0]).argmax(-1)[:, 0]
+    predicted = model(x_show, len_show).argmax(-1)[:, 0]
     summary += f"\n  {shown}\n  " + "".join("^v."[t] for t in predicted) + "   (^ peak, v valley)"
-    return {"losses": progress.losses, "accuracy": step_acc, "sequence_accuracy": seq_acc, "summary": summary,
-            "seconds": time.perf_counter() - start}
+    return {"losses": losses, "accuracy": step_acc, "sequence_accuracy": seq_acc, "summary": summary,
+            "model": model, "seconds": time.perf_counter() - start}
 
 
 def main(argv: Optional[Sequence[str]] = None, *, prog: Optional[str] = None) -> int:
-    p = parser(__doc__.splitlines()[0], epochs=6, prog=prog)
+    p = parser(str(__doc__).splitlines()[0], epochs=6, prog=prog)
     p.add_argument("--hidden", type=int, default=32, help="GRU hidden units per direction")
     p.add_argument("--unidirectional", action="store_true", help="forward-only GRU layers, for comparison")
     a = p.parse_args(argv)

@@ -71,10 +71,13 @@ from .sequential import Sequential
 from .losses import mse, one_hot, softmax, softmax_cross_entropy
 from .optim import SGD, Adam, clip_grad_norm
 from .tbptt import TruncatedBPTT
+from ._progress import ProgressBar
+from .fit import History, fit
 
 __all__ = [
     "Module", "Sequential", "Linear", "Embedding", "Dropout", "LastStep",
     "ReLU", "Tanh", "Sigmoid", "GELU", "ELU", "LeakyReLU", "SELU", "Softplus", "SiLU", "Identity", "Softmax",
     "softmax", "softmax_cross_entropy", "mse", "one_hot",
     "SGD", "Adam", "clip_grad_norm", "TruncatedBPTT",
+    "fit", "History", "ProgressBar",
 ]
