@@ -20,15 +20,16 @@ __all__ = ["to_onnx"]
 
 
 def to_onnx(model: Model, path: Optional[Union[str, os.PathLike]] = None, *, opset: int = 14,
-            initial_state: bool = True, lengths: bool = False) -> Any:
+            initial_state: bool = False, lengths: bool = False) -> Any:
     """Write an rnnfast layer as a standard ONNX model: one ``RNN``/``LSTM``/``GRU`` node per layer (for an
     LSTM quantized to int8, ONNX Runtime's ``DynamicQuantizeLSTM``).
 
     The graph computes what ``model(x, state)`` computes (inference: no dropout), with rnnfast's layouts:
 
-    - inputs ``x`` (T, B, I) (or (B, T, I) with ``batch_first``), and unless ``initial_state=False``,
-      ``h0`` (and for the LSTM ``c0``) (L*D, B, H); with ``lengths=True`` also ``lengths`` (B,) int32,
-      the ONNX ``sequence_lens`` of every node (PyTorch's packed-sequence semantics);
+    - inputs ``x`` (T, B, I) (or (B, T, I) with ``batch_first``); with ``initial_state=True`` also ``h0``
+      (and for the LSTM ``c0``) (L*D, B, H) (by default the states start at zeros, as ``model(x)``); with
+      ``lengths=True`` also ``lengths`` (B,) int32, the ONNX ``sequence_lens`` of every node (PyTorch's
+      packed-sequence semantics);
     - outputs ``out`` (T, B, D*H) (or (B, T, D*H)), ``h_n`` (and ``c_n``) (L*D, B, H).
 
     T and B are symbolic ('seq_len', 'batch'). Gates are reordered to ONNX's (LSTM i,o,f,c; GRU z,r,h), the
@@ -68,8 +69,14 @@ def to_onnx(model: Model, path: Optional[Union[str, os.PathLike]] = None, *, ops
         Where to save the model; if None, it is only returned.
     opset : int, default 14
         The ai.onnx opset version, at least 14 and at most what the installed ``onnx`` knows.
-    initial_state : bool, default True
-        Whether the graph takes the initial states as inputs (else they are zeros).
+    initial_state : bool, default False
+        Whether the graph takes the initial states ``h0`` (, ``c0``) as (required) inputs; without them they
+        are zeros, and ``session.run(None, {"x": x})`` runs the model as ``model(x)`` does. Omitting them by
+        default, rather than declaring them optional, is deliberate: ONNX has no optional graph input with a
+        symbolic batch (an initializer giving a default value fixes its shape, so the batch size; an
+        ``optional`` type input needs opset 18 and ``If`` nodes that runtimes such as OpenVINO do not run),
+        so a graph that runs with ``x`` alone has no state inputs at all. Pass ``initial_state=True`` to
+        feed states (streaming, or a state from elsewhere).
     lengths : bool, default False
         Whether the graph takes per-sequence lengths.
 
