@@ -5,18 +5,19 @@ function."""
 from __future__ import annotations
 
 import os
-from typing import Any, Optional, Union
+from typing import Any, Optional, Sequence, Union
 
 import numpy as np
 
 from .._quantized import SCALE_SUFFIX
 from .._rnn_base import parameter_name
 from ._conversion import Model, check_model, gates_from_rnnfast, import_optional, permute_gates
+from ._onnx_builder import GraphBuilder, check_opset, finish_model
 from ._onnx_ops import MS_DOMAIN, ONNX_GATES, ONNX_OP, QUANTIZED_LSTM
 from ._onnx_variants import activation_attributes, peepholes_to_onnx
 from ._variant import LayerVariant, family_of
 
-__all__ = ["to_onnx"]
+__all__ = ["to_onnx", "layer_attributes", "write_layer"]
 
 
 def to_onnx(model: Model, path: Optional[Union[str, os.PathLike]] = None, *, opset: int = 14,
@@ -98,9 +99,38 @@ def to_onnx(model: Model, path: Optional[Union[str, os.PathLike]] = None, *, ops
         If the ``onnx`` package is not importable (``pip install 'rnnfast[onnx]'``).
     """
     model = check_model(model, quantized=True)
+    node_attrs = layer_attributes(model)
+    onnx = import_optional("onnx", "rnnfast.to_onnx")
+    opset = check_opset(onnx, opset)
+    from onnx import TensorProto
+
+    b = GraphBuilder(onnx)
+    helper = b.helper
+    family = family_of(model)
+    L, D, H, I = model.num_layers, model.num_directions, model.hidden_size, model.input_size
+    elem = TensorProto.DOUBLE if model.dtype == np.float64 else TensorProto.FLOAT
+    bf = model.batch_first
+    state_names = ["h0", "c0"] if family == "lstm" else ["h0"]
+    data_dims = ["batch", "seq_len", I] if bf else ["seq_len", "batch", I]
+    inputs = [helper.make_tensor_value_info("x", elem, data_dims)]
+    if initial_state:
+        inputs += [helper.make_tensor_value_info(s, elem, [L * D, "batch", H]) for s in state_names]
+    if lengths:
+        inputs.append(helper.make_tensor_value_info("lengths", TensorProto.INT32, ["batch"]))
+    finals = write_layer(b, model, node_attrs, "x", "out", lengths="lengths" if lengths else None,
+                         states=state_names if initial_state else None, with_states=True)
+    out_dims = ["batch", "seq_len", D * H] if bf else ["seq_len", "batch", D * H]
+    outputs = [helper.make_tensor_value_info("out", elem, out_dims)]
+    outputs += [helper.make_tensor_value_info(f, elem, [L * D, "batch", H]) for f in finals]
+    return finish_model(b, f"rnnfast_{family}", inputs, outputs, opset, f"rnnfast {model!r}", path)
+
+
+def layer_attributes(model: Model) -> dict:
+    """The attributes of the ONNX nodes of the rnnfast layer ``model`` (but ``hidden_size``), or a ValueError
+    naming what ONNX (and ONNX Runtime) cannot compute: bf16, int8 but the LSTM, ``proj_size``, an
+    activation ONNX's recurrent operators lack."""
     family = family_of(model)
     variant = LayerVariant.of_layer(model)
-    quantized = model.weight_dtype == "int8"
     if model.weight_dtype == "bf16":
         raise ValueError(
             f"to_onnx cannot write this {type(model).__name__} quantized to bf16: no ONNX or ONNX Runtime operator "
@@ -110,7 +140,7 @@ def to_onnx(model: Model, path: Optional[Union[str, os.PathLike]] = None, *, ops
             "Export the float model it was made from (rnnfast.to_onnx(float_model)), or an int8 LSTM "
             "(written as ONNX Runtime's DynamicQuantizeLSTM)"
         )
-    if quantized and family != "lstm":
+    if model.weight_dtype == "int8" and family != "lstm":
         raise ValueError(
             f"to_onnx cannot write this {type(model).__name__} quantized to int8: ONNX has no quantized recurrent "
             "operator, and ONNX Runtime's contrib operators quantize only the LSTM (DynamicQuantizeLSTM; its "
@@ -120,7 +150,6 @@ def to_onnx(model: Model, path: Optional[Union[str, os.PathLike]] = None, *, ops
     if variant.proj_size:
         raise ValueError(f"to_onnx cannot write this LSTM with proj_size={variant.proj_size}: ONNX's LSTM has no "
                          "projection of h (option 'proj_size')")
-    # The node attributes of the variant (a ValueError names an activation ONNX does not have).
     node_attrs: dict = dict(direction=variant.direction)
     if family == "gru":
         node_attrs["linear_before_reset"] = 1 if variant.reset_after else 0
@@ -133,56 +162,47 @@ def to_onnx(model: Model, path: Optional[Union[str, os.PathLike]] = None, *, ops
         node_attrs["clip"] = variant.clip
     if variant.input_forget:
         node_attrs["input_forget"] = 1
-    onnx = import_optional("onnx", "rnnfast.to_onnx")
-    from onnx import TensorProto, helper, numpy_helper
+    return node_attrs
 
-    if isinstance(opset, bool) or not isinstance(opset, (int, np.integer)):
-        raise TypeError(f"opset must be an int, got {type(opset).__name__}")
-    newest = onnx.defs.onnx_opset_version()
-    if not 14 <= int(opset) <= newest:
-        raise ValueError(f"opset must be between 14 and {newest} (the newest the installed onnx knows), got {opset}")
 
+def write_layer(b: GraphBuilder, model: Model, node_attrs: dict, x: str, out: str, *, prefix: str = "",
+                lengths: Optional[str] = None, states: Optional[Sequence[str]] = None,
+                with_states: bool = False) -> list:
+    """Append the nodes computing ``model`` (checked by :func:`layer_attributes`, which gave ``node_attrs``)
+    from the tensor ``x`` (the layer's layout) to the tensor ``out`` (the same layout), every other name
+    prefixed with ``prefix``.
+
+    ``lengths`` names the (B,) int32 sequence lengths, ``states`` the (L*D, B, H) initial states (h0, c0)
+    (zeros without). With ``with_states`` the final states are computed, and their names returned (``h_n``,
+    ``c_n`` with ``prefix``); else the nodes have no state outputs and the list is empty.
+    """
+    family = family_of(model)
+    variant = LayerVariant.of_layer(model)
+    quantized = model.weight_dtype == "int8"
     op = QUANTIZED_LSTM if quantized else ONNX_OP[family]
-    L, D, H, I = model.num_layers, variant.num_directions, model.hidden_size, model.input_size
+    L, D, H = model.num_layers, variant.num_directions, model.hidden_size
     directions = variant.directions
-    elem = TensorProto.DOUBLE if model.dtype == np.float64 else TensorProto.FLOAT
-    lstm, bf = family == "lstm", model.batch_first
+    bf = model.batch_first
     perm = gates_from_rnnfast(family, ONNX_GATES[family])
     params = model.parameters()
-
-    nodes: list = []
-    inits: list = []
+    state_names = ["h0", "c0"] if family == "lstm" else ["h0"]
 
     def const(name: str, value: np.ndarray) -> str:
-        inits.append(numpy_helper.from_array(np.ascontiguousarray(value), name))
-        return name
+        return b.const(prefix + name, value)
 
-    data_dims = ["batch", "seq_len", I] if bf else ["seq_len", "batch", I]
-    inputs = [helper.make_tensor_value_info("x", elem, data_dims)]
-    state_names = ["h0", "c0"] if lstm else ["h0"]
-    if initial_state:
-        inputs += [helper.make_tensor_value_info(s, elem, [L * D, "batch", H]) for s in state_names]
-    if lengths:
-        inputs.append(helper.make_tensor_value_info("lengths", TensorProto.INT32, ["batch"]))
+    def weights(base: str, k: int, suffix: str = "") -> np.ndarray:
+        return np.stack([permute_gates(params[parameter_name(base, k, d) + suffix], perm) for d in directions])
 
-    cur = "x"
+    cur = x
     if bf:
-        nodes.append(helper.make_node("Transpose", ["x"], ["x_time_major"], name="x_to_time_major", perm=[1, 0, 2]))
-        cur = "x_time_major"
-    if D == 2:
-        const("reshape_T_B_DH", np.array([0, 0, -1], dtype=np.int64))
-    else:
-        const("squeeze_axis_1", np.array([1], dtype=np.int64))
-    if initial_state and L > 1:
+        b.node("Transpose", [x], [f"{prefix}x_time_major"], f"{prefix}x_to_time_major", perm=[1, 0, 2])
+        cur = f"{prefix}x_time_major"
+    if states is not None and L > 1:
         const("axis_0", np.array([0], dtype=np.int64))
         for k in range(L + 1):
             const(f"index_{k * D}", np.array([k * D], dtype=np.int64))
 
     final_states: list = [[] for _ in state_names]
-
-    def weights(base: str, k: int, suffix: str = "") -> np.ndarray:
-        return np.stack([permute_gates(params[parameter_name(base, k, d) + suffix], perm) for d in directions])
-
     for k in range(L):
         W, R = weights("weight_ih", k), weights("weight_hh", k)
         if quantized:   # DynamicQuantizeLSTM's W (D, I, 4*H) and R (D, H, 4*H)
@@ -193,16 +213,14 @@ def to_onnx(model: Model, path: Optional[Union[str, os.PathLike]] = None, *, ops
                                           permute_gates(params[parameter_name("bias_hh", k, d)], perm)])
                           for d in directions])
             node_in[3] = const(f"B_l{k}", B)
-        node_in.append("lengths" if lengths else "")
-        for s in state_names:
-            if not initial_state:
-                node_in.append("")
-            elif L == 1:
-                node_in.append(s)
+        node_in.append(lengths or "")
+        for s, given in zip(state_names, states or [""] * len(state_names)):
+            if not given or L == 1:
+                node_in.append(given)
             else:
-                nodes.append(helper.make_node("Slice", [s, f"index_{k * D}", f"index_{(k + 1) * D}", "axis_0"],
-                                              [f"{s}_l{k}"], name=f"{s}_l{k}_slice"))
-                node_in.append(f"{s}_l{k}")
+                b.node("Slice", [given, f"{prefix}index_{k * D}", f"{prefix}index_{(k + 1) * D}", f"{prefix}axis_0"],
+                       [f"{prefix}{s}_l{k}"], f"{prefix}{s}_l{k}_slice")
+                node_in.append(f"{prefix}{s}_l{k}")
         if variant.peepholes:   # input 7: P (D, 3*H), gates i, o, f
             node_in += [""] * (7 - len(node_in))
             node_in.append(const(f"P_l{k}", np.stack([peepholes_to_onnx(params[parameter_name("weight_ch", k, d)])
@@ -215,43 +233,36 @@ def to_onnx(model: Model, path: Optional[Union[str, os.PathLike]] = None, *, ops
                 node_in.append(const(f"{w}_zero_point_l{k}", np.zeros((D, 4 * H), dtype=np.int8)))
         while node_in and node_in[-1] == "":
             node_in.pop()
-        outs = [f"Y_l{k}"] + [f"{s.replace('0', '_n')}_l{k}" if L > 1 else s.replace("0", "_n") for s in state_names]
-        for i, o in enumerate(outs[1:]):
-            final_states[i].append(o)
+        outs = [f"{prefix}Y_l{k}"]
+        if with_states:
+            outs += [f"{prefix}{s.replace('0', '_n')}" + (f"_l{k}" if L > 1 else "") for s in state_names]
+            for i, o in enumerate(outs[1:]):
+                final_states[i].append(o)
         attrs: dict = dict(hidden_size=H, **node_attrs)
         if quantized:
             attrs["domain"] = MS_DOMAIN
-        nodes.append(helper.make_node(op, node_in, outs, name=f"{ONNX_OP[family].lower()}_l{k}", **attrs))
+        b.node(op, node_in, outs, f"{prefix}{ONNX_OP[family].lower()}_l{k}", **attrs)
         last = k == L - 1
-        nxt = ("out" if not bf else "out_time_major") if last else f"x_l{k + 1}"
+        nxt = ((f"{prefix}out_time_major" if bf else out) if last else f"{prefix}x_l{k + 1}")
+        # ONNX's Y (T, D, B, H) as rnnfast's (T, B, D*H)
         if D == 2:
-            nodes.append(helper.make_node("Transpose", [f"Y_l{k}"], [f"Y_l{k}_T_B_D_H"], name=f"Y_l{k}_transpose",
-                                          perm=[0, 2, 1, 3]))
-            nodes.append(helper.make_node("Reshape", [f"Y_l{k}_T_B_D_H", "reshape_T_B_DH"], [nxt],
-                                          name=f"Y_l{k}_reshape"))
+            b.node("Transpose", [f"{prefix}Y_l{k}"], [f"{prefix}Y_l{k}_T_B_D_H"], f"{prefix}Y_l{k}_transpose",
+                   perm=[0, 2, 1, 3])
+            b.node("Reshape", [f"{prefix}Y_l{k}_T_B_D_H", const("reshape_T_B_DH", np.array([0, 0, -1], np.int64))],
+                   [nxt], f"{prefix}Y_l{k}_reshape")
         else:
-            nodes.append(helper.make_node("Squeeze", [f"Y_l{k}", "squeeze_axis_1"], [nxt], name=f"Y_l{k}_squeeze"))
+            b.node("Squeeze", [f"{prefix}Y_l{k}", const("squeeze_axis_1", np.array([1], dtype=np.int64))], [nxt],
+                   f"{prefix}Y_l{k}_squeeze")
         cur = nxt
     if bf:
-        nodes.append(helper.make_node("Transpose", [cur], ["out"], name="out_to_batch_first", perm=[1, 0, 2]))
-    if L > 1:
-        for s, finals in zip(state_names, final_states):
-            final = s.replace("0", "_n")
-            nodes.append(helper.make_node("Concat", finals, [final], name=f"{final}_concat", axis=0))
-
-    out_dims = ["batch", "seq_len", D * H] if bf else ["seq_len", "batch", D * H]
-    outputs = [helper.make_tensor_value_info("out", elem, out_dims)]
-    outputs += [helper.make_tensor_value_info(s.replace("0", "_n"), elem, [L * D, "batch", H]) for s in state_names]
-    graph = helper.make_graph(nodes, f"rnnfast_{family}", inputs, outputs, inits)
-    from rnnfast import __version__
-
-    opsets = [helper.make_opsetid("", int(opset))]
-    if quantized:
-        opsets.append(helper.make_opsetid(MS_DOMAIN, 1))
-    proto = helper.make_model(graph, opset_imports=opsets, producer_name="rnnfast", producer_version=__version__,
-                              doc_string=f"rnnfast {model!r}")
-    proto.ir_version = helper.find_min_ir_version_for(opsets, ignore_unknown=True)
-    onnx.checker.check_model(proto, full_check=True)
-    if path is not None:
-        onnx.save(proto, os.fspath(path))
-    return proto
+        b.node("Transpose", [cur], [out], f"{prefix}out_to_batch_first", perm=[1, 0, 2])
+    if not with_states:
+        return []
+    if L == 1:
+        return [f[0] for f in final_states]
+    names = []
+    for s, finals in zip(state_names, final_states):
+        final = f"{prefix}{s.replace('0', '_n')}"
+        b.node("Concat", finals, [final], f"{final}_concat", axis=0)
+        names.append(final)
+    return names
