@@ -16,7 +16,7 @@ from .._rnn_base import parameter_name
 from ._conversion import Model, build_layer, check_model, import_optional
 from ._variant import LayerVariant
 
-__all__ = ["from_torch", "to_torch"]
+__all__ = ["from_torch", "to_torch", "layer_to_torch"]
 
 
 def from_torch(module: Any) -> Model:
@@ -43,14 +43,20 @@ def from_torch(module: Any) -> Model:
     """
     torch = import_optional("torch", "rnnfast.from_torch")
     if not isinstance(module, torch.nn.RNNBase):
-        raise TypeError(f"module must be a torch.nn.RNN, torch.nn.LSTM or torch.nn.GRU, got {type(module).__name__}")
+        from ._torch_models import module_from_torch
+
+        return module_from_torch(torch, module)
     mode = getattr(module, "mode", None)
     modes = {f.torch_mode for f in CELL_FACTS}
     if mode not in modes:
         raise TypeError(f"module has mode {mode!r}; rnnfast converts the modes {sorted(modes)}")
     facts = cell_for_torch_mode(mode)
     base = getattr(torch.nn, facts.layer_class)  # rnnfast's layer classes have torch's names
-    if not isinstance(module, base) or type(module).forward is not base.forward:
+    from ._torch_layers import SEQUENCE_CLASSES
+
+    # to_torch's output-only subclasses (of a Sequential) compute what the class computes.
+    if not isinstance(module, base) or (type(module).forward is not base.forward
+                                        and type(module) is not SEQUENCE_CLASSES[base.__name__]):
         raise TypeError(
             f"module is a {type(module).__name__}, which is not torch.nn.{base.__name__} or overrides its "
             "forward; only the computation of the torch class itself converts exactly"
@@ -112,7 +118,18 @@ def to_torch(model: Model) -> Any:
     ImportError
         If torch is not importable.
     """
-    model = check_model(model)
+    from .._rnn_base import RNNBase
+
+    if not isinstance(model, RNNBase):
+        from ._torch_models import module_to_torch
+
+        return module_to_torch(model)
+    return layer_to_torch(check_model(model))
+
+
+def layer_to_torch(model: Model, *, output_only: bool = False) -> Any:
+    """:func:`to_torch` of the rnnfast layer ``model`` (checked); with ``output_only`` the module is the
+    subclass whose forward returns the output sequence only (:mod:`._torch_layers`, for a torch Sequential)."""
     variant = LayerVariant.of_layer(model)
     problems = _torch_refusals(variant)
     if problems:
@@ -123,6 +140,10 @@ def to_torch(model: Model) -> Any:
                         dropout=model.dropout, bidirectional=variant.direction == "bidirectional",
                         dtype=torch.float64 if model.dtype == np.float64 else torch.float32)
     cls = getattr(torch.nn, variant.family.upper())  # rnnfast's layer classes have torch's names
+    if output_only:
+        from ._torch_layers import SEQUENCE_CLASSES
+
+        cls = SEQUENCE_CLASSES[cls.__name__]
     if variant.family == "rnn":
         kwargs["nonlinearity"] = variant.activations[0][0].name
     if variant.proj_size:
