@@ -61,6 +61,17 @@ class Linear:
         """The live (out_features,) bias, or None."""
         return self._params.get("bias")
 
+    @property
+    def input_features(self) -> int:
+        """``in_features``, under the name every module of :mod:`rnnfast.nn` uses for the shape checks of
+        :class:`~rnnfast.nn.Sequential`."""
+        return self.in_features
+
+    @property
+    def output_features(self) -> int:
+        """``out_features``, under the name every module of :mod:`rnnfast.nn` uses."""
+        return self.out_features
+
     def parameters(self) -> dict[str, np.ndarray]:
         """The live parameter arrays ``{'weight': ..., 'bias': ...}`` (updating them changes the layer)."""
         return dict(self._params)
