@@ -33,7 +33,8 @@ class GraphBuilder:
         """An initializer ``name`` holding ``value`` (written once: a second call with the name reuses it)."""
         if name not in self._init_names:
             self._init_names.add(name)
-            self.inits.append(self.onnx.numpy_helper.from_array(np.ascontiguousarray(value), name))
+            # np.ascontiguousarray would make a 0-d value 1-d: scalars (Range's bounds, Gather's index) stay 0-d
+            self.inits.append(self.onnx.numpy_helper.from_array(np.array(value, order="C"), name))
         return name
 
     def node(self, op: str, inputs: Sequence[str], outputs: Sequence[str], name: str, **attrs: Any) -> None:

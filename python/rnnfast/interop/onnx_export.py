@@ -98,6 +98,12 @@ def to_onnx(model: Model, path: Optional[Union[str, os.PathLike]] = None, *, ops
     ImportError
         If the ``onnx`` package is not importable (``pip install 'rnnfast[onnx]'``).
     """
+    from ..nn.sequential import Sequential
+
+    if isinstance(model, Sequential):
+        from ._onnx_models import sequential_to_onnx
+
+        return sequential_to_onnx(model, path, opset=opset, initial_state=initial_state, lengths=lengths)
     model = check_model(model, quantized=True)
     node_attrs = layer_attributes(model)
     onnx = import_optional("onnx", "rnnfast.to_onnx")
