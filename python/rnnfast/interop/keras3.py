@@ -191,6 +191,10 @@ def from_keras(layer: Any) -> Model:
         If keras is not importable.
     """
     keras = import_optional("keras", "rnnfast.from_keras")
+    if isinstance(layer, keras.Model):
+        from ._keras_models import model_from_keras
+
+        return model_from_keras(keras, layer)
     if isinstance(layer, keras.layers.Bidirectional):
         merge_mode = layer.merge_mode
         if merge_mode != "concat":
