@@ -202,8 +202,17 @@ def model_from_keras(keras: Any, model: Any) -> Sequential:
     """:func:`rnnfast.from_keras` of a Keras model (its docstring has the details)."""
     label = f"model {model.name!r} ({type(model).__name__})"
     children: OrderedDict = OrderedDict()
+    data_dtype = None   # the dtype of the floats between layers, once a layer with weights set it
     for layer in _flatten(keras, model, label):
         modules = _layer_modules(keras, layer)
+        compute = np.dtype(str(getattr(layer, "compute_dtype", None) or "float32"))
+        if layer.weights:
+            data_dtype = compute
+        elif modules and data_dtype is not None and compute != data_dtype:
+            # Keras casts the layer's input to its compute dtype; rnnfast's modules without parameters compute in
+            # their input's dtype, so the rounding would be missing.
+            raise TypeError(f"{_label(layer)} computes in {compute.name} between layers that compute in "
+                            f"{data_dtype.name} (Keras casts to it); give the layer dtype={data_dtype.name!r}")
         base = layer.name.replace(".", "_") or "layer"
         for i, module in enumerate(modules):
             # the layer's own module under its name, what follows it (an activation, LastStep) after it

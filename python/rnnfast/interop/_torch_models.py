@@ -166,23 +166,24 @@ def module_to_torch(module: Any, what: str = "model", *, in_sequential: bool = F
                                                       in_sequential=True))
                                for name, child in module.named_children())
         return torch.nn.Sequential(children).eval()
-    if isinstance(module, nn.Linear):
+    # exact classes: a subclass may compute something else
+    if type(module) is nn.Linear:
         out: Any = torch.nn.Linear(module.in_features, module.out_features, bias=module.bias is not None,
                                    dtype=_torch_dtype(torch, module.dtype))
-    elif isinstance(module, nn.Embedding):
+    elif type(module) is nn.Embedding:
         out = torch.nn.Embedding(module.num_embeddings, module.embedding_dim, padding_idx=module.padding_idx,
                                  dtype=_torch_dtype(torch, module.dtype))
-    elif isinstance(module, nn.Dropout):
+    elif type(module) is nn.Dropout:
         out = torch.nn.Dropout(module.p)
-    elif isinstance(module, nn.ELU):
+    elif type(module) is nn.ELU:
         out = torch.nn.ELU(alpha=module.alpha)
-    elif isinstance(module, nn.LeakyReLU):
+    elif type(module) is nn.LeakyReLU:
         out = torch.nn.LeakyReLU(negative_slope=module.negative_slope)
-    elif isinstance(module, nn.Softplus):
+    elif type(module) is nn.Softplus:
         out = torch.nn.Softplus(beta=module.beta, threshold=module.threshold)
-    elif isinstance(module, nn.Softmax):
+    elif type(module) is nn.Softmax:
         out = torch.nn.Softmax(dim=module.axis)
-    elif isinstance(module, nn.GELU):
+    elif type(module) is nn.GELU:
         out = torch.nn.GELU()   # the exact erf form, torch's default
     else:
         plain = next((name for name, cls in _PLAIN.items() if type(module) is cls), None)
