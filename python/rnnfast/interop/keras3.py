@@ -1,5 +1,6 @@
 """Keras 3: :func:`from_keras` (``SimpleRNN``, ``LSTM``, ``GRU``, ``RNN`` of one such cell, and
-``Bidirectional`` around any of them). keras is imported only inside the function."""
+``Bidirectional`` around any of them; whole models in :mod:`._keras_models`). keras is imported only inside
+the function."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import numpy as np
 
 from .._rnn_base import parameter_name
 from .._variants import Activation, activation_from_keras
-from ._conversion import Model, build_layer, gates_to_rnnfast, import_optional, permute_gates
+from ._conversion import build_layer, gates_to_rnnfast, import_optional, permute_gates
 from ._variant import LayerVariant
 
 __all__ = ["from_keras"]
@@ -71,8 +72,8 @@ def _keras_kind(L, layer, what: str) -> tuple:
             "around one LSTMCell, GRUCell or SimpleRNNCell"
         )
     raise TypeError(
-        f"{what} must be a Keras 3 SimpleRNN, LSTM, GRU, RNN (of one such cell) or Bidirectional layer, "
-        f"got {type(layer).__name__}"
+        f"{what} must be a Keras 3 SimpleRNN, LSTM, GRU, RNN (of one such cell) or Bidirectional layer, or a "
+        f"keras.Sequential or Functional model, got {type(layer).__name__}"
     )
 
 
@@ -141,8 +142,9 @@ def _keras_activation(cfg: dict, option: str, name: str, keras_major: int) -> Ac
                                   f"{option!r}): {exc}") from None
 
 
-def from_keras(layer: Any) -> Model:
-    """Convert a built Keras 3 recurrent layer into an rnnfast layer with ``batch_first=True``.
+def from_keras(layer: Any) -> Any:
+    """Convert a built Keras 3 recurrent layer into an rnnfast layer with ``batch_first=True``, and a built
+    ``keras.Sequential`` or Functional model that is a chain of layers into an :class:`rnnfast.nn.Sequential`.
 
     Supported: ``keras.layers.SimpleRNN``, ``LSTM`` and ``GRU`` (``reset_after`` True or False), a
     ``keras.layers.RNN`` around one ``SimpleRNNCell``/``LSTMCell``/``GRUCell``, ``go_backwards=True``
@@ -175,16 +177,45 @@ def from_keras(layer: Any) -> Model:
     - Keras masks (from ``Masking`` or ``mask_zero``) repeat the previous state at masked steps, a different
       rule from rnnfast's ``lengths=`` (zeros past each sequence's end): the converted model sees no mask.
 
+    Whole models: a ``keras.Sequential``, or a Functional model with one input and one output in which each
+    layer feeds only the next (nested such models are flattened), becomes an :class:`rnnfast.nn.Sequential`
+    whose ``model.predict(x)`` gives Keras's ``predict(x)`` (x batch-first, as in Keras), the modules named
+    after the Keras layers (e.g. ``'lstm'``; what a layer adds after its own module, ``'dense_softmax'``,
+    ``'lstm_laststep'``). Layer by layer: ``InputLayer`` -> nothing; ``Embedding`` -> :class:`~rnnfast.nn.Embedding`;
+    ``SimpleRNN``/``LSTM``/``GRU``/``RNN`` -> the layer converted as above, followed by
+    :class:`~rnnfast.nn.LastStep` when ``return_sequences=False``; ``Bidirectional`` (``merge_mode='concat'``,
+    ``return_sequences=True``) -> the bidirectional layer; ``Dense`` -> :class:`~rnnfast.nn.Linear` (the kernel
+    (in, out) transposed into ``weight`` (out, in)) followed by its activation's module; ``Dropout`` ->
+    :class:`~rnnfast.nn.Dropout` (``rate``); ``Activation``, ``ReLU`` (plain), ``LeakyReLU``, ``ELU``,
+    ``Softmax`` -> their modules. The activations: linear (nothing), relu, tanh, sigmoid, softmax (last axis),
+    gelu (Keras's default exact form), elu, selu, softplus, silu/swish, leaky_relu (slope 0.2). Every layer is
+    converted before the model is built: one that does not convert refuses the whole model, the message naming
+    the layer (name and class) and the option. Refused, and why:
+
+    - ``Embedding(mask_zero=True)`` (and ``Masking``): Keras skips the masked steps wherever they are, holding
+      the state and (outside Bidirectional) repeating the previous output; rnnfast's ``lengths=`` zero the
+      steps past each sequence's end. They agree only on post-padded input and outputs read at valid steps
+      (e.g. ``return_sequences=False``), which the converter cannot know, so it does not guess: rebuild the
+      model with ``mask_zero=False`` to convert it, and give rnnfast ``lengths=`` for post-padded input;
+    - ``Bidirectional`` with ``return_sequences=False``: Keras returns the backward direction's final state
+      (its output at the first step) with the forward one's last output, which no module picks; use
+      ``return_sequences=True`` and reduce after, or convert the layer alone and take ``h_n``;
+    - ``go_backwards=True`` outside Bidirectional (Keras returns its outputs reversed in time),
+      ``return_state``, ``stateful``; a ``Dropout`` with ``noise_shape``; an activation other than those
+      above; a layer without parameters computing in another dtype than the layers around it (Keras casts
+      there); branches, several inputs or outputs, subclassed models; any other layer.
+
     Raises
     ------
     NotImplementedError
-        Naming the option, for what does not map exactly: an ``activation`` or ``recurrent_activation``
+        Naming the option (and for a model the layer), for what does not map exactly: the refusals of a
+        model above; an ``activation`` or ``recurrent_activation``
         rnnfast does not have (e.g. 'gelu', 'mish', 'softmax', a custom function), ``merge_mode`` other
         than 'concat', a ``Bidirectional`` whose two layers differ (but in their activations, which rnnfast
         holds per direction) or whose forward layer has ``go_backwards=True``.
     TypeError
-        For anything but the supported layers (or subclasses overriding ``call``), or a dtype policy that
-        does not compute in float32 or float64.
+        For anything but the supported layers and models (or subclasses overriding ``call``), or a dtype
+        policy that does not compute in float32 or float64.
     ValueError
         If the layer is not built (has no weights yet).
     ImportError

@@ -5,7 +5,7 @@ function."""
 from __future__ import annotations
 
 import os
-from typing import Any, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Any, Optional, Sequence, Union
 
 import numpy as np
 
@@ -17,13 +17,17 @@ from ._onnx_ops import MS_DOMAIN, ONNX_GATES, ONNX_OP, QUANTIZED_LSTM
 from ._onnx_variants import activation_attributes, peepholes_to_onnx
 from ._variant import LayerVariant, family_of
 
+if TYPE_CHECKING:
+    from ..nn.sequential import Sequential
+
 __all__ = ["to_onnx", "layer_attributes", "write_layer"]
 
 
-def to_onnx(model: Model, path: Optional[Union[str, os.PathLike]] = None, *, opset: int = 14,
+def to_onnx(model: Union[Model, "Sequential"], path: Optional[Union[str, os.PathLike]] = None, *, opset: int = 14,
             initial_state: bool = False, lengths: bool = False) -> Any:
     """Write an rnnfast layer as a standard ONNX model: one ``RNN``/``LSTM``/``GRU`` node per layer (for an
-    LSTM quantized to int8, ONNX Runtime's ``DynamicQuantizeLSTM``).
+    LSTM quantized to int8, ONNX Runtime's ``DynamicQuantizeLSTM``); or a whole model, an
+    :class:`rnnfast.nn.Sequential`, as one graph (below).
 
     The graph computes what ``model(x, state)`` computes (inference: no dropout), with rnnfast's layouts:
 
@@ -62,10 +66,25 @@ def to_onnx(model: Model, path: Optional[Union[str, os.PathLike]] = None, *, ops
     does not run. A float graph would compute something else than the model, so these raise a ValueError;
     export the float model instead.
 
+    A Sequential is written as one graph from input ``x`` (and with ``lengths=True`` ``lengths`` (B,) int32)
+    to output ``y``, computing ``model(x, lengths=lengths)``: ``Embedding`` as ``Gather`` (``x`` then int64
+    indices), each recurrent layer as above (its state starting at zeros and not an output), ``LastStep`` as
+    ``Gather`` of the last step, or with lengths a selection of each sequence's step ``lengths[b] - 1`` (zeros
+    for length 0), ``Linear`` as ``Gemm`` on 2-D input and ``MatMul`` + ``Add`` on sequences, ``Dropout`` as
+    nothing (inference), ``ReLU``/``Tanh``/``Sigmoid``/``ELU``/``LeakyReLU``/``SELU``/``Softmax``/``Identity``
+    as their operators, ``GELU`` as ``x * (1 + Erf(x / sqrt 2)) / 2`` (ONNX's ``Gelu`` needs opset 20),
+    ``SiLU`` as ``x * Sigmoid(x)``, ``Softplus`` as ``Softplus(beta x) / beta`` with ``Where`` for
+    ``threshold``; nested Sequentials inline. With lengths, the steps past each sequence's end are zeroed
+    after every module, as the Sequential zeroes them. ``x``'s shape is symbolic ((T, B), (B, T) or
+    (T, B, I)...) where a recurrent layer tells the layout. A model with a module not listed (a subclass
+    included) is refused, naming it by its path (``model['2']``), as is ``initial_state=True`` (a Sequential
+    has no state input).
+
     Parameters
     ----------
-    model : rnnfast.RNN, rnnfast.LSTM or rnnfast.GRU
-        A float32 or float64 layer, or an LSTM quantized to int8.
+    model : rnnfast.RNN, rnnfast.LSTM, rnnfast.GRU or rnnfast.nn.Sequential
+        A float32 or float64 layer, or an LSTM quantized to int8; or a Sequential of such layers and the
+        modules above.
     path : str or os.PathLike, optional
         Where to save the model; if None, it is only returned.
     opset : int, default 14
@@ -73,11 +92,12 @@ def to_onnx(model: Model, path: Optional[Union[str, os.PathLike]] = None, *, ops
     initial_state : bool, default False
         Whether the graph takes the initial states ``h0`` (, ``c0``) as (required) inputs; without them they
         are zeros, and ``session.run(None, {"x": x})`` runs the model as ``model(x)`` does. Omitting them by
-        default, rather than declaring them optional, is deliberate: ONNX has no optional graph input with a
-        symbolic batch (an initializer giving a default value fixes its shape, so the batch size; an
-        ``optional`` type input needs opset 18 and ``If`` nodes that runtimes such as OpenVINO do not run),
-        so a graph that runs with ``x`` alone has no state inputs at all. Pass ``initial_state=True`` to
-        feed states (streaming, or a state from elsewhere).
+        default, rather than declaring them optional, is deliberate: ONNX has no plain optional input. An
+        input with a default (an initializer of the same name) has one fixed shape, so it fits one batch size
+        only; an ``optional``-typed input needs opset 18 and ``OptionalHasElement``/``If`` nodes around every
+        recurrent node, which not every runtime or converter reads. So the graph that runs with ``x`` alone
+        has no state inputs at all, and ``initial_state=True`` adds them as required inputs (streaming, or a
+        state from elsewhere). (The default was True before issue 18.)
     lengths : bool, default False
         Whether the graph takes per-sequence lengths.
 
@@ -89,12 +109,14 @@ def to_onnx(model: Model, path: Optional[Union[str, os.PathLike]] = None, *, ops
     Raises
     ------
     TypeError
-        If ``model`` is not an rnnfast layer, or ``opset`` not an int.
+        If ``model`` is not an rnnfast layer or Sequential (or a Sequential holds a module not written), or
+        ``opset`` not an int.
     ValueError
         If ``opset`` is out of range; for a GRU or RNN quantized to int8 or any layer quantized to bf16
         (above), the message naming why; for an LSTM with ``proj_size`` (ONNX's LSTM has no projection) or a
         layer with an activation ONNX's recurrent operators lack (selu, exponential, silu, relu6), naming
-        the option.
+        the option (inside a Sequential, after the layer's path); ``initial_state=True`` for a Sequential;
+        ``lengths=True`` for a Sequential without recurrent layer or LastStep.
     ImportError
         If the ``onnx`` package is not importable (``pip install 'rnnfast[onnx]'``).
     """
