@@ -117,6 +117,9 @@ def module_from_torch(torch: Any, module: Any, what: str = "module") -> Any:
     if isinstance(module, (list, tuple, Mapping)) and not isinstance(module, torch.nn.Module):
         items = list(module.items()) if isinstance(module, Mapping) else [(str(i), m) for i, m in enumerate(module)]
         return _sequential_from_torch(torch, items, what)
+    if not isinstance(module, torch.nn.Module):
+        raise TypeError(f"{what} must be a torch.nn.Module (or a list, tuple or mapping of them), got "
+                        f"{type(module).__name__}")
     name = _torch_class(torch, module, what)
     if name == "Sequential":
         return _sequential_from_torch(torch, list(module.named_children()), what)
@@ -189,7 +192,8 @@ def module_to_torch(module: Any, what: str = "model", *, in_sequential: bool = F
         plain = next((name for name, cls in _PLAIN.items() if type(module) is cls), None)
         if plain is None:
             raise TypeError(f"{what} is a {type(module).__name__}, which to_torch does not convert; it converts "
-                            "rnnfast.RNN, LSTM, GRU, nn.Sequential, Linear, Embedding, Dropout and the activations")
+                            "rnnfast.RNN, rnnfast.LSTM or rnnfast.GRU layers, and rnnfast.nn's Sequential, Linear, "
+                            "Embedding, Dropout and activations")
         out = getattr(torch.nn, plain)()
     if module.state_dict():
         out.load_state_dict({k: torch.from_numpy(v) for k, v in module.state_dict().items()}, strict=True)
