@@ -2,8 +2,10 @@
 
 Layers (:class:`RNN`, :class:`LSTM`, :class:`GRU`) with PyTorch's conventions for shapes, weights and
 gates; single-layer functional ops (:func:`rnn`, :func:`lstm`, :func:`gru` and their ``*_backward``);
-:func:`quantize`, which makes an int8 or bf16 copy of a layer for inference; and :mod:`rnnfast.reference`,
-the same ops in plain NumPy, which define what the kernels compute.
+:func:`quantize`, which makes an int8 or bf16 copy of a layer for inference; :mod:`rnnfast.nn`, modules and
+the model container :class:`~rnnfast.nn.Sequential` for training whole models; :func:`save` and :func:`load`
+for layers, modules and models; and :mod:`rnnfast.reference`, the same ops in plain NumPy, which define what
+the kernels compute.
 """
 
 __version__ = "0.1.0"
@@ -21,12 +23,12 @@ from .functional import gru, gru_backward, lstm, lstm_backward, rnn, rnn_backwar
 from .layers import GRU, LSTM, RNN
 from .stepper import Stepper
 from .quantization import quantize
-from .io import load, save
+from .io import Model, load, save
 from .interop import from_keras, from_onnx, from_torch, to_onnx, to_torch
 from . import nn
 
 __all__ = [
-    "RNN", "LSTM", "GRU", "Activation", "Stepper", "save", "load", "quantize",
+    "RNN", "LSTM", "GRU", "Activation", "Stepper", "save", "load", "Model", "quantize",
     "rnn", "lstm", "gru", "rnn_backward", "lstm_backward", "gru_backward",
     "RNNGrads", "LSTMGrads", "GRUGrads",
     "functional", "reference", "nn", "isa", "get_num_threads", "set_num_threads", "__version__",

@@ -1,6 +1,7 @@
-"""Saving and loading layers: ``rnnfast.save(path, model)`` and ``model = rnnfast.load(path)``.
+"""Saving and loading models: ``rnnfast.save(path, model)`` and ``model = rnnfast.load(path)``, for the
+recurrent layers, every module of :mod:`rnnfast.nn` and :class:`~rnnfast.nn.Sequential` models.
 
-File format, version 3
+File format, version 4
 ----------------------
 An uncompressed ``.npz`` file: a zip archive of ``.npy`` files, NumPy's own format, readable by
 ``numpy.load(path, allow_pickle=False)`` anywhere without rnnfast. It holds:
@@ -38,6 +39,28 @@ the name of its forward direction's activation.
 - ``"bf16"`` (``dtype`` ``"float32"``): each weight is its bfloat16 bits, uint16, finite values; the
   biases are float32.
 
+Version 4 (whole models) adds the classes of :mod:`rnnfast.nn`: ``"class"`` is also ``"Linear"``,
+``"Embedding"``, ``"Dropout"``, ``"LastStep"``, an activation (``"ReLU"``, ``"ELU"``, ``"Softmax"``, ...) or
+``"Sequential"``, with ``"config"`` the module's constructor arguments::
+
+    "Linear":    {"in_features": 64, "out_features": 5, "bias": true, "dtype": "float32"}
+    "Embedding": {"num_embeddings": 1000, "embedding_dim": 32, "padding_idx": null, "dtype": "float32"}
+    "Dropout":   {"p": 0.5}            "LastStep": {"batch_first": false}
+    "ELU": {"alpha": 1.0}   "LeakyReLU": {"negative_slope": 0.01}   "Softplus": {"beta": 1.0, "threshold": 20.0}
+    "Softmax": {"axis": -1}            the other activations: {}
+
+and a Sequential's the list of its children in order, each its name, class and config (a layer also its own
+``"format_version"``, 2 or 3, which says what its config holds as above; a nested Sequential lists its own)::
+
+    "config": {"modules": [{"name": "0", "class": "Embedding", "config": {...}},
+                           {"name": "1", "class": "LSTM", "format_version": 2, "config": {...}},
+                           {"name": "2", "class": "LastStep", "config": {"batch_first": false}}, ...]}
+
+Parameters are stored under the model's :meth:`state_dict` names, a Sequential's ``'<child>.<parameter>'``
+(``1.weight_ih_l0``, ``3.weight``): PyTorch's keys. A quantized layer inside a Sequential is stored as on
+its own (its int8 or bf16 weights and scales). A single layer is still written in version 2 or 3 (what it
+needs), so that an rnnfast before version 4 reads it; anything else is version 4.
+
 Version 2 (rnnfast before the cell variants) is version 3 without the cell options: PyTorch's cells only.
 Version 1 (rnnfast before quantization) is version 2 without ``weight_dtype``: float layers only. Files of
 every version load as they always did. :func:`save` writes the oldest version that holds the layer:
@@ -45,8 +68,8 @@ version 2 for PyTorch's cells in the forward or both directions (so that an rnnf
 variants reads them), version 3 for a cell variant or ``direction='reverse'``.
 
 What is not saved: accumulated gradients, what a training forward keeps for backward, and the state of
-the generator that draws dropout masks (a loaded layer starts a fresh one; pass ``seed=`` to :func:`load`
-to fix it).
+the generators that draw dropout masks (a loaded model starts a fresh one, shared by its layers and Dropout
+modules; pass ``seed=`` to :func:`load` to fix it).
 
 Safety: loading never executes code. The file is read with ``allow_pickle=False`` (an object array,
 the only way a ``.npy`` carries a pickle, is refused), the configuration is JSON, and everything in it is
@@ -69,38 +92,24 @@ from typing import Any, BinaryIO, Optional, Union
 
 import numpy as np
 
-from ._quantized import quantized_parameter_spec
-from ._reference_reduced import REDUCED_WEIGHT_DTYPES
-from ._rnn_base import RNNBase
+from ._layer_archive import Expected, InvalidFile
+from ._module_archive import MODEL_FORMAT_VERSION, builder, record
 from .layers import GRU, LSTM, RNN
-from .quantization import quantize
-from ._variants import Activation
+from .nn._linear import Linear
+from .nn._modules import Module
+from .nn.sequential import Sequential
 
-__all__ = ["save", "load", "FORMAT_VERSION"]
+__all__ = ["save", "load", "FORMAT_VERSION", "Model"]
 
 #: The newest format version :func:`save` writes; :func:`load` reads this version and every earlier one.
-FORMAT_VERSION = 3
+FORMAT_VERSION = MODEL_FORMAT_VERSION
+
+#: What :func:`load` returns: a recurrent layer, a module of :mod:`rnnfast.nn` (Linear, or an
+#: :class:`~rnnfast.nn.Module`: Embedding, Dropout, LastStep, an activation) or a Sequential model.
+Model = Union[RNN, LSTM, GRU, Linear, Module, Sequential]
 
 _META_KEY = "__rnnfast__"
-_CLASSES = {"RNN": RNN, "LSTM": LSTM, "GRU": GRU}
-# Configuration keys and the JSON types each must have (bool is checked before int: JSON true is not 1),
-# by format version.
-_CONFIG_TYPES_V1 = {
-    "input_size": int, "hidden_size": int, "num_layers": int, "bias": bool, "batch_first": bool,
-    "bidirectional": bool, "dropout": float, "dtype": str,
-}
-_CONFIG_TYPES_V2 = {**_CONFIG_TYPES_V1, "weight_dtype": str}
-# Markers of the version-3 keys whose JSON value is not one plain type.
-_OPTIONAL_NUMBER = "null or a number"
-_LIST = "list"
-_CONFIG_TYPES = {1: _CONFIG_TYPES_V1, 2: _CONFIG_TYPES_V2,
-                 3: {**_CONFIG_TYPES_V2, "direction": str, "clip": _OPTIONAL_NUMBER, "activations": _LIST}}
-# The version-3 keys of one class only.
-_CLASS_CONFIG_TYPES = {"LSTM": {"proj_size": int, "peepholes": bool, "input_forget": bool},
-                       "GRU": {"reset_after": bool}, "RNN": {}}
-_FLOAT_DTYPES = ("float32", "float64")
 _ZIP_MAGIC = b"PK\x03\x04"
-# What reading a damaged archive or member can raise, from zipfile, zlib and numpy.lib.format.
 # What reading a damaged archive can raise, from the zip and npy readers: besides the obvious, an unsupported
 # compression method or zip version (NotImplementedError), an "encrypted" member (RuntimeError), and a mangled
 # .npy header that NumPy's header parser tokenizes before it checks it (SyntaxError, tokenize.TokenError): all
@@ -111,68 +120,55 @@ _READ_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, K
 PathOrFile = Union[str, "os.PathLike[str]", BinaryIO]
 
 
-def _format_version(model: RNNBase) -> int:
-    """The oldest format version that holds ``model``: 3 for a cell variant or a reverse direction, else 2."""
-    return 3 if model.variant_options() or model.direction == "reverse" else 2
-
-
-def _config(model: RNNBase, version: int) -> dict:
-    config = {
-        "input_size": model.input_size, "hidden_size": model.hidden_size, "num_layers": model.num_layers,
-        "bias": model.bias, "batch_first": model.batch_first, "bidirectional": model.bidirectional,
-        "dropout": float(model.dropout), "dtype": model.dtype.name, "weight_dtype": model.weight_dtype,
-    }
-    if isinstance(model, RNN):
-        config["nonlinearity"] = model.nonlinearity
-    if version >= 3:
-        config["direction"] = model.direction
-        config["clip"] = model.clip
-        config["activations"] = [[{"name": a.name, "alpha": a.alpha, "beta": a.beta} for a in acts]
-                                 for acts in model.activations]
-        for key in _CLASS_CONFIG_TYPES[_base_class_name(model)]:
-            config[key] = getattr(model, key)
-    return config
-
-
 def _digest(arr: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(arr).tobytes()).hexdigest()
 
 
-def save(path: PathOrFile, model: Any) -> None:
-    """Write ``model`` (an :class:`RNN`, :class:`LSTM` or :class:`GRU`) to ``path`` in the format above.
+def _is_path(value: Any) -> bool:
+    return isinstance(value, (str, os.PathLike)) or hasattr(value, "write")
+
+
+def save(path: PathOrFile, model: Model) -> None:
+    """Write ``model`` to ``path`` in the format above.
 
     Parameters
     ----------
     path : str, os.PathLike or binary file object
         Written exactly as given (no ``.npz`` suffix is added). A path is written atomically: to a
         temporary file in the same directory, renamed over ``path`` when complete.
-    model : RNN, LSTM or GRU
+    model : RNN, LSTM, GRU, an rnnfast.nn module or Sequential
         Its configuration and current parameters are saved; a quantized layer (:func:`rnnfast.quantize`)
-        with its reduced-precision parameters.
+        with its reduced-precision parameters, also inside a Sequential.
 
     Raises
     ------
     TypeError
-        If ``model`` is not an rnnfast layer or ``path`` is neither a path nor a writable binary file.
+        If ``model`` is not something rnnfast saves (for a Sequential: a module inside it; the message names
+        it), the arguments are swapped (``save(model, path)``), or ``path`` is neither a path nor a writable
+        binary file.
     OSError
         If the file cannot be written (e.g. its directory does not exist).
     """
-    if not isinstance(model, RNNBase):
-        raise TypeError(f"model must be an rnnfast RNN, LSTM or GRU layer, got {type(model).__name__}")
-    params = {name: np.ascontiguousarray(value) for name, value in model.state_dict().items()}
-    version = _format_version(model)
+    if _is_path(model) and not _is_path(path):
+        raise TypeError(f"rnnfast.save(path, model): the path comes first; got a {type(path).__name__} as path and "
+                        f"a {type(model).__name__} as model")
+    try:
+        class_name, config, state, version = record(model)
+    except TypeError as exc:
+        raise TypeError(f"model: {exc}") from None
+    params = {name: np.ascontiguousarray(value) for name, value in state.items()}
     meta = {
         "format": "rnnfast",
         "format_version": version,
         "rnnfast_version": _package_version(),
-        "class": _base_class_name(model),
-        "config": _config(model, version),
+        "class": class_name,
+        "config": config,
         "parameters": {
             name: {"shape": list(arr.shape), "dtype": arr.dtype.name, "sha256": _digest(arr)}
             for name, arr in params.items()
         },
     }
-    arrays = {_META_KEY: np.array(json.dumps(meta, sort_keys=True))}
+    arrays: dict[str, Any] = {_META_KEY: np.array(json.dumps(meta, sort_keys=True))}
     arrays.update(params)
 
     if hasattr(path, "write"):
@@ -218,39 +214,28 @@ def _package_version() -> str:
     return __version__
 
 
-def _base_class_name(model: RNNBase) -> str:
-    """The rnnfast class a subclass of a layer is saved as (it loads as that class)."""
-    for name, cls in _CLASSES.items():
-        if isinstance(model, cls):
-            return name
-    raise TypeError(f"model must be an rnnfast RNN, LSTM or GRU layer, got {type(model).__name__}")
-
-
-class _Invalid(ValueError):
-    """A file that is not a valid rnnfast model; the message says why."""
-
-
-def load(path: PathOrFile, *, seed: Optional[int] = None) -> RNNBase:
-    """Read a layer written by :func:`save`.
+def load(path: PathOrFile, *, seed: Optional[int] = None) -> Model:
+    """Read a model written by :func:`save`.
 
     Parameters
     ----------
     path : str, os.PathLike or binary file object
     seed : int or None
-        Seed of the new layer's generator for dropout masks (see the layers' ``seed``).
+        Seed of the generator the loaded model's layers and Dropout modules draw dropout masks from.
 
     Returns
     -------
-    RNN, LSTM or GRU
-        A new layer with the saved configuration and parameters (and zero gradients); a quantized layer
-        if one was saved.
+    Model
+        A new model of the saved class, configuration and parameters (and zero gradients): an RNN, LSTM or
+        GRU (quantized if one was saved), an :mod:`rnnfast.nn` module or a Sequential.
 
     Raises
     ------
     ValueError
         If the file is not an rnnfast model, is truncated or damaged, was edited (a parameter that does not
         match its recorded shape, dtype or checksum, missing or extra entries, an invalid configuration), or
-        has a newer format version than this rnnfast reads. The message starts with the file's name.
+        has a newer format version than this rnnfast reads. The message starts with the file's name; the
+        reader's own error, where there was one, is chained as the cause.
     TypeError
         If ``path`` is neither a path nor a readable binary file.
     OSError
@@ -262,7 +247,7 @@ def load(path: PathOrFile, *, seed: Optional[int] = None) -> RNNBase:
         raise type(exc)(
             f"seed must be None, a non-negative int, a SeedSequence or a Generator, got {seed!r} ({exc})"
         ) from None
-    if hasattr(path, "read"):
+    if not isinstance(path, (str, os.PathLike)) and hasattr(path, "read"):
         label = getattr(path, "name", "<file object>")
         return _load_from(path, str(label), rng)
     if not isinstance(path, (str, os.PathLike)):
@@ -271,184 +256,100 @@ def load(path: PathOrFile, *, seed: Optional[int] = None) -> RNNBase:
         return _load_from(f, os.fspath(path), rng)
 
 
-def _load_from(f: BinaryIO, label: str, rng: np.random.Generator) -> RNNBase:
+def _load_from(f: BinaryIO, label: str, rng: np.random.Generator) -> Model:
     try:
         return _read(f, rng)
-    except _Invalid as exc:
+    except InvalidFile as exc:
         raise ValueError(f"{label}: {exc}") from exc.__cause__  # the reader's own error, where there was one
 
 
-def _read(f: BinaryIO, rng: np.random.Generator) -> RNNBase:
+def _read(f: BinaryIO, rng: np.random.Generator) -> Model:
     start = f.tell() if f.seekable() else None
     magic = f.read(len(_ZIP_MAGIC))
     if magic != _ZIP_MAGIC:
-        raise _Invalid("not an rnnfast model file (it is not a .npz archive)")
+        raise InvalidFile("not an rnnfast model file (it is not a .npz archive)")
     if start is None:
         raise TypeError("load needs a seekable file object (a .npz is a zip archive, read out of order)")
     f.seek(start)
     try:
         archive = np.load(f, allow_pickle=False)
     except _READ_ERRORS as exc:
-        raise _Invalid(f"truncated or damaged model file ({type(exc).__name__}: {exc})") from exc
+        raise InvalidFile(f"truncated or damaged model file ({type(exc).__name__}: {exc})") from exc
     with archive:
         names = set(archive.files)
         if _META_KEY not in names:
-            raise _Invalid(f"not an rnnfast model file (no {_META_KEY!r} entry)")
+            raise InvalidFile(f"not an rnnfast model file (no {_META_KEY!r} entry)")
         meta = _read_meta(_member(archive, _META_KEY))
-        cls, config, recorded, weight_dtype = _check_meta(meta)
-        try:
-            model = cls(**config, seed=rng)
-        except (TypeError, ValueError, MemoryError) as exc:
-            raise _Invalid(f"invalid configuration {config}: {exc}") from None
-        shapes = {name: value.shape for name, value in model.parameters().items()}
-        if weight_dtype in REDUCED_WEIGHT_DTYPES:
-            expected = quantized_parameter_spec(shapes, weight_dtype)
-        else:
-            expected = {name: (shape, model.dtype) for name, shape in shapes.items()}
+        version = _check_meta(meta)
+        recorded = meta["parameters"]
+        expected, finish = builder(meta["class"], meta["config"], version, rng)
         _check_names("entries", names - {_META_KEY}, expected)
         _check_names("parameters recorded in the metadata", set(recorded), expected)
-        params = {}
-        for name, (shape, dtype) in expected.items():
-            arr = _member(archive, name)
-            info = recorded[name]
-            if not isinstance(info, dict) or set(info) != {"shape", "dtype", "sha256"}:
-                raise _Invalid(f"metadata of parameter {name!r} must have exactly shape, dtype and sha256")
-            if arr.shape != shape or list(arr.shape) != info["shape"]:
-                raise _Invalid(
-                    f"parameter {name!r} has shape {arr.shape}, expected {shape} for the configuration "
-                    f"(recorded: {info['shape']})"
-                )
-            if arr.dtype != dtype or arr.dtype.name != info["dtype"]:
-                raise _Invalid(
-                    f"parameter {name!r} has dtype {arr.dtype}, expected {dtype} (recorded: {info['dtype']})"
-                )
-            if _digest(arr) != info["sha256"]:
-                raise _Invalid(f"parameter {name!r} does not match its recorded checksum: the file was modified "
-                               "or damaged")
-            params[name] = arr
-    try:
-        if weight_dtype in REDUCED_WEIGHT_DTYPES:
-            # The quantized layer of this configuration, then the saved parameters in place of its own (what
-            # they may hold is checked there).
-            model = quantize(model, weight_dtype)
-        model.load_state_dict(params)
-    except (TypeError, ValueError) as exc:
-        raise _Invalid(f"invalid parameters: {exc}") from None
+        params = {name: _parameter(archive, name, shape, dtype, recorded[name])
+                  for name, (shape, dtype) in expected.items()}
+    model: Model = finish(params)
     return model
+
+
+def _parameter(archive: Any, name: str, shape: tuple[int, ...], dtype: np.dtype, info: Any) -> np.ndarray:
+    """The entry ``name``, checked against the configuration's ``shape`` and ``dtype`` and its record ``info``."""
+    arr = _member(archive, name)
+    if not isinstance(info, dict) or set(info) != {"shape", "dtype", "sha256"}:
+        raise InvalidFile(f"metadata of parameter {name!r} must have exactly shape, dtype and sha256")
+    if arr.shape != shape or list(arr.shape) != info["shape"]:
+        raise InvalidFile(
+            f"parameter {name!r} has shape {arr.shape}, expected {shape} for the configuration "
+            f"(recorded: {info['shape']})"
+        )
+    if arr.dtype != dtype or arr.dtype.name != info["dtype"]:
+        raise InvalidFile(f"parameter {name!r} has dtype {arr.dtype}, expected {dtype} (recorded: {info['dtype']})")
+    if _digest(arr) != info["sha256"]:
+        raise InvalidFile(f"parameter {name!r} does not match its recorded checksum: the file was modified or damaged")
+    return arr
 
 
 def _member(archive: Any, name: str) -> np.ndarray:
     try:
-        return archive[name]
+        arr: np.ndarray = archive[name]
     except _READ_ERRORS as exc:
-        raise _Invalid(f"entry {name!r} cannot be read: truncated or damaged ({type(exc).__name__}: {exc})") from exc
+        raise InvalidFile(f"entry {name!r} cannot be read: truncated or damaged ({type(exc).__name__}: {exc})"
+                          ) from exc
+    return arr
 
 
-def _read_meta(arr: np.ndarray) -> dict:
+def _read_meta(arr: np.ndarray) -> dict[str, Any]:
     if arr.shape != () or arr.dtype.kind != "U":
-        raise _Invalid(f"entry {_META_KEY!r} must be a 0-d str array, got dtype {arr.dtype} shape {arr.shape}")
+        raise InvalidFile(f"entry {_META_KEY!r} must be a 0-d str array, got dtype {arr.dtype} shape {arr.shape}")
     try:
         meta = json.loads(str(arr[()]))
     except ValueError as exc:
-        raise _Invalid(f"entry {_META_KEY!r} is not valid JSON ({exc})") from None
+        raise InvalidFile(f"entry {_META_KEY!r} is not valid JSON ({exc})") from None
     if not isinstance(meta, dict):
-        raise _Invalid(f"entry {_META_KEY!r} must be a JSON object, got {type(meta).__name__}")
+        raise InvalidFile(f"entry {_META_KEY!r} must be a JSON object, got {type(meta).__name__}")
     return meta
 
 
-def _check_meta(meta: dict) -> tuple:
-    """The layer class, the constructor's keyword arguments, the recorded parameter table and the weight dtype."""
+def _check_meta(meta: dict[str, Any]) -> int:
+    """The format version of a metadata record, after checking what every version has."""
     if meta.get("format") != "rnnfast":
-        raise _Invalid(f"not an rnnfast model file (format {meta.get('format')!r})")
+        raise InvalidFile(f"not an rnnfast model file (format {meta.get('format')!r})")
     version = meta.get("format_version")
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-        raise _Invalid(f"invalid format_version {version!r}")
+        raise InvalidFile(f"invalid format_version {version!r}")
     if version > FORMAT_VERSION:
-        raise _Invalid(
+        raise InvalidFile(
             f"format version {version} was written by a newer rnnfast ({meta.get('rnnfast_version')}); this "
             f"rnnfast reads format versions up to {FORMAT_VERSION}"
         )
     missing = {"class", "config", "parameters"} - set(meta)
     if missing:
-        raise _Invalid(f"metadata lacks {sorted(missing)}")
-    cls = _CLASSES.get(meta["class"]) if isinstance(meta["class"], str) else None
-    if cls is None:
-        raise _Invalid(f"class must be one of {sorted(_CLASSES)}, got {meta['class']!r}")
-    config = meta["config"]
-    if not isinstance(config, dict):
-        raise _Invalid(f"config must be a JSON object, got {type(config).__name__}")
-    types = dict(_CONFIG_TYPES[version])
-    if cls is RNN:
-        types["nonlinearity"] = str
-    if version >= 3:
-        types.update(_CLASS_CONFIG_TYPES[meta["class"]])
-    if set(config) != set(types):
-        raise _Invalid(
-            f"config of a {meta['class']} must have exactly the keys {sorted(types)}, got {sorted(config)}"
-        )
-    for key, want in types.items():
-        value = config[key]
-        if want is _OPTIONAL_NUMBER:
-            ok = value is None or _is_number(value)
-        elif want is _LIST:
-            ok = isinstance(value, list)
-        else:
-            ok = isinstance(value, bool) if want is bool else (
-                _is_number(value) if want is float else isinstance(value, want) and not isinstance(value, bool))
-        if not ok:
-            raise _Invalid(f"config[{key!r}] must be a {getattr(want, '__name__', want)}, got {value!r}")
-    config = dict(config)
-    if version >= 3:
-        config["activations"] = _activations(config["activations"])
-        if cls is RNN:
-            # Redundant with activations (kept for the reader): it must agree with them.
-            nonlinearity = config.pop("nonlinearity")
-            first = config["activations"][0][0].name if config["activations"] and config["activations"][0] else None
-            if nonlinearity != first:
-                raise _Invalid(f"config['nonlinearity'] is {nonlinearity!r} but the forward direction's activation "
-                               f"is {first!r}")
-    weight_dtype = config.pop("weight_dtype", config["dtype"])
-    if weight_dtype in REDUCED_WEIGHT_DTYPES:
-        if config["dtype"] != "float32":
-            raise _Invalid(f"config['dtype'] must be 'float32' with weight_dtype {weight_dtype!r}, got "
-                           f"{config['dtype']!r}")
-    elif weight_dtype != config["dtype"]:
-        raise _Invalid(f"config['weight_dtype'] must be one of {_FLOAT_DTYPES + REDUCED_WEIGHT_DTYPES} and equal "
-                       f"config['dtype'] for a float layer, got {weight_dtype!r} with dtype {config['dtype']!r}")
-    recorded = meta["parameters"]
-    if not isinstance(recorded, dict):
-        raise _Invalid(f"parameters must be a JSON object, got {type(recorded).__name__}")
-    return cls, config, recorded, weight_dtype
+        raise InvalidFile(f"metadata lacks {sorted(missing)}")
+    if not isinstance(meta["parameters"], dict):
+        raise InvalidFile(f"parameters must be a JSON object, got {type(meta['parameters']).__name__}")
+    return version
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _activations(value: list) -> list:
-    """The ``activations`` of a version-3 config as lists of :class:`~rnnfast.Activation` (the constructor
-    checks their number and roles)."""
-    result = []
-    for d, acts in enumerate(value):
-        if not isinstance(acts, list):
-            raise _Invalid(f"config['activations'][{d}] must be a list (one activation per gate role), got {acts!r}")
-        row = []
-        for r, item in enumerate(acts):
-            label = f"config['activations'][{d}][{r}]"
-            if not isinstance(item, dict) or set(item) != {"name", "alpha", "beta"}:
-                raise _Invalid(f"{label} must be an object with exactly name, alpha and beta, got {item!r}")
-            if not isinstance(item["name"], str) or not all(
-                    item[p] is None or _is_number(item[p]) for p in ("alpha", "beta")):
-                raise _Invalid(f"{label} must have a str name and null or numeric alpha and beta, got {item!r}")
-            try:
-                row.append(Activation(item["name"], item["alpha"], item["beta"]))
-            except ValueError as exc:
-                raise _Invalid(f"{label}: {exc}") from None
-        result.append(row)
-    return result
-
-
-def _check_names(what: str, names: set, expected: dict) -> None:
+def _check_names(what: str, names: set[str], expected: Expected) -> None:
     missing = [k for k in expected if k not in names]
     extra = sorted(str(k) for k in names if k not in expected)
     if missing or extra:
@@ -457,4 +358,4 @@ def _check_names(what: str, names: set, expected: dict) -> None:
             parts.append("missing " + ", ".join(repr(k) for k in missing))
         if extra:
             parts.append("unexpected " + ", ".join(repr(k) for k in extra))
-        raise _Invalid(f"{what} do not match the configuration: " + "; ".join(parts))
+        raise InvalidFile(f"{what} do not match the configuration: " + "; ".join(parts))

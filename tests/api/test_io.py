@@ -152,7 +152,7 @@ def test_file_format_is_as_documented(tmp_path):
     assert meta["format"] == "rnnfast"
     # PyTorch's cells are written as version 2 (what rnnfast before the cell variants reads); version 3, with the
     # cell options, is tested in test_layer_variants.py.
-    assert meta["format_version"] == 2 and rnnfast.io.FORMAT_VERSION == 3
+    assert meta["format_version"] == 2 and rnnfast.io.FORMAT_VERSION == 4  # 4 adds whole models
     assert meta["rnnfast_version"] == rnnfast.__version__
     assert meta["class"] == "RNN"
     assert meta["config"] == {"input_size": I, "hidden_size": H, "num_layers": 2, "bias": True,
@@ -254,7 +254,7 @@ def _edit_meta(path, change) -> None:
 
 
 EDITS = {
-    "newer format version": (lambda m: m.update(format_version=4), r"format version 4.*newer.*up to 3"),
+    "newer format version": (lambda m: m.update(format_version=5), r"format version 5.*newer.*up to 4"),
     "format_version a string": (lambda m: m.update(format_version="1"), "format_version"),
     "other format": (lambda m: m.update(format="keras"), "not an rnnfast model"),
     "unknown class": (lambda m: m.update({"class": "Transformer"}), "class"),

@@ -460,7 +460,7 @@ def test_file_format_version_2_as_documented():
     q = rnnfast.quantize(model_of("lstm", bias=False), "int8")
     members = members_of(saved_bytes(q))
     meta = meta_of(members)
-    assert meta["format_version"] == 2 and rnnfast.io.FORMAT_VERSION == 3  # version 3 only adds the cell options
+    assert meta["format_version"] == 2 and rnnfast.io.FORMAT_VERSION == 4  # versions 3 and 4 add cell options, models
     assert meta["config"]["weight_dtype"] == "int8" and meta["config"]["dtype"] == "float32"
     assert meta["parameters"]["weight_ih_l0"]["dtype"] == "int8"
     assert meta["parameters"]["weight_ih_l0_scale"] == {
@@ -516,8 +516,8 @@ def test_edited_quantized_files_are_refused():
     refused(with_meta(members, edited), "unexpected.*weight_hh_l0_scale")
     # a newer version, named with this one
     edited = json.loads(json.dumps(meta))
-    edited["format_version"] = 4
-    refused(with_meta(members, edited), "format version 4 was written by a newer rnnfast.*up to 3")
+    edited["format_version"] = 5
+    refused(with_meta(members, edited), "format version 5 was written by a newer rnnfast.*up to 4")
     # a scale removed
     del members["weight_ih_l0_scale.npy"]
     refused(members, "missing 'weight_ih_l0_scale'")

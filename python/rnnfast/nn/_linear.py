@@ -8,6 +8,7 @@ from typing import Any, Optional, Union
 
 import numpy as np
 
+from .. import _core
 from .._validation import as_array, cast, float_dtype, positive_int
 
 ArrayLike = Any
@@ -114,7 +115,12 @@ class Linear:
     def forward(self, x: ArrayLike, *, training: bool = False) -> np.ndarray:
         """``x`` (..., in_features) -> (..., out_features). With ``training=True`` keeps ``x`` for backward."""
         x = self._input(x)
-        y = x @ self._params["weight"].T
+        # rnnfast's own GEMM, not NumPy's matmul: its bits for a row depend on that row alone (not on how many
+        # rows come with it, nor on the thread count), as the layers' products do, so a model's output for a
+        # sequence is the same whatever batch it runs in (Sequential.predict equals the whole batch bit for
+        # bit); BLAS picks different kernels for different row counts.
+        y = _core.testing.gemm(x.reshape(-1, self.in_features), self._params["weight"], False, True)
+        y = y.reshape(x.shape[:-1] + (self.out_features,))
         if "bias" in self._params:
             y += self._params["bias"]
         if training:

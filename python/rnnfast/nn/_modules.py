@@ -123,7 +123,7 @@ class Module:
         return saved
 
     @staticmethod
-    def _grad_of(d_y: ArrayLike, shape: tuple, dtype: np.dtype) -> np.ndarray:
+    def _grad_of(d_y: ArrayLike, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
         """``d_y`` checked to have the training forward's output ``shape``, as ``dtype``."""
         arr = as_array("d_y", d_y)
         if arr.shape != tuple(shape):

@@ -41,7 +41,7 @@ def _number(name: str, value: Any) -> float:
 def _sigmoid(x: np.ndarray) -> np.ndarray:
     """Logistic sigmoid without overflow: ``exp`` only ever sees non-positive arguments."""
     e = np.exp(-np.abs(x))
-    return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e)).astype(x.dtype, copy=False)
+    return np.asarray(np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e)), dtype=x.dtype)
 
 
 class _Elementwise(Module):
@@ -83,65 +83,69 @@ class _Elementwise(Module):
         g = self._grad_of(d_y, y.shape, y.dtype)
         return np.asarray(g * self._df(x, y), dtype=y.dtype)
 
-    def _f(self, x: np.ndarray) -> np.ndarray:
+    def _f(self, x: np.ndarray) -> ArrayLike:
         raise NotImplementedError
 
-    def _df(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    def _df(self, x: np.ndarray, y: np.ndarray) -> ArrayLike:
         raise NotImplementedError
 
 
 class Identity(_Elementwise):
     """``y = x`` (PyTorch's ``torch.nn.Identity``): a placeholder, e.g. for Keras' ``activation='linear'``."""
 
-    def _f(self, x: np.ndarray) -> np.ndarray:
+    def _f(self, x: np.ndarray) -> ArrayLike:
         return x.copy()
 
-    def _df(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    def _df(self, x: np.ndarray, y: np.ndarray) -> ArrayLike:
         return np.ones_like(x)
 
 
 class ReLU(_Elementwise):
     """``y = max(x, 0)``; the derivative at 0 is 0 (as PyTorch)."""
 
-    def _f(self, x: np.ndarray) -> np.ndarray:
+    def _f(self, x: np.ndarray) -> ArrayLike:
         return np.maximum(x, 0)
 
-    def _df(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    def _df(self, x: np.ndarray, y: np.ndarray) -> ArrayLike:
         return (x > 0).astype(x.dtype)
 
 
 class Tanh(_Elementwise):
     """``y = tanh(x)``."""
 
-    def _f(self, x: np.ndarray) -> np.ndarray:
+    def _f(self, x: np.ndarray) -> ArrayLike:
         return np.tanh(x)
 
-    def _df(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    def _df(self, x: np.ndarray, y: np.ndarray) -> ArrayLike:
         return 1 - y * y
 
 
 class Sigmoid(_Elementwise):
     """``y = 1 / (1 + exp(-x))``, computed without overflow."""
 
-    def _f(self, x: np.ndarray) -> np.ndarray:
+    def _f(self, x: np.ndarray) -> ArrayLike:
         return _sigmoid(x)
 
-    def _df(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    def _df(self, x: np.ndarray, y: np.ndarray) -> ArrayLike:
         return y * (1 - y)
 
 
 class GELU(_Elementwise):
     """``y = x * Phi(x)``, Phi the standard normal CDF through ``erf`` (PyTorch's default, exact form, not
-    the tanh approximation); ``dy/dx = Phi(x) + x * phi(x)``."""
+    the tanh approximation); ``dy/dx = Phi(x) + x * phi(x)``.
 
-    def _f(self, x: np.ndarray) -> np.ndarray:
+    NumPy has no ``erf``: it is the C library's, element by element (about 0.2 us an element, some twenty
+    times an ``np.tanh``), which keeps rnnfast's dependencies to NumPy and matches PyTorch to the last bits.
+    """
+
+    def _f(self, x: np.ndarray) -> ArrayLike:
         return x * self._cdf(x)
 
-    def _df(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    def _df(self, x: np.ndarray, y: np.ndarray) -> ArrayLike:
         return self._cdf(x) + x * (_INV_SQRT_2PI * np.exp(-0.5 * x * x))
 
     @staticmethod
-    def _cdf(x: np.ndarray) -> np.ndarray:
+    def _cdf(x: np.ndarray) -> ArrayLike:
         # erf in float64 (math.erf), rounded to x's dtype once.
         erf = np.asarray(_erf(x.astype(np.float64) * _SQRT_HALF), dtype=np.float64)  # 0-d input gives a float
         return (0.5 * (1.0 + erf)).astype(x.dtype)
@@ -162,10 +166,10 @@ class ELU(_Elementwise):
         super().__init__()
         self.alpha = _number("alpha", alpha)
 
-    def _f(self, x: np.ndarray) -> np.ndarray:
+    def _f(self, x: np.ndarray) -> ArrayLike:
         return np.where(x > 0, x, self.alpha * np.expm1(np.minimum(x, 0)))
 
-    def _df(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    def _df(self, x: np.ndarray, y: np.ndarray) -> ArrayLike:
         return np.where(x > 0, 1.0, self.alpha * np.exp(np.minimum(x, 0)))
 
     def extra_repr(self) -> str:
@@ -184,10 +188,10 @@ class LeakyReLU(_Elementwise):
         super().__init__()
         self.negative_slope = _number("negative_slope", negative_slope)
 
-    def _f(self, x: np.ndarray) -> np.ndarray:
+    def _f(self, x: np.ndarray) -> ArrayLike:
         return np.where(x > 0, x, self.negative_slope * x)
 
-    def _df(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    def _df(self, x: np.ndarray, y: np.ndarray) -> ArrayLike:
         return np.where(x > 0, 1.0, self.negative_slope)
 
     def extra_repr(self) -> str:
@@ -198,10 +202,10 @@ class SELU(_Elementwise):
     """``y = scale * (x if x > 0 else alpha * (exp(x) - 1))`` with PyTorch's constants
     (:data:`SELU_ALPHA`, :data:`SELU_SCALE`)."""
 
-    def _f(self, x: np.ndarray) -> np.ndarray:
+    def _f(self, x: np.ndarray) -> ArrayLike:
         return SELU_SCALE * np.where(x > 0, x, SELU_ALPHA * np.expm1(np.minimum(x, 0)))
 
-    def _df(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    def _df(self, x: np.ndarray, y: np.ndarray) -> ArrayLike:
         return SELU_SCALE * np.where(x > 0, 1.0, SELU_ALPHA * np.exp(np.minimum(x, 0)))
 
 
@@ -222,11 +226,11 @@ class Softplus(_Elementwise):
             raise ValueError("beta must be non-zero, got 0")
         self.threshold = _number("threshold", threshold)
 
-    def _f(self, x: np.ndarray) -> np.ndarray:
+    def _f(self, x: np.ndarray) -> ArrayLike:
         bx = self.beta * x
         return np.where(bx > self.threshold, x, np.logaddexp(0, bx) / self.beta)
 
-    def _df(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    def _df(self, x: np.ndarray, y: np.ndarray) -> ArrayLike:
         bx = self.beta * x
         return np.where(bx > self.threshold, 1.0, _sigmoid(bx))
 
@@ -237,10 +241,10 @@ class Softplus(_Elementwise):
 class SiLU(_Elementwise):
     """``y = x * sigmoid(x)`` (swish)."""
 
-    def _f(self, x: np.ndarray) -> np.ndarray:
+    def _f(self, x: np.ndarray) -> ArrayLike:
         return x * _sigmoid(x)
 
-    def _df(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    def _df(self, x: np.ndarray, y: np.ndarray) -> ArrayLike:
         s = _sigmoid(x)
         return s * (1 + x * (1 - s))
 
@@ -253,6 +257,8 @@ class Softmax(Module):
     axis : int, default -1
         The axis normalised over (PyTorch's ``dim``); checked against the input's rank at forward.
     """
+
+    axis: int
 
     def __init__(self, axis: int = -1) -> None:
         super().__init__()
@@ -274,7 +280,7 @@ class Softmax(Module):
             raise ValueError(f"x has shape {arr.shape}, which has no axis {self.axis} for Softmax(axis={self.axis})")
         z = arr - arr.max(axis=self.axis, keepdims=True)
         e = np.exp(z)
-        y = e / e.sum(axis=self.axis, keepdims=True)
+        y: np.ndarray = np.asarray(e / e.sum(axis=self.axis, keepdims=True))
         if training:
             self._saved = y.copy()
         return y
@@ -291,7 +297,7 @@ class Softmax(Module):
         """
         y = self._take_saved()
         g = self._grad_of(d_y, y.shape, y.dtype)
-        return y * (g - (g * y).sum(axis=self.axis, keepdims=True))
+        return np.asarray(y * (g - (g * y).sum(axis=self.axis, keepdims=True)))
 
     def extra_repr(self) -> str:
         return f"axis={self.axis}"

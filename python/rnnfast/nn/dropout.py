@@ -26,7 +26,10 @@ class Dropout(Module):
         Seed of the module's own generator, used when :meth:`forward` is given no ``rng``.
     """
 
-    def __init__(self, p: float = 0.5, *,
+    p: float
+    _rng: np.random.Generator
+
+    def __init__(self, p: float = 0.5,
                  seed: Optional[Union[int, np.random.SeedSequence, np.random.Generator]] = None) -> None:
         super().__init__()
         if isinstance(p, bool) or not isinstance(p, numbers.Real):
@@ -70,7 +73,7 @@ class Dropout(Module):
         scale = arr.dtype.type(0.0 if self.p >= 1.0 else 1.0 / (1.0 - self.p))
         mask = keep.astype(arr.dtype) * scale
         self._saved = mask
-        return arr * mask
+        return np.asarray(arr * mask)
 
     def backward(self, d_y: ArrayLike) -> np.ndarray:
         """``d_y`` times the last training forward's scaled mask.
@@ -83,7 +86,7 @@ class Dropout(Module):
             If ``d_y`` does not have the forward output's shape.
         """
         mask = self._take_saved()
-        return self._grad_of(d_y, mask.shape, mask.dtype) * mask
+        return np.asarray(self._grad_of(d_y, mask.shape, mask.dtype) * mask)
 
     def extra_repr(self) -> str:
         return f"p={self.p}"

@@ -107,7 +107,7 @@ class Embedding(Module):
             If an index is out of range.
         """
         idx = self._indices(x)
-        y = self._params["weight"][idx]  # fancy indexing copies
+        y: np.ndarray = self._params["weight"][idx]  # fancy indexing copies
         if training:
             self._saved = idx.copy()
         return y

@@ -174,7 +174,7 @@ class Sequential:
             seen[id(module)] = name
             self._modules[name] = module
         self._check_structure()
-        self._trace: Optional[list] = None
+        self._trace: Optional[tuple[tuple[int, ...], list[Optional[np.ndarray]]]] = None
 
     # ------------------------------------------------------------------------------------------------
     # Construction checks
@@ -381,7 +381,7 @@ class Sequential:
             raise TypeError(f"rng must be a numpy.random.Generator or None, got {type(rng).__name__}")
         h = x
         layout: Optional[bool] = None  # the recurrent layout while the data is a sequence from a recurrent layer
-        masks: list = []
+        masks: list[Optional[np.ndarray]] = []
         for name, m in self._modules.items():
             try:
                 if isinstance(m, RNNBase):
@@ -407,7 +407,7 @@ class Sequential:
                     h = _zero_padding(h, mask)
             masks.append(mask)
         if training:
-            self._trace = [np.shape(h), masks]
+            self._trace = (np.shape(h), masks)
         return np.asarray(h)
 
     def backward(self, d_y: ArrayLike) -> Optional[np.ndarray]:
