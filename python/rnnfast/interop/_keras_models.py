@@ -24,18 +24,18 @@ def _label(layer: Any) -> str:
     return f"layer {layer.name!r} ({type(layer).__name__})"
 
 
-def _activation_modules(keras: Any, fn: Any, label: str) -> list:
+def _activation_modules(keras: Any, fn: Any, label: str) -> list[Any]:
     """The rnnfast modules computing the Keras activation function ``fn`` (none for 'linear'), else
     NotImplementedError naming it."""
     A = keras.activations
-    table = [(A.linear, list), (A.relu, lambda: [nn.ReLU()]), (A.tanh, lambda: [nn.Tanh()]),
+    table: list[tuple[Any, Any]] = [(A.linear, list), (A.relu, lambda: [nn.ReLU()]), (A.tanh, lambda: [nn.Tanh()]),
              (A.sigmoid, lambda: [nn.Sigmoid()]), (A.softmax, lambda: [nn.Softmax(axis=-1)]),
              (A.gelu, lambda: [nn.GELU()]),   # Keras's gelu defaults to the exact erf form, as rnnfast's
              (A.elu, lambda: [nn.ELU(1.0)]), (A.selu, lambda: [nn.SELU()]), (A.softplus, lambda: [nn.Softplus()]),
              (A.silu, lambda: [nn.SiLU()]), (A.leaky_relu, lambda: [nn.LeakyReLU(0.2)])]
     for keras_fn, build in table:
         if fn is keras_fn:
-            modules: list = build()
+            modules: list[Any] = build()
             return modules
     name = getattr(fn, "__name__", repr(fn))
     raise NotImplementedError(
@@ -56,7 +56,7 @@ def _check_dtype(layer: Any, label: str) -> np.dtype:
     return np.dtype(compute)
 
 
-def _recurrent(keras: Any, layer: Any, label: str) -> list:
+def _recurrent(keras: Any, layer: Any, label: str) -> list[Any]:
     """A Keras recurrent layer (or Bidirectional) as [rnnfast layer] or [layer, LastStep]."""
     bidirectional = isinstance(layer, keras.layers.Bidirectional)
     for option in ("return_state", "stateful"):
@@ -83,7 +83,7 @@ def _recurrent(keras: Any, layer: Any, label: str) -> list:
     return [rnn] if layer.return_sequences else [rnn, nn.LastStep(batch_first=True)]
 
 
-def _layer_modules(keras: Any, layer: Any) -> list:
+def _layer_modules(keras: Any, layer: Any) -> list[Any]:
     """The rnnfast modules computing the Keras layer ``layer`` (at inference), in order."""
     L, label = keras.layers, _label(layer)
     if isinstance(layer, L.InputLayer):
@@ -144,17 +144,17 @@ def _layer_modules(keras: Any, layer: Any) -> list:
     return [nn.ReLU()]
 
 
-def _refuse(label: str, option: str, value: Any, wanted: str) -> list:
+def _refuse(label: str, option: str, value: Any, wanted: str) -> list[Any]:
     raise NotImplementedError(f"{label} has {option}={value!r}; rnnfast converts {wanted} (option {option!r})")
 
 
-def _chain(keras: Any, model: Any, label: str) -> list:
+def _chain(keras: Any, model: Any, label: str) -> list[Any]:
     """The layers of a Keras Sequential, or of a Functional model that is a linear chain, input to output."""
     if isinstance(model, keras.Sequential):
         if type(model).call is not keras.Sequential.call:
             raise TypeError(f"{label} is a subclass of keras.Sequential that overrides call")
         return list(model.layers)
-    from keras.src.models.functional import Functional
+    from keras.src.models.functional import Functional  # type: ignore[import-untyped]
 
     if not isinstance(model, Functional) or type(model).call is not Functional.call:
         raise TypeError(f"{label} is a subclassed keras.Model (its call is Python code rnnfast cannot read); "
@@ -162,7 +162,7 @@ def _chain(keras: Any, model: Any, label: str) -> list:
     if len(model.inputs) != 1 or len(model.outputs) != 1:
         raise NotImplementedError(f"{label} has {len(model.inputs)} inputs and {len(model.outputs)} outputs; rnnfast's "
                                   "Sequential has one of each")
-    chain: list = []
+    chain: list[Any] = []
     tensor = model.outputs[0]
     start = model.inputs[0]
     while tensor is not start:
@@ -187,7 +187,7 @@ def _chain(keras: Any, model: Any, label: str) -> list:
     return chain
 
 
-def _flatten(keras: Any, model: Any, label: str) -> list:
+def _flatten(keras: Any, model: Any, label: str) -> list[Any]:
     """The layers of ``model``, nested Sequential and Functional models replaced by their layers."""
     out = []
     for layer in _chain(keras, model, label):
@@ -201,7 +201,7 @@ def _flatten(keras: Any, model: Any, label: str) -> list:
 def model_from_keras(keras: Any, model: Any) -> Sequential:
     """:func:`rnnfast.from_keras` of a Keras model (its docstring has the details)."""
     label = f"model {model.name!r} ({type(model).__name__})"
-    children: OrderedDict = OrderedDict()
+    children: OrderedDict[str, Any] = OrderedDict()
     data_dtype = None   # the dtype of the floats between layers, once a layer with weights set it
     for layer in _flatten(keras, model, label):
         modules = _layer_modules(keras, layer)

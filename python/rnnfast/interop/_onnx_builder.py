@@ -23,9 +23,9 @@ class GraphBuilder:
     def __init__(self, onnx: Any) -> None:
         self.onnx = onnx
         self.helper = onnx.helper
-        self.nodes: list = []
-        self.inits: list = []
-        self._init_names: set = set()
+        self.nodes: list[Any] = []
+        self.inits: list[Any] = []
+        self._init_names: set[str] = set()
         # whether a node of ONNX Runtime's contrib domain (DynamicQuantizeLSTM) was written
         self.uses_ms_domain = False
 
@@ -54,8 +54,8 @@ def check_opset(onnx: Any, opset: Any) -> int:
     return int(opset)
 
 
-def finish_model(b: GraphBuilder, name: str, inputs: list, outputs: list, opset: int, doc: str,
-                 path: Optional[Union[str, os.PathLike]]) -> Any:
+def finish_model(b: GraphBuilder, name: str, inputs: list[Any], outputs: list[Any], opset: int, doc: str,
+                 path: Optional[Union[str, "os.PathLike[str]"]]) -> Any:
     """The ``onnx.ModelProto`` of the graph ``b`` with ``inputs`` and ``outputs`` (value infos), producer
     rnnfast, checked with ``onnx.checker.check_model(full_check=True)``, saved at ``path`` unless None."""
     onnx, helper = b.onnx, b.helper

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Any, Optional, Union
+from typing import Any, Optional, Union, cast
 
 import numpy as np
 
@@ -17,7 +17,7 @@ from .. import nn
 from .._rnn_base import RNNBase
 from ..nn.activations import SELU_ALPHA, SELU_SCALE
 from ..nn.sequential import Sequential
-from ._conversion import import_optional
+from ._conversion import Model, import_optional
 from ._onnx_builder import GraphBuilder, check_opset, finish_model
 from .onnx_export import layer_attributes, write_layer
 
@@ -29,7 +29,7 @@ _WRITTEN = (nn.Embedding, nn.Linear, nn.Dropout, nn.LastStep, nn.GELU, nn.ELU, n
             nn.SiLU, nn.Softmax) + tuple(_UNARY)
 
 
-def _check(model: Sequential, where: str, attrs: dict) -> None:
+def _check(model: Sequential, where: str, attrs: dict[int, dict[str, Any]]) -> None:
     """Every module of ``model`` (nested Sequentials too) is one the writer writes: the recurrent layers'
     node attributes into ``attrs`` (by id); else TypeError/ValueError naming the module."""
     for name, m in model.named_children():
@@ -38,7 +38,7 @@ def _check(model: Sequential, where: str, attrs: dict) -> None:
             _check(m, what, attrs)
         elif isinstance(m, RNNBase):
             try:
-                attrs[id(m)] = layer_attributes(m)
+                attrs[id(m)] = layer_attributes(cast(Model, m))
             except ValueError as exc:
                 raise ValueError(f"{what} ({type(m).__name__}): {exc}") from None
         elif type(m) not in _WRITTEN:   # a subclass may compute something else
@@ -52,7 +52,7 @@ def _uses_lengths(model: Any) -> bool:
     return isinstance(model, (RNNBase, nn.LastStep))
 
 
-def _leaves(model: Any) -> list:
+def _leaves(model: Any) -> list[Any]:
     if isinstance(model, Sequential):
         return [leaf for m in model for leaf in _leaves(m)]
     return [model]
@@ -62,12 +62,13 @@ class _Writer:
     """Appends the nodes of a Sequential's modules to a :class:`GraphBuilder`, keeping the tensor's element
     type and (where known) symbolic shape as it goes."""
 
-    def __init__(self, b: GraphBuilder, elem_of: dict, lengths: Optional[str], attrs: dict) -> None:
+    def __init__(self, b: GraphBuilder, elem_of: dict[np.dtype, int], lengths: Optional[str],
+                 attrs: dict[int, dict[str, Any]]) -> None:
         self.b = b
         self.elem_of = elem_of          # numpy dtype -> ONNX element type
         self.lengths = lengths          # the (B,) int32 lengths input, or None
         self.attrs = attrs              # id(recurrent layer) -> node attributes
-        self._masks: dict = {}          # batch_first -> the (T, B, 1) / (B, T, 1) mask of valid steps
+        self._masks: dict[bool, str] = {}          # batch_first -> the (T, B, 1) / (B, T, 1) mask of valid steps
         self._lengths_int64 = False
 
     # --- small helpers -------------------------------------------------------------------------------------
@@ -75,7 +76,7 @@ class _Writer:
     def scalar(self, name: str, value: float, dtype: np.dtype) -> str:
         return self.b.const(f"{name}_{dtype.name}", np.array(value, dtype=dtype))
 
-    def ints(self, name: str, values: list) -> str:
+    def ints(self, name: str, values: list[int]) -> str:
         return self.b.const(name, np.array(values, dtype=np.int64))
 
     def cast(self, x: str, dtype: Optional[np.dtype], to: np.dtype, prefix: str) -> str:
@@ -111,13 +112,14 @@ class _Writer:
     def lengths_int64(self) -> str:
         if not self._lengths_int64:
             self._lengths_int64 = True
+            assert self.lengths is not None   # only called when the graph has lengths
             self.b.node("Cast", [self.lengths], ["lengths_int64"], "lengths_int64", to=self.b.onnx.TensorProto.INT64)
         return "lengths_int64"
 
     # --- the modules -----------------------------------------------------------------------------------------
 
-    def sequential(self, model: Sequential, x: str, dtype: Optional[np.dtype], dims: Optional[list], prefix: str,
-                   lengths: bool) -> tuple:
+    def sequential(self, model: Sequential, x: str, dtype: Optional[np.dtype], dims: Optional[list[Any]], prefix: str,
+                   lengths: bool) -> tuple[str, Optional[np.dtype], Optional[list[Any]]]:
         """Write ``model`` from tensor ``x`` (element dtype ``dtype``, None for indices; symbolic ``dims`` or None):
         returns (output tensor, its dtype, its dims). ``lengths``: whether this Sequential is given the lengths
         (as :meth:`Sequential.forward` passes them on: only to those that use them)."""
@@ -133,19 +135,20 @@ class _Writer:
             if lengths and layout is not None and not isinstance(m, (RNNBase, nn.Dropout)):
                 # Sequential zeroes the padded steps that later modules (a Linear's bias, ...) write into.
                 out = f"{p}padding_zeroed"
-                self.b.node("Where", [self.valid_steps(x, layout), x, self.scalar("zero", 0.0, dtype)], [out], out)
+                zero = self.scalar("zero", 0.0, dtype or np.dtype(np.float32))
+                self.b.node("Where", [self.valid_steps(x, layout), x, zero], [out], out)
                 x = out
         return x, dtype, dims
 
-    def module(self, m: Any, x: str, dtype: Optional[np.dtype], dims: Optional[list], p: str,
-               lengths: bool) -> tuple:
+    def module(self, m: Any, x: str, dtype: Optional[np.dtype], dims: Optional[list[Any]], p: str,
+               lengths: bool) -> tuple[str, Optional[np.dtype], Optional[list[Any]]]:
         b = self.b
         out = f"{p}out"
         if isinstance(m, nn.Dropout):
             return x, dtype, dims          # inference: the identity
         if isinstance(m, RNNBase):
             x = self.cast(x, dtype, m.dtype, p)
-            write_layer(b, m, self.attrs[id(m)], x, out, prefix=p, lengths=self.lengths if lengths else None)
+            write_layer(b, cast(Model, m), self.attrs[id(m)], x, out, prefix=p, lengths=self.lengths if lengths else None)
             return out, np.dtype(m.dtype), None if dims is None else dims[:-1] + [m.num_directions * m.hidden_size]
         if isinstance(m, nn.Embedding):
             b.node("Gather", [b.const(f"{p}weight", m.weight), x], [out], f"{p}gather", axis=0)
@@ -160,7 +163,7 @@ class _Writer:
         self.activation(m, x, dtype, out, p)
         return out, dtype, dims
 
-    def linear(self, m: nn.Linear, x: str, dtype: Optional[np.dtype], dims: Optional[list], p: str) -> tuple:
+    def linear(self, m: nn.Linear, x: str, dtype: Optional[np.dtype], dims: Optional[list[Any]], p: str) -> tuple[str, Optional[np.dtype], Optional[list[Any]]]:
         b, out, to = self.b, f"{p}out", np.dtype(m.dtype)
         x = self.cast(x, dtype, to, p)
         if dims is not None and len(dims) == 2:
@@ -252,7 +255,7 @@ def _layout_after(model: Any, layout: Optional[bool]) -> Optional[bool]:
     return layout
 
 
-def _input_info(model: Sequential) -> tuple:
+def _input_info(model: Sequential) -> tuple[Optional[np.dtype], Optional[list[Any]]]:
     """(dtype of x or None for indices, symbolic dims of x or None) of a Sequential."""
     leaves = _leaves(model)
     first = leaves[0]
@@ -268,7 +271,7 @@ def _input_info(model: Sequential) -> tuple:
     return dtype, seq + [width if isinstance(width, int) else "features"]
 
 
-def sequential_to_onnx(model: Sequential, path: Optional[Union[str, os.PathLike]], *, opset: int,
+def sequential_to_onnx(model: Sequential, path: Optional[Union[str, "os.PathLike[str]"]], *, opset: int,
                        initial_state: bool, lengths: bool) -> Any:
     """:func:`rnnfast.to_onnx` of an :class:`rnnfast.nn.Sequential` (its docstring has the details)."""
     if initial_state:
@@ -276,12 +279,12 @@ def sequential_to_onnx(model: Sequential, path: Optional[Union[str, os.PathLike]
                          "start at zeros and their states are dropped (use initial_state=False)")
     if lengths and not _uses_lengths(model):
         raise ValueError("to_onnx(lengths=True): this Sequential has no recurrent layer or LastStep to use lengths")
-    attrs: dict = {}
+    attrs: dict[int, dict[str, Any]] = {}
     _check(model, "model", attrs)
     onnx = import_optional("onnx", "rnnfast.to_onnx")
     opset = check_opset(onnx, opset)
     T = onnx.TensorProto
-    elem_of = {np.dtype(np.float32): T.FLOAT, np.dtype(np.float64): T.DOUBLE}
+    elem_of: dict[np.dtype, int] = {np.dtype(np.float32): T.FLOAT, np.dtype(np.float64): T.DOUBLE}
     b = GraphBuilder(onnx)
     dtype, dims = _input_info(model)
     inputs = [onnx.helper.make_tensor_value_info("x", T.INT64 if dtype is None else elem_of[dtype], dims)]

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Mapping
-from typing import Any, Callable
+from typing import Any, Callable, cast
 
 import numpy as np
 
 from .. import nn
 from .._rnn_base import RNNBase
 from ..nn.sequential import Sequential
-from ._conversion import check_model, import_optional
+from ._conversion import Model, check_model, import_optional
 
 __all__ = ["module_from_torch", "module_to_torch", "TORCH_MODULES"]
 
@@ -41,7 +41,8 @@ def _dtype(module: Any, what: str) -> np.dtype:
 
 
 def _array(tensor: Any) -> np.ndarray:
-    return tensor.detach().cpu().numpy().copy()
+    out: np.ndarray = tensor.detach().cpu().numpy().copy()
+    return out
 
 
 def _torch_class(torch: Any, module: Any, what: str) -> str:
@@ -130,10 +131,10 @@ def module_from_torch(torch: Any, module: Any, what: str = "module") -> Any:
     return _from_activation(name, module, what)
 
 
-def _sequential_from_torch(torch: Any, items: list, what: str) -> Sequential:
+def _sequential_from_torch(torch: Any, items: list[tuple[str, Any]], what: str) -> Sequential:
     if not items:
         raise ValueError(f"{what} has no modules; rnnfast's Sequential needs at least one")
-    children: OrderedDict = OrderedDict()
+    children: OrderedDict[str, Any] = OrderedDict()
     for name, child in items:
         if not isinstance(child, torch.nn.Module):
             raise TypeError(f"{what}[{name!r}] is a {type(child).__name__}, not a torch.nn.Module")
@@ -156,7 +157,7 @@ def module_to_torch(module: Any, what: str = "model", *, in_sequential: bool = F
 
     if isinstance(module, RNNBase):
         try:
-            return layer_to_torch(check_model(module, what), output_only=in_sequential)
+            return layer_to_torch(cast(Model, check_model(module, what)), output_only=in_sequential)
         except (TypeError, ValueError) as exc:
             raise type(exc)(f"{what}: {exc}" if in_sequential else str(exc)) from None
     if isinstance(module, nn.LastStep):

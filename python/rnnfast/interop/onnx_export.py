@@ -5,12 +5,12 @@ function."""
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Any, Optional, Sequence, Union, cast
 
 import numpy as np
 
 from .._quantized import SCALE_SUFFIX
-from .._rnn_base import parameter_name
+from .._layer_parameters import parameter_name
 from ._conversion import Model, check_model, gates_from_rnnfast, import_optional, permute_gates
 from ._onnx_builder import GraphBuilder, check_opset, finish_model
 from ._onnx_ops import MS_DOMAIN, ONNX_GATES, ONNX_OP, QUANTIZED_LSTM
@@ -23,7 +23,8 @@ if TYPE_CHECKING:
 __all__ = ["to_onnx", "layer_attributes", "write_layer"]
 
 
-def to_onnx(model: Union[Model, "Sequential"], path: Optional[Union[str, os.PathLike]] = None, *, opset: int = 14,
+def to_onnx(model: Union[Model, "Sequential"], path: Optional[Union[str, "os.PathLike[str]"]] = None, *,
+            opset: int = 14,
             initial_state: bool = False, lengths: bool = False) -> Any:
     """Write an rnnfast layer as a standard ONNX model: one ``RNN``/``LSTM``/``GRU`` node per layer (for an
     LSTM quantized to int8, ONNX Runtime's ``DynamicQuantizeLSTM``); or a whole model, an
@@ -126,18 +127,18 @@ def to_onnx(model: Union[Model, "Sequential"], path: Optional[Union[str, os.Path
         from ._onnx_models import sequential_to_onnx
 
         return sequential_to_onnx(model, path, opset=opset, initial_state=initial_state, lengths=lengths)
-    model = check_model(model, quantized=True)
-    node_attrs = layer_attributes(model)
+    layer = cast(Model, check_model(model, quantized=True))
+    node_attrs = layer_attributes(layer)
     onnx = import_optional("onnx", "rnnfast.to_onnx")
     opset = check_opset(onnx, opset)
     from onnx import TensorProto
 
     b = GraphBuilder(onnx)
     helper = b.helper
-    family = family_of(model)
-    L, D, H, I = model.num_layers, model.num_directions, model.hidden_size, model.input_size
-    elem = TensorProto.DOUBLE if model.dtype == np.float64 else TensorProto.FLOAT
-    bf = model.batch_first
+    family = family_of(layer)
+    L, D, H, I = layer.num_layers, layer.num_directions, layer.hidden_size, layer.input_size
+    elem = TensorProto.DOUBLE if layer.dtype == np.float64 else TensorProto.FLOAT
+    bf = layer.batch_first
     state_names = ["h0", "c0"] if family == "lstm" else ["h0"]
     data_dims = ["batch", "seq_len", I] if bf else ["seq_len", "batch", I]
     inputs = [helper.make_tensor_value_info("x", elem, data_dims)]
@@ -145,7 +146,7 @@ def to_onnx(model: Union[Model, "Sequential"], path: Optional[Union[str, os.Path
         inputs += [helper.make_tensor_value_info(s, elem, [L * D, "batch", H]) for s in state_names]
     if lengths:
         inputs.append(helper.make_tensor_value_info("lengths", TensorProto.INT32, ["batch"]))
-    finals = write_layer(b, model, node_attrs, "x", "out", lengths="lengths" if lengths else None,
+    finals = write_layer(b, layer, node_attrs, "x", "out", lengths="lengths" if lengths else None,
                          states=state_names if initial_state else None, with_states=True)
     out_dims = ["batch", "seq_len", D * H] if bf else ["seq_len", "batch", D * H]
     outputs = [helper.make_tensor_value_info("out", elem, out_dims)]
@@ -153,7 +154,7 @@ def to_onnx(model: Union[Model, "Sequential"], path: Optional[Union[str, os.Path
     return finish_model(b, f"rnnfast_{family}", inputs, outputs, opset, f"rnnfast {model!r}", path)
 
 
-def layer_attributes(model: Model) -> dict:
+def layer_attributes(model: Model) -> dict[str, Any]:
     """The attributes of the ONNX nodes of the rnnfast layer ``model`` (but ``hidden_size``), or a ValueError
     naming what ONNX (and ONNX Runtime) cannot compute: bf16, int8 but the LSTM, ``proj_size``, an
     activation ONNX's recurrent operators lack."""
@@ -178,7 +179,7 @@ def layer_attributes(model: Model) -> dict:
     if variant.proj_size:
         raise ValueError(f"to_onnx cannot write this LSTM with proj_size={variant.proj_size}: ONNX's LSTM has no "
                          "projection of h (option 'proj_size')")
-    node_attrs: dict = dict(direction=variant.direction)
+    node_attrs: dict[str, Any] = dict(direction=variant.direction)
     if family == "gru":
         node_attrs["linear_before_reset"] = 1 if variant.reset_after else 0
     if family == "rnn" or not variant.default_activations:
@@ -193,9 +194,9 @@ def layer_attributes(model: Model) -> dict:
     return node_attrs
 
 
-def write_layer(b: GraphBuilder, model: Model, node_attrs: dict, x: str, out: str, *, prefix: str = "",
+def write_layer(b: GraphBuilder, model: Model, node_attrs: dict[str, Any], x: str, out: str, *, prefix: str = "",
                 lengths: Optional[str] = None, states: Optional[Sequence[str]] = None,
-                with_states: bool = False) -> list:
+                with_states: bool = False) -> list[str]:
     """Append the nodes computing ``model`` (checked by :func:`layer_attributes`, which gave ``node_attrs``)
     from the tensor ``x`` (the layer's layout) to the tensor ``out`` (the same layout), every other name
     prefixed with ``prefix``.
@@ -230,7 +231,7 @@ def write_layer(b: GraphBuilder, model: Model, node_attrs: dict, x: str, out: st
         for k in range(L + 1):
             const(f"index_{k * D}", np.array([k * D], dtype=np.int64))
 
-    final_states: list = [[] for _ in state_names]
+    final_states: list[list[str]] = [[] for _ in state_names]
     for k in range(L):
         W, R = weights("weight_ih", k), weights("weight_hh", k)
         if quantized:   # DynamicQuantizeLSTM's W (D, I, 4*H) and R (D, H, 4*H)
@@ -266,7 +267,7 @@ def write_layer(b: GraphBuilder, model: Model, node_attrs: dict, x: str, out: st
             outs += [f"{prefix}{s.replace('0', '_n')}" + (f"_l{k}" if L > 1 else "") for s in state_names]
             for i, o in enumerate(outs[1:]):
                 final_states[i].append(o)
-        attrs: dict = dict(hidden_size=H, **node_attrs)
+        attrs: dict[str, Any] = dict(hidden_size=H, **node_attrs)
         if quantized:
             attrs["domain"] = MS_DOMAIN
         b.node(op, node_in, outs, f"{prefix}{ONNX_OP[family].lower()}_l{k}", **attrs)

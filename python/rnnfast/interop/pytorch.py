@@ -8,12 +8,12 @@ torch is imported only inside the functions.
 from __future__ import annotations
 
 import warnings
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
 from .._cells import CELL_FACTS, cell_for_torch_mode
-from .._rnn_base import parameter_name
+from .._layer_parameters import parameter_name
 from ._conversion import Model, build_layer, check_model, import_optional
 from ._variant import LayerVariant
 
@@ -118,7 +118,7 @@ def from_torch(module: Any) -> Any:
                        dropout=float(module.dropout))
 
 
-def _torch_refusals(variant: LayerVariant) -> list:
+def _torch_refusals(variant: LayerVariant) -> list[str]:
     """What of ``variant`` PyTorch's recurrent modules cannot compute, as messages naming each option (empty
     when ``torch.nn.RNN``/``LSTM``/``GRU`` computes it: PyTorch's cells, the LSTM also with ``proj_size``)."""
     problems = [f"{name}={value!r}" for name, value in variant.non_default_options().items() if name != "proj_size"]
@@ -169,7 +169,7 @@ def to_torch(model: Any) -> Any:
         from ._torch_models import module_to_torch
 
         return module_to_torch(model)
-    return layer_to_torch(check_model(model))
+    return layer_to_torch(cast(Model, check_model(model)))
 
 
 def layer_to_torch(model: Model, *, output_only: bool = False) -> Any:
@@ -181,7 +181,7 @@ def layer_to_torch(model: Model, *, output_only: bool = False) -> Any:
         raise ValueError(f"to_torch cannot write this {type(model).__name__}: PyTorch's modules have no "
                          + "; ".join(problems))
     torch = import_optional("torch", "rnnfast.to_torch")
-    kwargs: dict = dict(num_layers=model.num_layers, bias=model.bias, batch_first=model.batch_first,
+    kwargs: dict[str, Any] = dict(num_layers=model.num_layers, bias=model.bias, batch_first=model.batch_first,
                         dropout=model.dropout, bidirectional=variant.direction == "bidirectional",
                         dtype=torch.float64 if model.dtype == np.float64 else torch.float32)
     cls = getattr(torch.nn, variant.family.upper())  # rnnfast's layer classes have torch's names
