@@ -378,3 +378,25 @@ def test_call_errors():
         model.predict(_tokens(), batch_size=2, lengths=[1, 2, 3])
     with pytest.raises(ValueError, match="batch_size"):
         model.predict(_tokens(), batch_size=0)
+
+
+def test_widths_count_directions_and_projections():
+    model = nn.Sequential(rnnfast.LSTM(E, 8, proj_size=2, bidirectional=True, seed=0), nn.LastStep(),
+                          nn.Linear(4, C, seed=1))
+    assert model.output_features == C and model.input_features == E
+    with pytest.raises(ValueError, match="gives outputs of width 4"):
+        nn.Sequential(rnnfast.LSTM(E, 8, proj_size=2, bidirectional=True), nn.Linear(16, C))
+
+
+def test_nested_models_get_lengths_and_rng_and_unbatched_input_works():
+    inner = nn.Sequential(rnnfast.GRU(E, H, seed=0), nn.Dropout(0.5))
+    model = nn.Sequential(inner, nn.Linear(H, C, seed=1), nn.LastStep())
+    flat = nn.Sequential(rnnfast.GRU(E, H), nn.Dropout(0.5), nn.Linear(H, C), nn.LastStep())
+    flat.load_state_dict({k.replace("0.0.", "0.").replace("1.", "2."): v for k, v in model.state_dict().items()})
+    x = np.random.default_rng(0).standard_normal((T, B, E)).astype(np.float32)
+    a = model.forward(x, training=True, lengths=LENGTHS, rng=np.random.default_rng(1))
+    b = flat.forward(x, training=True, lengths=LENGTHS, rng=np.random.default_rng(1))
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(model.backward(np.ones_like(a)), flat.backward(np.ones_like(b)))
+    # Unbatched (T, I) with lengths of shape (1,): the same as the sequence in a batch of one.
+    np.testing.assert_array_equal(model(x[:, 1], lengths=[2]), model(x[:, 1:2], lengths=[2])[0])
