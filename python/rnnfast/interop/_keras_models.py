@@ -15,7 +15,7 @@ import numpy as np
 
 from .. import nn
 from ..nn.sequential import Sequential
-from .keras3 import _keras_array, from_keras
+from ._keras_layer import keras_array, layer_from_keras
 
 __all__ = ["model_from_keras"]
 
@@ -77,7 +77,7 @@ def _recurrent(keras: Any, layer: Any, label: str) -> list[Any]:
             "takes both directions at the last step) (option 'return_sequences'); use return_sequences=True, or "
             "convert the layer on its own with rnnfast.from_keras and take h_n")
     try:
-        rnn = from_keras(layer)
+        rnn = layer_from_keras(keras, layer)
     except (TypeError, ValueError, NotImplementedError) as exc:
         raise type(exc)(f"{label}: {exc}") from None
     return [rnn] if layer.return_sequences else [rnn, nn.LastStep(batch_first=True)]
@@ -104,11 +104,11 @@ def _layer_modules(keras: Any, layer: Any) -> list[Any]:
                          "first")
     if isinstance(layer, L.Dense):
         dtype = _check_dtype(layer, label)
-        kernel = _keras_array(keras, layer.kernel)
+        kernel = keras_array(keras, layer.kernel)
         linear = nn.Linear(kernel.shape[0], kernel.shape[1], bias=layer.use_bias, dtype=dtype)
         params = {"weight": kernel.T}   # Keras's kernel is (in, out), Linear's weight (out, in)
         if layer.use_bias:
-            params["bias"] = _keras_array(keras, layer.bias)
+            params["bias"] = keras_array(keras, layer.bias)
         linear.load_state_dict(params)
         return [linear] + _activation_modules(keras, layer.activation, label)
     if isinstance(layer, L.Embedding):
@@ -119,7 +119,7 @@ def _layer_modules(keras: Any, layer: Any) -> list[Any]:
                 "lengths= (zeros past each sequence's end) do not compute (option 'mask_zero'); rebuild the model "
                 "with mask_zero=False to convert it (for post-padded input, then give rnnfast lengths=)")
         dtype = _check_dtype(layer, label)
-        table = _keras_array(keras, layer.embeddings)
+        table = keras_array(keras, layer.embeddings)
         emb = nn.Embedding(table.shape[0], table.shape[1], dtype=dtype)
         emb.load_state_dict({"weight": table})
         return [emb]
@@ -180,7 +180,8 @@ def _chain(keras: Any, model: Any, label: str) -> list[Any]:
         tensor = inputs[0]
     chain.reverse()
     on_path = {id(layer) for layer in chain}
-    extra = [layer for layer in model.layers if id(layer) not in on_path and not isinstance(layer, keras.layers.InputLayer)]
+    extra = [layer for layer in model.layers
+             if id(layer) not in on_path and not isinstance(layer, keras.layers.InputLayer)]
     if extra:
         raise NotImplementedError(f"{label} is not a chain: {', '.join(_label(layer) for layer in extra)} are not on "
                                   "the path from its input to its output")

@@ -19,7 +19,7 @@ from ..nn.activations import SELU_ALPHA, SELU_SCALE
 from ..nn.sequential import Sequential
 from ._conversion import Model, import_optional
 from ._onnx_builder import GraphBuilder, check_opset, finish_model
-from .onnx_export import layer_attributes, write_layer
+from ._onnx_layer import layer_attributes, write_layer
 
 __all__ = ["sequential_to_onnx"]
 
@@ -148,7 +148,8 @@ class _Writer:
             return x, dtype, dims          # inference: the identity
         if isinstance(m, RNNBase):
             x = self.cast(x, dtype, m.dtype, p)
-            write_layer(b, cast(Model, m), self.attrs[id(m)], x, out, prefix=p, lengths=self.lengths if lengths else None)
+            write_layer(b, cast(Model, m), self.attrs[id(m)], x, out, prefix=p,
+                        lengths=self.lengths if lengths else None)
             return out, np.dtype(m.dtype), None if dims is None else dims[:-1] + [m.num_directions * m.hidden_size]
         if isinstance(m, nn.Embedding):
             b.node("Gather", [b.const(f"{p}weight", m.weight), x], [out], f"{p}gather", axis=0)
@@ -163,11 +164,14 @@ class _Writer:
         self.activation(m, x, dtype, out, p)
         return out, dtype, dims
 
-    def linear(self, m: nn.Linear, x: str, dtype: Optional[np.dtype], dims: Optional[list[Any]], p: str) -> tuple[str, Optional[np.dtype], Optional[list[Any]]]:
+    def linear(self, m: nn.Linear, x: str, dtype: Optional[np.dtype], dims: Optional[list[Any]],
+               p: str) -> tuple[str, Optional[np.dtype], Optional[list[Any]]]:
         b, out, to = self.b, f"{p}out", np.dtype(m.dtype)
         x = self.cast(x, dtype, to, p)
         if dims is not None and len(dims) == 2:
-            inputs = [x, b.const(f"{p}weight", m.weight)] + ([b.const(f"{p}bias", m.bias)] if m.bias is not None else [])
+            inputs = [x, b.const(f"{p}weight", m.weight)]
+            if m.bias is not None:
+                inputs.append(b.const(f"{p}bias", m.bias))
             b.node("Gemm", inputs, [out], f"{p}gemm", transB=1)
         elif m.bias is None:
             b.node("MatMul", [x, b.const(f"{p}weight_T", m.weight.T)], [out], f"{p}matmul")

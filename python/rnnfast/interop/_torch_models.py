@@ -18,6 +18,7 @@ from .. import nn
 from .._rnn_base import RNNBase
 from ..nn.sequential import Sequential
 from ._conversion import Model, check_model, import_optional
+from ._torch_layer import layer_from_torch, layer_to_torch
 
 __all__ = ["module_from_torch", "module_to_torch", "TORCH_MODULES"]
 
@@ -86,8 +87,8 @@ def _from_activation(name: str, module: Any, what: str) -> Any:
         return _PLAIN[name]()
     if name == "GELU":
         if module.approximate != "none":
-            raise ValueError(f"{what} is torch.nn.GELU(approximate={module.approximate!r}): rnnfast's GELU is the exact "
-                             "erf form, approximate='none' (option 'approximate')")
+            raise ValueError(f"{what} is torch.nn.GELU(approximate={module.approximate!r}): rnnfast's GELU is the "
+                             "exact erf form, approximate='none' (option 'approximate')")
         return nn.GELU()
     if name == "ELU":
         return nn.ELU(alpha=float(module.alpha))
@@ -108,11 +109,9 @@ def _from_activation(name: str, module: Any, what: str) -> Any:
 def module_from_torch(torch: Any, module: Any, what: str = "module") -> Any:
     """The rnnfast module computing what the torch module ``module`` computes (a recurrent one through
     :func:`.pytorch.from_torch`, a Sequential child by child); ``what`` names it in the messages."""
-    from .pytorch import from_torch
-
     if isinstance(module, torch.nn.RNNBase):
         try:
-            return from_torch(module)
+            return layer_from_torch(torch, module)
         except (TypeError, ValueError) as exc:
             raise type(exc)(f"{what}: {exc}") from None
     if isinstance(module, (list, tuple, Mapping)) and not isinstance(module, torch.nn.Module):
@@ -153,8 +152,6 @@ def _torch_dtype(torch: Any, dtype: Any) -> Any:
 def module_to_torch(module: Any, what: str = "model", *, in_sequential: bool = False) -> Any:
     """The torch module computing what the rnnfast module ``module`` computes (in eval mode); a recurrent layer
     inside a Sequential (``in_sequential``) as the output-only subclass of :mod:`._torch_layers`."""
-    from .pytorch import layer_to_torch
-
     if isinstance(module, RNNBase):
         try:
             return layer_to_torch(cast(Model, check_model(module, what)), output_only=in_sequential)
