@@ -40,7 +40,7 @@ def test_to_onnx_runs_in_onnxruntime(cell, cfg, tmp_path):
     I, H, T, B = 4, 6, 7, 3
     model = make_model(cell, I, H, L, D, bf, bias)
     path = tmp_path / "m.onnx"
-    proto = rnnfast.to_onnx(model, path)
+    proto = rnnfast.to_onnx(model, path, initial_state=True)
     loaded = onnx.load(str(path))
     assert loaded.opset_import[0].version >= 14
     recurrent = [n for n in loaded.graph.node if n.op_type in ("RNN", "LSTM", "GRU")]
@@ -62,6 +62,36 @@ def test_to_onnx_runs_in_onnxruntime(cell, cfg, tmp_path):
     assert repr(back) == repr(model)
     for k, v in model.state_dict().items():
         assert np.array_equal(back.state_dict()[k], v), k
+
+
+@pytest.mark.parametrize("cfg", [(1, 1, False), (2, 2, True)], ids=["L1-D1", "L2-D2-bf"])
+@pytest.mark.parametrize("cell", CELLS)
+def test_to_onnx_default_runs_with_x_alone(cell, cfg):
+    """The default graph takes only ``x`` (the states start at zeros, as ``model(x)``): ``sess.run(None, {"x": x})``
+    runs it, and its outputs are the model's."""
+    _onnx()
+    L, D, bf = cfg
+    I, H, T, B = 3, 4, 5, 2
+    model = make_model(cell, I, H, L, D, bf, True, seed=8)
+    sess = _ort_session(rnnfast.to_onnx(model))
+    assert [i.name for i in sess.get_inputs()] == ["x"]
+    x = np.random.default_rng(9).standard_normal((B, T, I) if bf else (T, B, I)).astype(np.float32)
+    got = sess.run(None, {"x": x})
+    out, st = model(x)
+    assert_close("onnxruntime (to_onnx)", "out", out, got[0], "float32")
+    for ours, theirs in zip(states_of(cell, st), got[1:]):
+        assert_close("onnxruntime (to_onnx)", "state", ours, theirs, "float32")
+
+
+def test_to_onnx_int8_default_runs_with_x_alone():
+    _onnx()
+    q = rnnfast.quantize(make_model("lstm", 4, 6, 1, 2, seed=3), "int8")
+    sess = _ort_session(rnnfast.to_onnx(q))
+    assert [i.name for i in sess.get_inputs()] == ["x"]
+    x = np.random.default_rng(10).standard_normal((5, 3, 4)).astype(np.float32)
+    out = sess.run(None, {"x": x})[0]
+    # ONNX Runtime quantizes the activations its own way: within the int8 error of the model's output.
+    np.testing.assert_allclose(out, q(x)[0], atol=0.05)
 
 
 @pytest.mark.parametrize("cell", CELLS)
@@ -88,7 +118,7 @@ def test_to_onnx_float64_reference_evaluator(cell):
 
     I, H, T, B = 3, 5, 6, 2
     model = make_model(cell, I, H, 2, 2, True, True, dtype="float64")
-    proto = rnnfast.to_onnx(model)
+    proto = rnnfast.to_onnx(model, initial_state=True)
     rng = np.random.default_rng(7)
     x = rng.standard_normal((B, T, I))
     state = random_state(cell, 2, 2, B, H, np.float64, rng)

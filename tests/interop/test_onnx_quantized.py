@@ -234,7 +234,7 @@ def test_to_onnx_steps_agree_with_onnxruntime_within_the_quantization_bound(D, b
     I, H, T, B = 24, 16, 12, 5
     rng = np.random.default_rng(20 + D)
     q = rnnfast.quantize(_lstm(I, H, 1, D, False, bias, seed=2 + D), "int8")
-    sess = _session(rnnfast.to_onnx(q))
+    sess = _session(rnnfast.to_onnx(q, initial_state=True))
     x = (rng.standard_normal((T, B, I)) * np.linspace(0.1, 3, B)[:, None]).astype(F32)   # rows of unequal range
     h0, c0 = rng.standard_normal((2, D, B, H)).astype(F32)
     worst = _check_steps(q, sess, ["x", "h0", "c0"], x, h0, c0, False)
@@ -274,7 +274,7 @@ def test_the_step_bound_catches_conversion_slips(slip):
     I, H, T, B = 24, 16, 12, 5
     rng = np.random.default_rng(30)
     q = rnnfast.quantize(_lstm(I, H, 1, 1, False, True, seed=4), "int8")
-    proto = rnnfast.to_onnx(q)
+    proto = rnnfast.to_onnx(q, initial_state=True)
     slip(proto, H)
     x = rng.standard_normal((T, B, I)).astype(F32)
     h0, c0 = rng.standard_normal((2, 1, B, H)).astype(F32)
@@ -300,7 +300,7 @@ def test_to_onnx_sequences_as_close_to_float_as_onnxruntime(cfg):
     m, x, h0, c0 = _sequence_problem(cfg)
     bf, T = cfg[2], x.shape[1 if cfg[2] else 0]
     q = rnnfast.quantize(m, "int8")
-    sess = _session(rnnfast.to_onnx(q, lengths=True))
+    sess = _session(rnnfast.to_onnx(q, lengths=True, initial_state=True))
     lengths = np.array([T, 7, T - 1, 1], dtype=np.int32)
     theirs = sess.run(None, {"x": x, "h0": h0, "c0": c0, "lengths": lengths})
     out, (h_n, c_n) = q(x, (h0, c0), lengths=lengths)
@@ -321,7 +321,7 @@ def test_a_scale_ten_percent_off_is_caught(gate):
     cfg = (2, 2, False, True)
     m, x, h0, c0 = _sequence_problem(cfg)
     q = rnnfast.quantize(m, "int8")
-    theirs = _session(rnnfast.to_onnx(q)).run(None, {"x": x, "h0": h0, "c0": c0})
+    theirs = _session(rnnfast.to_onnx(q, initial_state=True)).run(None, {"x": x, "h0": h0, "c0": c0})
     H = q.hidden_size
     state = q.state_dict()
     for name in ("weight_ih_l0_scale", "weight_hh_l0_scale"):
@@ -365,7 +365,8 @@ def test_from_onnx_reads_quantize_dynamic_exactly(D, per_channel, reduce_range, 
     _onnx_and_ort()
     I, H, T, B = 20, 12, 10, 4
     m = _lstm(I, H, 1, D, False, True, seed=6 + D)
-    qproto = _quantize_dynamic(rnnfast.to_onnx(m), tmp_path, per_channel=per_channel, reduce_range=reduce_range)
+    qproto = _quantize_dynamic(rnnfast.to_onnx(m, initial_state=True), tmp_path, per_channel=per_channel,
+                                reduce_range=reduce_range)
     nodes = _quantized_nodes(qproto)
     assert len(nodes) == 1
     scale = _initializers(qproto)[nodes[0].input[8]]

@@ -108,8 +108,8 @@ def test_from_torch_refusals():
     torch = torch_or_skip()
     with pytest.raises(TypeError, match="float16"):
         rnnfast.from_torch(torch.nn.GRU(3, 4).half())
-    with pytest.raises(TypeError, match="torch.nn.RNN, torch.nn.LSTM or torch.nn.GRU, got Linear"):
-        rnnfast.from_torch(torch.nn.Linear(3, 4))
+    with pytest.raises(TypeError, match="Conv1d, which rnnfast does not convert"):
+        rnnfast.from_torch(torch.nn.Conv1d(3, 4, 2))
     with pytest.raises(TypeError, match="got str"):
         rnnfast.from_torch("lstm")
 

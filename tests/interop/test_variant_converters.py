@@ -230,7 +230,7 @@ def test_to_onnx_variant_runs_in_onnxruntime_and_reads_back(case):
     I, H, T, B = 3, 4, 5, 3
     model = _layer(family, I, H, L, batch_first=bf, seed=len(case[0]), **options)
     D = model.num_directions
-    proto = rnnfast.to_onnx(model, lengths=with_lengths)
+    proto = rnnfast.to_onnx(model, lengths=with_lengths, initial_state=True)
     nodes = [n for n in proto.graph.node if n.op_type in ("RNN", "LSTM", "GRU")]
     assert len(nodes) == L
     for node in nodes:

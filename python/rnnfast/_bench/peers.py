@@ -293,7 +293,7 @@ def onnxruntime_impl(p: Problem, ort, threads: int) -> Impl:
     if p.scenario.kind == "train":
         raise NotMeasured("inference only")
     try:
-        proto = rnnfast.to_onnx(p.model)
+        proto = rnnfast.to_onnx(p.model, initial_state=True)   # h0 (, c0) fed: streaming passes them on
     except Exception as exc:  # a converter that refuses or is missing: skip the peer, say why
         raise NotMeasured(f"rnnfast.to_onnx failed: {type(exc).__name__}: {exc}") from None
     return onnxruntime_model_impl(p, onnxruntime_session(proto.SerializeToString(), ort, threads),
@@ -311,7 +311,7 @@ def onnxruntime_session(blob: bytes, ort, threads: int):
 
 def onnxruntime_model_impl(p: Problem, sess, lstm: bool) -> Impl:
     """The inference or streaming row of an ONNX Runtime session of a one-layer model with
-    :func:`rnnfast.to_onnx`'s inputs and outputs (``x``, ``h0`` (, ``c0``) -> ``out``, ``h_n`` (, ``c_n``)); for
+    :func:`rnnfast.to_onnx`'s inputs and outputs with ``initial_state=True`` (``x``, ``h0`` (, ``c0``) -> ``out``, ``h_n`` (, ``c_n``)); for
     streaming it is called once per step with T = 1, the state passed in and out."""
     kind, x = p.scenario.kind, p.x
     B, H = p.scenario.B, p.scenario.H

@@ -90,7 +90,7 @@ def _quiet_logging():
 
 def _onnx_model(p: Problem):
     try:
-        return rnnfast.to_onnx(p.model)
+        return rnnfast.to_onnx(p.model, initial_state=True)   # h0 (, c0) fed: streaming passes them on
     except Exception as exc:  # a converter that refuses or is missing: skip the peer, say why
         raise NotMeasured(f"rnnfast.to_onnx failed: {type(exc).__name__}: {exc}") from None
 

@@ -188,7 +188,7 @@ def torch_variant_impl(p: VariantProblem, torch) -> Impl:
 
 def onnx_model(options: CellOptions, params: dict, opset: int = 14):
     """The ONNX model (``onnx.ModelProto``) of one forward ``GRU`` or ``LSTM`` node computing the variant with
-    ``params`` (:class:`.scenarios.VariantProblem`'s), with :func:`rnnfast.to_onnx`'s inputs and outputs: ``x``
+    ``params`` (:class:`.scenarios.VariantProblem`'s), with the inputs and outputs of :func:`rnnfast.to_onnx` with ``initial_state=True``: ``x``
     (T, B, I), ``h0`` (, ``c0``) (1, B, H) -> ``out`` (T, B, H), ``h_n`` (, ``c_n``) (1, B, H).
 
     Gates are reordered to ONNX's (LSTM i, o, f, c; GRU z, r, h), ``B`` = [Wb, Rb]; the GRU has

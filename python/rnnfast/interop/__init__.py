@@ -8,19 +8,25 @@ needs none of them.
 
 - :func:`from_torch` / :func:`to_torch`: ``torch.nn.RNN``, ``LSTM`` (with ``proj_size``), ``GRU`` <->
   :class:`rnnfast.RNN`, :class:`rnnfast.LSTM`, :class:`rnnfast.GRU` (the same parameter names, shapes and gate
-  order); the cell variants PyTorch lacks are refused by to_torch.
+  order); the cell variants PyTorch lacks are refused by to_torch. Whole models: ``torch.nn.Sequential`` <->
+  :class:`rnnfast.nn.Sequential` with the same state-dict keys, and ``Linear``, ``Embedding``, ``Dropout`` and
+  the activations <-> their :mod:`rnnfast.nn` namesakes (``LastStep`` has no torch module).
 - :func:`from_onnx`: the ``RNN``, ``LSTM`` and ``GRU`` nodes of an ONNX graph, with every variant ONNX
   defines (``linear_before_reset``, ``direction='reverse'``, ``clip``, ``input_forget``, peepholes,
   ``activations`` with their alpha and beta), and ONNX Runtime's
   ``DynamicQuantizeLSTM`` (what its ``quantize_dynamic`` makes of an LSTM) as an int8 LSTM, its int8 weights
   and scales kept exactly.
-- :func:`to_onnx`: an ONNX model of one node per layer (opset 14 or newer) that ONNX Runtime runs, with the
+- :func:`to_onnx`: an ONNX model of one node per layer (opset 14 or newer) that ONNX Runtime runs with ``x``
+  alone (the initial states are inputs only with ``initial_state=True``), with the
   variants ONNX expresses (``proj_size`` and the activations selu, exponential, silu, relu6 refused); an int8
   LSTM as ``DynamicQuantizeLSTM``. Other quantized layers (int8 GRU and RNN, bf16) have no operator that
-  computes them and are refused.
+  computes them and are refused. A whole :class:`rnnfast.nn.Sequential` is one graph (Embedding as
+  ``Gather``, Linear as ``Gemm``/``MatMul``, LastStep, the activations; Dropout as nothing).
 - :func:`from_keras`: Keras 3 ``SimpleRNN``, ``LSTM``, ``GRU`` (``reset_after`` True or False), ``RNN``
   around one of their cells, with their ``activation``/``recurrent_activation`` and ``go_backwards``
-  (``direction='reverse'``), and ``Bidirectional`` around any of them (``merge_mode='concat'``).
+  (``direction='reverse'``), and ``Bidirectional`` around any of them (``merge_mode='concat'``); whole
+  models, a ``keras.Sequential`` or a Functional chain of those layers with ``InputLayer``, ``Embedding``,
+  ``Dense`` (and its activation), ``Dropout`` and activation layers, as an :class:`rnnfast.nn.Sequential`.
 
 Gate orders and bias layouts (docs/design.md, section 3.2), G the gate count, H the hidden size, D the number of
 directions:

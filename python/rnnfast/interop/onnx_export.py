@@ -1,34 +1,39 @@
 """ONNX: :func:`to_onnx` writes an rnnfast layer as one ``RNN``/``LSTM``/``GRU`` node per layer (an int8 LSTM as ONNX
-Runtime's ``DynamicQuantizeLSTM``); :mod:`.onnx_graph` reads such graphs back. onnx is imported only inside the
-function."""
+Runtime's ``DynamicQuantizeLSTM``; the nodes written by :mod:`._onnx_layer`), and a whole model, an
+:class:`rnnfast.nn.Sequential`, as one graph (:mod:`._onnx_models`); :mod:`.onnx_graph` reads the layers' graphs
+back. onnx is imported only inside the function."""
 
 from __future__ import annotations
 
 import os
-from typing import Any, Optional, Union
+from typing import TYPE_CHECKING, Any, Optional, Union, cast
 
 import numpy as np
 
-from .._quantized import SCALE_SUFFIX
-from .._rnn_base import parameter_name
-from ._conversion import Model, check_model, gates_from_rnnfast, import_optional, permute_gates
-from ._onnx_ops import MS_DOMAIN, ONNX_GATES, ONNX_OP, QUANTIZED_LSTM
-from ._onnx_variants import activation_attributes, peepholes_to_onnx
-from ._variant import LayerVariant, family_of
+from ._conversion import Model, check_model, import_optional
+from ._onnx_builder import GraphBuilder, check_opset, finish_model
+from ._onnx_layer import layer_attributes, write_layer
+from ._onnx_models import sequential_to_onnx
+from ._variant import family_of
+
+if TYPE_CHECKING:
+    from ..nn.sequential import Sequential
 
 __all__ = ["to_onnx"]
 
 
-def to_onnx(model: Model, path: Optional[Union[str, os.PathLike]] = None, *, opset: int = 14,
-            initial_state: bool = True, lengths: bool = False) -> Any:
+def to_onnx(model: Union[Model, "Sequential"], path: Optional[Union[str, "os.PathLike[str]"]] = None, *,
+            opset: int = 14, initial_state: bool = False, lengths: bool = False) -> Any:
     """Write an rnnfast layer as a standard ONNX model: one ``RNN``/``LSTM``/``GRU`` node per layer (for an
-    LSTM quantized to int8, ONNX Runtime's ``DynamicQuantizeLSTM``).
+    LSTM quantized to int8, ONNX Runtime's ``DynamicQuantizeLSTM``); or a whole model, an
+    :class:`rnnfast.nn.Sequential`, as one graph (below).
 
     The graph computes what ``model(x, state)`` computes (inference: no dropout), with rnnfast's layouts:
 
-    - inputs ``x`` (T, B, I) (or (B, T, I) with ``batch_first``), and unless ``initial_state=False``,
-      ``h0`` (and for the LSTM ``c0``) (L*D, B, H); with ``lengths=True`` also ``lengths`` (B,) int32,
-      the ONNX ``sequence_lens`` of every node (PyTorch's packed-sequence semantics);
+    - inputs ``x`` (T, B, I) (or (B, T, I) with ``batch_first``); with ``initial_state=True`` also ``h0``
+      (and for the LSTM ``c0``) (L*D, B, H) (by default the states start at zeros, as ``model(x)``); with
+      ``lengths=True`` also ``lengths`` (B,) int32, the ONNX ``sequence_lens`` of every node (PyTorch's
+      packed-sequence semantics);
     - outputs ``out`` (T, B, D*H) (or (B, T, D*H)), ``h_n`` (and ``c_n``) (L*D, B, H).
 
     T and B are symbolic ('seq_len', 'batch'). Gates are reordered to ONNX's (LSTM i,o,f,c; GRU z,r,h), the
@@ -60,16 +65,38 @@ def to_onnx(model: Model, path: Optional[Union[str, os.PathLike]] = None, *, ops
     does not run. A float graph would compute something else than the model, so these raise a ValueError;
     export the float model instead.
 
+    A Sequential is written as one graph from input ``x`` (and with ``lengths=True`` ``lengths`` (B,) int32)
+    to output ``y``, computing ``model(x, lengths=lengths)``: ``Embedding`` as ``Gather`` (``x`` then int64
+    indices), each recurrent layer as above (its state starting at zeros and not an output), ``LastStep`` as
+    ``Gather`` of the last step, or with lengths a selection of each sequence's step ``lengths[b] - 1`` (zeros
+    for length 0), ``Linear`` as ``Gemm`` on 2-D input and ``MatMul`` + ``Add`` on sequences, ``Dropout`` as
+    nothing (inference), ``ReLU``/``Tanh``/``Sigmoid``/``ELU``/``LeakyReLU``/``SELU``/``Softmax``/``Identity``
+    as their operators, ``GELU`` as ``x * (1 + Erf(x / sqrt 2)) / 2`` (ONNX's ``Gelu`` needs opset 20),
+    ``SiLU`` as ``x * Sigmoid(x)``, ``Softplus`` as ``Softplus(beta x) / beta`` with ``Where`` for
+    ``threshold``; nested Sequentials inline. With lengths, the steps past each sequence's end are zeroed
+    after every module, as the Sequential zeroes them. ``x``'s shape is symbolic ((T, B), (B, T) or
+    (T, B, I)...) where a recurrent layer tells the layout. A model with a module not listed (a subclass
+    included) is refused, naming it by its path (``model['2']``), as is ``initial_state=True`` (a Sequential
+    has no state input).
+
     Parameters
     ----------
-    model : rnnfast.RNN, rnnfast.LSTM or rnnfast.GRU
-        A float32 or float64 layer, or an LSTM quantized to int8.
+    model : rnnfast.RNN, rnnfast.LSTM, rnnfast.GRU or rnnfast.nn.Sequential
+        A float32 or float64 layer, or an LSTM quantized to int8; or a Sequential of such layers and the
+        modules above.
     path : str or os.PathLike, optional
         Where to save the model; if None, it is only returned.
     opset : int, default 14
         The ai.onnx opset version, at least 14 and at most what the installed ``onnx`` knows.
-    initial_state : bool, default True
-        Whether the graph takes the initial states as inputs (else they are zeros).
+    initial_state : bool, default False
+        Whether the graph takes the initial states ``h0`` (, ``c0``) as (required) inputs; without them they
+        are zeros, and ``session.run(None, {"x": x})`` runs the model as ``model(x)`` does. Omitting them by
+        default, rather than declaring them optional, is deliberate: ONNX has no plain optional input. An
+        input with a default (an initializer of the same name) has one fixed shape, so it fits one batch size
+        only; an ``optional``-typed input needs opset 18 and ``OptionalHasElement``/``If`` nodes around every
+        recurrent node, which not every runtime or converter reads. So the graph that runs with ``x`` alone
+        has no state inputs at all, and ``initial_state=True`` adds them as required inputs (streaming, or a
+        state from elsewhere). (The default was True before issue 18.)
     lengths : bool, default False
         Whether the graph takes per-sequence lengths.
 
@@ -81,170 +108,43 @@ def to_onnx(model: Model, path: Optional[Union[str, os.PathLike]] = None, *, ops
     Raises
     ------
     TypeError
-        If ``model`` is not an rnnfast layer, or ``opset`` not an int.
+        If ``model`` is not an rnnfast layer or Sequential (or a Sequential holds a module not written), or
+        ``opset`` not an int.
     ValueError
         If ``opset`` is out of range; for a GRU or RNN quantized to int8 or any layer quantized to bf16
         (above), the message naming why; for an LSTM with ``proj_size`` (ONNX's LSTM has no projection) or a
         layer with an activation ONNX's recurrent operators lack (selu, exponential, silu, relu6), naming
-        the option.
+        the option (inside a Sequential, after the layer's path); ``initial_state=True`` for a Sequential;
+        ``lengths=True`` for a Sequential without recurrent layer or LastStep.
     ImportError
         If the ``onnx`` package is not importable (``pip install 'rnnfast[onnx]'``).
     """
-    model = check_model(model, quantized=True)
-    family = family_of(model)
-    variant = LayerVariant.of_layer(model)
-    quantized = model.weight_dtype == "int8"
-    if model.weight_dtype == "bf16":
-        raise ValueError(
-            f"to_onnx cannot write this {type(model).__name__} quantized to bf16: no ONNX or ONNX Runtime operator "
-            "computes it. ONNX's bfloat16 RNN/LSTM/GRU (opset 22) compute in bfloat16 throughout (biases, states "
-            "and outputs rounded to bfloat16 at every step, where rnnfast keeps them float32), and ONNX Runtime's "
-            "CPU provider does not run them; a float32 graph would compute something else than this model. "
-            "Export the float model it was made from (rnnfast.to_onnx(float_model)), or an int8 LSTM "
-            "(written as ONNX Runtime's DynamicQuantizeLSTM)"
-        )
-    if quantized and family != "lstm":
-        raise ValueError(
-            f"to_onnx cannot write this {type(model).__name__} quantized to int8: ONNX has no quantized recurrent "
-            "operator, and ONNX Runtime's contrib operators quantize only the LSTM (DynamicQuantizeLSTM; its "
-            "quantize_dynamic leaves GRU and RNN nodes in float), so no runtime would compute it. Export the float "
-            "model it was made from (rnnfast.to_onnx(float_model)); only an int8 LSTM is written quantized"
-        )
-    if variant.proj_size:
-        raise ValueError(f"to_onnx cannot write this LSTM with proj_size={variant.proj_size}: ONNX's LSTM has no "
-                         "projection of h (option 'proj_size')")
-    # The node attributes of the variant (a ValueError names an activation ONNX does not have).
-    node_attrs: dict = dict(direction=variant.direction)
-    if family == "gru":
-        node_attrs["linear_before_reset"] = 1 if variant.reset_after else 0
-    if family == "rnn" or not variant.default_activations:
-        try:
-            node_attrs.update(activation_attributes(variant.activations))
-        except ValueError as exc:
-            raise ValueError(f"to_onnx cannot write this {type(model).__name__}: {exc}") from None
-    if variant.clip is not None:
-        node_attrs["clip"] = variant.clip
-    if variant.input_forget:
-        node_attrs["input_forget"] = 1
+    from ..nn.sequential import Sequential
+
+    if isinstance(model, Sequential):
+        return sequential_to_onnx(model, path, opset=opset, initial_state=initial_state, lengths=lengths)
+    layer = cast(Model, check_model(model, quantized=True))
+    node_attrs = layer_attributes(layer)
     onnx = import_optional("onnx", "rnnfast.to_onnx")
-    from onnx import TensorProto, helper, numpy_helper
+    opset = check_opset(onnx, opset)
+    from onnx import TensorProto
 
-    if isinstance(opset, bool) or not isinstance(opset, (int, np.integer)):
-        raise TypeError(f"opset must be an int, got {type(opset).__name__}")
-    newest = onnx.defs.onnx_opset_version()
-    if not 14 <= int(opset) <= newest:
-        raise ValueError(f"opset must be between 14 and {newest} (the newest the installed onnx knows), got {opset}")
-
-    op = QUANTIZED_LSTM if quantized else ONNX_OP[family]
-    L, D, H, I = model.num_layers, variant.num_directions, model.hidden_size, model.input_size
-    directions = variant.directions
-    elem = TensorProto.DOUBLE if model.dtype == np.float64 else TensorProto.FLOAT
-    lstm, bf = family == "lstm", model.batch_first
-    perm = gates_from_rnnfast(family, ONNX_GATES[family])
-    params = model.parameters()
-
-    nodes: list = []
-    inits: list = []
-
-    def const(name: str, value: np.ndarray) -> str:
-        inits.append(numpy_helper.from_array(np.ascontiguousarray(value), name))
-        return name
-
+    b = GraphBuilder(onnx)
+    helper = b.helper
+    family = family_of(layer)
+    L, D, H, I = layer.num_layers, layer.num_directions, layer.hidden_size, layer.input_size
+    elem = TensorProto.DOUBLE if layer.dtype == np.float64 else TensorProto.FLOAT
+    bf = layer.batch_first
+    state_names = ["h0", "c0"] if family == "lstm" else ["h0"]
     data_dims = ["batch", "seq_len", I] if bf else ["seq_len", "batch", I]
     inputs = [helper.make_tensor_value_info("x", elem, data_dims)]
-    state_names = ["h0", "c0"] if lstm else ["h0"]
     if initial_state:
         inputs += [helper.make_tensor_value_info(s, elem, [L * D, "batch", H]) for s in state_names]
     if lengths:
         inputs.append(helper.make_tensor_value_info("lengths", TensorProto.INT32, ["batch"]))
-
-    cur = "x"
-    if bf:
-        nodes.append(helper.make_node("Transpose", ["x"], ["x_time_major"], name="x_to_time_major", perm=[1, 0, 2]))
-        cur = "x_time_major"
-    if D == 2:
-        const("reshape_T_B_DH", np.array([0, 0, -1], dtype=np.int64))
-    else:
-        const("squeeze_axis_1", np.array([1], dtype=np.int64))
-    if initial_state and L > 1:
-        const("axis_0", np.array([0], dtype=np.int64))
-        for k in range(L + 1):
-            const(f"index_{k * D}", np.array([k * D], dtype=np.int64))
-
-    final_states: list = [[] for _ in state_names]
-
-    def weights(base: str, k: int, suffix: str = "") -> np.ndarray:
-        return np.stack([permute_gates(params[parameter_name(base, k, d) + suffix], perm) for d in directions])
-
-    for k in range(L):
-        W, R = weights("weight_ih", k), weights("weight_hh", k)
-        if quantized:   # DynamicQuantizeLSTM's W (D, I, 4*H) and R (D, H, 4*H)
-            W, R = W.transpose(0, 2, 1), R.transpose(0, 2, 1)
-        node_in = [cur, const(f"W_l{k}", W), const(f"R_l{k}", R), ""]
-        if model.bias:
-            B = np.stack([np.concatenate([permute_gates(params[parameter_name("bias_ih", k, d)], perm),
-                                          permute_gates(params[parameter_name("bias_hh", k, d)], perm)])
-                          for d in directions])
-            node_in[3] = const(f"B_l{k}", B)
-        node_in.append("lengths" if lengths else "")
-        for s in state_names:
-            if not initial_state:
-                node_in.append("")
-            elif L == 1:
-                node_in.append(s)
-            else:
-                nodes.append(helper.make_node("Slice", [s, f"index_{k * D}", f"index_{(k + 1) * D}", "axis_0"],
-                                              [f"{s}_l{k}"], name=f"{s}_l{k}_slice"))
-                node_in.append(f"{s}_l{k}")
-        if variant.peepholes:   # input 7: P (D, 3*H), gates i, o, f
-            node_in += [""] * (7 - len(node_in))
-            node_in.append(const(f"P_l{k}", np.stack([peepholes_to_onnx(params[parameter_name("weight_ch", k, d)])
-                                                      for d in directions])))
-        if quantized:
-            # per-output-row scales, exactly the model's, with zero points 0
-            node_in += [""] * (8 - len(node_in))
-            for w, base in (("W", "weight_ih"), ("R", "weight_hh")):
-                node_in.append(const(f"{w}_scale_l{k}", weights(base, k, SCALE_SUFFIX)))
-                node_in.append(const(f"{w}_zero_point_l{k}", np.zeros((D, 4 * H), dtype=np.int8)))
-        while node_in and node_in[-1] == "":
-            node_in.pop()
-        outs = [f"Y_l{k}"] + [f"{s.replace('0', '_n')}_l{k}" if L > 1 else s.replace("0", "_n") for s in state_names]
-        for i, o in enumerate(outs[1:]):
-            final_states[i].append(o)
-        attrs: dict = dict(hidden_size=H, **node_attrs)
-        if quantized:
-            attrs["domain"] = MS_DOMAIN
-        nodes.append(helper.make_node(op, node_in, outs, name=f"{ONNX_OP[family].lower()}_l{k}", **attrs))
-        last = k == L - 1
-        nxt = ("out" if not bf else "out_time_major") if last else f"x_l{k + 1}"
-        if D == 2:
-            nodes.append(helper.make_node("Transpose", [f"Y_l{k}"], [f"Y_l{k}_T_B_D_H"], name=f"Y_l{k}_transpose",
-                                          perm=[0, 2, 1, 3]))
-            nodes.append(helper.make_node("Reshape", [f"Y_l{k}_T_B_D_H", "reshape_T_B_DH"], [nxt],
-                                          name=f"Y_l{k}_reshape"))
-        else:
-            nodes.append(helper.make_node("Squeeze", [f"Y_l{k}", "squeeze_axis_1"], [nxt], name=f"Y_l{k}_squeeze"))
-        cur = nxt
-    if bf:
-        nodes.append(helper.make_node("Transpose", [cur], ["out"], name="out_to_batch_first", perm=[1, 0, 2]))
-    if L > 1:
-        for s, finals in zip(state_names, final_states):
-            final = s.replace("0", "_n")
-            nodes.append(helper.make_node("Concat", finals, [final], name=f"{final}_concat", axis=0))
-
+    finals = write_layer(b, layer, node_attrs, "x", "out", lengths="lengths" if lengths else None,
+                         states=state_names if initial_state else None, with_states=True)
     out_dims = ["batch", "seq_len", D * H] if bf else ["seq_len", "batch", D * H]
     outputs = [helper.make_tensor_value_info("out", elem, out_dims)]
-    outputs += [helper.make_tensor_value_info(s.replace("0", "_n"), elem, [L * D, "batch", H]) for s in state_names]
-    graph = helper.make_graph(nodes, f"rnnfast_{family}", inputs, outputs, inits)
-    from rnnfast import __version__
-
-    opsets = [helper.make_opsetid("", int(opset))]
-    if quantized:
-        opsets.append(helper.make_opsetid(MS_DOMAIN, 1))
-    proto = helper.make_model(graph, opset_imports=opsets, producer_name="rnnfast", producer_version=__version__,
-                              doc_string=f"rnnfast {model!r}")
-    proto.ir_version = helper.find_min_ir_version_for(opsets, ignore_unknown=True)
-    onnx.checker.check_model(proto, full_check=True)
-    if path is not None:
-        onnx.save(proto, os.fspath(path))
-    return proto
+    outputs += [helper.make_tensor_value_info(f, elem, [L * D, "batch", H]) for f in finals]
+    return finish_model(b, f"rnnfast_{family}", inputs, outputs, opset, f"rnnfast {model!r}", path)
