@@ -27,11 +27,16 @@ import griffe
 
 # An inline code span (``code`` or `code`) or a role (:role:`target`, :role:`~target`).
 _INLINE = re.compile(r"(?P<role>:(?:class|func|meth|mod|attr|data|obj|exc):`(?P<tilde>~?)(?P<target>[^`]+)`)"
-                     r"|``.+?``|`[^`]+`")
+                     r"|``.+?``|`[^`]+`", re.DOTALL)
 # An asterisk between characters of a formula, ``D*H`` or ``(L*D, B, H)``, which Markdown would take
 # for the start or end of emphasis; ``*emphasis*`` and ``**strong**`` have a space on their outer side.
 _PRODUCT = re.compile(r"(?<=[\w)])\*(?=[\w(])")
 _TABLE_BORDER = re.compile(r"^\s*=+(?: +=+)+\s*$")
+_UNDERLINE = re.compile(r"^\s*-{3,}\s*$")
+# The numpydoc sections made of items: their "name : type" lines (at the section's indentation) are
+# parsed by Griffe and the type shown as code, so they are left exactly as written.
+_ITEM_SECTIONS = {"parameters", "other parameters", "returns", "yields", "receives", "raises", "warns",
+                  "attributes", "methods"}
 
 
 def _identifier(obj: griffe.Object, target: str) -> str:
@@ -47,7 +52,8 @@ def _identifier(obj: griffe.Object, target: str) -> str:
 
 
 def _inline(obj: griffe.Object, line: str) -> str:
-    """One line of prose: roles to cross-references, formulas' asterisks escaped (not in code spans)."""
+    """Prose (lines of it: a code span may go on to the next line): roles to cross-references, formulas'
+    asterisks escaped (not in code spans)."""
     out, end = [], 0
     for match in _INLINE.finditer(line):
         out.append(_PRODUCT.sub(r"\\*", line[end : match.start()]))
@@ -76,7 +82,15 @@ def _table_end(lines: list[str], start: int) -> int:
 def _markdown(obj: griffe.Object, text: str) -> str:
     lines = text.split("\n")
     out: list[str] = []
+    prose: list[str] = []  # prose lines not yet rewritten, taken together
     literal_indent = -1  # while >= 0: inside a literal block opened by a line of that indentation
+    items_indent = -1  # while >= 0: inside a section of items, whose item lines have that indentation
+
+    def flush() -> None:
+        if prose:
+            out.extend(_inline(obj, "\n".join(prose)).split("\n"))
+            prose.clear()
+
     i = 0
     while i < len(lines):
         line = lines[i]
@@ -86,16 +100,27 @@ def _markdown(obj: griffe.Object, text: str) -> str:
             i += 1
             continue
         literal_indent = -1
+        if _UNDERLINE.match(line) and i > 0:
+            items_indent = indent if lines[i - 1].strip().lower() in _ITEM_SECTIONS else -1
+        elif line.strip() and indent == items_indent:
+            flush()
+            out.append(line)  # an item's "name : type" line
+            i += 1
+            continue
         if _TABLE_BORDER.match(line):
+            flush()
             end = _table_end(lines, i)
             out += ["", line[:indent] + "```text", *lines[i : end + 1], line[:indent] + "```", ""]
             i = end + 1
             continue
         if line.endswith("::"):
             literal_indent = indent
-            line = "" if line.strip() == "::" else line[:-1]
-        out.append(_inline(obj, line))
+            prose.append("" if line.strip() == "::" else line[:-1])
+            flush()
+        else:
+            prose.append(line)
         i += 1
+    flush()
     return "\n".join(out)
 
 
