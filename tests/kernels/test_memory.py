@@ -18,7 +18,7 @@ for the Python heap, NumPy's array data included, where one leaked object per ca
 
 Python heap: ``PYTHON_HEAP_BOUND`` over 250 forward-backward calls, 25,000 steps, 2,000 refused calls (a
 leaked NumPy array, 112 bytes or more, per call would exceed it). Smaller native leaks are the business of
-valgrind (README, "Reliability") and the sanitizer build. Skipped under AddressSanitizer, whose quarantine
+valgrind (docs/building.md, "Reliability") and the sanitizer build. Skipped under AddressSanitizer, whose quarantine
 keeps freed memory resident on purpose.
 """
 

@@ -9,7 +9,7 @@ The character model (relu RNN and LSTM) and the time-series forecaster are train
 
 Each criterion is also shown to fail on a deliberately damaged quantization (the quantized weights
 scaled by 1.5), so that it can catch a quantization that is wrong. The figures at the examples'
-default settings are in the README (``rnnfast demo char_lstm``, ``rnnfast demo timeseries``).
+default settings are in docs/guide/streaming.md (``rnnfast demo char_lstm``, ``rnnfast demo timeseries``).
 """
 
 from __future__ import annotations

@@ -358,6 +358,8 @@ def from_onnx(path_or_model: Any) -> Union[Model, "dict[str, Model]"]:
         nodes (a single node gives a one-layer model). Otherwise a dict of one-layer models keyed by node
         name (the first output's name where a node has none).
 
+    Notes
+    -----
     The models follow rnnfast's conventions, not ONNX's output layout:
 
     - ONNX ``X`` (T, B, I) (``layout=0``) or (B, T, I) (``layout=1``, then ``batch_first=True``) is ``x``;

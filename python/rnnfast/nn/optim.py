@@ -125,6 +125,8 @@ class SGD(_Optimizer):
     momentum : float in [0, 1), default 0
     weight_decay : float, default 0
 
+    Notes
+    -----
     ``lr`` is an attribute read at every :meth:`step`, so a schedule may change it between steps.
     """
 
@@ -166,6 +168,8 @@ class Adam(_Optimizer):
     betas : (float, float), default (0.9, 0.999)
     eps : float, default 1e-8
 
+    Notes
+    -----
     ``lr`` is an attribute read at every :meth:`step`, so a schedule may change it between steps.
     """
 
