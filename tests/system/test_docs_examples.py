@@ -1,0 +1,127 @@
+"""Every Python example of README.md and the docs pages runs.
+
+Each page's ```python blocks run in order in one namespace (a fresh one per page), in a temporary working
+directory, so a page's examples may build on each other the way a reader types them in. A block that
+cannot run in a test (a file only the user has, a long training run) carries an HTML comment on the line
+before its fence,
+
+    <!-- docs-test: skip (the reason) -->
+
+and is reported as a skip of its own with that reason; the page's other blocks run. A block importing a
+framework that is not installed (torch, keras, onnx, onnxruntime) skips the rest of its page through
+pytest.importorskip, decided from the block's import lines. Fragments that are not Python (shell commands,
+output) are fenced with other languages and are not run.
+
+An example fails the test when it raises. Its comments showing results are kept true by hand (and the
+examples assert nothing): what this test guarantees is that every example runs as written.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+import rnnfast
+
+os.environ.setdefault("KERAS_BACKEND", "torch")  # as the other tests: before anything imports keras
+
+REPO = Path(__file__).resolve().parents[2]  # tests/system/ -> the repository
+PAGES = [REPO / "README.md", *sorted((REPO / "docs").rglob("*.md"))]
+
+_FENCE = re.compile(r"^(?P<indent> {0,3})(?P<fence>`{3,}|~{3,})(?P<info>[^`]*)$")
+_SKIP = re.compile(r"^\s*<!--\s*docs-test:\s*skip\s*\((?P<reason>.+)\)\s*-->\s*$")
+
+
+@dataclass(frozen=True)
+class Block:
+    page: str  # the page's path from the repository root
+    line: int  # the line of the opening fence, 1-based
+    source: str
+    skip: str | None  # the reason given by a docs-test: skip comment, None to run
+
+
+def python_blocks(path: Path) -> list[Block]:
+    """The ```python blocks of a Markdown page, in order, with their skip comments."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    blocks: list[Block] = []
+    i = 0
+    while i < len(lines):
+        m = _FENCE.match(lines[i])
+        if not m:
+            i += 1
+            continue
+        fence, info = m["fence"], m["info"].strip()
+        start = i
+        i += 1
+        body = []
+        while i < len(lines) and not (lines[i].strip().startswith(fence) and lines[i].strip().strip(fence[0]) == ""):
+            body.append(lines[i][len(m["indent"]):] if lines[i].startswith(m["indent"]) else lines[i])
+            i += 1
+        i += 1  # past the closing fence
+        if info.split()[:1] not in (["python"], ["py"]):
+            continue
+        prev = lines[start - 1] if start > 0 else ""
+        skip = _SKIP.match(prev)
+        if "docs-test" in prev and not skip:
+            raise ValueError(f"{path}:{start}: a docs-test comment not of the form '<!-- docs-test: skip (reason) -->'")
+        blocks.append(Block(str(path.relative_to(REPO)), start + 1, "\n".join(body) + "\n", skip["reason"] if skip else None))
+    return blocks
+
+
+def imported_modules(source: str) -> list[str]:
+    """The top-level modules a block's import lines name (``import a.b``, ``from a.b import c``: ``a``)."""
+    names: list[str] = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            names += [alias.name.split(".")[0] for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.append(node.module.split(".")[0])
+    return list(dict.fromkeys(names))
+
+
+BLOCKS = {str(p.relative_to(REPO)): python_blocks(p) for p in PAGES}
+PAGES_WITH_EXAMPLES = [page for page, blocks in BLOCKS.items() if any(b.skip is None for b in blocks)]
+SKIPPED = [b for blocks in BLOCKS.values() for b in blocks if b.skip is not None]
+
+
+@pytest.fixture
+def docs_sandbox(tmp_path, monkeypatch):
+    """A temporary working directory, and the thread count put back after the page (scale.md changes it)."""
+    monkeypatch.chdir(tmp_path)
+    threads = rnnfast.get_num_threads()
+    yield tmp_path
+    rnnfast.set_num_threads(threads)
+
+
+@pytest.mark.parametrize("page", PAGES_WITH_EXAMPLES)
+def test_page_examples_run(page, docs_sandbox):
+    namespace: dict[str, object] = {"__name__": "__docs_example__"}
+    for block in BLOCKS[page]:
+        if block.skip is not None:
+            continue  # reported by test_skipped_example
+        for module in imported_modules(block.source):
+            pytest.importorskip(module, reason=f"{page}:{block.line} imports {module}, which is not installed")
+        # Blank lines before the source, so that a traceback names the page's own line numbers
+        code = compile("\n" * block.line + block.source, str(REPO / page), "exec")
+        try:
+            exec(code, namespace)  # noqa: S102 - the documentation's own examples
+        except Exception as e:
+            raise AssertionError(f"the example at {page}:{block.line} raised {type(e).__name__}: {e}") from e
+
+
+@pytest.mark.parametrize("block", SKIPPED, ids=[f"{b.page}:{b.line}" for b in SKIPPED])
+def test_skipped_example(block):
+    compile(block.source, f"{block.page}:{block.line}", "exec")  # it is Python, at least
+    pytest.skip(f"{block.page}:{block.line}: {block.skip}")
+
+
+def test_the_pages_have_examples():
+    """The extraction finds the examples (a change of fence style would otherwise pass silently)."""
+    assert "README.md" in PAGES_WITH_EXAMPLES
+    assert "docs/getting-started.md" in PAGES_WITH_EXAMPLES
+    assert sum(len(blocks) for blocks in BLOCKS.values()) >= 20
