@@ -8,8 +8,9 @@ before its fence,
     <!-- docs-test: skip (the reason) -->
 
 and is reported as a skip of its own with that reason; the page's other blocks run. A block importing a
-framework that is not installed (torch, keras, onnx, onnxruntime) skips the rest of its page through
-pytest.importorskip, decided from the block's import lines. Fragments that are not Python (shell commands,
+module that is not installed (torch, keras, onnx, onnxruntime) skips the rest of its page through
+pytest.importorskip, decided from the block's import lines; so does a converter's ImportError for one of
+those frameworks (to_onnx needs onnx without the example importing it). Fragments that are not Python (shell commands,
 output) are fenced with other languages and are not run.
 
 An example fails the test when it raises. Its comments showing results are kept true by hand (and the
@@ -33,6 +34,8 @@ os.environ.setdefault("KERAS_BACKEND", "torch")  # as the other tests: before an
 REPO = Path(__file__).resolve().parents[2]  # tests/system/ -> the repository
 PAGES = [REPO / "README.md", *sorted((REPO / "docs").rglob("*.md"))]
 
+# The frameworks the converters import when called: missing, they skip the rest of a page rather than fail it.
+OPTIONAL_FRAMEWORKS = {"torch", "keras", "onnx", "onnxruntime"}
 _FENCE = re.compile(r"^(?P<indent> {0,3})(?P<fence>`{3,}|~{3,})(?P<info>[^`]*)$")
 _SKIP = re.compile(r"^\s*<!--\s*docs-test:\s*skip\s*\((?P<reason>.+)\)\s*-->\s*$")
 
@@ -110,6 +113,11 @@ def test_page_examples_run(page, docs_sandbox):
         code = compile("\n" * block.line + block.source, str(REPO / page), "exec")
         try:
             exec(code, namespace)  # noqa: S102 - the documentation's own examples
+        except ModuleNotFoundError as e:
+            if (e.name or "").split(".")[0] not in OPTIONAL_FRAMEWORKS:
+                raise AssertionError(f"the example at {page}:{block.line} raised {type(e).__name__}: {e}") from e
+            # a converter imports its framework when called (to_onnx needs onnx, which the block need not import)
+            pytest.skip(f"{page}:{block.line} needs {e.name}, which is not installed")
         except Exception as e:
             raise AssertionError(f"the example at {page}:{block.line} raised {type(e).__name__}: {e}") from e
 
