@@ -87,6 +87,16 @@ def imported_modules(source: str) -> list[str]:
     return list(dict.fromkeys(names))
 
 
+def missing_framework(error: BaseException) -> str | None:
+    """The optional framework whose absence caused ``error`` (an ImportError, or one raised from it), else None."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, ModuleNotFoundError) and (seen.name or "").split(".")[0] in OPTIONAL_FRAMEWORKS:
+            return seen.name
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
 BLOCKS = {str(p.relative_to(REPO)): python_blocks(p) for p in PAGES}
 PAGES_WITH_EXAMPLES = [page for page, blocks in BLOCKS.items() if any(b.skip is None for b in blocks)]
 SKIPPED = [b for blocks in BLOCKS.values() for b in blocks if b.skip is not None]
@@ -113,12 +123,10 @@ def test_page_examples_run(page, docs_sandbox):
         code = compile("\n" * block.line + block.source, str(REPO / page), "exec")
         try:
             exec(code, namespace)  # noqa: S102 - the documentation's own examples
-        except ModuleNotFoundError as e:
-            if (e.name or "").split(".")[0] not in OPTIONAL_FRAMEWORKS:
-                raise AssertionError(f"the example at {page}:{block.line} raised {type(e).__name__}: {e}") from e
-            # a converter imports its framework when called (to_onnx needs onnx, which the block need not import)
-            pytest.skip(f"{page}:{block.line} needs {e.name}, which is not installed")
         except Exception as e:
+            missing = missing_framework(e)
+            if missing:  # a converter imports its framework when called (to_onnx needs onnx, the block need not)
+                pytest.skip(f"{page}:{block.line} needs {missing}, which is not installed")
             raise AssertionError(f"the example at {page}:{block.line} raised {type(e).__name__}: {e}") from e
 
 
