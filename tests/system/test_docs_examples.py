@@ -10,8 +10,8 @@ before its fence,
 and is reported as a skip of its own with that reason; the page's other blocks run. A block importing a
 module that is not installed (torch, keras, onnx, onnxruntime) skips the rest of its page through
 pytest.importorskip, decided from the block's import lines; so does a converter's ImportError for one of
-those frameworks (to_onnx needs onnx without the example importing it). Fragments that are not Python (shell commands,
-output) are fenced with other languages and are not run.
+those frameworks (to_onnx needs onnx without the example importing it). Fragments that are not Python
+(shell commands, output) are fenced with other languages and are not run.
 
 An example fails the test when it raises. Its comments showing results are kept true by hand (and the
 examples assert nothing): what this test guarantees is that every example runs as written.
