@@ -667,7 +667,7 @@ class RNNBase(CellOptionsLayer, LayerParameters, QuantizedLayer, Generic[StateT]
         reduced-precision op; a cell variant's, ``variant_forward`` one step at a time."""
         from .stepper import Stepper
 
-        return Stepper[StateT](self, batch)
+        return Stepper(self, batch)
 
     def _extra_repr(self) -> str:
         s = f"{self._input_size}, {self._hidden_size}"
