@@ -30,7 +30,7 @@ cannot.
 from __future__ import annotations
 
 from types import ModuleType
-from typing import TYPE_CHECKING, Any, Generic, Optional, Union
+from typing import Any, Generic, Optional, Union
 from typing import cast as typing_cast
 
 import numpy as np
@@ -41,9 +41,6 @@ from ._quantized import REDUCED_WEIGHT_DTYPES, SCALE_SUFFIX, QuantizedWeight
 from ._types import ArrayLike, StateLike, StateT
 from ._validation import as_array, cast
 
-if TYPE_CHECKING:
-    from ._rnn_base import RNNBase
-
 __all__ = ["Stepper"]
 
 
@@ -53,7 +50,7 @@ class _VariantSteps:
     variant layer's forward); on other ops (tests run :mod:`rnnfast.reference`), one ``variant_forward`` call
     per layer and step, the state kept here."""
 
-    def __init__(self, ops: ModuleType, layer: RNNBase[Any], batch: int) -> None:
+    def __init__(self, ops: ModuleType, layer: Any, batch: int) -> None:
         from . import functional
 
         self._ops = ops
@@ -135,7 +132,9 @@ class Stepper(Generic[StateT]):
     >>> s.reset()                  # back to the zero state
     """
 
-    def __init__(self, layer: RNNBase[StateT], batch: Optional[int] = 1) -> None:
+    # ``layer`` is an RNNBase, not annotated so: _rnn_base imports this module (RNNBase.stepper), and an import
+    # back would make a cycle (tests/system/test_layering.py). RNNBase.stepper's return type gives the StateT.
+    def __init__(self, layer: Any, batch: Optional[int] = 1) -> None:
         if layer.bidirectional:
             raise ValueError(
                 "a bidirectional model cannot run step by step: its reverse direction needs the whole sequence"
