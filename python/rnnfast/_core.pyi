@@ -4,7 +4,7 @@ The functions require exact dtypes (float32 or float64, the same for every array
 C-contiguous aligned arrays; they write into the output arrays they are given. Use rnnfast.functional.
 """
 
-from typing import Optional
+from typing import Any, Optional
 
 import numpy as np
 
@@ -49,7 +49,7 @@ def backward(
 def get_num_threads() -> int: ...
 def set_num_threads(n: int) -> None: ...
 def workspace_width(cell: str, hidden_size: int) -> int: ...
-def cell_facts() -> list[dict]: ...
+def cell_facts() -> list[dict[str, Any]]: ...
 
 MAX_THREADS: int
 def isa() -> str: ...
@@ -136,8 +136,77 @@ class Stepper:
     """``layers``: per layer (w_ih, w_hh, b_ih, b_hh), the weights float arrays, or ReducedWeights (then the
     biases float32 or None and the data float32)."""
 
-    def __init__(self, cell: str, hidden_size: int, batch: int, layers: list[tuple]) -> None: ...
+    def __init__(self, cell: str, hidden_size: int, batch: int, layers: list[tuple[Any, ...]]) -> None: ...
     def run(self, x: np.ndarray, out: np.ndarray) -> None: ...
     def step(self, x: object, out: Optional[np.ndarray], unbatched: bool) -> Optional[np.ndarray]: ...
+    def reset(self, h0: Optional[np.ndarray], c0: Optional[np.ndarray]) -> None: ...
+    def get_state(self, h: np.ndarray, c: Optional[np.ndarray]) -> None: ...
+
+# Cell variants (src/variant_binding.cpp; the contract is rnnfast.reference.variant_forward).
+
+#: One gate role's activation as the kernels take it: (kind index, alpha, beta).
+ActivationTuple = tuple[int, float, float]
+
+def variant_forward(
+    cell: str,
+    activations: list[ActivationTuple],
+    clip: float,
+    input_forget: bool,
+    reset_after: bool,
+    x: np.ndarray,
+    h0: Optional[np.ndarray],
+    c0: Optional[np.ndarray],
+    w_ih: np.ndarray,
+    w_hh: np.ndarray,
+    b_ih: Optional[np.ndarray],
+    b_hh: Optional[np.ndarray],
+    w_hr: Optional[np.ndarray],
+    w_ch: Optional[np.ndarray],
+    out: np.ndarray,
+    h_n: np.ndarray,
+    c_n: Optional[np.ndarray],
+    workspace: Optional[np.ndarray],
+    lengths: Optional[np.ndarray] = None,
+) -> None: ...
+def variant_backward(
+    cell: str,
+    activations: list[ActivationTuple],
+    clip: float,
+    input_forget: bool,
+    reset_after: bool,
+    x: np.ndarray,
+    h0: Optional[np.ndarray],
+    c0: Optional[np.ndarray],
+    w_ih: np.ndarray,
+    w_hh: np.ndarray,
+    w_hr: Optional[np.ndarray],
+    w_ch: Optional[np.ndarray],
+    out: np.ndarray,
+    workspace: np.ndarray,
+    d_out: Optional[np.ndarray],
+    d_h_n: Optional[np.ndarray],
+    d_c_n: Optional[np.ndarray],
+    d_x: np.ndarray,
+    d_h0: np.ndarray,
+    d_c0: Optional[np.ndarray],
+    d_w_ih: np.ndarray,
+    d_w_hh: np.ndarray,
+    d_b_ih: np.ndarray,
+    d_b_hh: np.ndarray,
+    d_w_hr: Optional[np.ndarray],
+    d_w_ch: Optional[np.ndarray],
+    lengths: Optional[np.ndarray] = None,
+) -> None: ...
+def activation_names() -> list[str]: ...
+def variant_workspace_slots(cell: str) -> int: ...
+
+class VariantStepper:
+    """Streaming inference over a stack of unidirectional cell-variant layers; ``layers``: per layer the
+    ``(w_ih, w_hh, b_ih, b_hh, w_hr, w_ch)`` of ``rnnfast.functional.variant_forward`` (packed copies)."""
+
+    def __init__(self, cell: str, activations: list[ActivationTuple], clip: float, input_forget: bool,
+                 reset_after: bool, hidden_size: int, proj_size: int, batch: int,
+                 layers: list[tuple[Optional[np.ndarray], ...]]) -> None: ...
+    def run(self, x: np.ndarray, out: np.ndarray) -> None: ...
     def reset(self, h0: Optional[np.ndarray], c0: Optional[np.ndarray]) -> None: ...
     def get_state(self, h: np.ndarray, c: Optional[np.ndarray]) -> None: ...

@@ -3,7 +3,7 @@ reduced-precision native ops."""
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, overload
 
 import numpy as np
 
@@ -15,8 +15,8 @@ class LengthOrder:
     the batch). This sorts batch-indexed arrays into that order and restores the caller's order; when
     the lengths are already sorted, or absent, both directions are no-ops without copies."""
 
-    def __init__(self, lengths: Optional[np.ndarray]):
-        self.order = None
+    def __init__(self, lengths: Optional[np.ndarray]) -> None:
+        self.order: Optional[np.ndarray] = None
         self.lengths = lengths
         if lengths is not None and np.any(lengths[1:] > lengths[:-1]):
             self.order = np.argsort(-lengths, kind="stable")
@@ -24,10 +24,21 @@ class LengthOrder:
             self.inverse[self.order] = np.arange(self.order.size)
             self.lengths = lengths[self.order]
 
+    # An array comes back an array, None (an absent optional argument) None.
+    @overload
+    def sort(self, a: np.ndarray, batch_axis: int) -> np.ndarray: ...
+    @overload
+    def sort(self, a: Optional[np.ndarray], batch_axis: int) -> Optional[np.ndarray]: ...
+
     def sort(self, a: Optional[np.ndarray], batch_axis: int) -> Optional[np.ndarray]:
         if self.order is None or a is None:
             return a
         return np.ascontiguousarray(np.take(a, self.order, axis=batch_axis))
+
+    @overload
+    def restore(self, a: np.ndarray, batch_axis: int) -> np.ndarray: ...
+    @overload
+    def restore(self, a: Optional[np.ndarray], batch_axis: int) -> Optional[np.ndarray]: ...
 
     def restore(self, a: Optional[np.ndarray], batch_axis: int) -> Optional[np.ndarray]:
         if self.order is None or a is None:

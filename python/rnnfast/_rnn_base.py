@@ -21,7 +21,9 @@ from __future__ import annotations
 import numbers
 import warnings
 from collections.abc import Mapping
-from typing import Any, Optional, Union
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, Generic, Optional, Union
+from typing import cast as typing_cast
 
 import numpy as np
 
@@ -32,14 +34,17 @@ from ._layer_options import CellOptionsLayer, layer_options, resolve_direction
 from ._layer_parameters import LayerParameters, parameter_name
 from ._quantized_layer import QuantizedLayer
 from ._training_cache import TrainingCache
+from ._types import ArrayLike, LSTMState, StateLike, StateT
 from ._validation import ForwardArgs, as_array, cast, float_dtype, positive_int, prepare_lengths
 
-ArrayLike = Any
+if TYPE_CHECKING:
+    from .stepper import Stepper
+
 #: An LSTM state is a pair ``(h, c)``; RNN and GRU states are a single array ``h``.
-State = Union[np.ndarray, "tuple[np.ndarray, np.ndarray]"]
+State = Union[np.ndarray, LSTMState]
 
 
-def functional_ops():
+def functional_ops() -> ModuleType:
     """The module providing the functional ops the layers run on.
 
     Always :mod:`rnnfast.functional` (native kernels); tests replace this function to run the same layers
@@ -95,8 +100,13 @@ def _reverse_time(a: np.ndarray, lengths: Optional[np.ndarray]) -> np.ndarray:
     return np.take_along_axis(a, source.reshape(source.shape + (1,) * (a.ndim - 2)), axis=0)
 
 
-class RNNBase(CellOptionsLayer, LayerParameters, QuantizedLayer):
-    """Shared implementation of :class:`RNN`, :class:`LSTM` and :class:`GRU` (not for direct use)."""
+class RNNBase(CellOptionsLayer, LayerParameters, QuantizedLayer, Generic[StateT]):
+    """Shared implementation of :class:`RNN`, :class:`LSTM` and :class:`GRU` (not for direct use).
+
+    Generic in the state the layer returns (:data:`rnnfast._types.StateT`): ``RNNBase[np.ndarray]`` for the RNN
+    and GRU, ``RNNBase[tuple[np.ndarray, np.ndarray]]`` for the LSTM, so that a type checker knows
+    ``out, (h, c) = lstm(x)`` and ``out, h = gru(x)``. At run time the parameter changes nothing.
+    """
 
     _cell: str = ""
 
@@ -153,7 +163,7 @@ class RNNBase(CellOptionsLayer, LayerParameters, QuantizedLayer):
             in_k = self._input_size if k == 0 else D * R
             for d in self._direction_ids:
                 # PyTorch's order (weight_hr last); the peepholes, which PyTorch lacks, before it.
-                shapes = [("weight_ih", (G * H, in_k)), ("weight_hh", (G * H, R))]
+                shapes: list[tuple[str, tuple[int, ...]]] = [("weight_ih", (G * H, in_k)), ("weight_hh", (G * H, R))]
                 if self._bias:
                     shapes += [("bias_ih", (G * H,)), ("bias_hh", (G * H,))]
                 if peepholes:
@@ -227,7 +237,8 @@ class RNNBase(CellOptionsLayer, LayerParameters, QuantizedLayer):
     # Forward
     # ------------------------------------------------------------------------------------------------
 
-    def __call__(self, x: ArrayLike, state: Optional[State] = None, *, lengths: Optional[ArrayLike] = None):
+    def __call__(self, x: ArrayLike, state: Optional[StateLike] = None, *,
+                 lengths: Optional[ArrayLike] = None) -> tuple[np.ndarray, StateT]:
         """Inference: ``m(x, state)`` is ``m.forward(x, state, lengths=lengths, training=False)``."""
         return self.forward(x, state, lengths=lengths, training=False)
 
@@ -261,7 +272,8 @@ class RNNBase(CellOptionsLayer, LayerParameters, QuantizedLayer):
         arr = cast(name, arr, self._dtype)
         return arr[:, None, :] if unbatched else arr
 
-    def _initial_state(self, state: Optional[State], B: int, unbatched: bool) -> tuple:
+    def _initial_state(self, state: Optional[StateLike], B: int,
+                       unbatched: bool) -> tuple[Optional[np.ndarray], Optional[np.ndarray]]:
         """(h0, c0) as (L*D, B, H) arrays of the layer dtype, either None for zeros."""
         lstm = cell_facts(self._cell).cell_state
         if state is None:
@@ -283,7 +295,7 @@ class RNNBase(CellOptionsLayer, LayerParameters, QuantizedLayer):
             )
         return self._state_array("h0", state, B, unbatched), None
 
-    def _exact_inference(self, x: Any) -> Optional[tuple]:
+    def _exact_inference(self, x: Any) -> Optional[tuple[np.ndarray, StateT]]:
         """:meth:`forward`'s results for inference on an input that needs nothing done to it, else None.
 
         The common inference call (a C-contiguous, aligned (T, B, I) ndarray of the layer's dtype, no state, no
@@ -318,10 +330,11 @@ class RNNBase(CellOptionsLayer, LayerParameters, QuantizedLayer):
             inp = x
             for k in range(L):
                 out = np.empty((T, B, R), dtype=dtype)
-                _core.variant_forward(*options, inp, None, None, *self._variant_weights(k, 0), out, h_n[k],
-                                      c_n[k] if lstm else None, None, None)
+                w_ih, w_hh, b_ih, b_hh, w_hr, w_ch = self._variant_weights(k, 0)
+                _core.variant_forward(*options, inp, None, None, w_ih, w_hh, b_ih, b_hh, w_hr, w_ch, out, h_n[k],
+                                      None if c_n is None else c_n[k], None, None)
                 inp = out
-            return inp, ((h_n, c_n) if lstm else h_n)
+            return inp, typing_cast(StateT, (h_n, c_n) if lstm else h_n)
         h_n = np.empty((L, B, H), dtype=dtype)
         c_n = np.empty((L, B, H), dtype=dtype) if lstm else None
         inp = x
@@ -330,16 +343,18 @@ class RNNBase(CellOptionsLayer, LayerParameters, QuantizedLayer):
             if self._weight_dtype is not None:
                 inp, h_n[k], c_k = _core.reduced_forward(cell, inp, None, None, w_ih.native(), w_hh.native(), b_ih,
                                                          b_hh, None)
-                if lstm:
+                if c_n is not None:  # the LSTM's
                     c_n[k] = c_k
                 continue
             out = np.empty((T, B, H), dtype=dtype)
             _core.forward(cell, inp, None, None, w_ih, w_hh, b_ih, b_hh, out, h_n[k],
-                          c_n[k] if lstm else None, None, None)
+                          None if c_n is None else c_n[k], None, None)
             inp = out
-        return inp, ((h_n, c_n) if lstm else h_n)
+        return inp, typing_cast(StateT, (h_n, c_n) if lstm else h_n)
 
-    def _run_direction(self, ops, x: np.ndarray, h0, c0, weights: tuple, training: bool, lengths) -> tuple:
+    def _run_direction(self, ops: ModuleType, x: np.ndarray, h0: Optional[np.ndarray], c0: Optional[np.ndarray],
+                       weights: tuple[Any, ...], training: bool,
+                       lengths: Optional[np.ndarray]) -> tuple[Any, ...]:
         """Run one layer in one direction; returns the op's results (out, h_n[, c_n][, workspace]).
 
         ``x`` (T, B, I_k), ``h0``, ``c0`` (B, H) or None and the weights are of the layer dtype, checked by
@@ -350,24 +365,30 @@ class RNNBase(CellOptionsLayer, LayerParameters, QuantizedLayer):
         if ops is F:
             T, B, I = x.shape
             facts = cell_facts(self._cell)
-            contiguous = [None if a is None else np.ascontiguousarray(a) for a in (x, h0, c0) + tuple(weights)]
-            args = ForwardArgs(self._cell, self._dtype, T, B, I, self._hidden_size, facts.gates, *contiguous)
+            x_c, w_ih, w_hh = (np.ascontiguousarray(a) for a in (x, weights[0], weights[1]))
+            h0_c, c0_c, b_ih, b_hh = (None if a is None else np.ascontiguousarray(a)
+                                      for a in (h0, c0, weights[2], weights[3]))
+            args = ForwardArgs(self._cell, self._dtype, T, B, I, self._hidden_size, facts.gates, x_c, h0_c, c0_c,
+                               w_ih, w_hh, b_ih, b_hh)
             return F.forward_checked(args, training, lengths)
+        results: tuple[Any, ...]  # the reference's (tests swap the ops)
         if self._cell == "lstm":
-            return ops.lstm(x, h0, c0, *weights, training=training, lengths=lengths)
-        if self._cell == "gru":
-            return ops.gru(x, h0, *weights, training=training, lengths=lengths)
-        return ops.rnn(x, h0, *weights, nonlinearity=cell_facts(self._cell).nonlinearity, training=training,
-                       lengths=lengths)
+            results = ops.lstm(x, h0, c0, *weights, training=training, lengths=lengths)
+        elif self._cell == "gru":
+            results = ops.gru(x, h0, *weights, training=training, lengths=lengths)
+        else:
+            results = ops.rnn(x, h0, *weights, nonlinearity=cell_facts(self._cell).nonlinearity, training=training,
+                              lengths=lengths)
+        return results
 
     def forward(
         self,
         x: ArrayLike,
-        state: Optional[State] = None,
+        state: Optional[StateLike] = None,
         *,
         lengths: Optional[ArrayLike] = None,
         training: bool = False,
-    ):
+    ) -> tuple[np.ndarray, StateT]:
         """Run the stacked recurrent layers over a sequence.
 
         Parameters
@@ -419,7 +440,7 @@ class RNNBase(CellOptionsLayer, LayerParameters, QuantizedLayer):
         L, D, H, R = self._num_layers, self.num_directions, self._hidden_size, self.state_size
         lstm = cell_facts(self._cell).cell_state
         dir_ids = self._direction_ids
-        cache = None
+        cache: Optional[TrainingCache] = None
         if training:
             out_shape = (T, D * R) if unbatched else ((B, T, D * R) if self._batch_first else (T, B, D * R))
             state_shape = (L * D, R) if unbatched else (L * D, B, R)
@@ -429,7 +450,10 @@ class RNNBase(CellOptionsLayer, LayerParameters, QuantizedLayer):
         c_n = np.empty((L * D, B, H), dtype=self._dtype) if lstm else None
         inp = xs
         for k in range(L):
-            outs, workspaces, h0s, c0s = [], [], [], []
+            outs: list[np.ndarray] = []
+            workspaces: list[Optional[np.ndarray]] = []
+            h0s: list[Optional[np.ndarray]] = []
+            c0s: list[Optional[np.ndarray]] = []
             for d, dir_id in enumerate(dir_ids):
                 idx = k * D + d
                 h0_kd = None if h0 is None else h0[idx]
@@ -442,7 +466,7 @@ class RNNBase(CellOptionsLayer, LayerParameters, QuantizedLayer):
                                               training=training, lengths=lengths)
                 outs.append(res[0])
                 h_n[idx] = res[1]
-                if lstm:
+                if c_n is not None:  # the LSTM's
                     c_n[idx] = res[2]
                 if training:
                     workspaces.append(res[-1])
@@ -460,7 +484,7 @@ class RNNBase(CellOptionsLayer, LayerParameters, QuantizedLayer):
                 mask = self._rng.random(layer_out.shape) >= self._dropout
                 layer_out *= mask
                 layer_out *= self._dtype.type(1.0 / (1.0 - self._dropout))
-            if training:
+            if cache is not None:  # training
                 cache.inputs.append(inp)
                 cache.h0.append(h0s)
                 cache.c0.append(c0s)
@@ -477,19 +501,19 @@ class RNNBase(CellOptionsLayer, LayerParameters, QuantizedLayer):
             out = np.ascontiguousarray(out.transpose(1, 0, 2))
         if training:
             self._cache = cache
-        return out, ((h_n, c_n) if lstm else h_n)
+        return out, typing_cast(StateT, (h_n, c_n) if lstm else h_n)
 
     # ------------------------------------------------------------------------------------------------
     # Backward
     # ------------------------------------------------------------------------------------------------
 
-    def _grad_array(self, name: str, value: ArrayLike, shape: tuple, meaning: str) -> np.ndarray:
+    def _grad_array(self, name: str, value: ArrayLike, shape: tuple[int, ...], meaning: str) -> np.ndarray:
         arr = as_array(name, value)
         if arr.shape != tuple(shape):
             raise ValueError(f"{name} has shape {arr.shape}, expected {tuple(shape)} {meaning}")
         return cast(name, arr, self._dtype)
 
-    def backward(self, d_out: Optional[ArrayLike], d_state_n: Optional[State] = None):
+    def backward(self, d_out: Optional[ArrayLike], d_state_n: Optional[StateLike] = None) -> tuple[np.ndarray, StateT]:
         """Backpropagate through the last training forward; add parameter gradients into :attr:`grads`.
 
         Parameters
@@ -534,7 +558,8 @@ class RNNBase(CellOptionsLayer, LayerParameters, QuantizedLayer):
                 d_out = d_out[:, None, :]
             elif cache.batch_first:
                 d_out = d_out.transpose(1, 0, 2)
-        d_h_n = d_c_n = None
+        d_h_n: Optional[np.ndarray] = None
+        d_c_n: Optional[np.ndarray] = None
         state_note = "(the shape of h_n of the training forward)"
         if d_state_n is not None:
             if lstm:
@@ -561,11 +586,11 @@ class RNNBase(CellOptionsLayer, LayerParameters, QuantizedLayer):
         T, B = cache.inputs[0].shape[:2]
         d_h0 = np.empty((L * D, B, R), dtype=self._dtype)
         d_c0 = np.empty((L * D, B, H), dtype=self._dtype) if lstm else None
-        grads_k = []
+        grads_k: list[tuple[int, int, Any]] = []  # (layer, direction, the op's *Grads)
         d_layer = d_out  # gradient w.r.t. the current layer's output (T, B, D*R), None = zeros
         for k in reversed(range(L)):
             inp = cache.inputs[k]
-            d_inp = None
+            d_inp: Optional[np.ndarray] = None
             for d, dir_id in enumerate(self._direction_ids):
                 idx = k * D + d
                 x_kd = inp if dir_id == 0 else _reverse_time(inp, cache.lengths)
@@ -589,7 +614,7 @@ class RNNBase(CellOptionsLayer, LayerParameters, QuantizedLayer):
                     else:
                         g = ops.rnn_backward(dy, dh, x_kd, h0_kd, w_ih, w_hh, out_kd, ws_kd,
                                              nonlinearity=cell_facts(self._cell).nonlinearity, lengths=cache.lengths)
-                if lstm:
+                if d_c0 is not None:  # the LSTM's
                     d_c0[idx] = g.d_c0
                 d_h0[idx] = g.d_h0
                 grads_k.append((k, dir_id, g))
@@ -598,6 +623,7 @@ class RNNBase(CellOptionsLayer, LayerParameters, QuantizedLayer):
                     d_inp = d_x
                 else:
                     d_inp = d_inp + d_x
+            assert d_inp is not None  # every layer has a direction
             if k > 0 and cache.masks[k - 1] is not None:
                 d_inp = d_inp * cache.masks[k - 1]
                 d_inp *= self._dtype.type(1.0 / (1.0 - self._dropout))
@@ -617,6 +643,7 @@ class RNNBase(CellOptionsLayer, LayerParameters, QuantizedLayer):
         self._cache = None
 
         d_x = d_layer
+        assert d_x is not None  # set by the layer loop (num_layers >= 1)
         if cache.unbatched:
             d_x, d_h0 = d_x[:, 0, :], d_h0[:, 0, :]
             d_c0 = None if d_c0 is None else d_c0[:, 0, :]
@@ -624,15 +651,15 @@ class RNNBase(CellOptionsLayer, LayerParameters, QuantizedLayer):
             d_x = np.ascontiguousarray(d_x.transpose(1, 0, 2))
         else:
             d_x = np.ascontiguousarray(d_x)
-        return d_x, ((d_h0, d_c0) if lstm else d_h0)
+        return d_x, typing_cast(StateT, (d_h0, d_c0) if lstm else d_h0)
 
     # ------------------------------------------------------------------------------------------------
 
-    def _functional_ops(self):
+    def _functional_ops(self) -> ModuleType:
         """The functional ops this layer runs on (:func:`functional_ops`), for its stepper."""
         return functional_ops()
 
-    def stepper(self, batch: Optional[int] = 1):
+    def stepper(self, batch: Optional[int] = 1) -> Stepper[StateT]:
         """A :class:`~rnnfast.stepper.Stepper` for streaming inference: ``y = s.step(x_t)`` advances one
         step with the state kept inside. It packs a copy of the current weights (make a new stepper
         after changing them). ``batch=None`` makes an unbatched stepper. Bidirectional and

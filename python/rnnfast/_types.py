@@ -1,10 +1,26 @@
-"""Result types of the backward ops, shared by the native ops and :mod:`rnnfast.reference`."""
+"""Result types of the backward ops, shared by the native ops and :mod:`rnnfast.reference`; the state types of
+the layers (:data:`LSTMState`, :data:`StateT`) and the precise results of the functional ops."""
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple, Optional, TypeVar, Union
 
 import numpy as np
+
+#: What the array arguments accept: anything :func:`numpy.asarray` takes (checked at run time, where a bad
+#: argument is a TypeError or ValueError naming it), so the annotations do not reject array-likes NumPy's
+#: own ``ArrayLike`` does not describe (framework tensors exposing ``__array__`` through a base class).
+ArrayLike = Any
+#: The state of an LSTM, ``(h, c)``, as the layers return it.
+LSTMState = tuple[np.ndarray, np.ndarray]
+#: A state as a layer takes it: an array-like ``h0`` (RNN, GRU), or ``(h0, c0)`` (LSTM), either part None for
+#: zeros. Checked at run time (the wrong kind is a TypeError), so typed loosely.
+StateLike = Union[ArrayLike, tuple[Optional[ArrayLike], Optional[ArrayLike]]]
+#: The state a layer returns, the type parameter of :class:`~rnnfast._rnn_base.RNNBase` and of
+#: :class:`~rnnfast.Stepper`: ``np.ndarray`` h for :class:`~rnnfast.RNN` and :class:`~rnnfast.GRU`,
+#: :data:`LSTMState` ``(h, c)`` for :class:`~rnnfast.LSTM`. A bound, not constraints, so that a generic body is
+#: checked once (it returns its state through ``typing.cast``).
+StateT = TypeVar("StateT", bound=Union[np.ndarray, LSTMState])
 
 
 class RNNGrads(NamedTuple):

@@ -17,7 +17,7 @@ run the rows sorted by length so that no work is spent past a sequence's end, an
 
 from __future__ import annotations
 
-from typing import Any, Optional, Union
+from typing import Any, Literal, Optional, overload
 
 import numpy as np
 
@@ -25,7 +25,7 @@ from . import _core
 from ._cells import cell_facts
 from ._length_order import LengthOrder
 from ._validation import ForwardArgs, output_buffer, prepare_backward, prepare_forward, prepare_lengths, rnn_cell_name
-from ._types import GRUGrads, LSTMGrads, RNNGrads, VariantGrads
+from ._types import ArrayLike, GRUGrads, LSTMGrads, RNNGrads, VariantGrads
 from ._variant_validation import KERNEL_CELL, prepare_variant_backward, prepare_variant_forward
 from ._variants import CellOptions
 
@@ -34,10 +34,12 @@ __all__ = [
     "RNNGrads", "LSTMGrads", "GRUGrads", "VariantGrads",
 ]
 
-ArrayLike = Any
+#: The kernels' encoding of a cell variant's options (:func:`variant_kernel_options`).
+KernelOptions = tuple[str, list[tuple[int, float, float]], float, bool, bool]
 
 
-def _forward(a: ForwardArgs, training: bool, out: Optional[np.ndarray], lengths: Optional[np.ndarray]) -> tuple:
+def _forward(a: ForwardArgs, training: bool, out: Optional[np.ndarray],
+             lengths: Optional[np.ndarray]) -> tuple[Any, ...]:
     """The op on checked arguments: ``lengths`` as :func:`prepare_lengths` returns them."""
     T, B, H = a.T, a.B, a.H
     facts = cell_facts(a.cell)
@@ -55,13 +57,16 @@ def _forward(a: ForwardArgs, training: bool, out: Optional[np.ndarray], lengths:
         buffer[...] = rows.restore(kernel_out, 1)
         h_n, c_n, workspace = rows.restore(h_n, 0), rows.restore(c_n, 0), rows.restore(workspace, 1)
     if copy_back:
+        assert out is not None  # copy_back only with an out
         np.copyto(out, buffer, casting="same_kind")
         buffer = out
     results = (buffer, h_n) + ((c_n,) if lstm else ())
     return results + (workspace,) if training else results
 
 
-def _backward(cell: str, d_out, d_h_n, d_c_n, x, h0, c0, w_ih, w_hh, out, workspace, lengths) -> tuple:
+def _backward(cell: str, d_out: Optional[ArrayLike], d_h_n: Optional[ArrayLike], d_c_n: Optional[ArrayLike],
+              x: ArrayLike, h0: Optional[ArrayLike], c0: Optional[ArrayLike], w_ih: ArrayLike, w_hh: ArrayLike,
+              out: np.ndarray, workspace: np.ndarray, lengths: Optional[ArrayLike]) -> tuple[Any, ...]:
     b = prepare_backward(cell, d_out, d_h_n, d_c_n, x, h0, c0, w_ih, w_hh, out, workspace)
     f = b.fwd
     rows = LengthOrder(prepare_lengths(lengths, f.T, f.B))
@@ -80,7 +85,7 @@ def _backward(cell: str, d_out, d_h_n, d_c_n, x, h0, c0, w_ih, w_hh, out, worksp
     return d_x, d_h0, d_c0, d_w_ih, d_w_hh, d_b_ih, d_b_hh
 
 
-def forward_checked(a: ForwardArgs, training: bool, lengths: Optional[np.ndarray]) -> tuple:
+def forward_checked(a: ForwardArgs, training: bool, lengths: Optional[np.ndarray]) -> tuple[Any, ...]:
     """One layer in one direction on arguments the caller has already checked: ``a`` as
     :func:`rnnfast._validation.prepare_forward` would make it (C-contiguous arrays of ``a.dtype``, shapes
     consistent) and ``lengths`` as :func:`rnnfast._validation.prepare_lengths` returns them. The layers
@@ -89,9 +94,26 @@ def forward_checked(a: ForwardArgs, training: bool, lengths: Optional[np.ndarray
     return _forward(a, training, None, lengths)
 
 
+# The results' count depends on ``training``: overloads on its literal value give a type checker the precise
+# tuple (``out, h_n = rnnfast.rnn(...)``), and ``bool`` (a value known at run time only) a tuple of arrays.
+@overload
+def rnn(x: ArrayLike, h0: Optional[ArrayLike], w_ih: ArrayLike, w_hh: ArrayLike, b_ih: Optional[ArrayLike] = None,
+        b_hh: Optional[ArrayLike] = None, *, nonlinearity: str = "tanh", training: Literal[False] = False,
+        out: Optional[np.ndarray] = None, lengths: Optional[ArrayLike] = None) -> tuple[np.ndarray, np.ndarray]: ...
+@overload
+def rnn(x: ArrayLike, h0: Optional[ArrayLike], w_ih: ArrayLike, w_hh: ArrayLike, b_ih: Optional[ArrayLike] = None,
+        b_hh: Optional[ArrayLike] = None, *, nonlinearity: str = "tanh", training: Literal[True],
+        out: Optional[np.ndarray] = None,
+        lengths: Optional[ArrayLike] = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]: ...
+@overload
+def rnn(x: ArrayLike, h0: Optional[ArrayLike], w_ih: ArrayLike, w_hh: ArrayLike, b_ih: Optional[ArrayLike] = None,
+        b_hh: Optional[ArrayLike] = None, *, nonlinearity: str = "tanh", training: bool,
+        out: Optional[np.ndarray] = None, lengths: Optional[ArrayLike] = None) -> tuple[np.ndarray, ...]: ...
+
+
 def rnn(x: ArrayLike, h0: Optional[ArrayLike], w_ih: ArrayLike, w_hh: ArrayLike, b_ih: Optional[ArrayLike] = None,
         b_hh: Optional[ArrayLike] = None, *, nonlinearity: str = "tanh", training: bool = False,
-        out: Optional[np.ndarray] = None, lengths: Optional[ArrayLike] = None) -> tuple:
+        out: Optional[np.ndarray] = None, lengths: Optional[ArrayLike] = None) -> tuple[np.ndarray, ...]:
     """Vanilla RNN layer: ``h_t = act(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)``, act tanh or relu.
 
     Returns ``(out, h_n)``, or ``(out, h_n, workspace)`` with ``training=True`` (the RNN's workspace
@@ -101,9 +123,25 @@ def rnn(x: ArrayLike, h0: Optional[ArrayLike], w_ih: ArrayLike, w_hh: ArrayLike,
     return _forward(a, training, out, prepare_lengths(lengths, a.T, a.B))
 
 
+@overload
+def lstm(x: ArrayLike, h0: Optional[ArrayLike], c0: Optional[ArrayLike], w_ih: ArrayLike, w_hh: ArrayLike,
+         b_ih: Optional[ArrayLike] = None, b_hh: Optional[ArrayLike] = None, *, training: Literal[False] = False,
+         out: Optional[np.ndarray] = None,
+         lengths: Optional[ArrayLike] = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]: ...
+@overload
+def lstm(x: ArrayLike, h0: Optional[ArrayLike], c0: Optional[ArrayLike], w_ih: ArrayLike, w_hh: ArrayLike,
+         b_ih: Optional[ArrayLike] = None, b_hh: Optional[ArrayLike] = None, *, training: Literal[True],
+         out: Optional[np.ndarray] = None,
+         lengths: Optional[ArrayLike] = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]: ...
+@overload
+def lstm(x: ArrayLike, h0: Optional[ArrayLike], c0: Optional[ArrayLike], w_ih: ArrayLike, w_hh: ArrayLike,
+         b_ih: Optional[ArrayLike] = None, b_hh: Optional[ArrayLike] = None, *, training: bool,
+         out: Optional[np.ndarray] = None, lengths: Optional[ArrayLike] = None) -> tuple[np.ndarray, ...]: ...
+
+
 def lstm(x: ArrayLike, h0: Optional[ArrayLike], c0: Optional[ArrayLike], w_ih: ArrayLike, w_hh: ArrayLike,
          b_ih: Optional[ArrayLike] = None, b_hh: Optional[ArrayLike] = None, *, training: bool = False,
-         out: Optional[np.ndarray] = None, lengths: Optional[ArrayLike] = None) -> tuple:
+         out: Optional[np.ndarray] = None, lengths: Optional[ArrayLike] = None) -> tuple[np.ndarray, ...]:
     """LSTM layer, gates i, f, g, o: ``c_t = f*c_{t-1} + i*g``, ``h_t = o*tanh(c_t)``.
 
     Returns ``(out, h_n, c_n)``, or ``(out, h_n, c_n, workspace)`` with ``training=True``; the workspace
@@ -113,9 +151,23 @@ def lstm(x: ArrayLike, h0: Optional[ArrayLike], c0: Optional[ArrayLike], w_ih: A
     return _forward(a, training, out, prepare_lengths(lengths, a.T, a.B))
 
 
+@overload
+def gru(x: ArrayLike, h0: Optional[ArrayLike], w_ih: ArrayLike, w_hh: ArrayLike, b_ih: Optional[ArrayLike] = None,
+        b_hh: Optional[ArrayLike] = None, *, training: Literal[False] = False, out: Optional[np.ndarray] = None,
+        lengths: Optional[ArrayLike] = None) -> tuple[np.ndarray, np.ndarray]: ...
+@overload
+def gru(x: ArrayLike, h0: Optional[ArrayLike], w_ih: ArrayLike, w_hh: ArrayLike, b_ih: Optional[ArrayLike] = None,
+        b_hh: Optional[ArrayLike] = None, *, training: Literal[True], out: Optional[np.ndarray] = None,
+        lengths: Optional[ArrayLike] = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]: ...
+@overload
+def gru(x: ArrayLike, h0: Optional[ArrayLike], w_ih: ArrayLike, w_hh: ArrayLike, b_ih: Optional[ArrayLike] = None,
+        b_hh: Optional[ArrayLike] = None, *, training: bool, out: Optional[np.ndarray] = None,
+        lengths: Optional[ArrayLike] = None) -> tuple[np.ndarray, ...]: ...
+
+
 def gru(x: ArrayLike, h0: Optional[ArrayLike], w_ih: ArrayLike, w_hh: ArrayLike, b_ih: Optional[ArrayLike] = None,
         b_hh: Optional[ArrayLike] = None, *, training: bool = False, out: Optional[np.ndarray] = None,
-        lengths: Optional[ArrayLike] = None) -> tuple:
+        lengths: Optional[ArrayLike] = None) -> tuple[np.ndarray, ...]:
     """GRU layer (PyTorch's, linear before reset), gates r, z, n:
     ``n = tanh(W_in x + b_in + r*(W_hn h + b_hn))``, ``h_t = (1-z)*n + z*h_{t-1}``.
 
@@ -157,7 +209,7 @@ def gru_backward(d_out: Optional[ArrayLike], d_h_n: Optional[ArrayLike], x: Arra
 # before the product, the LSTM's projection and peepholes.
 # ---------------------------------------------------------------------------------------------------------
 
-def variant_kernel_options(options: CellOptions) -> tuple:
+def variant_kernel_options(options: CellOptions) -> KernelOptions:
     """The kernels' encoding of the options: (cell, [(kind, alpha, beta)] per role, clip (0: none),
     input_forget, reset_after); the RNN's cell is 'rnn_tanh' whatever its activation (the options decide)."""
     acts = [(a.index, a.alpha or 0.0, a.beta or 0.0) for a in options.activations]
@@ -168,7 +220,8 @@ def variant_forward(options: CellOptions, x: ArrayLike, h0: Optional[ArrayLike],
                     w_ih: ArrayLike, w_hh: ArrayLike, b_ih: Optional[ArrayLike] = None,
                     b_hh: Optional[ArrayLike] = None, w_hr: Optional[ArrayLike] = None,
                     w_ch: Optional[ArrayLike] = None, *, training: bool = False,
-                    lengths: Optional[ArrayLike] = None) -> tuple:
+                    lengths: Optional[ArrayLike] = None,
+                    ) -> tuple[np.ndarray, np.ndarray, Optional[np.ndarray], Optional[np.ndarray]]:
     """One layer, one direction of a cell variant (:class:`rnnfast._variants.CellOptions`), natively.
 
     Shapes, with G gates, H hidden units, R = proj_size or H: ``x`` (T, B, I); ``h0`` (B, R) or None;
@@ -201,8 +254,10 @@ def variant_backward(options: CellOptions, d_out: Optional[ArrayLike], d_h_n: Op
     """Backward through time of :func:`variant_forward`; ``out`` and ``workspace`` from
     ``variant_forward(..., training=True)`` on the same inputs. ``d_out`` (T, B, R), ``d_h_n`` (B, R) and
     ``d_c_n`` (B, H) may be None (zeros). Returns :class:`rnnfast.VariantGrads`."""
-    f, out, workspace, d_out, d_h_n, d_c_n = prepare_variant_backward(options, d_out, d_h_n, d_c_n, x, h0, c0, w_ih,
-                                                                      w_hh, w_hr, w_ch, out, workspace)
+    # (prepare_variant_backward has no annotations: its results are typed here.)
+    checked: tuple[Any, ...] = prepare_variant_backward(  # type: ignore[no-untyped-call]
+        options, d_out, d_h_n, d_c_n, x, h0, c0, w_ih, w_hh, w_hr, w_ch, out, workspace)
+    f, out, workspace, d_out, d_h_n, d_c_n = checked
     T, B, I, H, R, G, dt = f.T, f.B, f.I, f.H, f.R, f.G, f.dtype
     lstm = options.family == "lstm"
     rows = LengthOrder(prepare_lengths(lengths, T, B))

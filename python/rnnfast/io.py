@@ -310,11 +310,15 @@ def _parameter(archive: Any, name: str, shape: tuple[int, ...], dtype: np.dtype,
 
 def _member(archive: Any, name: str) -> np.ndarray:
     try:
-        arr: np.ndarray = archive[name]
+        value = archive[name]
     except _READ_ERRORS as exc:
         raise InvalidFile(f"entry {name!r} cannot be read: truncated or damaged ({type(exc).__name__}: {exc})"
                           ) from exc
-    return arr
+    if not isinstance(value, np.ndarray):
+        # NumPy's NpzFile hands back a member that does not start with the .npy magic as its raw bytes (found by
+        # tests/fuzz/fuzz_load.py: a zip directory giving the entry a stored size of 0).
+        raise InvalidFile(f"entry {name!r} cannot be read: it is not a .npy array (truncated or damaged)")
+    return value
 
 
 def _read_meta(arr: np.ndarray) -> dict[str, Any]:

@@ -36,8 +36,11 @@ from __future__ import annotations
 
 from typing import Any, Optional, Sequence
 
+import numpy as np
+
 from ._layer_options import refuse_other_cells_options, rnn_activations
 from ._rnn_base import RNNBase
+from ._types import LSTMState
 from ._variants import ActivationLike
 
 __all__ = ["RNN", "LSTM", "GRU"]
@@ -87,7 +90,9 @@ _ACTIVATIONS_DOC = """
         ``recurrent_activation`` (ValueError)."""
 
 
-class RNN(RNNBase):
+# The base's type parameter is the state a layer returns (rnnfast._types.StateT), so that a type checker knows
+# ``out, h = rnn(x)`` and ``out, (h, c) = lstm(x)``; it changes nothing at run time.
+class RNN(RNNBase[np.ndarray]):
     __doc__ = """Multi-layer Elman RNN: ``h_t = act(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)``, act tanh, relu or
     any other activation (:data:`rnnfast._variants.ACTIVATIONS`).
 
@@ -132,7 +137,7 @@ class RNN(RNNBase):
         return self.options[0].activations[0].name
 
 
-class LSTM(RNNBase):
+class LSTM(RNNBase[LSTMState]):
     __doc__ = """Multi-layer LSTM, gates i, f, g, o: ``c_t = f*c_{t-1} + i*g``, ``h_t = o*tanh(c_t)``.
 
     PyTorch's ``torch.nn.LSTM``: parameters ``weight_ih_l{k}`` (4H, I_k), ``weight_hh_l{k}`` (4H, R),
@@ -197,7 +202,7 @@ class LSTM(RNNBase):
         return self.options[0].input_forget
 
 
-class GRU(RNNBase):
+class GRU(RNNBase[np.ndarray]):
     __doc__ = """Multi-layer GRU (PyTorch's, linear before reset), gates r, z, n:
     ``n = tanh(W_in x + b_in + r*(W_hn h + b_hn))``, ``h_t = (1-z)*n + z*h_{t-1}``.
 

@@ -18,7 +18,7 @@ does.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from ._quantized import quantize_parameters
 from ._reference_reduced import REDUCED_WEIGHT_DTYPES, check_weight_dtype
@@ -26,8 +26,11 @@ from ._rnn_base import RNNBase
 
 __all__ = ["quantize", "REDUCED_WEIGHT_DTYPES"]
 
+#: The class of the layer :func:`quantize` is given, which is the class of the layer it returns.
+Layer = TypeVar("Layer", bound="RNNBase[Any]")
 
-def quantize(model: Any, weight_dtype: str) -> RNNBase:
+
+def quantize(model: Layer, weight_dtype: str) -> Layer:
     """A new layer of ``model``'s class and configuration with reduced-precision weights, for inference.
 
     ``q = rnnfast.quantize(model, "int8")`` is called as ``model`` is (``q(x)``, ``q(x, state,
@@ -49,7 +52,8 @@ def quantize(model: Any, weight_dtype: str) -> RNNBase:
     Returns
     -------
     RNN, LSTM or GRU
-        ``q.weight_dtype`` is ``weight_dtype``, ``q.dtype`` float32. Its parameters (``q.state_dict()``) are,
+        Of ``model``'s class (and so typed: ``quantize(lstm, "int8")`` is an :class:`~rnnfast.LSTM` to a type
+        checker too, ``q(x)`` returning ``(out, (h, c))``). ``q.weight_dtype`` is ``weight_dtype``, ``q.dtype`` float32. Its parameters (``q.state_dict()``) are,
         per weight ``weight_ih_l0`` and so on: for 'int8', the int8 weight and its row scales
         ``weight_ih_l0_scale`` float32 (G*H,); for 'bf16', the bfloat16 bits as uint16; the biases float32.
         It is inference-only: ``forward(..., training=True)``, ``backward`` and ``zero_grad`` raise
@@ -79,4 +83,4 @@ def quantize(model: Any, weight_dtype: str) -> RNNBase:
             f"rnnfast.quantize does not support cell variants yet: this {type(model).__name__} sets "
             f"{', '.join(variant)}, which reduced precision does not run (it runs PyTorch's cells only)"
         )
-    return model._quantized_copy(weight_dtype, quantize_parameters(model.parameters(), weight_dtype))
+    return cast(Layer, model._quantized_copy(weight_dtype, quantize_parameters(model.parameters(), weight_dtype)))

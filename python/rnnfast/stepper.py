@@ -29,18 +29,19 @@ cannot.
 
 from __future__ import annotations
 
-from typing import Any, Optional, Union
+from types import ModuleType
+from typing import Any, Generic, Optional, Union
+from typing import cast as typing_cast
 
 import numpy as np
 
 from . import _core
 from ._cells import cell_for_torch_mode
 from ._quantized import REDUCED_WEIGHT_DTYPES, SCALE_SUFFIX, QuantizedWeight
+from ._types import ArrayLike, StateLike, StateT
 from ._validation import as_array, cast
 
 __all__ = ["Stepper"]
-
-State = Union[np.ndarray, tuple]
 
 
 class _VariantSteps:
@@ -49,14 +50,14 @@ class _VariantSteps:
     variant layer's forward); on other ops (tests run :mod:`rnnfast.reference`), one ``variant_forward`` call
     per layer and step, the state kept here."""
 
-    def __init__(self, ops: Any, layer: Any, batch: int):
+    def __init__(self, ops: ModuleType, layer: Any, batch: int) -> None:
         from . import functional
 
         self._ops = ops
         self._options = layer.options[0]
         L, H, R, dtype = layer.num_layers, layer.hidden_size, layer.state_size, layer.dtype
         weights = [layer._variant_weights(k, 0) for k in range(L)]
-        self._native = None
+        self._native: Optional[_core.VariantStepper] = None
         if ops is functional:  # it packs copies of the weights
             self._native = _core.VariantStepper(*functional.variant_kernel_options(self._options), H,
                                                 self._options.proj_size, batch, weights)
@@ -64,10 +65,12 @@ class _VariantSteps:
         # Copies, so that later changes of the layer's parameters do not reach the stepper.
         self._weights = [tuple(None if w is None else w.copy() for w in ws) for ws in weights]
         self._h = np.zeros((L, batch, R), dtype=dtype)
-        self._c = np.zeros((L, batch, H), dtype=dtype) if self._options.family == "lstm" else None
+        self._c: Optional[np.ndarray] = np.zeros((L, batch, H), dtype=dtype) if self._options.family == "lstm" else None
 
-    def step(self, x_t: Any, out: Any, unbatched: bool) -> None:
-        return None  # no shortcut: every step goes through the checks of Stepper.step
+    def step(self, x_t: Any, out: Any, unbatched: bool) -> Optional[np.ndarray]:
+        """None: no shortcut, every step goes through the checks of Stepper.step (``_core.Stepper.step``'s
+        interface, which returns the output when it took the arrays as they are)."""
+        return None
 
     def run(self, x: np.ndarray, y: np.ndarray) -> None:
         """``x`` (steps, B, I) -> ``y`` (steps, B, R), or one step (B, I) -> (B, R), advancing the state."""
@@ -77,15 +80,15 @@ class _VariantSteps:
         if x.ndim == 2:
             self.run(x[None], y[None])
             return
-        lstm = self._c is not None
+        c = self._c  # the LSTM's cell state, else None
         for t in range(x.shape[0]):
             inp = x[t:t + 1]
             for k, weights in enumerate(self._weights):
                 inp, h_n, c_n, _ = self._ops.variant_forward(self._options, inp, self._h[k],
-                                                            self._c[k] if lstm else None, *weights)
+                                                            None if c is None else c[k], *weights)
                 self._h[k] = h_n
-                if lstm:
-                    self._c[k] = c_n
+                if c is not None:
+                    c[k] = c_n
             y[t] = inp[0]
 
     def reset(self, h0: Optional[np.ndarray], c0: Optional[np.ndarray]) -> None:
@@ -105,8 +108,12 @@ class _VariantSteps:
             c[...] = self._c
 
 
-class Stepper:
+class Stepper(Generic[StateT]):
     """Streaming inference over a unidirectional (possibly stacked) RNN, LSTM or GRU.
+
+    Generic in the layer's state type (:data:`rnnfast._types.StateT`), which :attr:`state` returns:
+    ``layer.stepper()`` of an :class:`~rnnfast.LSTM` is a ``Stepper[tuple[np.ndarray, np.ndarray]]``, of an
+    RNN or GRU a ``Stepper[np.ndarray]``.
 
     Parameters
     ----------
@@ -125,7 +132,9 @@ class Stepper:
     >>> s.reset()                  # back to the zero state
     """
 
-    def __init__(self, layer: Any, batch: Optional[int] = 1):
+    # ``layer`` is an RNNBase, not annotated so: _rnn_base imports this module (RNNBase.stepper), and an import
+    # back would make a cycle (tests/system/test_layering.py). RNNBase.stepper's return type gives the StateT.
+    def __init__(self, layer: Any, batch: Optional[int] = 1) -> None:
         if layer.bidirectional:
             raise ValueError(
                 "a bidirectional model cannot run step by step: its reverse direction needs the whole sequence"
@@ -154,7 +163,8 @@ class Stepper:
             self._cell_kind = type(layer).__name__  # a variant is none of PyTorch's modes
             self._weight_dtype = layer.weight_dtype
             # The layer's ops (looked up as its forward does, so that tests swapping them reach the stepper too).
-            self._impl = _VariantSteps(layer._functional_ops(), layer, self._batch)
+            self._impl: Union[_VariantSteps, _core.Stepper] = _VariantSteps(layer._functional_ops(), layer,
+                                                                                self._batch)
             return
         params = layer.parameters()
         self._weight_dtype = layer.weight_dtype
@@ -174,14 +184,14 @@ class Stepper:
         """Number of streams (None: unbatched)."""
         return None if self._unbatched else self._batch
 
-    def _x(self, name: str, value: Any, shape: tuple) -> np.ndarray:
+    def _x(self, name: str, value: ArrayLike, shape: tuple[int, ...]) -> np.ndarray:
         # Arrays that need no conversion never get here when out is fine (_core.Stepper.step takes them).
         arr = as_array(name, value)
         if arr.shape != shape:
             raise ValueError(f"{name} has shape {arr.shape}, expected {shape}")
         return cast(name, arr, self._dtype)
 
-    def _out(self, out: Optional[np.ndarray], shape: tuple) -> np.ndarray:
+    def _out(self, out: Optional[np.ndarray], shape: tuple[int, ...]) -> np.ndarray:
         if out is None:
             return np.empty(shape, dtype=self._dtype)
         if not isinstance(out, np.ndarray) or out.shape != shape or out.dtype != self._dtype \
@@ -192,7 +202,7 @@ class Stepper:
             )
         return out
 
-    def step(self, x_t: Any, out: Optional[np.ndarray] = None) -> np.ndarray:
+    def step(self, x_t: ArrayLike, out: Optional[np.ndarray] = None) -> np.ndarray:
         """Advance one time step.
 
         Parameters
@@ -217,7 +227,7 @@ class Stepper:
             self._impl.run(x, y)
         return y
 
-    def step_many(self, x_chunk: Any, out: Optional[np.ndarray] = None) -> np.ndarray:
+    def step_many(self, x_chunk: ArrayLike, out: Optional[np.ndarray] = None) -> np.ndarray:
         """Advance over a chunk of steps in one call.
 
         Parameters
@@ -264,11 +274,11 @@ class Stepper:
             return out
         return np.ascontiguousarray(result)
 
-    def reset(self, state: Optional[State] = None) -> None:
+    def reset(self, state: Optional[StateLike] = None) -> None:
         """Set the state: None for zeros, else ``h0`` (RNN/GRU) or ``(h0, c0)`` (LSTM), ``h0``
         (num_layers, batch, R) (R = proj_size or hidden_size) and ``c0`` (num_layers, batch, hidden_size),
         without the batch axis unbatched."""
-        def shape(width):
+        def shape(width: int) -> tuple[int, ...]:
             return (self._num_layers, width) if self._unbatched else (self._num_layers, self._batch, width)
         h0 = c0 = None
         if state is not None:
@@ -287,7 +297,7 @@ class Stepper:
         self._impl.reset(h0, c0)
 
     @property
-    def state(self) -> State:
+    def state(self) -> StateT:
         """A copy of the current state: ``h`` or ``(h, c)``, h (num_layers, batch, R) and c (num_layers,
         batch, hidden_size), without the batch axis unbatched; index = layer (a stepper has one direction)."""
         h = np.empty((self._num_layers, self._batch, self._state_size), dtype=self._dtype)
@@ -296,7 +306,7 @@ class Stepper:
         if self._unbatched:
             h = h[:, 0, :]
             c = None if c is None else c[:, 0, :]
-        return (h, c) if self._lstm else h
+        return typing_cast(StateT, (h, c) if self._lstm else h)
 
     def __repr__(self) -> str:
         batch = "None" if self._unbatched else self._batch

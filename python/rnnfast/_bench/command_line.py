@@ -11,7 +11,7 @@ from typing import Optional, Sequence
 from .measure import run
 from .peers import PEER_ALIASES, PEERS
 from .reduced import PRECISION_ALIASES, PRECISIONS
-from .report import plot, summary
+from .report import PLOT_EXTRA, matplotlib_missing, plot, summary
 from .scenarios import CELL_ALIASES, CELLS, SCENARIOS, VARIANT_CELLS
 
 DESCRIPTION = ("Time rnnfast against the NumPy reference and the installed frameworks (PyTorch, ONNX Runtime, "
@@ -22,7 +22,13 @@ DESCRIPTION = ("Time rnnfast against the NumPy reference and the installed frame
                "dynamic quantization (int8), OpenVINO bf16 and LiteRT's dynamic range (int8). Prints Markdown "
                "tables of times, GFLOP/s, the fraction of NumPy's sgemm rate, rnnfast's speed-up over each peer "
                "and, for reduced precision, the speed-ups over the fastest peer and each output's largest error "
-               "against float32.")
+               "against float32; every time with the interquartile range of its samples. "
+               # Measured once (not repeatable here: the machine was shared), kept as a guide; the ETA is live.
+               "How long a run takes: --quick took 9.5 minutes (the 18 rows and 3 streaming-overhead "
+               "measurements, about 27 s each), measured once on 2 CPUs that other work was using too, with every "
+               "peer but OpenVINO and LiteRT installed; the full run times 3x the samples (15, not 5): an estimated "
+               "16 to 20 minutes there. Fewer --peers, --cells, --scenarios or --precision shorten it. While it "
+               "runs, stderr shows a row counter and the estimated time left.")
 
 
 def _choices(text: str, aliases: dict, what: str) -> list:
@@ -72,7 +78,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quick", action="store_true", help="fewer samples and a smaller sgemm peak run")
     parser.add_argument("--seed", type=int, default=0, help="seed of the weights and inputs (default 0)")
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON to PATH")
-    parser.add_argument("--plot", metavar="PATH", help="also draw the speed-ups as a PNG (needs matplotlib)")
+    parser.add_argument("--plot", metavar="PATH", help="also draw the speed-ups, with error bars over the samples' "
+                        f"quartiles, as a PNG (needs matplotlib: pip install 'rnnfast[{PLOT_EXTRA}]')")
     parser.add_argument("--tiny", action="store_true", help=argparse.SUPPRESS)  # toy shapes, for the tests
 
 
@@ -96,9 +103,15 @@ def command(args: argparse.Namespace, parser: Optional[argparse.ArgumentParser] 
             folder = os.path.dirname(os.path.abspath(path))
             if not path or os.path.isdir(path) or not os.path.isdir(folder):
                 return error(f"{option} needs a file path in an existing directory, got {path!r}")
+    if args.plot is not None:
+        missing = matplotlib_missing()  # now, not after a run of many minutes
+        if missing is not None:
+            return error(f"--plot needs matplotlib, which cannot be imported ({missing}): install it with "
+                         f"pip install 'rnnfast[{PLOT_EXTRA}]' (or pip install matplotlib)")
+    # The results to stdout (what a user keeps), the row counter and the time left to stderr.
     result = run(args.cells, args.scenarios, peers=args.peers, threads=args.threads, repeat=repeat,
                  quick=args.quick, tiny=args.tiny, seed=args.seed, precisions=args.precision,
-                 write=lambda s: print(s, flush=True))
+                 write=lambda s: print(s, flush=True), progress=lambda s: print(s, file=sys.stderr, flush=True))
     print(summary(result))
     print("\nreproduce: rnnfast bench" + _reproduce_args(args))
     if args.json:

@@ -18,8 +18,10 @@ from .. import _core
 from . import reduced, variants
 from .peers import IMPLEMENTATIONS, PEERS, NotApplicable, NotMeasured, build_impl, detect_peers, \
     implementation_label, select_implementations
+from .progress import RowProgress
 from .report import write_row
-from .scenarios import CELLS, SCENARIOS, TINY_SCENARIOS, VARIANT_CELLS, Scenario, VariantProblem, flops, make_problem
+from .scenarios import CELLS, SCENARIOS, TINY_SCENARIOS, VARIANT_CELLS, Scenario, VariantProblem, cell_label, flops, \
+    make_problem
 from .timing import SETTLE_SECONDS, OpenBLAS, sgemm_peak, time_interleaved
 
 #: Largest difference from rnnfast tolerated, relative to the largest magnitude of rnnfast's result.
@@ -105,8 +107,11 @@ def _measure_overhead(scenario: Scenario, cell: str, repeat: int, calls: int) ->
 def run(cells: Sequence[str] = tuple(CELLS), scenarios: Sequence[str] = tuple(SCENARIOS), *,
         peers: Optional[Sequence[str]] = None, threads: Optional[int] = None, repeat: int = 15,
         quick: bool = False, tiny: bool = False, seed: int = 0,
-        precisions: Sequence[str] = reduced.PRECISIONS, write: Callable[[str], None] = print) -> dict:
-    """Run the comparison and return the results (what ``--json`` writes). ``write`` gets progress lines.
+        precisions: Sequence[str] = reduced.PRECISIONS, write: Callable[[str], None] = print,
+        progress: Optional[Callable[[str], None]] = None) -> dict:
+    """Run the comparison and return the results (what ``--json`` writes). ``write`` gets the results as they
+    come; ``progress``, if given, a row counter and the estimated time left as each row starts
+    (:class:`.progress.RowProgress`; the command writes them to stderr).
     ``cells``: keys of :data:`.scenarios.CELLS` and :data:`.scenarios.VARIANT_CELLS`. ``precisions``: the
     weight precisions measured (rnnfast float32 always is: it is every comparison's reference)."""
     for cell in cells:
@@ -130,7 +135,7 @@ def run(cells: Sequence[str] = tuple(CELLS), scenarios: Sequence[str] = tuple(SC
         if torch is not None:
             torch.set_num_threads(threads)
         return _run(table, cells, scenarios, found, list(precisions), threads, blas, repeat, quick, tiny, seed,
-                    write)
+                    write, progress)
     finally:
         rnnfast.set_num_threads(saved["rnnfast"])
         blas.set(saved["blas"])
@@ -138,7 +143,12 @@ def run(cells: Sequence[str] = tuple(CELLS), scenarios: Sequence[str] = tuple(SC
             torch.set_num_threads(saved["torch"])
 
 
-def _run(table, cells, scenarios, found, precisions, threads, blas, repeat, quick, tiny, seed, write) -> dict:
+def _run(table, cells, scenarios, found, precisions, threads, blas, repeat, quick, tiny, seed, write,
+         progress) -> dict:
+    stepper_cells = [c for c in cells if c in CELLS]  # the variants have no stepper
+    overhead_cells = stepper_cells if "stream" in scenarios else []
+    # The streaming overhead's measurements count as rows of their own (they take about as long).
+    counter = RowProgress(len(scenarios) * len(cells) + len(overhead_cells), progress or (lambda line: None))
     peak_n = 128 if tiny else (1024 if quick else 2048)
     peak = sgemm_peak(peak_n, repeat=3 if (tiny or quick) else 5)
     result: dict = {
@@ -179,13 +189,15 @@ def _run(table, cells, scenarios, found, precisions, threads, blas, repeat, quic
     for sname in scenarios:
         scenario = table[sname]
         for cell in cells:
+            counter.start(f"{scenario.name:6s} {cell_label(cell):8s} T={scenario.T} B={scenario.B} I={scenario.I} "
+                          f"H={scenario.H}")
             row = _run_row(scenario, cell, active, found, threads, repeat, quick, tiny, seed, write)
             result["rows"].append(row)
             result["agree"] &= row["agree"]
-    stepper_cells = [c for c in cells if c in CELLS]  # the variants have no stepper
-    if "stream" in scenarios and stepper_cells:
+    if overhead_cells:
         write("per-call overhead of the streaming step (us per call):")
-        for cell in stepper_cells:
+        for cell in overhead_cells:
+            counter.start(f"stream {cell_label(cell):8s} per-call overhead of the streaming step")
             o = _measure_overhead(table["stream"], cell, max(3, repeat) if tiny else max(5, repeat),
                                   50 if tiny else 2000)
             result["overhead"].append(o)
@@ -194,6 +206,8 @@ def _run(table, cells, scenarios, found, precisions, threads, blas, repeat, quic
                   f"   pybind11 no-op {o['noop_call_us']:5.2f}")
     # The peak again at the end, the better of the two kept: a neighbour busy at the start would
     # otherwise inflate every fraction of it.
+    counter.finish()
+    result["row_seconds"] = counter.row_seconds  # each row's wall time (what the ETA is made of)
     end = sgemm_peak(peak_n, repeat=3 if (tiny or quick) else 5)
     write(f"float32 sgemm at the end: {end:.1f} GFLOP/s")
     peak = max(peak, end)
@@ -202,6 +216,7 @@ def _run(table, cells, scenarios, found, precisions, threads, blas, repeat, quic
         for r in row["results"].values():
             r["peak_fraction"] = r["gflops"] / peak
     result["load_average_end"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
+    result["run_seconds"] = counter.finish()  # the whole run, the sgemm peaks included
     return result
 
 
@@ -250,10 +265,15 @@ def _run_row(scenario, cell, active, found, threads, repeat, quick, tiny, seed, 
     for key, s in zip(keys, samples):
         seconds = statistics.median(s) / impls[key].steps
         gflops = f / seconds / 1e9
+        # The spread of the samples, in the unit of "time": the interquartile range (what the tables and the
+        # chart's error bars show) and the extremes.
+        per_step = np.asarray(s) / impls[key].steps * scale
+        q1, q3 = (float(v) for v in np.percentile(per_step, [25, 75]))
         row["results"][key] = {
             "seconds": seconds, "time": seconds * scale, "gflops": gflops,
             "max_abs_diff": diffs[key][0], "max_rel_diff": diffs[key][1],
             "samples": len(s), "spread": (max(s) - min(s)) / impls[key].steps * scale,
+            "time_q1": q1, "time_q3": q3, "time_min": float(per_step.min()), "time_max": float(per_step.max()),
         }
     ours = row["results"]["rnnfast"]["seconds"]
     for key, r in row["results"].items():

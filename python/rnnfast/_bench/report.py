@@ -1,6 +1,11 @@
-"""The output of a run: the progress line of a row, the Markdown tables and summary, the chart."""
+"""The output of a run: the progress line of a row, the Markdown tables and summary, the chart.
+
+Every time is the median of the samples with their interquartile range in brackets (``0.352 [0.349-0.361]``),
+and the chart's bars have error bars: the speed-ups' range over those quartiles."""
 
 from __future__ import annotations
+
+from typing import Optional
 
 import numpy as np
 
@@ -19,13 +24,13 @@ def write_row(row: dict, found: dict, write) -> None:
     for key, r in row["results"].items():
         flag = "" if r["agrees"] else " DISAGREES"
         if key == "rnnfast":
-            parts.append(f"rnnfast {_fmt_time(r['time'])} {row['unit']} ({r['gflops']:.1f} GFLOP/s)")
+            parts.append(f"rnnfast {_fmt_timed(r)} {row['unit']} ({r['gflops']:.1f} GFLOP/s)")
         elif IMPLEMENTATIONS[key].framework == "rnnfast":
-            parts.append(f"{_label(key, found)} {_fmt_time(r['time'])} ({_fmt_ratio(r['vs_fastest_peer'])} the "
+            parts.append(f"{_label(key, found)} {_fmt_timed(r)} ({_fmt_ratio(r['vs_fastest_peer'])} the "
                          f"fastest peer, {_fmt_ratio(r['vs_float32'])} float32, |err| {r['max_abs_diff']:.1e}{flag})")
         else:
             what = "diff" if r["precision"] == "float32" else "err"
-            parts.append(f"{_label(key, found)} {_fmt_time(r['time'])} ({r['speedup']:.2f}x, "
+            parts.append(f"{_label(key, found)} {_fmt_timed(r)} ({r['speedup']:.2f}x, "
                          f"|{what}| {r['max_abs_diff']:.1e}{flag})")
     write(f"  {title} " + "; ".join(parts))
 
@@ -42,6 +47,23 @@ def _fmt_time(t: float) -> str:
     if t >= 1:
         return f"{t:.2f}"
     return f"{t:.3f}"
+
+
+def _fmt_timed(r: dict) -> str:
+    """A result's median time with the interquartile range of its samples, ``0.352 [0.349-0.361]`` (the median
+    alone for a result written before the quartiles were)."""
+    if "time_q1" not in r:
+        return _fmt_time(r["time"])
+    return f"{_fmt_time(r['time'])} [{_fmt_time(r['time_q1'])}-{_fmt_time(r['time_q3'])}]"
+
+
+def speedup_range(r: dict, ours: dict) -> tuple:
+    """(low, high) of rnnfast's speed-up over the result ``r`` across the samples' quartiles: the peer's first
+    quartile over rnnfast's third, and its third over rnnfast's first; ``(speedup, speedup)`` for a result
+    written without quartiles."""
+    if "time_q1" not in r or "time_q1" not in ours:
+        return r["speedup"], r["speedup"]
+    return r["time_q1"] / ours["time_q3"], r["time_q3"] / ours["time_q1"]
 
 
 def _implementations(result: dict) -> dict:
@@ -82,14 +104,14 @@ def markdown_table(result: dict) -> str:
         ours = row["results"]["rnnfast"]
         unit = " us/step" if scenario.kind == "stream" else " ms"
         cells = [f"{scenario.title} ({scenario.shape_text()})", cell_label(row["cell"]),
-                 _fmt_time(ours["time"]) + unit, f"{ours['gflops']:.1f}", f"{100 * ours['peak_fraction']:.0f}%"]
+                 _fmt_timed(ours) + unit, f"{ours['gflops']:.1f}", f"{100 * ours['peak_fraction']:.0f}%"]
         for key in peers:
             r = row["results"].get(key)
             if r is None:
                 cells.append(_cell(row, key))
             else:
                 flag = " (DISAGREES)" if not r["agrees"] else ""
-                cells.append(f"{_fmt_time(r['time'])} ({r['speedup']:.1f}x){flag}")
+                cells.append(f"{_fmt_timed(r)} ({r['speedup']:.1f}x){flag}")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -120,8 +142,8 @@ def reduced_table(result: dict) -> str:
         unit = " us/step" if scenario.kind == "stream" else " ms"
         best = row.get("fastest_peer")
         cells = [f"{scenario.title} ({scenario.shape_text()})", cell_label(row["cell"]),
-                 f"{impls[best]['label']} {_fmt_time(row['results'][best]['time'])}{unit}" if best else "none",
-                 _fmt_time(row["results"]["rnnfast"]["time"]) + unit]
+                 f"{impls[best]['label']} {_fmt_timed(row['results'][best])}{unit}" if best else "none",
+                 _fmt_timed(row["results"]["rnnfast"]) + unit]
         for key in ours:
             r = row["results"].get(key)
             if r is None:
@@ -129,7 +151,7 @@ def reduced_table(result: dict) -> str:
                 continue
             same = r.get("same_precision_peer")
             flag = " (DISAGREES)" if not r["agrees"] else ""
-            cells += [_fmt_time(r["time"]) + unit + flag, _fmt_ratio(r["vs_fastest_peer"]),
+            cells += [_fmt_timed(r) + unit + flag, _fmt_ratio(r["vs_fastest_peer"]),
                       (f"{_fmt_ratio(r['vs_same_precision_peer'])} ({impls[same]['label']})" if same else "none"),
                       _fmt_ratio(r["vs_float32"])]
         lines.append("| " + " | ".join(cells) + " |")
@@ -173,7 +195,8 @@ def summary(result: dict) -> str:
     lines = [
         "",
         f"rnnfast {result['rnnfast']} ({result['isa']}), {result['threads']} threads for every framework; "
-        f"{_precisions_text(result)}; median of {result['repeat']} interleaved samples; sgemm peak "
+        f"{_precisions_text(result)}; median of {result['repeat']} interleaved samples [their interquartile "
+        f"range]; sgemm peak "
         f"{peak['gflops']:.0f} GFLOP/s (NumPy, {peak['n']}^3, best of the start and the end of the run)"
         + (f"; load average {load[0]:.2f} at the start" if load else "")
         + (f", {result['load_average_end'][0]:.2f} at the end" if result.get("load_average_end") else ""),
@@ -223,9 +246,22 @@ def _precisions_text(result: dict) -> str:
     return "weights in " + ", ".join(precisions) + " (rnnfast float32 always)"
 
 
+#: What ``--plot`` needs, and the extra that installs it.
+PLOT_EXTRA = "plot"
+
+
+def matplotlib_missing() -> Optional[str]:
+    """None if matplotlib can be imported, else why not (what --plot says before the run starts)."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError as exc:
+        return f"{exc}"
+    return None
+
+
 def plot(result: dict, path: str) -> bool:
-    """A PNG of rnnfast's (float32) speed-up over each peer per row (log scale). False if matplotlib is
-    missing."""
+    """A PNG of rnnfast's (float32) speed-up over each peer per row (log scale), each bar with an error bar from
+    the quartiles of both implementations' samples (:func:`speedup_range`). False if matplotlib is missing."""
     try:
         import matplotlib
 
@@ -241,14 +277,28 @@ def plot(result: dict, path: str) -> bool:
     height = 0.8 / max(1, len(peers))
     for j, key in enumerate(peers):
         ys = [i + (j - (len(peers) - 1) / 2) * height for i in range(len(rows))]
-        vals = [r["results"][key]["speedup"] if key in r["results"] else np.nan for r in rows]
-        ax.barh(ys, vals, height=height, label=labels[key]["label"])
+        vals, below, above = [], [], []
+        for r in rows:
+            res = r["results"].get(key)
+            if res is None:
+                vals.append(np.nan)
+                below.append(0.0)
+                above.append(0.0)
+                continue
+            low, high = speedup_range(res, r["results"]["rnnfast"])
+            vals.append(res["speedup"])
+            # The range holds the median's ratio but for rounding; clamped so that an error bar is never negative.
+            below.append(max(0.0, res["speedup"] - low))
+            above.append(max(0.0, high - res["speedup"]))
+        ax.barh(ys, vals, height=height, label=labels[key]["label"], xerr=[below, above],
+                error_kw={"elinewidth": 0.8, "capsize": 1.5, "ecolor": "black"})
     ax.axvline(1.0, color="black", linewidth=0.8)
     ax.set_xscale("log")
     ax.set_yticks(range(len(rows)))
     ax.set_yticklabels(names)
     ax.invert_yaxis()
-    ax.set_xlabel("rnnfast speed-up over the peer (x, log scale; right of 1: rnnfast faster)")
+    ax.set_xlabel("rnnfast speed-up over the peer (x, log scale; right of 1: rnnfast faster)\n"
+                  "error bars: the speed-up between both implementations' sample quartiles")
     threads = f"{result['threads']} thread" + ("s" if result["threads"] != 1 else "")
     ax.set_title(f"rnnfast {result['rnnfast']}, float32, {threads}, {_short_cpu(result)}")
     ax.legend(loc="best", fontsize="small")
