@@ -59,7 +59,7 @@ def is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def base_class_name(model: RNNBase) -> str:
+def base_class_name(model: RNNBase[Any]) -> str:
     """The rnnfast class a subclass of a layer is saved as (it loads as that class)."""
     for name, cls in LAYER_CLASSES.items():
         if isinstance(model, cls):
@@ -67,7 +67,7 @@ def base_class_name(model: RNNBase) -> str:
     raise TypeError(f"model must be an rnnfast RNN, LSTM or GRU layer, got {type(model).__name__}")
 
 
-def layer_record(model: RNNBase) -> tuple[str, int, dict[str, Any]]:
+def layer_record(model: RNNBase[Any]) -> tuple[str, int, dict[str, Any]]:
     """(class name, format version, configuration) of ``model``: the oldest version that holds it, 3 for a cell
     variant or a reverse direction, else 2 (which an rnnfast without the cell variants reads)."""
     version = 3 if model.variant_options() or model.direction == "reverse" else 2
@@ -113,8 +113,8 @@ def layer_builder(class_name: Any, config: Any, version: int, rng: np.random.Gen
     else:
         expected = {name: (tuple(shape), model.dtype) for name, shape in shapes.items()}
 
-    def finish(params: dict[str, np.ndarray]) -> RNNBase:
-        layer: RNNBase = model
+    def finish(params: dict[str, np.ndarray]) -> RNNBase[Any]:
+        layer: RNNBase[Any] = model
         try:
             if weight_dtype in REDUCED_WEIGHT_DTYPES:
                 # The quantized layer of this configuration, then the saved parameters in place of its own (what
@@ -128,7 +128,7 @@ def layer_builder(class_name: Any, config: Any, version: int, rng: np.random.Gen
     return expected, finish
 
 
-def _check_config(class_name: Any, config: Any, version: int) -> tuple[type[RNNBase], dict[str, Any], str]:
+def _check_config(class_name: Any, config: Any, version: int) -> tuple[type[RNNBase[Any]], dict[str, Any], str]:
     """The layer class, the constructor's keyword arguments and the weight dtype of a recorded configuration."""
     cls = LAYER_CLASSES.get(class_name) if isinstance(class_name, str) else None
     if cls is None:

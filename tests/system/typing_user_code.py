@@ -111,6 +111,17 @@ norm: float = nn.clip_grad_norm([lstm, head], max_norm=1.0)
 opt.step()
 
 
+# --- Whole models: Sequential, fit, save and load.
+model = nn.Sequential(rnnfast.GRU(8, 16, seed=0), nn.LastStep(), nn.Linear(16, 3, seed=1))
+assert_type(model(x), np.ndarray)
+assert_type(model.forward(x, training=True, lengths=[5, 3]), np.ndarray)
+assert_type(model.predict(x, batch_size=1), np.ndarray)
+history = nn.fit(model, x, np.array([0, 2]), loss="cross_entropy", optimizer="adam", epochs=1, verbose=0)
+assert_type(history, nn.History)
+assert_type(history.history["loss"], list[float])
+rnnfast.save("model.npz", model)
+assert_type(rnnfast.load("model.npz"), rnnfast.Model)
+
 # --- Mistakes that must be type errors.
 def gru_state_as_a_pair(seq: np.ndarray) -> np.ndarray:
     _, (h_n, c_n) = rnnfast.GRU(8, 16)(seq)  # a GRU's state is one array: h_n is a row of it, Any to NumPy

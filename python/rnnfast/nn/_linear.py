@@ -144,7 +144,8 @@ class Linear:
         if "bias" in self._params:
             self.grads["bias"] += d2.sum(axis=0)
         self._saved_x = None
-        return d_y @ self._params["weight"]
+        d_x: np.ndarray = d_y @ self._params["weight"]
+        return d_x
 
     def __repr__(self) -> str:
         extra = "" if "bias" in self._params else ", bias=False"

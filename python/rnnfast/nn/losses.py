@@ -29,7 +29,8 @@ def softmax(logits: ArrayLike, axis: int = -1) -> np.ndarray:
     z = _float_input("logits", logits)
     z = z - z.max(axis=axis, keepdims=True)
     e = np.exp(z)
-    return e / e.sum(axis=axis, keepdims=True)
+    probabilities: np.ndarray = e / e.sum(axis=axis, keepdims=True)
+    return probabilities
 
 
 def one_hot(indices: ArrayLike, num_classes: int, dtype: Any = "float32") -> np.ndarray:
@@ -45,7 +46,7 @@ def one_hot(indices: ArrayLike, num_classes: int, dtype: Any = "float32") -> np.
     return out
 
 
-def _mask_weights(mask: Optional[ArrayLike], shape: tuple, dtype: np.dtype, what: str) -> Optional[np.ndarray]:
+def _mask_weights(mask: Optional[ArrayLike], shape: tuple[int, ...], dtype: np.dtype, what: str) -> Optional[np.ndarray]:
     if mask is None:
         return None
     m = np.asarray(mask)

@@ -27,7 +27,7 @@ def _nonnegative(name: str, value: Any, *, below_one: bool = False) -> float:
     return v
 
 
-def _modules(modules: Any) -> list:
+def _modules(modules: Any) -> list[Any]:
     """A module or an iterable of modules -> a list, each checked to have ``parameters()`` and ``grads``."""
     if hasattr(modules, "parameters") and hasattr(modules, "grads"):
         modules = [modules]
@@ -48,7 +48,7 @@ def _modules(modules: Any) -> list:
     return mods
 
 
-def _pairs(modules: list) -> Iterator[tuple[int, str, np.ndarray, np.ndarray]]:
+def _pairs(modules: list[Any]) -> Iterator[tuple[int, str, np.ndarray, np.ndarray]]:
     """(module index, name, parameter, gradient) for every parameter of every module, shapes checked."""
     for i, m in enumerate(modules):
         grads = m.grads
@@ -104,7 +104,7 @@ class _Optimizer:
         for m in self.modules:
             m.zero_grad()
 
-    def _items(self) -> list[tuple[dict, np.ndarray, np.ndarray]]:
+    def _items(self) -> list[tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]]:
         # Checked all first, so that a bad gradient leaves every parameter untouched.
         return [(self.state.setdefault((i, name), {}), p, g) for i, name, p, g in _pairs(self.modules)]
 

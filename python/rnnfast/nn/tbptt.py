@@ -75,7 +75,7 @@ class TruncatedBPTT:
         return np.array(state, copy=True)
 
     def chunks(self, *arrays: ArrayLike, chunk_len: Optional[int] = None, axis: Optional[int] = None
-               ) -> Iterator[Union[np.ndarray, tuple]]:
+               ) -> Iterator[Union[np.ndarray, tuple[np.ndarray, ...]]]:
         """Split ``arrays`` (all the same length on the time axis) into consecutive chunks.
 
         The time axis is 1 for a ``batch_first`` layer's 3-D input, else 0 (pass ``axis`` to override).
@@ -127,7 +127,8 @@ class TruncatedBPTT:
         self._check_chunk(x)
         out, state = self.layer.forward(x, self._state, training=training)
         self._state = self._detach(state)
-        return out
+        result: np.ndarray = out
+        return result
 
     def backward(self, d_out: ArrayLike) -> np.ndarray:
         """Backward through the last chunk only (no gradient flows into the carried state); returns ``d_x``.
@@ -135,4 +136,5 @@ class TruncatedBPTT:
         Parameter gradients are added into ``layer.grads``.
         """
         d_x, _ = self.layer.backward(d_out, None)
-        return d_x
+        result: np.ndarray = d_x
+        return result
