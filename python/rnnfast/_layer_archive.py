@@ -10,18 +10,20 @@ message says what (the reader adds the file's name).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Optional
 
 import numpy as np
 
 from ._quantized import quantized_parameter_spec
 from ._reference_reduced import REDUCED_WEIGHT_DTYPES
-from ._rnn_base import RNNBase
+from ._cells import cell_facts
+from ._rnn_base import RNNBase, parameter_count
 from ._variants import Activation
 from .layers import GRU, LSTM, RNN
 from .quantization import quantize
 
 __all__ = ["InvalidFile", "LAYER_CLASSES", "LAYER_FORMAT_VERSION", "layer_record", "layer_builder", "is_number",
+           "layer_values", "check_values_fit",
            "Expected", "Finish"]
 
 #: The parameters a file must hold for a model: name -> (shape, dtype).
@@ -88,7 +90,8 @@ def layer_record(model: RNNBase[Any]) -> tuple[str, int, dict[str, Any]]:
     return base_class_name(model), version, config
 
 
-def layer_builder(class_name: Any, config: Any, version: int, rng: np.random.Generator) -> tuple[Expected, Finish]:
+def layer_builder(class_name: Any, config: Any, version: int, rng: np.random.Generator,
+                  max_values: Optional[int] = None) -> tuple[Expected, Finish]:
     """Check a layer's recorded configuration and make the layer.
 
     Returns
@@ -103,6 +106,7 @@ def layer_builder(class_name: Any, config: Any, version: int, rng: np.random.Gen
         If the configuration is not one this version describes, or the layer refuses it.
     """
     cls, config, weight_dtype = _check_config(class_name, config, version)
+    check_values_fit(layer_values(class_name, config), max_values, config)
     try:
         model = cls(**config, seed=rng)
     except (TypeError, ValueError, MemoryError) as exc:
@@ -126,6 +130,27 @@ def layer_builder(class_name: Any, config: Any, version: int, rng: np.random.Gen
         return layer
 
     return expected, finish
+
+
+_CELL_OF_CLASS = {"RNN": "rnn_tanh", "LSTM": "lstm", "GRU": "gru"}
+
+
+def layer_values(class_name: str, config: dict[str, Any]) -> int:
+    """The number of parameter values a layer of the checked ``config`` has, computed without making it."""
+    return parameter_count(config["input_size"], config["hidden_size"], config["num_layers"],
+                           cell_facts(_CELL_OF_CLASS[class_name]).gates, 2 if config["bidirectional"] else 1,
+                           config["bias"], config.get("proj_size", 0), config.get("peepholes", False))
+
+
+def check_values_fit(values: int, max_values: Optional[int], config: Any) -> None:
+    """Refuse a configuration with more parameter values than the file can hold (``max_values``, None: no bound).
+
+    Every value is stored in the file, in at least one byte: a damaged or edited configuration claiming a
+    huge layer would otherwise allocate (and draw) all of it before its missing parameters are noticed.
+    """
+    if max_values is not None and values > max_values:
+        raise InvalidFile(f"config {config} describes {values} parameter values, more than the file's "
+                          f"{max_values} bytes can hold: the file was damaged or edited")
 
 
 def _check_config(class_name: Any, config: Any, version: int) -> tuple[type[RNNBase[Any]], dict[str, Any], str]:

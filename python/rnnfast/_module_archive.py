@@ -10,12 +10,13 @@ and returns what parameters the file must hold and how to make the model from th
 
 from __future__ import annotations
 
-from typing import Any, Callable
+import math
+from typing import Any, Callable, Optional
 
 import numpy as np
 
-from ._layer_archive import (LAYER_CLASSES, LAYER_FORMAT_VERSION, Expected, Finish, InvalidFile, is_number,
-                             layer_builder, layer_record)
+from ._layer_archive import (LAYER_CLASSES, LAYER_FORMAT_VERSION, Expected, Finish, InvalidFile, check_values_fit,
+                             is_number, layer_builder, layer_record)
 from ._rnn_base import RNNBase
 from .nn import _linear, activations, dropout, embedding, last_step, sequential
 
@@ -95,28 +96,33 @@ def record(model: Any) -> tuple[str, dict[str, Any], dict[str, np.ndarray], int]
 
 
 def builder(class_name: Any, config: Any, version: int, rng: np.random.Generator,
-            path: str = "") -> tuple[Expected, Finish]:
+            path: str = "", max_values: Optional[int] = None) -> tuple[Expected, Finish]:
     """Check a recorded model and make it (see :func:`rnnfast._layer_archive.layer_builder`).
 
     ``path`` is where in a Sequential the model sits ('' at the top, else e.g. ``"modules[2] '2'"``), for the
     messages; the names in the returned ``expected`` are those stored in the file for this model alone (a
-    Sequential prefixes its children's).
+    Sequential prefixes its children's). ``max_values`` bounds the parameter values the model may have (the
+    file's size: each is stored in at least one byte), checked before anything is allocated.
     """
     where = f"{path}: " if path else ""
     if class_name in LAYER_CLASSES:
         try:
-            return layer_builder(class_name, config, version, rng)
+            return layer_builder(class_name, config, version, rng, max_values)
         except InvalidFile as exc:
             raise InvalidFile(f"{where}{exc}") from exc.__cause__
     if version < MODEL_FORMAT_VERSION:
         raise InvalidFile(f"{where}class must be one of {sorted(LAYER_CLASSES)} in format version {version}, got "
                           f"{class_name!r}")
     if class_name == "Sequential":
-        return _sequential_builder(config, rng, path)
+        return _sequential_builder(config, rng, path, max_values)
     if not isinstance(class_name, str) or class_name not in _SPECS:
         raise InvalidFile(f"{where}class must be one of {MODULE_CLASSES}, got {class_name!r}")
     cls, types, _ = _SPECS[class_name]
     kwargs = _checked_config(class_name, config, types, where)
+    try:
+        check_values_fit(_module_values(cls, kwargs), max_values, config)
+    except InvalidFile as exc:
+        raise InvalidFile(f"{where}{exc}") from None
     if cls in (embedding.Embedding, dropout.Dropout):
         kwargs["seed"] = rng
     try:
@@ -157,7 +163,18 @@ def _checked_config(class_name: str, config: Any, types: dict[str, Any], where: 
     return dict(config)
 
 
-def _sequential_builder(config: Any, rng: np.random.Generator, path: str) -> tuple[Expected, Finish]:
+def _module_values(cls: type, kwargs: dict[str, Any]) -> int:
+    """The number of parameter values of the nn module ``cls(**kwargs)``, computed without making it."""
+    if cls is _linear.Linear:
+        return int(kwargs["in_features"]) * int(kwargs["out_features"]) + (
+            int(kwargs["out_features"]) if kwargs["bias"] else 0)
+    if cls is embedding.Embedding:
+        return int(kwargs["num_embeddings"]) * int(kwargs["embedding_dim"])
+    return 0  # the other modules have no parameters
+
+
+def _sequential_builder(config: Any, rng: np.random.Generator, path: str,
+                        max_values: Optional[int]) -> tuple[Expected, Finish]:
     where = f"{path}: " if path else ""
     if not isinstance(config, dict) or set(config) != {"modules"} or not isinstance(config["modules"], list):
         raise InvalidFile(f"{where}config of a Sequential must be an object with exactly the key 'modules', a list")
@@ -185,7 +202,10 @@ def _sequential_builder(config: Any, rng: np.random.Generator, path: str) -> tup
             version = recorded_version
         elif recorded_version is not None:
             raise InvalidFile(f"{label}: only a layer records a format_version")
-        child_expected, child_finish = builder(entry["class"], entry["config"], version, rng, f"{label} {name!r}")
+        # What the children before this one took leaves less for it: the bound holds for the whole model.
+        remaining = None if max_values is None else max_values - sum(math.prod(s) for s, _ in expected.values())
+        child_expected, child_finish = builder(entry["class"], entry["config"], version, rng, f"{label} {name!r}",
+                                               remaining)
         expected.update({f"{name}.{k}": v for k, v in child_expected.items()})
         children.append((name, child_finish))
     if not children:

@@ -62,12 +62,10 @@ def _dropout_prob(value: Any) -> float:
     return p
 
 
-def _check_parameter_memory(title: str, I: int, H: int, L: int, G: int, D: int, bias: bool, dtype: np.dtype,
-                            proj_size: int = 0, peepholes: bool = False) -> None:
-    """Raise MemoryError before drawing any parameter if the parameters and their gradients cannot be had.
+def parameter_count(I: int, H: int, L: int, G: int, D: int, bias: bool, proj_size: int = 0,
+                    peepholes: bool = False) -> int:
+    """The number of parameter values of a layer (all layers and directions): exact, in Python integers.
 
-    The count is exact (Python integers do not overflow); a trial ``np.empty`` of that size, never touched,
-    fails at once when the memory cannot be allocated, instead of after many layers have been drawn.
     ``proj_size`` P > 0 adds ``weight_hr`` (P, H) and makes h (and layer k > 0's input per direction) P
     wide; ``peepholes`` adds ``weight_ch`` (3H,).
     """
@@ -75,7 +73,17 @@ def _check_parameter_memory(title: str, I: int, H: int, L: int, G: int, D: int, 
     extra = proj_size * H + (3 * H if peepholes else 0)
     per_direction_first = G * H * (I + R + (2 if bias else 0)) + extra
     per_direction_rest = G * H * (D * R + R + (2 if bias else 0)) + extra
-    count = D * (per_direction_first + (L - 1) * per_direction_rest)
+    return D * (per_direction_first + (L - 1) * per_direction_rest)
+
+
+def _check_parameter_memory(title: str, I: int, H: int, L: int, G: int, D: int, bias: bool, dtype: np.dtype,
+                            proj_size: int = 0, peepholes: bool = False) -> None:
+    """Raise MemoryError before drawing any parameter if the parameters and their gradients cannot be had.
+
+    The count is exact (:func:`parameter_count`); a trial ``np.empty`` of that size, never touched, fails at
+    once when the memory cannot be allocated, instead of after many layers have been drawn.
+    """
+    count = parameter_count(I, H, L, G, D, bias, proj_size, peepholes)
     try:
         np.empty(2 * count, dtype=dtype)  # parameters and their gradients
     except (MemoryError, ValueError):

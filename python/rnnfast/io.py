@@ -270,6 +270,8 @@ def _read(f: BinaryIO, rng: np.random.Generator) -> Model:
         raise InvalidFile("not an rnnfast model file (it is not a .npz archive)")
     if start is None:
         raise TypeError("load needs a seekable file object (a .npz is a zip archive, read out of order)")
+    f.seek(0, os.SEEK_END)
+    size = f.tell() - start  # every parameter value is stored in the file: a bound on what it may describe
     f.seek(start)
     try:
         archive = np.load(f, allow_pickle=False)
@@ -282,7 +284,7 @@ def _read(f: BinaryIO, rng: np.random.Generator) -> Model:
         meta = _read_meta(_member(archive, _META_KEY))
         version = _check_meta(meta)
         recorded = meta["parameters"]
-        expected, finish = builder(meta["class"], meta["config"], version, rng)
+        expected, finish = builder(meta["class"], meta["config"], version, rng, max_values=size)
         _check_names("entries", names - {_META_KEY}, expected)
         _check_names("parameters recorded in the metadata", set(recorded), expected)
         params = {name: _parameter(archive, name, shape, dtype, recorded[name])

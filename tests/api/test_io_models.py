@@ -9,6 +9,7 @@ import io
 import json
 import os
 import pickle
+import tracemalloc
 import zipfile
 
 import numpy as np
@@ -358,3 +359,31 @@ def test_a_damaged_member_chains_the_readers_error(saved):
     with pytest.raises(ValueError, match=rf"{path}.*'4.weight' cannot be read") as exc:
         rnnfast.load(path)
     assert isinstance(exc.value.__cause__, zipfile.BadZipFile)
+
+
+# A few bytes claiming a model of hundreds of megabytes: refused from the configuration alone, before anything of
+# that size is allocated or drawn (found by the load fuzzer's author: a 5 KB file with hidden_size=3000 took 8 s
+# and 450 MB before its missing parameters were noticed).
+BIG_CLAIMS = {
+    "a layer alone": (lambda m: m["config"].update(hidden_size=3000), "layer"),
+    "a layer in a Sequential": (lambda m: _modules(m)[1]["config"].update(hidden_size=3000), "sequential"),
+    "an Embedding": (lambda m: _modules(m)[0]["config"].update(num_embeddings=10 ** 7), "sequential"),
+    "a Linear": (lambda m: _modules(m)[4]["config"].update(in_features=10 ** 7), "sequential"),
+}
+
+
+@pytest.mark.parametrize("claim", list(BIG_CLAIMS))
+def test_a_configuration_bigger_than_the_file_is_refused_before_allocating(claim, tmp_path):
+    change, kind = BIG_CLAIMS[claim]
+    path = tmp_path / "model.npz"
+    rnnfast.save(path, rnnfast.LSTM(4, 8, seed=0) if kind == "layer" else _token_model())
+    _edit_meta(path, change)
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValueError, match=r"parameter values, more than the file's \d+ bytes can hold") as info:
+            rnnfast.load(path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert str(path) in str(info.value)
+    assert peak < 20 * 2 ** 20, f"load allocated {peak / 2 ** 20:.0f} MiB before refusing the file"
