@@ -118,26 +118,40 @@ inline void put(std::vector<std::uint8_t>& out, std::uint64_t value, int bytes) 
   for (int i = 0; i < bytes; ++i) out.push_back(static_cast<std::uint8_t>(value >> (8 * i)));
 }
 
-// A stored zip archive of the entries (name, bytes), as Python's zipfile writes one (without ZIP64).
-inline std::vector<std::uint8_t> zip(const std::vector<std::pair<std::string, std::vector<std::uint8_t>>>& entries) {
+// A stored zip archive of the entries (name, bytes), as Python's zipfile writes one; with `zip64`, every
+// size and offset in the ZIP64 extra fields and the ZIP64 end record (as a writer must past 4 GiB).
+inline std::vector<std::uint8_t> zip(const std::vector<std::pair<std::string, std::vector<std::uint8_t>>>& entries,
+                                     bool zip64 = false) {
+  const std::uint64_t wide = 0xffffffffu;
   std::vector<std::uint8_t> out, directory;
   for (const auto& [name, data] : entries) {
     const std::uint32_t crc = rnnfast::model::crc32(data.data(), data.size());
     const std::size_t offset = out.size();
-    put(out, 0x04034b50, 4), put(out, 20, 2), put(out, 0, 2), put(out, 0, 2), put(out, 0, 4), put(out, crc, 4);
+    put(out, 0x04034b50, 4), put(out, 45, 2), put(out, 0, 2), put(out, 0, 2), put(out, 0, 4), put(out, crc, 4);
     put(out, data.size(), 4), put(out, data.size(), 4), put(out, name.size(), 2), put(out, 0, 2);
     out.insert(out.end(), name.begin(), name.end());
     out.insert(out.end(), data.begin(), data.end());
-    put(directory, 0x02014b50, 4), put(directory, 20, 2), put(directory, 20, 2), put(directory, 0, 2);
-    put(directory, 0, 2), put(directory, 0, 4), put(directory, crc, 4), put(directory, data.size(), 4);
-    put(directory, data.size(), 4), put(directory, name.size(), 2), put(directory, 0, 2), put(directory, 0, 2);
-    put(directory, 0, 2), put(directory, 0, 2), put(directory, 0, 4), put(directory, offset, 4);
+    put(directory, 0x02014b50, 4), put(directory, 45, 2), put(directory, 45, 2), put(directory, 0, 2);
+    put(directory, 0, 2), put(directory, 0, 4), put(directory, crc, 4), put(directory, zip64 ? wide : data.size(), 4);
+    put(directory, zip64 ? wide : data.size(), 4), put(directory, name.size(), 2), put(directory, zip64 ? 28 : 0, 2);
+    put(directory, 0, 2), put(directory, 0, 2), put(directory, 0, 2), put(directory, 0, 4);
+    put(directory, zip64 ? wide : offset, 4);
     directory.insert(directory.end(), name.begin(), name.end());
+    if (zip64)  // id 1: uncompressed size, compressed size, local header offset
+      put(directory, 1, 2), put(directory, 24, 2), put(directory, data.size(), 8), put(directory, data.size(), 8),
+          put(directory, offset, 8);
   }
   const std::size_t directory_offset = out.size();
   out.insert(out.end(), directory.begin(), directory.end());
-  put(out, 0x06054b50, 4), put(out, 0, 2), put(out, 0, 2), put(out, entries.size(), 2), put(out, entries.size(), 2);
-  put(out, directory.size(), 4), put(out, directory_offset, 4), put(out, 0, 2);
+  if (zip64) {
+    const std::size_t record = out.size();
+    put(out, 0x06064b50, 4), put(out, 44, 8), put(out, 45, 2), put(out, 45, 2), put(out, 0, 4), put(out, 0, 4);
+    put(out, entries.size(), 8), put(out, entries.size(), 8), put(out, directory.size(), 8), put(out, directory_offset, 8);
+    put(out, 0x07064b50, 4), put(out, 0, 4), put(out, record, 8), put(out, 1, 4);
+  }
+  put(out, 0x06054b50, 4), put(out, 0, 2), put(out, 0, 2), put(out, zip64 ? 0xffff : entries.size(), 2);
+  put(out, zip64 ? 0xffff : entries.size(), 2), put(out, zip64 ? wide : directory.size(), 4);
+  put(out, zip64 ? wide : directory_offset, 4), put(out, 0, 2);
   return out;
 }
 
@@ -187,10 +201,10 @@ inline std::string meta_json(const rnnfast_config& c, const std::vector<Array>& 
 }
 
 // A whole model file of `c` with `arrays` and the metadata text `meta`.
-inline std::vector<std::uint8_t> model_file(const std::vector<Array>& arrays, const std::string& meta) {
+inline std::vector<std::uint8_t> model_file(const std::vector<Array>& arrays, const std::string& meta, bool zip64 = false) {
   std::vector<std::pair<std::string, std::vector<std::uint8_t>>> entries = {{"__rnnfast__.npy", npy_text(meta)}};
   for (const Array& a : arrays) entries.emplace_back(a.name + ".npy", npy(npy_descr(a.dtype), a.shape, a.bytes));
-  return zip(entries);
+  return zip(entries, zip64);
 }
 
 // The status of a call, with the last error's text in a failure message.

@@ -109,6 +109,8 @@ TEST(capi, null_pointers_are_errors) {
   CHECK_STATUS(rnnfast_forward(m, 0, 2, nullptr, 0, nullptr, 0, nullptr, 0, nullptr, 0, nullptr, 0, h.data(), h.size(),
                                nullptr, 0),
                RNNFAST_OK);
+  CHECK_STATUS(rnnfast_forward(m, 3, 0, nullptr, 0, nullptr, 0, nullptr, 0, nullptr, 0, nullptr, 0, nullptr, 0, nullptr, 0),
+               RNNFAST_OK);  // an empty batch
   rnnfast_model_free(m);
   rnnfast_model_free(nullptr);
   rnnfast_stepper_free(nullptr);

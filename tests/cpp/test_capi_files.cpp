@@ -140,11 +140,13 @@ TEST(capi, a_written_file_loads_as_the_model_of_its_arrays) {
     const std::vector<rnnfast_tensor> t = capi_test::tensors(arrays);
     rnnfast_model *made = nullptr, *loaded = nullptr;
     CHECK_STATUS(rnnfast_model_create(&k, t.data(), t.size(), &made), RNNFAST_OK);
-    CHECK_STATUS(load(capi_test::model_file(arrays, capi_test::meta_json(k, arrays)), &loaded), RNNFAST_OK);
-    const std::vector<float> want = results(made), got = results(loaded);
-    CHECK(!want.empty() && check::bitwise_equal(got, want), "the loaded model's results differ");
+    for (bool zip64 : {false, true}) {
+      CHECK_STATUS(load(capi_test::model_file(arrays, capi_test::meta_json(k, arrays), zip64), &loaded), RNNFAST_OK);
+      const std::vector<float> want = results(made), got = results(loaded);
+      CHECK(!want.empty() && check::bitwise_equal(got, want), "the loaded model's results differ, zip64 ", zip64);
+      rnnfast_model_free(loaded);
+    }
     rnnfast_model_free(made);
-    rnnfast_model_free(loaded);
   }
   // Format versions 1 and 2 (no cell options; version 1 without weight_dtype): float layers of PyTorch's cells.
   c = config_of(RNNFAST_CELL_LSTM, 3, 4);
@@ -158,14 +160,17 @@ TEST(capi, a_written_file_loads_as_the_model_of_its_arrays) {
 
 // A small model file, its results, and the status of loading a changed copy.
 struct SmallFile {
+  explicit SmallFile(bool zip64 = false) : bytes(capi_test::model_file(arrays, meta, zip64)) {}
   rnnfast_config config = config_of(RNNFAST_CELL_GRU, 2, 3);
   std::vector<Array> arrays = capi_test::random_parameters(config, 13);
   std::string meta = capi_test::meta_json(config, arrays);
-  std::vector<std::uint8_t> bytes = capi_test::model_file(arrays, meta);
+  std::vector<std::uint8_t> bytes;
 };
 
-TEST(capi, every_truncation_and_every_flipped_byte_is_refused_or_harmless) {
-  const SmallFile f;
+// Loads every truncation of the small file and the file with a byte flipped at every position (three ways).
+void truncate_and_flip_everywhere(bool zip64) {
+  check::Context ctx("zip64 ", zip64);
+  const SmallFile f(zip64);
   rnnfast_model* m = nullptr;
   CHECK_STATUS(load(f.bytes, &m), RNNFAST_OK);
   const std::vector<float> want = results(m);
@@ -192,6 +197,11 @@ TEST(capi, every_truncation_and_every_flipped_byte_is_refused_or_harmless) {
       }
     }
   CHECK(refused > 10 * loaded, "most flips are refused: ", refused, " refused, ", loaded, " loaded");
+}
+
+TEST(capi, every_truncation_and_every_flipped_byte_is_refused_or_harmless) {
+  truncate_and_flip_everywhere(false);
+  truncate_and_flip_everywhere(true);
 }
 
 // `text` with its first occurrence of `from` replaced by `to` (which the test expects to be there).
