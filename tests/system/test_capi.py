@@ -8,8 +8,12 @@ in chunks). And a few refusals end to end (the C++ tests, tests/cpp/test_capi*.c
 
 The driver is built by CMake with ``-DRNNFAST_BUILD_TESTS=ON`` (the C API is on by default outside a wheel build);
 point ``RNNFAST_CAPI_DRIVER`` at it (.ci/capi does). Without it these tests are skipped.
-``RNNFAST_CAPI_EMULATOR`` (e.g. ``qemu-aarch64``) runs a cross-built driver under an emulator; the results are then
-compared with the Python layer running the same instruction set's kernels (set ``RNNFAST_ISA`` for both).
+``RNNFAST_CAPI_EMULATOR`` (e.g. ``qemu-aarch64``) runs a cross-built driver under an emulator, against the Python
+layer on this machine's kernels (``RNNFAST_ISA`` then names the Python layer's, not the driver's). aarch64's NEON
+kernels give the bits of x86-64's AVX2 and AVX-512 kernels (both fuse multiply-adds; the generic x86 path does
+not) for PyTorch's cells and int8/bf16, so .ci/capi compares them with ``RNNFAST_ISA=avx2``; the LSTM's and GRU's
+cell variants run their gate arithmetic differently there (measured: about 1e-7 relative, 1 or 2 ulps of the
+largest output), so under an emulator those are compared within ``EMULATED_VARIANT_TOLERANCE``.
 """
 
 from __future__ import annotations
@@ -35,15 +39,27 @@ pytestmark = pytest.mark.skipif(
 
 
 def run_driver(*args, expect_ok=True):
-    proc = subprocess.run(EMULATOR + [DRIVER, *map(str, args)], capture_output=True, text=True, timeout=300)
+    env = dict(os.environ)
+    if EMULATOR:  # RNNFAST_ISA names the Python layer's instruction set, which the emulated driver may not have
+        env.pop("RNNFAST_ISA", None)
+    proc = subprocess.run(EMULATOR + [DRIVER, *map(str, args)], capture_output=True, text=True, timeout=300, env=env)
     if expect_ok:
         assert proc.returncode == 0, proc.stderr
     return proc
 
 
-def same_bits(got: np.ndarray, want: np.ndarray) -> bool:
+#: Relative to the largest magnitude of the compared array (see the module's docstring).
+EMULATED_VARIANT_TOLERANCE = 1e-6
+
+
+def same_bits(got: np.ndarray, want: np.ndarray, model=None) -> bool:
     want = np.ascontiguousarray(want, dtype=np.float32)
-    return got.shape == want.shape and got.view(np.uint32).tobytes() == want.view(np.uint32).tobytes()
+    if got.shape != want.shape:
+        return False
+    if EMULATOR and model is not None and model.is_variant and not isinstance(model, rnnfast.RNN):
+        scale = float(np.abs(want).max()) if want.size else 0.0
+        return bool(np.all(np.abs(got - want) <= EMULATED_VARIANT_TOLERANCE * scale))
+    return got.view(np.uint32).tobytes() == want.view(np.uint32).tobytes()
 
 
 def read(path: Path, shape) -> np.ndarray:
@@ -122,9 +138,9 @@ def test_forward_equals_the_python_layer(tmp_path, name, case):
     out, h_n = model(x, state, lengths=lengths)
     if lstm:
         h_n, c_n = h_n
-        assert same_bits(read(tmp_path / "c_n.bin", c_n.shape), c_n)
-    assert same_bits(read(tmp_path / "out.bin", out.shape), out)
-    assert same_bits(read(tmp_path / "h_n.bin", h_n.shape), h_n)
+        assert same_bits(read(tmp_path / "c_n.bin", c_n.shape), c_n, model)
+    assert same_bits(read(tmp_path / "out.bin", out.shape), out, model)
+    assert same_bits(read(tmp_path / "h_n.bin", h_n.shape), h_n, model)
 
 
 @pytest.mark.parametrize("name", sorted(n for n, (_, kw, _) in MODELS.items()
@@ -142,12 +158,12 @@ def test_stepper_equals_the_python_stepper(tmp_path, name, chunk):
     run_driver("stepper", tmp_path / "m.npz", T, B, tmp_path / "x.bin", tmp_path, "--chunk", chunk)
     stepper = model.stepper(batch=B)
     want = np.stack([stepper.step(x[t]) for t in range(T)])
-    assert same_bits(read(tmp_path / "out.bin", want.shape), want)
+    assert same_bits(read(tmp_path / "out.bin", want.shape), want, model)
     state = stepper.state
     h, c = state if isinstance(model, rnnfast.LSTM) else (state, None)
-    assert same_bits(read(tmp_path / "h.bin", h.shape), h)
+    assert same_bits(read(tmp_path / "h.bin", h.shape), h, model)
     if c is not None:
-        assert same_bits(read(tmp_path / "c.bin", c.shape), c)
+        assert same_bits(read(tmp_path / "c.bin", c.shape), c, model)
     if not model.batch_first:  # and the layer's forward over the whole sequence: the same bits
         assert same_bits(want, model(x)[0])
 

@@ -76,7 +76,7 @@ struct DirectionCall {
 };
 
 void run_direction(const LayerConfig& c, const DirectionWeights& w, int slot, const DirectionCall& d) {
-  const std::int64_t H = c.hidden_size, R = c.state_size(), T = d.seq_len, B = d.batch;
+  const std::int64_t H = c.hidden_size, T = d.seq_len, B = d.batch;
   const bool lstm = c.family == Family::kLstm;
   if (c.quantized()) {
     if (T == 0 || B == 0) {  // no kernel call: the state passes through (_reduced_native.reduced_forward)
@@ -117,7 +117,6 @@ void run_direction(const LayerConfig& c, const DirectionWeights& w, int slot, co
     a.out = d.out, a.h_n = d.h_n, a.c_n = lstm ? d.c_n : nullptr, a.lengths = d.lengths;
     variant_forward(a);
   }
-  (void)R;
 }
 
 // `v` resized to n elements, at least 1: the kernels take no null array, even an empty one.
