@@ -64,5 +64,8 @@ if(rnnfast_type STREQUAL "STATIC_LIBRARY")
 else()
   set(RNNFAST_PC_LIBS "-lrnnfast")
 endif()
+# Relocatable: the prefix is found from where the file is (pkg-config's pcfiledir), so that
+# `cmake --install --prefix` anywhere gives a working file.
+file(RELATIVE_PATH RNNFAST_PC_TO_PREFIX "/prefix/${CMAKE_INSTALL_LIBDIR}/pkgconfig" "/prefix")
 configure_file(cmake/rnnfast.pc.in "${CMAKE_CURRENT_BINARY_DIR}/rnnfast.pc" @ONLY)
 install(FILES "${CMAKE_CURRENT_BINARY_DIR}/rnnfast.pc" DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)

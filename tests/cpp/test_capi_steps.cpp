@@ -111,6 +111,24 @@ TEST(capi, a_stepper_gives_the_forward_bits) {
   }
 }
 
+TEST(capi, a_batch_first_stepper_takes_chunks_in_the_model_layout) {
+  rnnfast_config c = config_of(RNNFAST_CELL_GRU, 3, 5);
+  c.batch_first = 1;
+  rnnfast_model* m = make(c, 51);
+  const std::int64_t T = 4, B = 3;
+  const std::vector<float> x = random(B * T * 3, 52);  // (B, T, I)
+  std::vector<float> want(B * T * 5), got(B * T * 5);
+  CHECK_STATUS(rnnfast_forward(m, T, B, x.data(), x.size(), nullptr, 0, nullptr, 0, nullptr, 0, want.data(), want.size(),
+                               nullptr, 0, nullptr, 0),
+               RNNFAST_OK);
+  rnnfast_stepper* s = nullptr;
+  CHECK_STATUS(rnnfast_stepper_create(m, B, &s), RNNFAST_OK);
+  CHECK_STATUS(rnnfast_stepper_run(s, T, x.data(), x.size(), got.data(), got.size()), RNNFAST_OK);
+  CHECK(check::bitwise_equal(got, want), "a (B, T, I) chunk differs from the forward at ", check::first_difference(got, want));
+  rnnfast_stepper_free(s);
+  rnnfast_model_free(m);
+}
+
 TEST(capi, bad_stepper_input_is_an_error) {
   rnnfast_config c = config_of(RNNFAST_CELL_GRU, 3, 4);
   c.direction = RNNFAST_DIRECTION_BIDIRECTIONAL;
