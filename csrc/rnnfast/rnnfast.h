@@ -226,8 +226,8 @@ typedef struct rnnfast_tensor {
  * names must be exactly these, each once, in any order; shapes and dtypes exactly these; int8 values in
  * [-127, 127], scales finite and >= 0, bf16 values finite. The arrays are copied (weights are packed).
  * Errors: RNNFAST_ERR_NULL_ARGUMENT, RNNFAST_ERR_INVALID_ARGUMENT (configuration, names, values),
- * RNNFAST_ERR_SIZE_MISMATCH (shape or dtype), RNNFAST_ERR_UNSUPPORTED (a struct_size this library does
- * not know), RNNFAST_ERR_OUT_OF_MEMORY. */
+ * RNNFAST_ERR_SIZE_MISMATCH (shape or dtype), RNNFAST_ERR_UNSUPPORTED (weight_dtype float64; a struct_size
+ * larger than this library's: a caller built against a newer header), RNNFAST_ERR_OUT_OF_MEMORY. */
 RNNFAST_API int rnnfast_model_create(const rnnfast_config* config, const rnnfast_tensor* tensors, size_t count,
                                      rnnfast_model** model);
 
