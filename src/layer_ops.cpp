@@ -7,7 +7,7 @@
 #include <string>
 
 #include "binding_common.h"
-#include "rnnfast/rnnfast.h"
+#include "rnnfast/rnnfast.hpp"
 
 namespace rnnfast_binding {
 namespace {

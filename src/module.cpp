@@ -12,7 +12,7 @@
 #include <stdexcept>
 #include <string>
 
-#include "rnnfast/rnnfast.h"
+#include "rnnfast/rnnfast.hpp"
 
 namespace py = pybind11;
 

@@ -15,7 +15,7 @@
 #include <vector>
 
 #include "binding_common.h"
-#include "rnnfast/rnnfast.h"
+#include "rnnfast/rnnfast.hpp"
 
 namespace rnnfast_binding {
 namespace {

@@ -12,7 +12,7 @@
 
 #include "binding_common.h"
 #include "rnnfast/gemm/gemm.h"
-#include "rnnfast/rnnfast.h"
+#include "rnnfast/rnnfast.hpp"
 #include "rnnfast/step/activation_kernels.h"
 
 namespace rnnfast_binding {

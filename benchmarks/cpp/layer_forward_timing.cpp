@@ -14,7 +14,7 @@
 #include <cstdlib>
 #include <vector>
 
-#include "rnnfast/rnnfast.h"
+#include "rnnfast/rnnfast.hpp"
 #include "timing_common.h"
 
 int main(int argc, char** argv) {

@@ -11,7 +11,7 @@
 #include <cstdio>
 #include <vector>
 
-#include "rnnfast/rnnfast.h"
+#include "rnnfast/rnnfast.hpp"
 #include "timing_common.h"
 
 int main(int argc, char** argv) {

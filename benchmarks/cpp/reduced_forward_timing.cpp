@@ -15,7 +15,7 @@
 #include <string>
 #include <vector>
 
-#include "rnnfast/rnnfast.h"
+#include "rnnfast/rnnfast.hpp"
 #include "timing_common.h"
 
 namespace {

@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "rnnfast/rnnfast.h"
+#include "rnnfast/rnnfast.hpp"
 
 namespace timing {
 

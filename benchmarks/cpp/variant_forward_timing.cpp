@@ -17,7 +17,7 @@
 #include <string>
 #include <vector>
 
-#include "rnnfast/rnnfast.h"
+#include "rnnfast/rnnfast.hpp"
 #include "timing_common.h"
 
 int main(int argc, char** argv) {

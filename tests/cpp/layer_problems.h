@@ -12,7 +12,7 @@
 
 #include "check.h"
 #include "naive_rnn.h"
-#include "rnnfast/rnnfast.h"
+#include "rnnfast/rnnfast.hpp"
 #include "test_support.h"
 
 namespace layers {

@@ -15,7 +15,7 @@
 #include <utility>
 #include <vector>
 
-#include "rnnfast/rnnfast.h"
+#include "rnnfast/rnnfast.hpp"
 
 namespace naive {
 

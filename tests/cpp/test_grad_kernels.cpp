@@ -7,7 +7,7 @@
 
 #include "check.h"
 #include "rnnfast/step/gate_grads.h"
-#include "rnnfast/rnnfast.h"
+#include "rnnfast/rnnfast.hpp"
 #include "test_support.h"
 
 using check::Context;

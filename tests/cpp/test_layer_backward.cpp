@@ -9,7 +9,7 @@
 #include "check.h"
 #include "layer_problems.h"
 #include "naive_rnn.h"
-#include "rnnfast/rnnfast.h"
+#include "rnnfast/rnnfast.hpp"
 #include "test_support.h"
 
 using check::Context;

@@ -9,7 +9,7 @@
 
 #include "check.h"
 #include "rnnfast/gemm/micro_kernel.h"
-#include "rnnfast/rnnfast.h"
+#include "rnnfast/rnnfast.hpp"
 
 namespace support {
 

@@ -14,7 +14,7 @@
 #include "layer_problems.h"
 #include "rnnfast/gemm/gemm.h"
 #include "rnnfast/gemm/micro_kernel.h"
-#include "rnnfast/rnnfast.h"
+#include "rnnfast/rnnfast.hpp"
 #include "rnnfast/core/threadpool.h"
 #include "test_support.h"
 

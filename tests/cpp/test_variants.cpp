@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "check.h"
-#include "rnnfast/rnnfast.h"
+#include "rnnfast/rnnfast.hpp"
 #include "test_support.h"
 
 using check::Context;

@@ -1,9 +1,10 @@
 """The layering the design document promises (docs/design.md, sections 1 and 7): no include or import runs
 back up the layers.
 
-C++: csrc/rnnfast/ is layered core < cells, gemm < step, reduced < kernels, layer < stepper < rnnfast.h; a file may
-include its own folder's headers and those of lower layers only, and core/ only core/. src/ (the binding)
-sits above all of csrc/ and csrc/ never includes it. Python: the package's import graph has no cycle (a
+C++: csrc/rnnfast/ is layered core < cells, gemm < step, reduced < kernels, layer < stepper < rnnfast.hpp < model <
+capi; a file may include its own folder's headers and those of lower layers only, and core/ only core/. The C API's
+header rnnfast.h stands apart: plain C, it includes no header of the library, and capi/ (which implements it) is the
+only part of the library that includes it. src/ (the binding) sits above all of csrc/ and csrc/ never includes it. Python: the package's import graph has no cycle (a
 module that imports another is above it), counting imports made inside functions too.
 """
 
@@ -19,8 +20,10 @@ ROOT = Path(__file__).resolve().parents[2]
 CSRC = ROOT / "csrc" / "rnnfast"
 PACKAGE = ROOT / "python" / "rnnfast"
 
-# The layer of each folder of csrc/rnnfast ("" for the umbrella header rnnfast.h).
-CPP_LAYERS = {"core": 0, "cells": 1, "gemm": 1, "step": 2, "reduced": 2, "kernels": 3, "layer": 3, "stepper": 4, "": 5}
+# The layer of each folder of csrc/rnnfast ("" for the C++ umbrella header rnnfast.hpp).
+CPP_LAYERS = {"core": 0, "cells": 1, "gemm": 1, "step": 2, "reduced": 2, "kernels": 3, "layer": 3, "stepper": 4, "": 5,
+              "model": 6, "capi": 7}
+C_API_HEADER = "rnnfast/rnnfast.h"
 
 if not CSRC.is_dir() or not PACKAGE.is_dir():
     pytest.skip("needs a source checkout", allow_module_level=True)
@@ -48,6 +51,10 @@ def test_no_include_runs_up_the_layers():
             if not m:
                 continue
             target = m.group(1)
+            if target == C_API_HEADER:
+                if here != "capi":
+                    upward.append(f"{path.relative_to(ROOT)}:{line_no} ({here}) includes the C API's header")
+                continue
             if not target.startswith("rnnfast/"):
                 target_folder = here  # a relative include: the same folder (kernels' impl headers)
                 assert (path.parent / target).exists(), f"{path}:{line_no}: {target} not found beside it"
@@ -60,6 +67,11 @@ def test_no_include_runs_up_the_layers():
             if not allowed:
                 upward.append(f"{path.relative_to(ROOT)}:{line_no} ({here}) includes {m.group(1)} ({target_folder})")
     assert not upward, "includes that run up the layers:\n" + "\n".join(upward)
+
+
+def test_the_c_api_header_includes_only_standard_c_headers():
+    includes = re.findall(r'^\s*#\s*include\s+(\S+)', (CSRC / "rnnfast.h").read_text(), re.MULTILINE)
+    assert includes and all(i in ("<math.h>", "<stddef.h>", "<stdint.h>") for i in includes), includes
 
 
 def test_csrc_never_includes_python_or_the_binding():
