@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from typing import Any, Optional, Union
 
 import numpy as np
 
 from .. import _core
 from .._validation import as_array, cast, float_dtype, positive_int
+from ._modules import Module
 
 ArrayLike = Any
 
 
-class Linear:
+class Linear(Module):
     """Dense layer ``y = x @ weight.T + bias`` on the last axis of ``x`` (PyTorch's ``torch.nn.Linear``).
 
     ``x`` may have any number of leading axes: (B, in) for one vector per sequence (many-to-one), or
@@ -40,6 +40,7 @@ class Linear:
 
     def __init__(self, in_features: int, out_features: int, *, bias: bool = True, dtype: Any = "float32",
                  seed: Optional[Union[int, np.random.SeedSequence, np.random.Generator]] = None) -> None:
+        super().__init__()
         self.in_features = positive_int("in_features", in_features)
         self.out_features = positive_int("out_features", out_features)
         self.dtype = float_dtype(dtype)
@@ -49,8 +50,10 @@ class Linear:
                         .astype(self.dtype)}
         if bias:
             self._params["bias"] = rng.uniform(-bound, bound, (self.out_features,)).astype(self.dtype)
-        self.grads = {k: np.zeros_like(v) for k, v in self._params.items()}
-        self._saved_x: Optional[np.ndarray] = None
+        self._init_grads()
+        # The widths Sequential's construction checks read (every module of rnnfast.nn has them).
+        self.input_features: Optional[int] = self.in_features
+        self.output_features: Optional[int] = self.out_features
 
     @property
     def weight(self) -> np.ndarray:
@@ -62,45 +65,6 @@ class Linear:
         """The live (out_features,) bias, or None."""
         return self._params.get("bias")
 
-    @property
-    def input_features(self) -> int:
-        """``in_features``, under the name every module of :mod:`rnnfast.nn` uses for the shape checks of
-        :class:`~rnnfast.nn.Sequential`."""
-        return self.in_features
-
-    @property
-    def output_features(self) -> int:
-        """``out_features``, under the name every module of :mod:`rnnfast.nn` uses."""
-        return self.out_features
-
-    def parameters(self) -> dict[str, np.ndarray]:
-        """The live parameter arrays ``{'weight': ..., 'bias': ...}`` (updating them changes the layer)."""
-        return dict(self._params)
-
-    def state_dict(self) -> dict[str, np.ndarray]:
-        """Copies of the parameters, loadable by :meth:`load_state_dict` (and by ``torch.nn.Linear``)."""
-        return {k: v.copy() for k, v in self._params.items()}
-
-    def load_state_dict(self, state_dict: Mapping[str, ArrayLike]) -> None:
-        """Copy parameters in; the keys and shapes must be exactly those of :meth:`state_dict`."""
-        if set(state_dict) != set(self._params):
-            raise ValueError(f"load_state_dict for Linear: expected keys {sorted(self._params)}, "
-                             f"got {sorted(state_dict)}")
-        converted = {}
-        for name, target in self._params.items():
-            arr = as_array(f"state_dict[{name!r}]", state_dict[name])
-            if arr.shape != target.shape:
-                raise ValueError(f"load_state_dict for Linear: {name!r} has shape {arr.shape}, "
-                                 f"expected {target.shape}")
-            converted[name] = cast(f"state_dict[{name!r}]", arr, self.dtype)
-        for name, value in converted.items():
-            np.copyto(self._params[name], value)
-
-    def zero_grad(self) -> None:
-        """Set the accumulated gradients to zero."""
-        for g in self.grads.values():
-            g.fill(0)
-
     def _input(self, x: ArrayLike) -> np.ndarray:
         arr = as_array("x", x)
         if arr.ndim < 1 or arr.shape[-1] != self.in_features:
@@ -108,12 +72,13 @@ class Linear:
                              f"(last axis in_features={self.in_features})")
         return cast("x", arr, self.dtype)
 
-    def __call__(self, x: ArrayLike) -> np.ndarray:
-        """Inference: ``layer(x)`` is ``layer.forward(x, training=False)``."""
-        return self.forward(x, training=False)
+    def forward(self, x: ArrayLike, *, training: bool = False, lengths: Optional[ArrayLike] = None,
+                rng: Optional[np.random.Generator] = None) -> np.ndarray:
+        """``x`` (..., in_features) -> (..., out_features). With ``training=True`` keeps ``x`` for backward.
 
-    def forward(self, x: ArrayLike, *, training: bool = False) -> np.ndarray:
-        """``x`` (..., in_features) -> (..., out_features). With ``training=True`` keeps ``x`` for backward."""
+        ``lengths`` and ``rng`` are accepted for the module contract and not used (every step of every row is
+        transformed alike; :class:`~rnnfast.nn.Sequential` zeroes padded steps itself).
+        """
         x = self._input(x)
         # rnnfast's own GEMM, not NumPy's matmul: its bits for a row depend on that row alone (not on how many
         # rows come with it, nor on the thread count), as the layers' products do, so a model's output for a
@@ -124,26 +89,17 @@ class Linear:
         if "bias" in self._params:
             y += self._params["bias"]
         if training:
-            self._saved_x = x.copy()
+            self._saved = x.copy()
         return y
 
     def backward(self, d_y: ArrayLike) -> np.ndarray:
         """Gradient of the last training forward: adds into :attr:`grads` and returns ``d_x`` (x's shape)."""
-        x = self._saved_x
-        if x is None:
-            raise RuntimeError("Linear.backward() needs a preceding forward(x, training=True); none is saved "
-                               "(inference calls save nothing, and backward releases what forward saved)")
-        expected = x.shape[:-1] + (self.out_features,)
-        d_y = as_array("d_y", d_y)
-        if d_y.shape != expected:
-            raise ValueError(f"d_y has shape {d_y.shape}, expected {expected} (the shape of the training "
-                             "forward's output)")
-        d_y = cast("d_y", d_y, self.dtype)
+        x: np.ndarray = self._take_saved()
+        d_y = self._grad_of(d_y, x.shape[:-1] + (self.out_features,), self.dtype)
         d2 = d_y.reshape(-1, self.out_features)
         self.grads["weight"] += d2.T @ x.reshape(-1, self.in_features)
         if "bias" in self._params:
             self.grads["bias"] += d2.sum(axis=0)
-        self._saved_x = None
         d_x: np.ndarray = d_y @ self._params["weight"]
         return d_x
 
