@@ -10,6 +10,7 @@ the kernels compute.
 
 __version__ = "0.1.0"
 
+import os as _os
 from typing import Optional
 
 import numpy as np
@@ -26,6 +27,13 @@ from .quantization import quantize
 from .io import Model, load, save
 from .interop import from_keras, from_onnx, from_torch, to_onnx, to_torch
 from . import nn
+from ._thread_env import threads_from_environment as _threads_from_environment
+
+# The environment's thread count (RNNFAST_NUM_THREADS, else OMP_NUM_THREADS), honoured once, at import.
+_threads = _threads_from_environment(_os.environ, MAX_THREADS)
+if _threads is not None:
+    _core.set_num_threads(_threads)
+del _threads
 
 __all__ = [
     "RNN", "LSTM", "GRU", "Activation", "Stepper", "save", "load", "Model", "quantize",
@@ -56,8 +64,10 @@ def isa(weight_dtype: Optional[str] = None) -> str:
 
 
 def get_num_threads() -> int:
-    """Threads the native kernels use, the calling thread included. Defaults to the CPUs this process
-    may run on (its affinity mask)."""
+    """Threads the native kernels use, the calling thread included. Set at import from the environment
+    variable ``RNNFAST_NUM_THREADS``, else ``OMP_NUM_THREADS`` (its first entry), which engines such as Dask and
+    Ray set for each worker; without either, the CPUs this process may run on (its affinity mask).
+    :func:`set_num_threads` changes it afterwards."""
     return _core.get_num_threads()
 
 
