@@ -184,6 +184,21 @@ class RNNBase(CellOptionsLayer, LayerParameters, QuantizedLayer, Generic[StateT]
         self.grads: dict[str, np.ndarray] = {k: np.zeros_like(v) for k, v in self._params.items()}
         self._cache: Optional[TrainingCache] = None
 
+    def __getstate__(self) -> dict[str, Any]:
+        """What pickling carries: the configuration, the parameters and the dropout generator; not what a
+        training forward keeps for backward (often far larger than the model: 51.7 MB against 1.7 MB for an
+        LSTM(32, 128, 2 layers) after T=100, B=64), nor the accumulated gradients. A model shipped to another
+        process (a worker of Dask or Ray, a checkpoint) starts with zero gradients and no pending backward."""
+        state = dict(self.__dict__)
+        state["_cache"] = None
+        state["grads"] = None if self.grads else {}  # a quantized layer's {} (nothing to train) stays {}
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        if self.grads is None:
+            self.grads = {k: np.zeros_like(v) for k, v in self._params.items()}
+
     # ------------------------------------------------------------------------------------------------
     # Properties
     # ------------------------------------------------------------------------------------------------

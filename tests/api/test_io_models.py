@@ -387,3 +387,21 @@ def test_a_configuration_bigger_than_the_file_is_refused_before_allocating(claim
         tracemalloc.stop()
     assert str(path) in str(info.value)
     assert peak < 20 * 2 ** 20, f"load allocated {peak / 2 ** 20:.0f} MiB before refusing the file"
+
+
+def test_pickling_a_model_after_a_training_forward_carries_parameters_only():
+    """A Sequential pickled mid-training (as when shipped to workers) carries no saved forward, no masks and
+    no gradients: the pickle is a fresh model's size, its copy computes the same and has nothing to backward."""
+    model = _token_model()
+    fresh = len(pickle.dumps(model))
+    x = np.random.default_rng(0).integers(1, 11, size=(40, 32))
+    y = model.forward(x, training=True, rng=np.random.default_rng(1))
+    model.backward(np.ones_like(y))
+    y = model.forward(x, training=True, rng=np.random.default_rng(1))  # a forward pending, gradients accumulated
+    data = pickle.dumps(model)
+    assert len(data) < fresh + 4096, f"{len(data)} bytes mid-training, {fresh} fresh"
+    copy = pickle.loads(data)
+    assert all(not g.any() for g in copy.grads.values())
+    with pytest.raises(RuntimeError, match="backward"):
+        copy.backward(np.ones_like(y))
+    np.testing.assert_array_equal(copy(x), model(x))

@@ -58,6 +58,15 @@ class Module:
     def _init_grads(self) -> None:
         self.grads = {k: np.zeros_like(v) for k, v in self._params.items()}
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickling carries the configuration and the parameters, not what a training forward saved for
+        backward nor the accumulated gradients (as the recurrent layers): an unpickled copy starts with zero
+        gradients."""
+        state = dict(self.__dict__)
+        state["_saved"] = None
+        state["grads"] = {k: np.zeros_like(v) for k, v in self._params.items()}
+        return state
+
     def parameters(self) -> dict[str, np.ndarray]:
         """The live parameter arrays by name (updating them changes the module); empty if it has none."""
         return dict(self._params)

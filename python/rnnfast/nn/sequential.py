@@ -176,6 +176,13 @@ class Sequential:
         self._check_structure()
         self._trace: Optional[tuple[tuple[int, ...], list[Optional[np.ndarray]]]] = None
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickling carries the children (each without its training state, see theirs) and not the masks a
+        training forward kept for backward."""
+        state = dict(self.__dict__)
+        state["_trace"] = None
+        return state
+
     # ------------------------------------------------------------------------------------------------
     # Construction checks
     # ------------------------------------------------------------------------------------------------
