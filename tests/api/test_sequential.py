@@ -400,3 +400,20 @@ def test_nested_models_get_lengths_and_rng_and_unbatched_input_works():
     np.testing.assert_array_equal(model.backward(np.ones_like(a)), flat.backward(np.ones_like(b)))
     # Unbatched (T, I) with lengths of shape (1,): the same as the sequence in a batch of one.
     np.testing.assert_array_equal(model(x[:, 1], lengths=[2]), model(x[:, 1:2], lengths=[2])[0])
+
+
+def test_laststep_after_a_nested_model_takes_its_recurrent_layers_layout():
+    """A LastStep placed after a nested model that ends in a batch_first recurrent layer picks each sequence's
+    last valid step on the batch-first axis, as it does right after the layer."""
+    rng = np.random.default_rng(0)
+    gru = rnnfast.GRU(3, 4, batch_first=True, seed=0)
+    x = rng.standard_normal((5, 7, 3)).astype(np.float32)  # (B, T, I)
+    lengths = np.array([7, 1, 4, 0, 6])
+    nested = nn.Sequential(nn.Sequential(gru, nn.Tanh()), nn.LastStep())
+    assert nested[1].batch_first is True
+    out, _ = gru(x, lengths=lengths)
+    expected = np.stack([np.tanh(out[b, max(n - 1, 0)]) if n else np.zeros(4, np.float32)
+                         for b, n in enumerate(lengths)])
+    np.testing.assert_array_equal(nested(x, lengths=lengths), expected)
+    with pytest.raises(ValueError, match="batch_first"):
+        nn.Sequential(nn.Sequential(gru), nn.LastStep(batch_first=False))

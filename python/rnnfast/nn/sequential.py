@@ -193,24 +193,29 @@ class Sequential:
             if isinstance(m, Embedding) and i > 0:
                 raise ValueError(f"Embedding {name!r} ({m!r}) must be the first module: it takes integer indices, "
                                  f"and module {names[i - 1]!r} gives floats")
-        recurrent_name: Optional[str] = None
+        # The layout of the sequence flowing between the modules (None: no time axis from a recurrent layer) and
+        # the module that made it, looked through nested models, so that a LastStep after a nested model
+        # holding the recurrent layer takes that layer's batch_first too.
+        layout: Optional[bool] = None
+        source: Optional[str] = None
         for name, m in self._modules.items():
-            if isinstance(m, RNNBase):
-                if recurrent_name is not None:
-                    prev = self._modules[recurrent_name]
-                    if prev.batch_first != m.batch_first:
-                        raise ValueError(
-                            f"module {recurrent_name!r} ({prev!r}) has batch_first={prev.batch_first} but module "
-                            f"{name!r} ({m!r}) has batch_first={m.batch_first}: a sequence keeps its layout")
-                recurrent_name = name
-            elif isinstance(m, LastStep) and recurrent_name is not None:
-                prev = self._modules[recurrent_name]
+            if isinstance(m, RNNBase) and layout is not None and source is not None and layout != m.batch_first:
+                prev = self._modules[source]
+                raise ValueError(
+                    f"module {source!r} ({prev!r}) gives a sequence with batch_first={layout} but module "
+                    f"{name!r} ({m!r}) has batch_first={m.batch_first}: a sequence keeps its layout")
+            if isinstance(m, LastStep) and layout is not None and source is not None:
                 given = m._batch_first_given
-                if given is not None and given != prev.batch_first:
+                if given is not None and given != layout:
                     raise ValueError(f"module {name!r} (LastStep(batch_first={given})) does not match module "
-                                     f"{recurrent_name!r} ({prev!r}), whose output has batch_first={prev.batch_first}")
-                m._batch_first = prev.batch_first
-                recurrent_name = None
+                                     f"{source!r} ({self._modules[source]!r}), whose output has "
+                                     f"batch_first={layout}")
+                m._batch_first = layout
+            after = _layout_after(m, layout)
+            if after is not None and (isinstance(m, RNNBase) or (isinstance(m, Sequential) and any(
+                    isinstance(child, (RNNBase, Sequential)) for child in m._modules.values()))):
+                source = name  # a recurrent layer, or a nested model that may hold one
+            layout = after
         self._out_width(None, check=True)
 
     def _out_width(self, width: Any, *, check: bool = False) -> Any:
