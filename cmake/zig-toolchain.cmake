@@ -48,8 +48,33 @@ foreach(lang C CXX)
   set(CMAKE_${lang}_ARCHIVE_APPEND "\"${RNNFAST_ZIG}\" ar q <TARGET> <LINK_FLAGS> <OBJECTS>")
   set(CMAKE_${lang}_ARCHIVE_FINISH "\"${RNNFAST_ZIG}\" ranlib <TARGET>")
 endforeach()
+# The unwinder: the system's libgcc_s.so.1, linked dynamically, in place of the libunwind zig links
+# statically with libc++. glibc unwinds a thread ended by pthread_exit with libgcc_s, and CPython (up to 3.13)
+# ends its daemon threads so at exit, from inside the module's frames (taking the GIL back after a kernel):
+# libc++abi's personality routine over zig's libunwind then reads libgcc_s's frame state as its own and jumps
+# to garbage (a crash at exit: 1 in 40 runs of test_concurrency.py's fork test under load; a pthread_exit
+# through a frame with a destructor crashes every time). Over libgcc_s it runs the destructors, as a g++ build
+# does. libgcc_s.so.1 is on every glibc system (glibc loads it itself for pthread_exit), and the manylinux
+# policies allow it (the symbols are GCC_3.0). For a cross build, pass the target's (-DRNNFAST_ZIG_LIBGCC_S).
+if(rnnfast_zig_arch STREQUAL CMAKE_HOST_SYSTEM_PROCESSOR)
+  set(rnnfast_zig_lib_dirs /lib/${rnnfast_zig_arch}-linux-gnu /usr/lib/${rnnfast_zig_arch}-linux-gnu /lib64 /usr/lib64)
+else()  # Debian's cross-compilers' libraries (g++-aarch64-linux-gnu)
+  set(rnnfast_zig_lib_dirs /usr/${rnnfast_zig_arch}-linux-gnu/lib)
+endif()
+find_file(RNNFAST_ZIG_LIBGCC_S libgcc_s.so.1 PATHS ${rnnfast_zig_lib_dirs} NO_DEFAULT_PATH NO_CMAKE_FIND_ROOT_PATH)
+if(NOT RNNFAST_ZIG_LIBGCC_S)
+  message(FATAL_ERROR "zig-toolchain.cmake: no libgcc_s.so.1 for ${rnnfast_zig_arch} in ${rnnfast_zig_lib_dirs}: "
+                      "pass -DRNNFAST_ZIG_LIBGCC_S=/path/to/libgcc_s.so.1")
+endif()
+list(APPEND CMAKE_TRY_COMPILE_PLATFORM_VARIABLES RNNFAST_ZIG_LIBGCC_S)
+
 # The module exports its init function alone (cmake/python-module.map): the static libc++ and the kernels'
 # archive stay inside. Without it their symbols would be exported, and another library of the process
 # defining the same std::__1 names (a libc++ of another version) could interpose on them. (zig's linker
 # takes no --exclude-libs.) MODULE libraries are the Python extension only.
-set(CMAKE_MODULE_LINKER_FLAGS_INIT "-Wl,--version-script=${CMAKE_CURRENT_LIST_DIR}/python-module.map")
+set(CMAKE_MODULE_LINKER_FLAGS_INIT
+    "\"${RNNFAST_ZIG_LIBGCC_S}\" -Wl,--version-script=${CMAKE_CURRENT_LIST_DIR}/python-module.map")
+set(CMAKE_SHARED_LINKER_FLAGS_INIT "\"${RNNFAST_ZIG_LIBGCC_S}\"")
+# Not for programs: linking one checks the libraries' own needs, and the build machine's libgcc_s may need a
+# newer glibc than the target's (Debian 12's needs 2.35); a shared library or module uses the one of the
+# system it runs on.
