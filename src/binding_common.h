@@ -23,25 +23,34 @@ using py::ssize_t;
 // kernel while the interpreter is finalizing does not abort the process: CPython ends such a thread with
 // pthread_exit (an unwind) when it asks for the GIL back, and an unwind out of a noexcept destructor is
 // std::terminate ("terminate called without an active exception" at exit). Like CPython 3.14 itself, the
-// thread waits instead (the exiting process ends it); the destructor may still unwind (noexcept(false))
-// should finalization start between the check and the call.
+// thread waits instead (the exiting process ends it). Should finalization start between the check and the
+// call, the unwind is caught here and the thread waits all the same: let through, it would meet pybind11's
+// catch-all, which rethrows it only over libstdc++ (abi::__forced_unwind); over libc++ (the wheels, docs/
+// design.md section 10) it would be swallowed, and glibc aborts ("FATAL: exception not rethrown").
 class KernelGilRelease {
  public:
   KernelGilRelease() : state_(PyEval_SaveThread()) {}
   KernelGilRelease(const KernelGilRelease&) = delete;
   KernelGilRelease& operator=(const KernelGilRelease&) = delete;
-  ~KernelGilRelease() noexcept(false) {
+  ~KernelGilRelease() {
 #if PY_VERSION_HEX >= 0x030D0000
     const bool finalizing = Py_IsFinalizing();
 #else
     const bool finalizing = _Py_IsFinalizing();
 #endif
-    if (finalizing)
-      for (;;) std::this_thread::sleep_for(std::chrono::hours(1));
-    PyEval_RestoreThread(state_);
+    if (finalizing) wait_for_exit();
+    try {
+      PyEval_RestoreThread(state_);
+    } catch (...) {  // a C function: only pthread_exit's unwind comes through it
+      wait_for_exit();
+    }
   }
 
  private:
+  [[noreturn]] static void wait_for_exit() {
+    for (;;) std::this_thread::sleep_for(std::chrono::hours(1));
+  }
+
   PyThreadState* state_;
 };
 

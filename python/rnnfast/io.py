@@ -81,12 +81,7 @@ truncated model behind.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
-import tempfile
-import tokenize
-import zipfile
 import zlib
 from typing import Any, BinaryIO, Optional, Union
 
@@ -114,13 +109,21 @@ _ZIP_MAGIC = b"PK\x03\x04"
 # compression method or zip version (NotImplementedError), an "encrypted" member (RuntimeError), and a mangled
 # .npy header that NumPy's header parser tokenizes before it checks it (SyntaxError, tokenize.TokenError): all
 # found by fuzzing load with mutated valid files.
-_READ_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, KeyError, UnicodeDecodeError,
-                NotImplementedError, RuntimeError, SyntaxError, tokenize.TokenError, MemoryError)
+# (The standard modules that saving and loading need are imported where they are used: zipfile, tempfile,
+# hashlib and json took 20 of the 55 ms `import rnnfast` cost beyond NumPy; .ci/wheel allows 50.)
+def _read_errors() -> tuple:
+    import tokenize
+    import zipfile
+
+    return (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, KeyError, UnicodeDecodeError,
+            NotImplementedError, RuntimeError, SyntaxError, tokenize.TokenError, MemoryError)
 
 PathOrFile = Union[str, "os.PathLike[str]", BinaryIO]
 
 
 def _digest(arr: np.ndarray) -> str:
+    import hashlib
+
     return hashlib.sha256(np.ascontiguousarray(arr).tobytes()).hexdigest()
 
 
@@ -168,6 +171,8 @@ def save(path: PathOrFile, model: Model) -> None:
             for name, arr in params.items()
         },
     }
+    import json
+
     arrays: dict[str, Any] = {_META_KEY: np.array(json.dumps(meta, sort_keys=True))}
     arrays.update(params)
 
@@ -176,6 +181,8 @@ def save(path: PathOrFile, model: Model) -> None:
         return
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"path must be a str, an os.PathLike or a binary file object, got {type(path).__name__}")
+    import tempfile
+
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".rnnfast-save-", suffix=".tmp")
@@ -275,7 +282,7 @@ def _read(f: BinaryIO, rng: np.random.Generator) -> Model:
     f.seek(start)
     try:
         archive = np.load(f, allow_pickle=False)
-    except _READ_ERRORS as exc:
+    except _read_errors() as exc:
         raise InvalidFile(f"truncated or damaged model file ({type(exc).__name__}: {exc})") from exc
     with archive:
         names = set(archive.files)
@@ -313,7 +320,7 @@ def _parameter(archive: Any, name: str, shape: tuple[int, ...], dtype: np.dtype,
 def _member(archive: Any, name: str) -> np.ndarray:
     try:
         value = archive[name]
-    except _READ_ERRORS as exc:
+    except _read_errors() as exc:
         raise InvalidFile(f"entry {name!r} cannot be read: truncated or damaged ({type(exc).__name__}: {exc})"
                           ) from exc
     if not isinstance(value, np.ndarray):
@@ -326,6 +333,8 @@ def _member(archive: Any, name: str) -> np.ndarray:
 def _read_meta(arr: np.ndarray) -> dict[str, Any]:
     if arr.shape != () or arr.dtype.kind != "U":
         raise InvalidFile(f"entry {_META_KEY!r} must be a 0-d str array, got dtype {arr.dtype} shape {arr.shape}")
+    import json
+
     try:
         meta = json.loads(str(arr[()]))
     except ValueError as exc:

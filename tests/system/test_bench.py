@@ -110,7 +110,10 @@ def test_table_lists_every_row(tiny_run):
     assert len(lines) == 2 + len(result["rows"])
     assert lines[0].startswith("| scenario | cell | rnnfast | GFLOP/s | % of sgemm peak |")
     assert "n/m" in table or all(len(r["not_measured"]) == len(r["not_applicable"]) for r in result["rows"])
-    assert "n/a" in table  # no peer trains in reduced precision
+    # n/a where a peer has no such operator (no peer trains in reduced precision), which needs such a peer
+    # installed: with none (NumPy's reference alone, as in a venv with just the test extra) no cell says it.
+    columns = set(report._peer_keys(result))
+    assert ("n/a" in table) == any(set(r["not_applicable"]) & columns for r in result["rows"])
     assert "Streaming call overhead" in report.summary(result)
     assert "[their interquartile range]" in report.summary(result)
     # Each time with its samples' interquartile range, for rnnfast and every peer.

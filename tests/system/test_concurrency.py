@@ -387,3 +387,39 @@ def test_exit_while_a_daemon_thread_runs_a_kernel(threads):
                               text=True, timeout=120, env=env)
         assert proc.returncode == 0, f"attempt {attempt}: exit {proc.returncode}, stderr: {proc.stderr[-2000:]}"
         assert "terminate" not in proc.stderr
+
+
+STEPPING_SCRIPT = textwrap.dedent("""
+    import sys, threading, time
+    import numpy as np
+    import rnnfast
+
+    rnnfast.set_num_threads(1)
+    model = rnnfast.GRU(4, 8, seed=0)
+    started = threading.Barrier(5)
+    def stepping():
+        stepper = model.stepper(batch=1)
+        x = np.ones((1, 4), np.float32)
+        started.wait()
+        while True:                      # tiny steps: each releases the GIL and asks for it back
+            stepper.step(x)
+    for _ in range(4):
+        threading.Thread(target=stepping, daemon=True).start()
+    started.wait()
+    time.sleep(0.05)
+    sys.exit(0)                          # threads are waiting for the GIL as finalization starts
+""")
+
+
+def test_exit_while_daemon_threads_wait_for_the_gil():
+    """The interpreter exits cleanly while daemon threads, back from a kernel, wait for the GIL: finalization
+    starts after their check of it, and CPython ends them with pthread_exit's unwind from inside the binding.
+    Over libc++ (the wheels) pybind11's catch-all swallowed that unwind and glibc aborted the process ('FATAL:
+    exception not rethrown'): 27 of 30 runs of this script before the binding caught it itself."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([os.path.dirname(os.path.dirname(rnnfast.__file__)),
+                                         env.get("PYTHONPATH", "")])
+    for attempt in range(3):
+        proc = subprocess.run([sys.executable, "-c", STEPPING_SCRIPT], capture_output=True, text=True, timeout=120,
+                              env=env)
+        assert proc.returncode == 0, f"attempt {attempt}: exit {proc.returncode}, stderr: {proc.stderr[-2000:]}"

@@ -26,7 +26,9 @@
 // the LSTM replaces dc (dc_t) by dc_{t-1}.
 //
 // The math policy M gives the element type Scalar, the vector type Vec (Scalar itself for scalar
-// code), kLanes, load, store, sigmoid, tanh, relu (NaN passes) and step (1 where h > 0, else 0).
+// code), kLanes, load, store, sigmoid, tanh, relu (NaN passes), step (1 where h > 0, else 0) and
+// mul_add(a, b, c): a * b + c, fused where the policy's arithmetic fuses. A sum of two products is written
+// with mul_add, naming the product to fuse, so that every compiler rounds it the same way.
 //
 // These headers hold templates only: compiled into each instruction set's files with that
 // instruction set's flags, an inline non-template function here would be merged by the linker across

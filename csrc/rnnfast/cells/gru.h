@@ -37,7 +37,7 @@ struct GruCell {
     const Vec z = M::sigmoid(M::load(gx + s) + M::load(gh + q));
     const Vec ghn = M::load(gh + 2 * q);
     const Vec n = M::tanh(M::load(gx + 2 * s) + r * ghn);
-    M::store(h, (Scalar(1) - z) * n + z * M::load(h_prev));
+    M::store(h, M::mul_add(Scalar(1) - z, n, z * M::load(h_prev)));  // the product GCC fused (pinned bits)
     if (ws != nullptr) {
       M::store(ws + kReset * s, r);
       M::store(ws + kUpdate * s, z);

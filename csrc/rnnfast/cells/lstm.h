@@ -35,7 +35,7 @@ struct LstmCell {
     const Vec f = M::sigmoid(M::load(gx + s) + M::load(gh + q));
     const Vec g = M::tanh(M::load(gx + 2 * s) + M::load(gh + 2 * q));
     const Vec o = M::sigmoid(M::load(gx + 3 * s) + M::load(gh + 3 * q));
-    const Vec cn = f * M::load(c_prev) + i * g;
+    const Vec cn = M::mul_add(f, M::load(c_prev), i * g);  // the product GCC fused (pinned bits)
     const Vec tc = M::tanh(cn);
     M::store(c, cn);
     M::store(h, o * tc);

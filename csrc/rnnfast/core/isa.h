@@ -42,6 +42,12 @@ namespace avx512 {
 template <typename Table>
 const Table& isa_table();
 }  // namespace avx512
+
+// The x86-64 extensions the kernels use, as the CPU reports them (CPUID) and only where the operating system
+// saves their registers (XCR0): AVX2 with FMA, and the AVX-512 foundation and the extensions of the
+// reduced-precision kernels. Read once, on the first call.
+enum class X86Feature { kAvx2Fma, kAvx512f, kAvx512bw, kAvx512vnni, kAvx512bf16 };
+bool cpu_has(X86Feature feature);
 #endif
 
 // Declares that every instruction set defines isa_table<Table>() (in kernels/<family>_<isa>.cpp).

@@ -31,6 +31,7 @@ struct ScalarMath {
   static constexpr int kLanes = 1;
   static T load(const T* p) { return *p; }
   static void store(T* p, T v) { *p = v; }
+  static T mul_add(T a, T b, T c) { return a * b + c; }  // rounded twice: this file is compiled without contraction
   static T sigmoid(T x) { return rnnfast::sigmoid(x); }
   static T tanh(T x) { return tanh_act(x); }
   static T relu(T x) { return rnnfast::relu(x); }  // NaN passes, as np.maximum

@@ -29,7 +29,9 @@
 // GCC 12 reports the AVX-512 headers' own placeholder operand (`__m512 __Y = __Y` in _mm512_undefined_*)
 // as used uninitialized where their reductions and conversions are inlined: a known false positive.
 #pragma GCC diagnostic ignored "-Wuninitialized"
+#if defined(__GNUC__) && !defined(__clang__)  // clang has no such warning (and warns of the unknown name)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #endif
 
 #include "rnnfast/cells/all_cells.h"

@@ -14,7 +14,9 @@
 
 // GCC 12 warns that the AVX-512 headers' own placeholder operand (_mm512_undefined_*) may be used
 // uninitialized when these tiles are inlined: a known false positive of the intrinsics headers.
+#if defined(__GNUC__) && !defined(__clang__)  // clang has no such warning (and warns of the unknown name)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 
 namespace rnnfast {
 namespace RNNFAST_ISA_NAMESPACE {

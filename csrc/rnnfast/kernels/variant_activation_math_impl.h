@@ -66,7 +66,7 @@ inline typename P::Vec activation_derivative(typename P::Vec a, typename P::Scal
   }
   if constexpr (K == Activation::kHardSigmoid) {
     const Vec y = alpha * a + beta;
-    return (y > zero) & (y < one) ? P::splat(alpha) : zero;
+    return ((y > zero) & (y < one)) ? P::splat(alpha) : zero;
   }
   if constexpr (K == Activation::kElu) return a > zero ? one : alpha * P::exp(a);
   if constexpr (K == Activation::kSoftsign) {
@@ -83,7 +83,7 @@ inline typename P::Vec activation_derivative(typename P::Vec a, typename P::Scal
     const Vec s = P::sigmoid(a);
     return s * (one + a * (one - s));
   }
-  if constexpr (K == Activation::kRelu6) return (a > zero) & (a < P::splat(6)) ? one : zero;
+  if constexpr (K == Activation::kRelu6) return ((a > zero) & (a < P::splat(6))) ? one : zero;
 }
 
 }  // namespace

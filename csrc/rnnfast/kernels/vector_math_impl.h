@@ -16,6 +16,8 @@
 #include <cstring>
 #if defined(__x86_64__) || defined(_M_X64)
 #include <immintrin.h>
+#elif defined(__aarch64__)
+#include <arm_neon.h>
 #endif
 
 
@@ -131,6 +133,21 @@ struct VectorMath {
     return v;
   }
   static void store(float* p, Vec v) { std::memcpy(p, &v, sizeof(v)); }
+  // a * b + c rounded once where the instruction set has a fused multiply-add (x86-64's generic path
+  // has none: rounded twice). Written out for the sums of two products in the cells' lines, where
+  // -ffp-contract=fast would leave the choice of the product to fuse to the compiler: GCC and clang
+  // choose differently, and the wheels are built with clang (docs/design.md section 10).
+  static Vec mul_add(Vec a, Vec b, Vec c) {
+#if RNNFAST_VEC_BYTES == 64 && defined(__AVX512F__)
+    return (Vec)_mm512_fmadd_ps((__m512)a, (__m512)b, (__m512)c);
+#elif RNNFAST_VEC_BYTES == 32 && defined(__FMA__)
+    return (Vec)_mm256_fmadd_ps((__m256)a, (__m256)b, (__m256)c);
+#elif RNNFAST_VEC_BYTES == 16 && defined(__aarch64__)
+    return (Vec)vfmaq_f32((float32x4_t)c, (float32x4_t)a, (float32x4_t)b);
+#else
+    return a * b + c;
+#endif
+  }
   static Vec sigmoid(Vec x) { return sigmoid_v(x); }
   static Vec tanh(Vec x) { return tanh_v(x); }
   static Vec relu(Vec x) { return select(x < 0.0f, splat(0.0f), x); }  // NaN passes, as np.maximum

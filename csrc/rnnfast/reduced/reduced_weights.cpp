@@ -100,17 +100,6 @@ bool extensions_from_environment() {
 }
 std::atomic<bool> g_reduced_extensions{extensions_from_environment()};
 
-#if defined(RNNFAST_HAS_X86_ISAS)
-bool cpu_has(const char* feature_name) {
-  __builtin_cpu_init();
-  // __builtin_cpu_supports needs a literal; the features the avx512 tier's variants need.
-  if (std::strcmp(feature_name, "avx512bw") == 0) return __builtin_cpu_supports("avx512bw");
-  if (std::strcmp(feature_name, "avx512vnni") == 0) return __builtin_cpu_supports("avx512vnni");
-  if (std::strcmp(feature_name, "avx512bf16") == 0) return __builtin_cpu_supports("avx512bf16");
-  return false;
-}
-#endif
-
 #if defined(__aarch64__)
 // FEAT_DotProd (sdot), as the kernel reports it to user space.
 bool cpu_has_dotprod() {
@@ -130,10 +119,10 @@ bool reduced_extensions() { return g_reduced_extensions.load(std::memory_order_r
 const ReducedKernel& reduced_kernel(WeightType type, Isa isa) {
   const bool int8 = type == WeightType::kInt8;
 #if defined(RNNFAST_HAS_X86_ISAS)
-  if (isa == Isa::kAvx512 && cpu_has("avx512bw")) {
+  if (isa == Isa::kAvx512 && cpu_has(X86Feature::kAvx512bw)) {
     if (reduced_extensions()) {
-      if (int8 && cpu_has("avx512vnni")) return avx512vnni::reduced_int8_kernel();
-      if (!int8 && cpu_has("avx512bf16")) return avx512bf16::reduced_bf16_kernel();
+      if (int8 && cpu_has(X86Feature::kAvx512vnni)) return avx512vnni::reduced_int8_kernel();
+      if (!int8 && cpu_has(X86Feature::kAvx512bf16)) return avx512bf16::reduced_bf16_kernel();
     }
     return int8 ? avx512::reduced_int8_kernel() : avx512::reduced_bf16_kernel();
   }
