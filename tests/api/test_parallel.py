@@ -302,6 +302,27 @@ def test_fit_local_equals_nn_fit_to_float_rounding(case, k, batch_first, with_le
         assert h_par.history[metric] == pytest.approx(values, rel=tol, abs=tol), metric
 
 
+def test_token_models_with_an_embedding_shard_their_integer_inputs():
+    """Integer token ids (N, T) into an Embedding, batch_first: the shards index x on its batch axis too."""
+    rng = np.random.default_rng(20)
+    tokens = rng.integers(0, 30, size=(N, T))
+    lengths = rng.integers(1, T + 1, size=N)
+    y = (tokens[np.arange(N), lengths - 1] % C).astype(np.int64)
+
+    def make():
+        return nn.Sequential(nn.Embedding(30, 5, seed=0), rnnfast.GRU(5, H, batch_first=True, seed=1),
+                             nn.LastStep(batch_first=True), nn.Linear(H, C, seed=2))
+
+    fit_kw = dict(loss="cross_entropy", epochs=2, batch_size=16, seed=6, lengths=lengths)
+    for k in (1, 3):
+        a, b, h_fit, h_par = run_both(make, tokens, y, k, fit_kw=fit_kw)
+        if k == 1:
+            assert_same_parameters(snapshot(a), snapshot(b))
+        else:
+            assert_close_parameters(snapshot(a), snapshot(b), "float32")
+        assert h_par.history["loss"] == pytest.approx(h_fit.history["loss"], rel=1e-5)
+
+
 def test_more_workers_than_samples_per_batch_is_allowed():
     """world_size beyond batch_size: the extra ranks get empty shards (weight 0) and change nothing but
     rounding; the epoch's short last batch (45 = 2 * 16 + 13) leaves some ranks empty too."""
