@@ -14,3 +14,14 @@ def dask_client():
                                   silence_logs=40) as cluster, distributed.Client(cluster) as client:
         client.wait_for_workers(2)
         yield client
+
+
+@pytest.fixture(scope="module")
+def ray_session():
+    """A local Ray of two CPUs for the module (started once: about 3 s), shut down after it."""
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    try:
+        yield ray
+    finally:
+        ray.shutdown()
