@@ -111,7 +111,7 @@ _ZIP_MAGIC = b"PK\x03\x04"
 # found by fuzzing load with mutated valid files.
 # (The standard modules that saving and loading need are imported where they are used: zipfile, tempfile,
 # hashlib and json took 20 of the 55 ms `import rnnfast` cost beyond NumPy; .ci/wheel allows 50.)
-def _read_errors() -> tuple:
+def _read_errors() -> tuple[type[BaseException], ...]:
     import tokenize
     import zipfile
 

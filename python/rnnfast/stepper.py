@@ -10,6 +10,11 @@ the whole sequence. Both run the same input-projection micro-kernels and the sam
 which compute every output element with the same sequence of multiply-adds whatever the number of rows,
 and the same gate code.
 
+Pickling: a stepper pickles with its weight snapshot (the copies it was made from, which it keeps for this:
+one more copy of the weights in memory) and its current state; the unpickled stepper, in this process or
+another, packs the snapshot again and continues with exactly the bits the original would (the kernels'
+results do not depend on the number of threads).
+
 Speed: ``step`` hands arrays that need no conversion (the stepper's dtype, the exact shape,
 C-contiguous, aligned; ``out`` writeable) straight to the C++ stepper, whose checks read the array
 structures directly; anything else goes through the Python checks below, which convert or explain.
@@ -48,24 +53,51 @@ class _VariantSteps:
     """The stepper of a cell variant, with the native stepper's interface (``step``, ``run``, ``reset``,
     ``get_state``): on the native ops, ``_core.VariantStepper`` (weights packed once, the steps run by the
     variant layer's forward); on other ops (tests run :mod:`rnnfast.reference`), one ``variant_forward`` call
-    per layer and step, the state kept here."""
+    per layer and step, the state kept here.
+
+    It keeps copies of the weights it was made from (the snapshot), so that it pickles: the native stepper
+    cannot, and is packed again from them, its state put back, on unpickling."""
 
     def __init__(self, ops: ModuleType, layer: Any, batch: int) -> None:
+        self._options = layer.options[0]
+        self._dims = (layer.num_layers, layer.hidden_size, layer.state_size, batch)
+        self._dtype = layer.dtype
+        # Copies, so that later changes of the layer's parameters do not reach the stepper.
+        self._weights = [tuple(None if w is None else w.copy() for w in layer._variant_weights(k, 0))
+                         for k in range(layer.num_layers)]
+        self._start(ops)
+
+    def _start(self, ops: ModuleType) -> None:
+        """Make the stepping machinery from the snapshot, in the zero state."""
         from . import functional
 
         self._ops = ops
-        self._options = layer.options[0]
-        L, H, R, dtype = layer.num_layers, layer.hidden_size, layer.state_size, layer.dtype
-        weights = [layer._variant_weights(k, 0) for k in range(L)]
+        L, H, R, batch = self._dims
         self._native: Optional[_core.VariantStepper] = None
         if ops is functional:  # it packs copies of the weights
             self._native = _core.VariantStepper(*functional.variant_kernel_options(self._options), H,
-                                                self._options.proj_size, batch, weights)
+                                                self._options.proj_size, batch, self._weights)
             return
-        # Copies, so that later changes of the layer's parameters do not reach the stepper.
-        self._weights = [tuple(None if w is None else w.copy() for w in ws) for ws in weights]
-        self._h = np.zeros((L, batch, R), dtype=dtype)
-        self._c: Optional[np.ndarray] = np.zeros((L, batch, H), dtype=dtype) if self._options.family == "lstm" else None
+        self._h = np.zeros((L, batch, R), dtype=self._dtype)
+        self._c: Optional[np.ndarray] = (np.zeros((L, batch, H), dtype=self._dtype)
+                                         if self._options.family == "lstm" else None)
+
+    def __getstate__(self) -> dict[str, Any]:
+        L, H, R, batch = self._dims
+        h = np.empty((L, batch, R), dtype=self._dtype)
+        c = np.empty((L, batch, H), dtype=self._dtype) if self._options.family == "lstm" else None
+        self.get_state(h, c)
+        # A module does not pickle: its name does (rnnfast.functional, or the reference the tests swap in).
+        return {"options": self._options, "dims": self._dims, "dtype": self._dtype, "weights": self._weights,
+                "ops": self._ops.__name__, "h": h, "c": c}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        import importlib
+
+        self._options, self._dims, self._dtype = state["options"], state["dims"], state["dtype"]
+        self._weights = state["weights"]
+        self._start(importlib.import_module(state["ops"]))
+        self.reset(state["h"], state["c"])
 
     def step(self, x_t: Any, out: Any, unbatched: bool) -> Optional[np.ndarray]:
         """None: no shortcut, every step goes through the checks of Stepper.step (``_core.Stepper.step``'s
@@ -151,6 +183,7 @@ class Stepper(Generic[StateT]):
         facts = cell_for_torch_mode(layer.mode)
         self._cell_kind = layer.mode
         self._lstm = facts.cell_state
+        self._cell = facts.name  # the kernels' name of PyTorch's cell
         self._batch_first = layer.batch_first
         self._num_layers = layer.num_layers
         self._input_size = layer.input_size
@@ -169,15 +202,59 @@ class Stepper(Generic[StateT]):
         params = layer.parameters()
         self._weight_dtype = layer.weight_dtype
         quantized = self._weight_dtype in REDUCED_WEIGHT_DTYPES
-        weights = []
+        # The snapshot: copies of the weights (a quantized weight copies its arrays), so that later changes of
+        # the layer's parameters do not reach the stepper, and so that it pickles (the native stepper cannot:
+        # it is packed again from these on unpickling).
+        weights: list[tuple[Any, ...]] = []
         for k in range(layer.num_layers):
-            w_ih, w_hh = params[f"weight_ih_l{k}"], params[f"weight_hh_l{k}"]
-            if quantized:  # packed from copies: later changes of the layer do not reach the stepper
+            names = (f"weight_ih_l{k}", f"weight_hh_l{k}")
+            if quantized:
                 w_ih, w_hh = (QuantizedWeight(facts.name, self._weight_dtype, params[name],
-                                              params.get(name + SCALE_SUFFIX)).native()
-                              for name in (f"weight_ih_l{k}", f"weight_hh_l{k}"))
-            weights.append((w_ih, w_hh, params.get(f"bias_ih_l{k}"), params.get(f"bias_hh_l{k}")))
-        self._impl = _core.Stepper(facts.name, self._hidden_size, self._batch, weights)
+                                              params.get(name + SCALE_SUFFIX)) for name in names)
+            else:
+                w_ih, w_hh = (params[name].copy() for name in names)
+            b_ih, b_hh = (None if b is None else b.copy()
+                          for b in (params.get(f"bias_ih_l{k}"), params.get(f"bias_hh_l{k}")))
+            weights.append((w_ih, w_hh, b_ih, b_hh))
+        self._weights = weights
+        self._impl = self._native_stepper()
+
+    def _native_stepper(self) -> _core.Stepper:
+        """The native stepper of PyTorch's cells, packed from the snapshot, in the zero state."""
+        layers = [tuple(w.native() if isinstance(w, QuantizedWeight) else w for w in ws) for ws in self._weights]
+        return _core.Stepper(self._cell, self._hidden_size, self._batch, layers)
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickling (and ``copy.copy``) carries the configuration, the weight snapshot and the current state: an
+        unpickled stepper (in this process or another) is a stepper of its own that continues with the bits
+        this one would."""
+        state = dict(self.__dict__)
+        state["_impl"] = None  # the native stepper does not pickle: its state does
+        if isinstance(self._impl, _VariantSteps):
+            state["_variant_steps"] = self._impl.__getstate__()
+        else:
+            state["_h"], state["_c"] = self._full_state()
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        variant_steps = state.pop("_variant_steps", None)
+        h, c = state.pop("_h", None), state.pop("_c", None)
+        self.__dict__.update(state)
+        if variant_steps is not None:
+            steps = _VariantSteps.__new__(_VariantSteps)
+            steps.__setstate__(variant_steps)
+            self._impl = steps
+        else:
+            native = self._native_stepper()
+            native.reset(h, c)
+            self._impl = native
+
+    def _full_state(self) -> tuple[np.ndarray, Optional[np.ndarray]]:
+        """Copies of ``h`` (num_layers, batch, R) and ``c`` (num_layers, batch, H) (None but for the LSTM)."""
+        h = np.empty((self._num_layers, self._batch, self._state_size), dtype=self._dtype)
+        c = np.empty((self._num_layers, self._batch, self._hidden_size), dtype=self._dtype) if self._lstm else None
+        self._impl.get_state(h, c)
+        return h, c
 
     @property
     def batch(self) -> Optional[int]:
@@ -300,9 +377,7 @@ class Stepper(Generic[StateT]):
     def state(self) -> StateT:
         """A copy of the current state: ``h`` or ``(h, c)``, h (num_layers, batch, R) and c (num_layers,
         batch, hidden_size), without the batch axis unbatched; index = layer (a stepper has one direction)."""
-        h = np.empty((self._num_layers, self._batch, self._state_size), dtype=self._dtype)
-        c = np.empty((self._num_layers, self._batch, self._hidden_size), dtype=self._dtype) if self._lstm else None
-        self._impl.get_state(h, c)
+        h, c = self._full_state()
         if self._unbatched:
             h = h[:, 0, :]
             c = None if c is None else c[:, 0, :]

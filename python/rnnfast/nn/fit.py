@@ -11,21 +11,21 @@ from __future__ import annotations
 import inspect
 import math
 import numbers
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any, Callable, Optional, Protocol, Union
 
 import numpy as np
 
 from .._validation import positive_int
 from ._fit_data import Dataset, LossKind, prepare_data, prepare_validation
+from ._fit_loss import LossFunction, batch_gradient, correct, loss_function
 from ._progress import ProgressBar
-from .losses import mse, softmax_cross_entropy
 from .optim import SGD, Adam, clip_grad_norm
 
 __all__ = ["fit", "History"]
 
 ArrayLike = Any
-LossFunction = Callable[..., tuple[float, np.ndarray]]
 
 
 class Model(Protocol):
@@ -164,65 +164,6 @@ def _optimizer(optimizer: Any, model: Any) -> Any:
     return optimizer
 
 
-def _nll_of_probabilities(p: np.ndarray, targets: np.ndarray,
-                          mask: Optional[np.ndarray]) -> tuple[float, np.ndarray]:
-    """Cross-entropy of probabilities ``p`` (a model ending in Softmax): ``mean(-log p[target])``, and its
-    gradient with respect to ``p``.
-
-    The gradient, ``-w / (sum(w) * p[target])`` at the target and 0 elsewhere, is what the Softmax's
-    backward turns into ``w * (p - one_hot) / sum(w)``: exactly the gradient of the cross-entropy on the
-    logits. A probability that underflowed to 0 is taken as the smallest normal number, so the loss stays
-    finite (about 87 in float32) and that sequence's gradient is 0, as with Keras' clipping.
-    """
-    idx = targets[..., None].astype(np.intp)
-    p_t = np.maximum(np.take_along_axis(p, idx, axis=-1)[..., 0], np.finfo(p.dtype).tiny)
-    if mask is None:
-        w = np.ones(targets.shape, dtype=p.dtype)
-    else:
-        w = np.broadcast_to(mask, targets.shape).astype(p.dtype)
-    total = float(w.sum(dtype=np.float64))
-    if total == 0.0:
-        return 0.0, np.zeros_like(p)
-    loss = float((w * -np.log(p_t)).sum(dtype=np.float64)) / total
-    grad = np.zeros_like(p)
-    np.put_along_axis(grad, idx, (-w / (p.dtype.type(total) * p_t))[..., None], axis=-1)
-    return loss, grad
-
-
-def _loss_function(data: Dataset) -> LossFunction:
-    """``(pred, target, mask) -> (loss, d_pred)`` for the loss fit was given."""
-    if data.loss_kind is LossKind.CROSS_ENTROPY:
-        if data.probabilities:
-            return _nll_of_probabilities
-        return lambda pred, target, mask: softmax_cross_entropy(pred, target, mask=mask)
-    if data.loss_kind is LossKind.MSE:
-        return lambda pred, target, mask: mse(pred, target, mask=mask)
-    user = data.loss
-    assert user is not None  # a callable loss kind always carries its function
-    def call(pred: np.ndarray, target: np.ndarray, mask: Optional[np.ndarray]) -> tuple[float, np.ndarray]:
-        result = user(pred, target) if mask is None else user(pred, target, mask=mask)
-        if not (isinstance(result, tuple) and len(result) == 2):
-            raise TypeError(f"loss {getattr(user, '__name__', user)!r} must return (loss, gradient), got "
-                            f"{type(result).__name__}")
-        value, grad = result
-        grad = np.asarray(grad)
-        if grad.shape != pred.shape:
-            raise ValueError(f"loss {getattr(user, '__name__', user)!r} returned a gradient of shape {grad.shape}, "
-                             f"expected the prediction's shape {pred.shape}")
-        return float(value), grad
-
-    return call
-
-
-def _correct(pred: np.ndarray, target: np.ndarray, mask: Optional[np.ndarray]) -> tuple[int, int]:
-    """(labels predicted right, labels counted): the arg-max class against the target, padding not counted."""
-    right = pred.argmax(axis=-1) == target
-    if mask is None:
-        return int(right.sum()), int(right.size)
-    m = np.broadcast_to(mask, target.shape) > 0
-    return int((right & m).sum()), int(m.sum())
-
-
 def _evaluate(model: Any, data: Dataset, batch_size: int, loss_fn: LossFunction) -> dict[str, float]:
     """Validation metrics over the whole set at once (inference: no dropout, nothing saved)."""
     predict = getattr(model, "predict", None)
@@ -236,7 +177,7 @@ def _evaluate(model: Any, data: Dataset, batch_size: int, loss_fn: LossFunction)
     value, _ = loss_fn(pred, data.y, mask)
     metrics = {"val_loss": value}
     if data.loss_kind is LossKind.CROSS_ENTROPY:
-        right, counted = _correct(pred, data.y, mask)
+        right, counted = correct(pred, data.y, mask)
         metrics["val_accuracy"] = right / max(counted, 1)
     return metrics
 
@@ -325,6 +266,54 @@ def fit(model: Model, x: ArrayLike, y: ArrayLike, *, loss: Union[str, LossFuncti
         positive ints, an unknown loss or optimiser. Errors of the model on ``x`` itself (the wrong
         feature size) come from its layers, naming the shapes.
     """
+    run = prepare_fit(model, x, y, loss=loss, optimizer=optimizer, epochs=epochs, batch_size=batch_size, seed=seed,
+                      lengths=lengths, validation_data=validation_data, clip_norm=clip_norm, verbose=verbose,
+                      shuffle=shuffle)
+
+    def gradient(epoch: int, step: int, idx: np.ndarray) -> tuple[float, Optional[tuple[int, int]]]:
+        return batch_gradient(model, run.data, run.loss_fn, idx, step_rng(run.seed, epoch, step))
+
+    return train(run, gradient)
+
+
+@dataclass
+class FitRun:
+    """Everything :func:`fit` checked and built before its first step: what its loop (:func:`train`) runs on,
+    whoever computes the gradients (:func:`fit` itself, or the shards of :mod:`rnnfast.parallel`)."""
+
+    model: Any
+    data: Dataset
+    validation: Optional[Dataset]
+    optimizer: Any
+    loss_fn: LossFunction
+    epochs: int
+    batch_size: int
+    seed: int                   # the one given, or the one drawn
+    clip: Optional[float]
+    verbose: int
+    shuffle: bool
+
+    @property
+    def steps(self) -> int:
+        """Batches per epoch (the last one may be smaller)."""
+        return -(-self.data.n // self.batch_size)
+
+    def batches(self) -> Iterator[tuple[int, int, np.ndarray]]:
+        """``(epoch, step, sample indices)`` of every step in turn: the epochs' orders are permutations drawn
+        in turn from ``np.random.default_rng(seed)`` (or the samples in order, without shuffling), cut into
+        ``batch_size`` samples."""
+        order_rng = np.random.default_rng(self.seed)
+        for epoch in range(self.epochs):
+            order = order_rng.permutation(self.data.n) if self.shuffle else np.arange(self.data.n)
+            for step in range(self.steps):
+                yield epoch, step, order[step * self.batch_size:(step + 1) * self.batch_size]
+
+
+def prepare_fit(model: Any, x: ArrayLike, y: ArrayLike, *, loss: Any, optimizer: Any, epochs: Any = 1,
+                batch_size: Any = 32, seed: Any = None, lengths: Any = None, validation_data: Any = None,
+                clip_norm: Any = None, verbose: Any = 1, shuffle: Any = True) -> FitRun:
+    """:func:`fit`'s arguments checked (everything :func:`fit` refuses is refused here, before any step) and
+    what its loop needs built: the data, the validation set, the optimiser, the loss function."""
     _check_model(model)
     epochs = positive_int("epochs", epochs)
     batch_size = positive_int("batch_size", batch_size)
@@ -336,38 +325,42 @@ def fit(model: Model, x: ArrayLike, y: ArrayLike, *, loss: Union[str, LossFuncti
     data = prepare_data(model, x, y, lengths, loss)
     validation = None if validation_data is None else prepare_validation(model, data, validation_data)
     opt = _optimizer(optimizer, model)
-    loss_fn = _loss_function(data)
+    return FitRun(model, data, validation, opt, loss_function(data), epochs, batch_size, run_seed, clip, verbose,
+                  bool(shuffle))
 
-    steps = -(-data.n // batch_size)
-    history = History({"epochs": epochs, "steps": steps, "batch_size": batch_size, "samples": data.n,
-                       "seed": run_seed})
-    bar = ProgressBar(epochs, steps, verbose=verbose)
-    order_rng = np.random.default_rng(run_seed)
-    for epoch in range(epochs):
-        order = order_rng.permutation(data.n) if shuffle else np.arange(data.n)
-        bar.start_epoch(epoch + 1)
-        right = counted = 0
-        for step in range(steps):
-            idx = order[step * batch_size:(step + 1) * batch_size]
-            target, mask = data.batch_y(idx), data.mask(idx)
-            model.zero_grad()
-            pred = np.asarray(model.forward(data.batch_x(idx), training=True, lengths=data.batch_lengths(idx),
-                                            rng=step_rng(run_seed, epoch, step)))
-            value, d_pred = loss_fn(pred, target, mask)
-            model.backward(d_pred)
-            if clip is not None:
-                clip_grad_norm(model, clip)
-            opt.step()
-            bar.step(value, len(idx))
+
+#: ``gradient(epoch, step, sample indices) -> (the batch's loss, (labels right, labels counted) or None)``:
+#: leaves the batch's gradients in the model's ``grads``.
+BatchGradient = Callable[[int, int, np.ndarray], tuple[float, Optional[tuple[int, int]]]]
+
+
+def train(run: FitRun, gradient: BatchGradient, params: Optional[Mapping[str, Any]] = None) -> History:
+    """:func:`fit`'s loop: for every step of :meth:`FitRun.batches`, the gradients (``gradient``), clipping,
+    the optimiser's step, the progress bar; after every epoch the metrics, validation, the history.
+    ``params`` adds to :attr:`History.params`."""
+    model, data = run.model, run.data
+    history = History({"epochs": run.epochs, "steps": run.steps, "batch_size": run.batch_size, "samples": data.n,
+                       "seed": run.seed, **(params or {})})
+    bar = ProgressBar(run.epochs, run.steps, verbose=run.verbose)
+    right = counted = 0
+    for epoch, step, idx in run.batches():
+        if step == 0:
+            bar.start_epoch(epoch + 1)
+            right = counted = 0
+        value, counts = gradient(epoch, step, idx)
+        if run.clip is not None:
+            clip_grad_norm(model, run.clip)
+        run.optimizer.step()
+        bar.step(value, len(idx))
+        if counts is not None:
+            right, counted = right + counts[0], counted + counts[1]
+        if step == run.steps - 1:
+            metrics = {"loss": bar.mean_loss}
             if data.loss_kind is LossKind.CROSS_ENTROPY:
-                r, c = _correct(pred, target, mask)
-                right, counted = right + r, counted + c
-        metrics = {"loss": bar.mean_loss}
-        if data.loss_kind is LossKind.CROSS_ENTROPY:
-            metrics["accuracy"] = right / max(counted, 1)
-        if validation is not None:
-            metrics.update(_evaluate(model, validation, batch_size, loss_fn))
-        bar.end_epoch(**{k: v for k, v in metrics.items() if k != "loss"})
-        history._append(epoch, metrics)
+                metrics["accuracy"] = right / max(counted, 1)
+            if run.validation is not None:
+                metrics.update(_evaluate(model, run.validation, run.batch_size, run.loss_fn))
+            bar.end_epoch(**{k: v for k, v in metrics.items() if k != "loss"})
+            history._append(epoch, metrics)
     bar.close()
     return history
