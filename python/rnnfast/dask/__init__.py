@@ -8,7 +8,8 @@ parts (what is shipped, the shard gradients, the ordered reduction, the training
 
 from __future__ import annotations
 
+from ._fit import DaskExecutor, fit
 from ._predict import predict, predict_partitions
 from ._workers import RnnfastThreads, check_workers, setup_workers
 
-__all__ = ["predict", "predict_partitions", "RnnfastThreads", "check_workers", "setup_workers"]
+__all__ = ["predict", "predict_partitions", "fit", "DaskExecutor", "RnnfastThreads", "check_workers", "setup_workers"]

@@ -7,6 +7,7 @@ ordered reduction of :mod:`rnnfast.parallel` on the driver).
 
 from __future__ import annotations
 
+from ._fit import RayExecutor, ShardActor, fit
 from ._predict import Predictor, predict
 
-__all__ = ["predict", "Predictor"]
+__all__ = ["predict", "Predictor", "fit", "RayExecutor", "ShardActor"]
