@@ -3,6 +3,8 @@ installed (pytest.importorskip at its top), so the main suite runs without Dask 
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 
@@ -20,7 +22,14 @@ def dask_client():
 def ray_session():
     """A local Ray of two CPUs for the module (started once: about 3 s), shut down after it."""
     ray = pytest.importorskip("ray")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    import rnnfast
+
+    # Ray's workers start from the environment, not from this process's sys.path: give them the directories
+    # of rnnfast (a source checkout's python/ or site-packages) and of the tests' helpers.
+    paths = [os.path.dirname(os.path.dirname(rnnfast.__file__)), os.path.dirname(os.path.dirname(__file__))]
+    paths += [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False,
+             runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join(paths)}})
     try:
         yield ray
     finally:

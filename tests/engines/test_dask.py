@@ -19,8 +19,8 @@ dd = pytest.importorskip("dask.dataframe")
 
 import rnnfast  # noqa: E402
 import rnnfast.dask as rdask  # noqa: E402
-from helpers.engines import I, MODELS, N, T, in_process, inputs  # noqa: E402
-from rnnfast import nn  # noqa: E402
+from helpers.engines import I, MODELS, N, T, KillWorkerOnce, in_process, inputs, same_fit, training_problem  # noqa: E402
+from rnnfast import nn, parallel  # noqa: E402
 from rnnfast.parallel import model_spec  # noqa: E402
 
 # ---------------------------------------------------------------------------------------------------------
@@ -198,3 +198,95 @@ def test_workers_without_rnnfast_are_named(tmp_path):
             rdask.check_workers(client)
         with pytest.raises(RuntimeError, match=rf"cannot import rnnfast .*{address}"):
             rdask.setup_workers(client)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# fit
+# ---------------------------------------------------------------------------------------------------------
+
+FIT = dict(loss="cross_entropy", epochs=2, batch_size=10, seed=7, verbose=0)
+
+
+def fit_both(client, world_size=None, **overrides):
+    """rnnfast.dask.fit and parallel.fit_local on the same problem: (dask model, its history, local model,
+    its history)."""
+    kw = {**FIT, **overrides}
+    a, x, lengths, y = training_problem()
+    b, *_ = training_problem()
+    k = world_size or 2
+    ha = rdask.fit(client, a, x, y, lengths=lengths, optimizer=nn.Adam(a, lr=0.01), world_size=world_size, **kw)
+    hb = parallel.fit_local(b, x, y, lengths=lengths, optimizer=nn.Adam(b, lr=0.01), world_size=k, **kw)
+    return a, ha, b, hb
+
+
+def test_fit_equals_fit_local_bit_for_bit(dask_client):
+    _, xv, lv, yv = training_problem(seed=1, n=9)
+    a, ha, b, hb = fit_both(dask_client, clip_norm=0.5, validation_data=(xv, yv, lv))
+    same_fit(a, b, ha, hb)
+    assert ha.params["world_size"] == 2 and set(ha.history) == {"loss", "accuracy", "val_loss", "val_accuracy"}
+
+
+def test_fit_with_more_ranks_than_workers(dask_client):
+    a, ha, b, hb = fit_both(dask_client, world_size=3, epochs=1)
+    same_fit(a, b, ha, hb)
+
+
+def test_two_runs_with_the_same_seed_are_identical(dask_client):
+    a, ha, _, _ = fit_both(dask_client, epochs=1)
+    c, hc, _, _ = fit_both(dask_client, epochs=1)
+    same_fit(a, c, ha, hc)
+
+
+def test_fit_equals_nn_fit(dask_client):
+    """One worker: nn.fit's bits, dropout included; two: nn.fit's to float32 rounding (no dropout: its masks
+    are drawn per rank)."""
+    a, x, lengths, y = training_problem()
+    b, *_ = training_problem()
+    ha = rdask.fit(dask_client, a, x, y, lengths=lengths, optimizer=nn.SGD(a, lr=0.1), world_size=1, **FIT)
+    hb = nn.fit(b, x, y, lengths=lengths, optimizer=nn.SGD(b, lr=0.1), **FIT)
+    for name in a.parameters():
+        np.testing.assert_array_equal(a.parameters()[name], b.parameters()[name], err_msg=name)
+    assert ha.history == hb.history
+
+    a, x, lengths, y = training_problem(dropout=0.0)
+    b, *_ = training_problem(dropout=0.0)
+    ha = rdask.fit(dask_client, a, x, y, lengths=lengths, optimizer=nn.SGD(a, lr=0.1), **FIT)
+    hb = nn.fit(b, x, y, lengths=lengths, optimizer=nn.SGD(b, lr=0.1), **FIT)
+    for name in a.parameters():
+        np.testing.assert_allclose(a.parameters()[name], b.parameters()[name], rtol=1e-5, atol=1e-6, err_msg=name)
+    np.testing.assert_allclose(ha.history["loss"], hb.history["loss"], rtol=1e-5)
+
+
+def test_a_worker_killed_mid_fit_changes_nothing(dask_client, tmp_path):
+    """The loss kills the worker process computing it once (at the first shard): the scheduler reruns that
+    rank elsewhere and the fit ends with fit_local's bits, every gradient counted once."""
+    flag = tmp_path / "kill-once"
+    flag.touch()
+    a, x, lengths, y = training_problem()
+    b, *_ = training_problem()
+    kw = {**FIT, "loss": KillWorkerOnce(str(flag))}
+    ha = rdask.fit(dask_client, a, x, y, lengths=lengths, optimizer=nn.Adam(a, lr=0.01), **kw)
+    assert not flag.exists(), "no worker ran the killing loss"
+    kw["loss"] = nn.softmax_cross_entropy
+    hb = parallel.fit_local(b, x, y, lengths=lengths, optimizer=nn.Adam(b, lr=0.01), world_size=2, **kw)
+    same_fit(a, b, ha, hb)
+    dask_client.wait_for_workers(2)
+
+
+def test_fit_bad_input(dask_client):
+    a, x, lengths, y = training_problem()
+    with pytest.raises(ValueError, match="y|samples"):
+        rdask.fit(dask_client, a, x, y[:-1], lengths=lengths, optimizer="sgd", **FIT)
+    dx = da.from_array(x, chunks=(T, 10, I))
+    dy = da.from_array(y, chunks=12)
+    with pytest.raises(ValueError, match=r"x and y are dask arrays cut into different partitions along the batch "
+                                         r"axis \(x: \(10, 10, 10, 7\), y: \(12, 12, 12, 1\)\)"):
+        rdask.fit(dask_client, a, dx, dy, lengths=lengths, optimizer="sgd", **FIT)
+    # Cut alike: accepted, and the same as NumPy input.
+    b, *_ = training_problem()
+    ha = rdask.fit(dask_client, a, dx, da.from_array(y, chunks=10), lengths=lengths, optimizer=nn.SGD(a, lr=0.1),
+                   **FIT)
+    hb = rdask.fit(dask_client, b, x, y, lengths=lengths, optimizer=nn.SGD(b, lr=0.1), **FIT)
+    same_fit(a, b, ha, hb)
+    with pytest.raises(ValueError, match="world_size"):
+        rdask.fit(dask_client, a, x, y, lengths=lengths, optimizer="sgd", world_size=0, **FIT)

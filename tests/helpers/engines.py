@@ -15,8 +15,8 @@ from rnnfast import nn
 T, N, I, H, C = 6, 23, 3, 8, 3
 
 
-def _stack(batch_first: bool) -> Any:
-    return nn.Sequential(rnnfast.LSTM(I, H, num_layers=2, batch_first=batch_first, seed=4), nn.Dropout(0.3, seed=1),
+def _stack(batch_first: bool, dropout: float = 0.3) -> Any:
+    return nn.Sequential(rnnfast.LSTM(I, H, num_layers=2, batch_first=batch_first, seed=4), nn.Dropout(dropout, seed=1),
                          nn.LastStep(), nn.Linear(H, C, seed=5))
 
 
@@ -56,13 +56,13 @@ def in_process(model: Any, x: np.ndarray, lengths: Any = None) -> np.ndarray:
     return model.forward(x, lengths=lengths)[0]
 
 
-def training_problem(seed: int = 0, n: int = 37) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray]:
-    """A many-to-one classifier with Dropout, time-major sequences, their lengths and labels."""
+def training_problem(seed: int = 0, n: int = 37, dropout: float = 0.3) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray]:
+    """A many-to-one classifier (with Dropout), time-major sequences, their lengths and labels."""
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((T, n, I)).astype(np.float32)
     lengths = rng.integers(1, T + 1, size=n)
     y = (np.cumsum(x[..., 0], axis=0)[lengths - 1, np.arange(n)] > 0).astype(np.int64) + (x[0, :, 1] > 1)
-    return _stack(False), x, lengths, y
+    return _stack(False, dropout), x, lengths, y
 
 
 class KillWorkerOnce:
@@ -83,3 +83,13 @@ class KillWorkerOnce:
             else:
                 os.kill(os.getpid(), signal.SIGKILL)
         return nn.softmax_cross_entropy(pred, target, mask=mask)
+
+
+def same_fit(a: Any, b: Any, history_a: Any, history_b: Any) -> None:
+    """Two fits gave the same bits: every parameter and every metric of every epoch."""
+    pa, pb = a.parameters(), b.parameters()
+    assert pa.keys() == pb.keys()
+    for name in pa:
+        np.testing.assert_array_equal(pa[name], pb[name], err_msg=name)
+    assert history_a.history == history_b.history
+    assert history_a.epoch == history_b.epoch
