@@ -80,21 +80,18 @@ def correct(pred: np.ndarray, target: np.ndarray, mask: Optional[np.ndarray]) ->
 
 
 def loss_terms(data: Dataset, idx: np.ndarray) -> int:
-    """How many terms the loss of the samples ``idx`` averages over: the denominator of the built-in losses
-    (the prediction's elements for 'mse', the targets for 'cross_entropy', those of padded steps not counted).
+    """A count proportional to the number of terms the loss of the samples ``idx`` averages over: the samples,
+    or, for per-step targets with ``lengths`` (a masked loss), the unpadded steps.
 
-    A batch's loss is then the sum over any split of its samples of each part's loss times its share of the
-    terms. A callable loss is taken to be a mean over samples: its terms are the samples.
+    The losses fit computes are means over their terms (each sample has as many elements or targets as
+    another, padded steps not counted), so a batch's loss is the sum over any split of its samples of each
+    part's loss times its share of these counts; so are the gradients. A callable loss is taken to be such a
+    mean (as :func:`~rnnfast.nn.mse` and :func:`~rnnfast.nn.softmax_cross_entropy` are, weighted by the mask).
     """
-    n = len(idx)
-    if data.loss_kind is LossKind.CALLABLE:
-        return n
-    shape = data.out_shape[:-1] if data.loss_kind is LossKind.CROSS_ENTROPY else data.out_shape
-    shape = shape[:data.out_axis] + (n,) + shape[data.out_axis + 1:]
     mask = data.mask(idx)
     if mask is None:
-        return int(np.prod(shape, dtype=np.int64))
-    return int(np.count_nonzero(np.broadcast_to(mask, shape)))
+        return len(idx)
+    return int(np.count_nonzero(mask))
 
 
 def batch_gradient(model: Any, data: Dataset, loss_fn: LossFunction, idx: np.ndarray,

@@ -15,7 +15,7 @@ A step of a fit over ``k`` ranks (:func:`run_data_parallel`, the one loop of all
    contiguous shards (:func:`shard_bounds`), rank ``r`` taking the ``r``-th, with a weight: its share of the
    batch's loss terms (:class:`ShardTask`);
 2. the driver sends the model's parameters to the workers; each rank runs the training forward (its
-   Dropout drawing from :func:`step_rng`\\ ``(seed, epoch, step, rank)``), the loss and backward on its shard
+   Dropout drawing from ``step_rng(seed, epoch, step, rank)``, :func:`step_rng`), the loss and backward on its shard
    and returns its gradients times its weight (:func:`shard_gradient`, :class:`ShardResult`);
 3. the driver sums them in rank order (:func:`reduce_gradients`, which refuses a duplicate or missing rank),
    clips (with ``clip_norm``) and takes the optimiser's step, once.

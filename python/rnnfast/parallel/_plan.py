@@ -111,6 +111,7 @@ class ShardConfig:
 
     @classmethod
     def of(cls, data: Dataset, seed: int) -> ShardConfig:
+        """The configuration of the driver's checked data ``data`` (:attr:`FitPlan.run`'s) and the run's seed."""
         return cls(seed, data.loss_kind, data.loss, data.x_axis, data.out_axis, data.time_axis, data.mask_ndim,
                    data.probabilities, data.out_shape)
 
