@@ -290,3 +290,23 @@ def test_fit_bad_input(dask_client):
     same_fit(a, b, ha, hb)
     with pytest.raises(ValueError, match="world_size"):
         rdask.fit(dask_client, a, x, y, lengths=lengths, optimizer="sgd", world_size=0, **FIT)
+
+
+def test_a_task_that_keeps_killing_workers_fails_the_fit_clearly(tmp_path):
+    """With Dask's allowed-failures at 0, one killed worker is one too many: a RuntimeError naming the step,
+    and the model left as it was before that step (here: untouched)."""
+    import dask
+
+    flag = tmp_path / "kill-once"
+    flag.touch()
+    a, x, lengths, y = training_problem()
+    before = {k: v.copy() for k, v in a.parameters().items()}
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0}), \
+            distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
+                                     silence_logs=50) as cluster, distributed.Client(cluster) as client:
+        client.wait_for_workers(2)
+        with pytest.raises(RuntimeError, match=r"killed its workers at epoch 0 step 0 more often than Dask retries"):
+            rdask.fit(client, a, x, y, lengths=lengths, optimizer=nn.Adam(a, lr=0.01),
+                      **{**FIT, "loss": KillWorkerOnce(str(flag))})
+    for name, value in a.parameters().items():
+        np.testing.assert_array_equal(value, before[name])
