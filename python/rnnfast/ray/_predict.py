@@ -31,10 +31,13 @@ class Predictor:
         As :func:`predict`'s.
     batch_size : int or None
         Sequences per kernel call inside a batch.
+    out_axis : int or None
+        The batch axis of the model's output, probed on the driver; None: the input's for a sequence output
+        (rank 3), else 0.
     """
 
     def __init__(self, ref: SpecRef, feature_column: str, id_column: Optional[str], output_column: str,
-                 lengths_column: Optional[str], batch_size: Optional[int]) -> None:
+                 lengths_column: Optional[str], batch_size: Optional[int], out_axis: Optional[int] = None) -> None:
         import ray
 
         import rnnfast
@@ -45,7 +48,7 @@ class Predictor:
         self.in_axis = input_batch_axis(self.model)
         self.feature_column, self.id_column = feature_column, id_column
         self.output_column, self.lengths_column = output_column, lengths_column
-        self.batch_size = batch_size
+        self.batch_size, self.out_axis = batch_size, out_axis
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         rows = np.asarray(batch[self.feature_column])
@@ -56,8 +59,10 @@ class Predictor:
         x = np.ascontiguousarray(rows if self.in_axis == 0 or rows.ndim < 2 else np.swapaxes(rows, 0, 1))
         lengths = None if self.lengths_column is None else np.asarray(batch[self.lengths_column], dtype=np.int64)
         out = run_inference(self.model, x, lengths, self.batch_size)
-        layout_axis = 0 if self.in_axis == 0 or out.ndim < 3 else 1
-        result = {self.output_column: np.ascontiguousarray(np.moveaxis(out, layout_axis, 0))}
+        axis = self.out_axis
+        if axis is None:
+            axis = 0 if self.in_axis == 0 or out.ndim < 3 else 1
+        result = {self.output_column: np.ascontiguousarray(np.moveaxis(out, axis, 0))}
         if self.id_column is not None:
             result[self.id_column] = np.asarray(batch[self.id_column])
         return result
@@ -119,29 +124,31 @@ def predict(model: Any, dataset: Any, *, feature_column: str = "x", id_column: O
     batch_size = positive_int("batch_size", batch_size)
     kernel_batch_size = None if kernel_batch_size is None else positive_int("kernel_batch_size", kernel_batch_size)
     actors = positive_int("actors", actors)
-    cpus = thread_share(num_cpus, "num_cpus") and float(num_cpus)
+    thread_share(num_cpus, "num_cpus")  # a positive number (the actors' threads: at least 1)
+    cpus = float(num_cpus)
     schema = dataset.schema()
     names = list(schema.names) if schema is not None else []
     for what, column in (("feature_column", feature_column), ("id_column", id_column),
                          ("lengths_column", lengths_column)):
         if column is not None and column not in names:
             raise ValueError(f"{what} {column!r} is not a column of the dataset (its columns: {names})")
-    _probe(model, schema, feature_column, lengths_column is not None)
+    out_axis = _probe(model, schema, feature_column, lengths_column is not None)
     ref = spec_ref(model_spec(model))
     return dataset.map_batches(
         Predictor, fn_constructor_args=(ref, feature_column, id_column, output_column, lengths_column,
-                                        kernel_batch_size),
+                                        kernel_batch_size, out_axis),
         batch_size=batch_size, batch_format="numpy", num_cpus=cpus,
         compute=ray.data.ActorPoolStrategy(size=actors))
 
 
-def _probe(model: Any, schema: Any, column: str, with_lengths: bool) -> None:
+def _probe(model: Any, schema: Any, column: str, with_lengths: bool) -> Optional[int]:
     """Run the model at once on one row of zeros of the column's shape, where the schema tells it (a tensor
-    column), so that a model/data mismatch is an error here rather than in an actor's log."""
+    column), so that a model/data mismatch is an error here rather than in an actor's log; the batch axis of
+    the output (None where the schema does not give the rows' shape)."""
     kind = schema.types[schema.names.index(column)]
     shape = getattr(kind, "shape", None)
     if not shape:
-        return
+        return None
     sample = list(shape)
     sample.insert(input_batch_axis(model), 1)
-    inference_layout(model, sample, input_dtype(model), with_lengths=with_lengths)
+    return inference_layout(model, sample, input_dtype(model), with_lengths=with_lengths).out_axis
