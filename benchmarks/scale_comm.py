@@ -6,9 +6,8 @@ Measured, for an LSTM classifier of hidden size 32, 128 and 512 (input 32, T=50,
    (forward, loss, backward of one shard, in this process, ``rnnfast.set_num_threads(1)``).
 2. **Communication per step**, on a Dask cluster of 1 and 2 worker processes of one thread: the bytes
    (the parameters scattered to every worker, one gradient per rank gathered: counted from the arrays) and
-   the seconds of a *communication round* (the same scatter, one task per rank returning a gradient-sized
-   result, the gather: everything of a step but the shard's computation), and the seconds of a whole step of
-   ``rnnfast.dask.fit``.
+   the seconds of a *communication round* (a step of ``rnnfast.dask.fit`` whose tasks return gradient-sized
+   arrays at once: everything of a step but the shard's computation), and the seconds of a whole step.
 3. The same with **link latency** between the driver's machine (client and scheduler) and the workers: each
    worker reaches the scheduler, and is reached by the client and the scheduler, through a proxy process
    that delays every chunk it forwards by ``delay`` each way (round trip ``2 * delay``). Why a proxy and not
@@ -192,29 +191,17 @@ class Cluster:
         self.cluster.close()
 
 
-def _gradient_like(params: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """A rank's answer without its computation: arrays of the gradients' sizes (made, so not a cached value)."""
-    return {name: np.ones_like(p) for name, p in params.items()}
+def _null_shard(token: str, bundle: Any, params: Mapping[str, np.ndarray], task: Any) -> Any:
+    """A rank's task without its computation: gradient-sized arrays (made, so not a cached value) as its result."""
+    from rnnfast.parallel import ShardResult
+
+    grads = {name: np.ones_like(p) for name, p in params.items()}
+    return ShardResult(task.rank, len(task.indices), 0.0, None, grads, task.epoch, task.step)
 
 
-def comm_round_seconds(client: Any, params: Mapping[str, np.ndarray], ranks: int, rounds: int) -> float:
-    """Median seconds of one step's communication: the parameters scattered to every worker, one task per rank
-    (on worker rank mod workers) returning gradient-sized arrays, gathered."""
-    addresses = sorted(client.scheduler_info(n_workers=-1)["workers"])
-    times = []
-    for _ in range(rounds + 1):
-        start = time.perf_counter()
-        [sent] = client.scatter([dict(params)], broadcast=True, hash=False)
-        futures = [client.submit(_gradient_like, sent, pure=False, workers=[addresses[r % len(addresses)]],
-                                 allow_other_workers=True) for r in range(ranks)]
-        client.gather(futures)
-        times.append(time.perf_counter() - start)
-        del sent, futures
-    return statistics.median(times[1:])  # the first round also warms the connections
-
-
-def fit_step_seconds(client: Any, hidden: int, ranks: int, steps: int) -> tuple[float, int, int]:
-    """(median seconds of a step of rnnfast.dask.fit, bytes sent per step, bytes received per step)."""
+def fit_step_seconds(client: Any, hidden: int, ranks: int, steps: int, compute: bool = True) -> tuple[float, int, int]:
+    """(median seconds of a step of rnnfast.dask.fit, bytes sent per step, bytes received per step); without
+    ``compute``, each rank's task returns gradient-sized arrays at once: the step's communication alone."""
     import rnnfast.dask as rdask
     from rnnfast import nn
     from rnnfast.parallel import run_data_parallel
@@ -222,6 +209,9 @@ def fit_step_seconds(client: Any, hidden: int, ranks: int, steps: int) -> tuple[
     times: list[float] = []
 
     class Timed(rdask.DaskExecutor):
+        if not compute:
+            _task = staticmethod(_null_shard)
+
         def gradients(self, params: Any, tasks: Any) -> Any:
             start = time.perf_counter()
             out = super().gradients(params, tasks)
@@ -279,8 +269,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
             cluster = Cluster(workers, delay)
             try:
                 for h in hiddens:
-                    params = model_of(h).parameters()
-                    seconds = comm_round_seconds(cluster.client, params, workers, rounds=steps)
+                    seconds = fit_step_seconds(cluster.client, h, workers, steps, compute=False)[0]
                     step, sent, received = fit_step_seconds(cluster.client, h, workers, steps)
                     comm[(label, h, workers)] = seconds
                     print(f"| {label} | {h} | {workers} | {sent:,} | {received:,} | {seconds:.4f} | {step:.4f} |",
