@@ -36,7 +36,12 @@ def check_inference_model(model: Any) -> None:
 def run_inference(model: Any, x: np.ndarray, lengths: Optional[np.ndarray], batch_size: Optional[int]) -> np.ndarray:
     """The model's inference output on ``x``: ``model.predict`` for a Sequential, the output sequence of a
     recurrent layer (in batches of ``batch_size``), ``forward(x)`` for another module. Rows do not interact,
-    so this is the bits of one in-process call on all of ``x``, whatever the split."""
+    so this is the bits of one in-process call on all of ``x``, whatever the split.
+
+    Arrays an engine deserialised from a message may start at any byte (pickle's out-of-band buffers): the
+    kernels need C-contiguous, aligned arrays, so such input is copied here."""
+    x = np.require(x, requirements=["C", "A"])
+    lengths = None if lengths is None else np.require(lengths, requirements=["C", "A"])
     if isinstance(model, RNNBase):
         axis = 0 if model.batch_first else 1
         n = x.shape[axis] if x.ndim == 3 else 0
