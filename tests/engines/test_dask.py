@@ -313,21 +313,21 @@ def test_a_task_that_keeps_killing_workers_fails_the_fit_clearly(tmp_path):
 
 
 def test_unaligned_chunks_are_copied_not_refused():
-    """A worker may receive a chunk whose buffer starts at an odd byte (as distributed's deserialisation can
-    give): predict copies it rather than letting the kernels refuse it. Run on the synchronous scheduler, where
-    the chunks are views of these very arrays."""
-    import dask
+    """A worker may receive a chunk whose buffer starts at an odd byte (distributed's deserialisation gave an
+    unaligned lengths chunk, once in a few runs): the chunk's task copies it rather than letting the kernels
+    refuse it ('lengths must be C-contiguous and aligned')."""
+    from rnnfast._engine_common import spec_ref
+    from rnnfast.dask._predict import _block
 
     model = MODELS["sequential-many-to-one"][0]()
     x = inputs("sequential-many-to-one")
     lengths = np.random.default_rng(6).integers(1, T + 1, size=N)
-    raw = bytearray(lengths.nbytes + 1)
-    odd = np.frombuffer(raw, dtype=np.uint8)[1:].view(np.int64)
-    odd[...] = lengths
-    x_raw = bytearray(x.nbytes + 1)
-    x_odd = np.frombuffer(x_raw, dtype=np.uint8)[1:].view(np.float32).reshape(x.shape)
-    x_odd[...] = x
-    assert not odd.flags.aligned and not x_odd.flags.aligned
-    with dask.config.set(scheduler="sync"):
-        out = rdask.predict(model, da.from_array(x_odd, chunks=(T, 12, I)), lengths=odd).compute()
+
+    def odd(a: np.ndarray) -> np.ndarray:
+        raw = np.frombuffer(bytearray(a.nbytes + 1), dtype=np.uint8)[1:].view(a.dtype).reshape(a.shape)
+        raw[...] = a
+        assert not raw.flags.aligned
+        return raw
+
+    out = _block(spec_ref(model_spec(model)), odd(x), odd(lengths), 4)  # batches: slices of the chunk
     np.testing.assert_array_equal(out, model.predict(x, lengths=lengths))
