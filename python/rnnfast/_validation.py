@@ -242,7 +242,9 @@ def prepare_lengths(lengths: Any, seq_len: int, batch: int) -> Optional[np.ndarr
         raise ValueError(
             f"lengths must lie in [0, seq_len] = [0, {seq_len}], got values from {arr.min()} to {arr.max()}"
         )
-    return np.ascontiguousarray(arr, dtype=np.int64)
+    # Aligned too: a buffer from elsewhere (a deserialised chunk, a slice of bytes) can be contiguous at an odd
+    # address, which the kernels refuse.
+    return c_aligned(np.ascontiguousarray(arr, dtype=np.int64))
 
 
 @dataclass

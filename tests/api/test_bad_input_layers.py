@@ -210,6 +210,10 @@ for _cls in LAYER_CLASSES:
         # lengths
         row(entry, "lengths", "valid unsorted", lcall(x_clean, lengths=[1, T]), OK,
             check=lref(x_clean, lengths=[1, T]), needs="lengths")
+        # int64 at an odd address (a chunk deserialised by an engine): copied, not refused. Sorted, so that no
+        # reordering copies it first.
+        row(entry, "lengths", "misaligned", lcall(x_clean, lengths=misaligned(np.array([T, 1], dtype=np.int64))), OK,
+            check=lref(x_clean, lengths=[T, 1]), needs="lengths")
         row(entry, "lengths", "too long", lcall(x_clean, lengths=[T + 1, 1]), ValueError, needs="lengths")
         row(entry, "lengths", "negative", lcall(x_clean, lengths=[-1, 1]), ValueError, needs="lengths")
         row(entry, "lengths", "wrong size", lcall(x_clean, lengths=[1]), ValueError, needs="lengths")
