@@ -9,5 +9,6 @@ from __future__ import annotations
 
 from ._fit import RayExecutor, ShardActor, fit
 from ._predict import Predictor, predict
+from ._workers import check_workers
 
-__all__ = ["predict", "Predictor", "fit", "RayExecutor", "ShardActor"]
+__all__ = ["predict", "Predictor", "fit", "RayExecutor", "ShardActor", "check_workers"]

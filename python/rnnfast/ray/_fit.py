@@ -3,7 +3,10 @@ with a :class:`RayExecutor` (no Ray Train, no collective library).
 
 How the executor uses Ray:
 
-- **Once** (``start``): the model's :class:`~rnnfast.parallel.ModelSpec`, the checked data and the
+- **Once** (``start``): :func:`~rnnfast.ray.check_workers` asks a worker on every node, in the actors'
+  runtime environment, to import rnnfast (a node without it is named, instead of an actor dying in Ray's
+  stand-in class with a ``ModuleNotFoundError`` deep in its report; once per job, nodes and runtime
+  environment). Then the model's :class:`~rnnfast.parallel.ModelSpec`, the checked data and the
   :class:`~rnnfast.parallel.ShardConfig` are put in the object store (``ray.put``, once); one actor per rank
   is made with references to them and builds its :class:`~rnnfast.parallel.ShardWorker` in its constructor
   (NumPy arrays are read from the store without a copy on the same node).
@@ -28,6 +31,7 @@ from .._engine_common import thread_share
 from .._validation import positive_int
 from ..nn.fit import History
 from ..parallel import ModelSpec, ShardConfig, ShardResult, ShardTask, ShardWorker, run_data_parallel
+from ._workers import ensure_workers, missing_rnnfast
 
 __all__ = ["RayExecutor", "ShardActor", "fit"]
 
@@ -63,6 +67,8 @@ class RayExecutor:
         CPUs per actor (its rnnfast threads: at least 1).
     max_restarts : int, default 3
         How often an actor lost mid-fit is restarted (and its call retried) before the fit fails.
+    runtime_env : dict, optional
+        Ray's runtime environment for the actors (merged with the job's), e.g. ``{"pip": ["rnnfast"]}``.
 
     Attributes
     ----------
@@ -71,13 +77,17 @@ class RayExecutor:
         returned (each step's parameters are read by every actor: on one node from shared memory).
     """
 
-    def __init__(self, world_size: int, *, num_cpus: float = 1, max_restarts: int = 3) -> None:
+    def __init__(self, world_size: int, *, num_cpus: float = 1, max_restarts: int = 3,
+                 runtime_env: Optional[dict[str, Any]] = None) -> None:
         self._world_size = positive_int("world_size", world_size)
         self._num_cpus = float(num_cpus)
         self._threads = thread_share(num_cpus, "num_cpus")
         if isinstance(max_restarts, bool) or not isinstance(max_restarts, int) or max_restarts < 0:
             raise ValueError(f"max_restarts must be a non-negative int, got {max_restarts!r}")
         self._max_restarts = max_restarts
+        if runtime_env is not None and not isinstance(runtime_env, dict):
+            raise TypeError(f"runtime_env must be a dict or None, got {type(runtime_env).__name__}")
+        self._runtime_env = runtime_env
         self._actors: list[Any] = []
         self._refs: list[Any] = []
         self.bytes_started = self.bytes_sent = self.bytes_received = 0
@@ -92,10 +102,14 @@ class RayExecutor:
 
         if not ray.is_initialized():
             raise RuntimeError("rnnfast.ray.fit needs a connected Ray: call ray.init(...) first")
+        ensure_workers(self._runtime_env)  # before anything is put: a node without rnnfast named, not a dead actor
         # Kept referenced for the whole fit: a restarted actor reads its constructor's arguments again.
         self._refs = [ray.put(spec), ray.put(x), ray.put(y), ray.put(lengths), ray.put(config)]
-        remote = ray.remote(ShardActor).options(num_cpus=self._num_cpus, max_restarts=self._max_restarts,
-                                                max_task_retries=self._max_restarts)
+        options: dict[str, Any] = {"num_cpus": self._num_cpus, "max_restarts": self._max_restarts,
+                                   "max_task_retries": self._max_restarts}
+        if self._runtime_env is not None:
+            options["runtime_env"] = self._runtime_env
+        remote = ray.remote(ShardActor).options(**options)
         self._actors = [remote.remote(self._threads, *self._refs) for _ in range(self._world_size)]
         self.bytes_started = spec.nbytes + x.nbytes + y.nbytes + (0 if lengths is None else lengths.nbytes)
 
@@ -111,6 +125,10 @@ class RayExecutor:
         try:
             results: list[ShardResult] = [ray.get(c) for c in calls]  # in rank order
         except RayActorError as exc:
+            # An actor (re)started on a node that joined after the check, without rnnfast: say so, not "died".
+            missing = missing_rnnfast(exc, "rnnfast.ray.fit")
+            if missing is not None:
+                raise missing from exc
             first = ordered[0] if ordered else None
             where = f" at epoch {first.epoch} step {first.step}" if first is not None else ""
             raise RuntimeError(f"rnnfast.ray.fit: a shard's actor died{where} more often than it is restarted "
@@ -134,7 +152,8 @@ class RayExecutor:
         self._actors, self._refs = [], []
 
 
-def fit(model: Any, x: Any, y: Any, *, world_size: int, num_cpus: float = 1, max_restarts: int = 3, loss: Any,
+def fit(model: Any, x: Any, y: Any, *, world_size: int, num_cpus: float = 1, max_restarts: int = 3,
+        runtime_env: Optional[dict[str, Any]] = None, loss: Any,
         optimizer: Any, epochs: int = 1, batch_size: int = 32, seed: Optional[int] = None, lengths: Any = None,
         validation_data: Any = None, clip_norm: Optional[float] = None, verbose: int = 1,
         shuffle: bool = True) -> History:
@@ -158,6 +177,8 @@ def fit(model: Any, x: Any, y: Any, *, world_size: int, num_cpus: float = 1, max
         CPUs per actor (and its rnnfast threads).
     max_restarts : int, default 3
         Restarts of a lost actor (each retrying its call) before the fit fails.
+    runtime_env : dict, optional
+        Ray's runtime environment for the actors (merged with the job's), e.g. ``{"pip": ["rnnfast"]}``.
 
     Returns
     -------
@@ -169,9 +190,11 @@ def fit(model: Any, x: Any, y: Any, *, world_size: int, num_cpus: float = 1, max
     TypeError, ValueError
         What :func:`rnnfast.nn.fit` raises, before any actor is made; a bad ``world_size``/``num_cpus``.
     RuntimeError
-        Ray not initialised; an actor lost more often than ``max_restarts``.
+        Ray not initialised; a node whose workers cannot import rnnfast (naming the node, or the actor, and the
+        import error: rnnfast must be installed in the workers' environment), before the first step; an actor
+        lost more often than ``max_restarts``.
     """
-    executor = RayExecutor(world_size, num_cpus=num_cpus, max_restarts=max_restarts)
+    executor = RayExecutor(world_size, num_cpus=num_cpus, max_restarts=max_restarts, runtime_env=runtime_env)
     return run_data_parallel(executor, model, x, y, loss=loss, optimizer=optimizer, epochs=epochs,
                              batch_size=batch_size, seed=seed, lengths=lengths, validation_data=validation_data,
                              clip_norm=clip_norm, verbose=verbose, shuffle=shuffle)

@@ -4,6 +4,10 @@ the model, built once per actor from its :class:`~rnnfast.parallel.ModelSpec`.
 Why actors (a callable class) and not tasks: the model is built in the actor's constructor and kept for
 every batch the actor receives, instead of being deserialised for every batch; and the actor's CPUs are
 known in the constructor, which sets the actor's rnnfast threads to them.
+
+Why :func:`~rnnfast.ray.check_workers` before the Dataset is returned: the Dataset is lazy, and an actor that
+cannot import rnnfast would otherwise fail only when it is consumed, as an actor death deep in Ray Data's
+executor; the check names the node and its import error at the call.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from .._engine_common import SpecRef, cached_model, check_inference_model, infer
     input_dtype, run_inference, spec_ref, thread_share
 from .._validation import positive_int
 from ..parallel import model_spec
+from ._workers import ensure_workers
 
 __all__ = ["predict", "Predictor"]
 
@@ -70,7 +75,8 @@ class Predictor:
 
 def predict(model: Any, dataset: Any, *, feature_column: str = "x", id_column: Optional[str] = "id",
             output_column: str = "prediction", lengths_column: Optional[str] = None, batch_size: int = 256,
-            kernel_batch_size: Optional[int] = None, num_cpus: float = 1, actors: int = 1) -> Any:
+            kernel_batch_size: Optional[int] = None, num_cpus: float = 1, actors: int = 1,
+            runtime_env: Optional[dict[str, Any]] = None) -> Any:
     """Inference over a Ray Dataset holding one sequence per row, on a pool of actors holding the model.
 
     Layout: the column ``feature_column`` holds each row's sequence as an array (T, I) (steps first; (T,)
@@ -103,6 +109,8 @@ def predict(model: Any, dataset: Any, *, feature_column: str = "x", id_column: O
         CPUs per actor; the actor's rnnfast threads are set to them (at least 1).
     actors : int, default 1
         Actors in the pool.
+    runtime_env : dict, optional
+        Ray's runtime environment for the actors (merged with the job's), e.g. ``{"pip": ["rnnfast"]}``.
 
     Returns
     -------
@@ -115,6 +123,10 @@ def predict(model: Any, dataset: Any, *, feature_column: str = "x", id_column: O
     TypeError, ValueError
         If ``dataset`` is not a Ray Dataset, a column is missing from its schema, a count is not positive,
         or the model refuses the rows' shape (probed at once on one row of zeros of the schema's shape).
+    RuntimeError
+        Ray not initialised, or a node whose workers cannot import rnnfast in ``runtime_env`` (naming the node
+        and the import error: rnnfast must be installed in the workers' environment), checked at the call
+        (:func:`~rnnfast.ray.check_workers`) rather than when the Dataset is consumed.
     """
     import ray.data
 
@@ -124,6 +136,8 @@ def predict(model: Any, dataset: Any, *, feature_column: str = "x", id_column: O
     batch_size = positive_int("batch_size", batch_size)
     kernel_batch_size = None if kernel_batch_size is None else positive_int("kernel_batch_size", kernel_batch_size)
     actors = positive_int("actors", actors)
+    if runtime_env is not None and not isinstance(runtime_env, dict):
+        raise TypeError(f"runtime_env must be a dict or None, got {type(runtime_env).__name__}")
     thread_share(num_cpus, "num_cpus")  # a positive number (the actors' threads: at least 1)
     cpus = float(num_cpus)
     schema = dataset.schema()
@@ -133,12 +147,14 @@ def predict(model: Any, dataset: Any, *, feature_column: str = "x", id_column: O
         if column is not None and column not in names:
             raise ValueError(f"{what} {column!r} is not a column of the dataset (its columns: {names})")
     out_axis = _probe(model, schema, feature_column, lengths_column is not None)
+    ensure_workers(runtime_env)  # after the input's checks: those need no cluster
     ref = spec_ref(model_spec(model))
+    remote_args: dict[str, Any] = {} if runtime_env is None else {"runtime_env": runtime_env}
     return dataset.map_batches(
         Predictor, fn_constructor_args=(ref, feature_column, id_column, output_column, lengths_column,
                                         kernel_batch_size, out_axis),
         batch_size=batch_size, batch_format="numpy", num_cpus=cpus,
-        compute=ray.data.ActorPoolStrategy(size=actors))
+        compute=ray.data.ActorPoolStrategy(size=actors), **remote_args)
 
 
 def _probe(model: Any, schema: Any, column: str, with_lengths: bool) -> Optional[int]:
