@@ -1,8 +1,13 @@
 """rnnfast.ray on a local Ray of two CPUs: predict on Ray Data equals the in-process call bit for bit for every
 kind of model (rows restored to order by the id column); bad input refused; fit on actors equal to fit_local
-bit for bit, repeatable, equal to nn.fit to float32 rounding, and exact after an actor is killed mid-fit."""
+bit for bit, repeatable, equal to nn.fit to float32 rounding, and exact after an actor is killed mid-fit; workers
+that cannot import rnnfast named at the call, not left to an actor's death."""
 
 from __future__ import annotations
+
+import os
+import re
+import textwrap
 
 import numpy as np
 import pytest
@@ -167,3 +172,64 @@ def test_fit_actors_threads_and_bad_input(ray_session):
     finally:
         executor.close()
     assert isinstance(plan.config, ShardConfig)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# workers without rnnfast
+# ---------------------------------------------------------------------------------------------------------
+
+
+def without_rnnfast(tmp_path) -> dict:
+    """A runtime_env whose workers cannot import rnnfast, as a worker from an environment without the package
+    would fail (simulated: a sitecustomize on the workers' PYTHONPATH installs an import hook refusing it)."""
+    block = tmp_path / "no_rnnfast"
+    block.mkdir()
+    (block / "sitecustomize.py").write_text(textwrap.dedent("""
+        import sys
+
+        class RefuseRnnfast:
+            def find_spec(self, name, path=None, target=None):
+                if name == "rnnfast" or name.startswith("rnnfast."):
+                    raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+                return None
+
+        sys.meta_path.insert(0, RefuseRnnfast())
+    """))
+    # The job's PYTHONPATH (conftest's ray_session) after it: rnnfast is there, and still refused.
+    paths = [str(block), os.path.dirname(os.path.dirname(rnnfast.__file__))]
+    return {"env_vars": {"PYTHONPATH": os.pathsep.join(paths)}}
+
+
+def test_workers_without_rnnfast_are_named_at_the_call(ray_session, tmp_path, monkeypatch):
+    """predict and fit refuse at the call, naming the node (or the actor) and the import error, instead of an
+    actor dying in Ray's stand-in class (predict: only once the lazy Dataset is consumed)."""
+    env = without_rnnfast(tmp_path)
+    (node,) = [n for n in ray.nodes() if n["Alive"]]
+    facts = rray.check_workers()
+    assert [f["version"] for f in facts.values()] == [rnnfast.__version__]
+    named = (rf"^1 of 1 Ray nodes cannot import rnnfast in their workers: node "
+             rf"{re.escape(node['NodeManagerAddress'])} {node['NodeID']}: ModuleNotFoundError: No module named "
+             r"'rnnfast'\. rnnfast must be installed in the Ray workers' environment")
+    with pytest.raises(RuntimeError, match=named) as info:
+        rray.check_workers(env)
+    assert info.value.__cause__ is not None  # Ray's report, chained
+
+    model = MODELS["lstm"][0]()
+    rows = rows_of("lstm", inputs("lstm"))
+    ds = ray_data.from_items([{"id": i, "x": rows[i]} for i in range(N)])
+    with pytest.raises(RuntimeError, match=named):
+        rray.predict(model, ds, runtime_env=env)
+
+    a, x, lengths, y = training_problem()
+    before = {k: v.copy() for k, v in a.parameters().items()}
+    with pytest.raises(RuntimeError, match=named):
+        rray.fit(a, x, y, lengths=lengths, optimizer="sgd", world_size=2, runtime_env=env, **FIT)
+    # A node joining after the check (here: the check skipped): the actor's death is translated, naming it.
+    monkeypatch.setattr("rnnfast.ray._fit.ensure_workers", lambda runtime_env: None)
+    with pytest.raises(RuntimeError, match=r"^rnnfast.ray.fit: actor \w+ on node \S+ cannot import rnnfast "
+                                           r"\(ModuleNotFoundError: No module named 'rnnfast'\); rnnfast must be "
+                                           r"installed in the Ray workers' environment") as info:
+        rray.fit(a, x, y, lengths=lengths, optimizer="sgd", world_size=1, runtime_env=env, **FIT)
+    assert isinstance(info.value.__cause__, ray.exceptions.RayActorError)
+    for name, value in a.parameters().items():
+        np.testing.assert_array_equal(value, before[name])
