@@ -12,14 +12,13 @@ import numpy as np
 import pytest
 
 import rnnfast
+from helpers.fit_problems import C, H, I, N, T, assert_same_parameters, sequences, snapshot
 from rnnfast import nn
 from rnnfast.nn import _progress
 
 # ---------------------------------------------------------------------------------------------------------
 # Small problems
 # ---------------------------------------------------------------------------------------------------------
-
-T, N, I, H, C = 7, 45, 3, 8, 3
 
 
 def classifier(dropout: float = 0.25, seed: int = 0, dtype: str = "float32", softmax: bool = False,
@@ -36,30 +35,6 @@ def tagger(seed: int = 0, dtype: str = "float32", batch_first: bool = False, sof
     mods = [rnnfast.GRU(I, H, batch_first=batch_first, dtype=dtype, seed=seed), nn.Dropout(0.2, seed=98),
             nn.Linear(H, out, dtype=dtype, seed=seed + 1)]
     return nn.Sequential(*mods, *([nn.Softmax()] if softmax else []))
-
-
-def sequences(seed: int = 0, n: int = N, batch_first: bool = False):
-    """(T, n, I) inputs (or (n, T, I)), lengths in [1, T], labels per sequence (n,) and per step (T, n):
-    class of the sign of the running sum of the first feature (0 negative, 1 small, 2 positive)."""
-    rng = np.random.default_rng(seed)
-    x = rng.standard_normal((T, n, I)).astype(np.float32)
-    lengths = rng.integers(1, T + 1, size=n)
-    running = np.cumsum(x[..., 0], axis=0)
-    per_step = np.digitize(running, [-0.5, 0.5])
-    per_seq = per_step[lengths - 1, np.arange(n)]
-    if batch_first:
-        return x.transpose(1, 0, 2).copy(), lengths, per_seq, per_step.T.copy()
-    return x, lengths, per_seq, per_step
-
-
-def snapshot(model) -> dict:
-    return {k: v.copy() for k, v in model.parameters().items()}
-
-
-def assert_same_parameters(a: dict, b: dict) -> None:
-    assert a.keys() == b.keys()
-    for k in a:
-        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
 
 
 def hand_loop(model, x, y, *, loss, opt, epochs, batch_size, seed, lengths=None, clip=None, batch_axis=1,

@@ -11,10 +11,9 @@ import numpy as np
 import pytest
 
 import rnnfast
+from helpers.fit_problems import C, H, I, N, T, assert_same_parameters, sequences, snapshot
 from helpers.parallel_executors import PickledExecutor, ProcessExecutor
 from rnnfast import nn, parallel
-
-T, N, I, H, C = 7, 45, 3, 8, 3
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -35,28 +34,6 @@ def tagger(seed=0, dtype="float32", batch_first=False, out=C, dropout=0.0) -> nn
     mods = [rnnfast.GRU(I, H, batch_first=batch_first, dtype=dtype, seed=seed)]
     mods += [nn.Dropout(dropout, seed=98)] if dropout else []
     return nn.Sequential(*mods, nn.Linear(H, out, dtype=dtype, seed=seed + 1))
-
-
-def sequences(seed=0, n=N, batch_first=False, dtype="float32"):
-    """x (T, n, I) (or (n, T, I)), lengths in [1, T], labels per sequence (n,) and per step (T, n) (or (n, T))."""
-    rng = np.random.default_rng(seed)
-    x = rng.standard_normal((T, n, I)).astype(dtype)
-    lengths = rng.integers(1, T + 1, size=n)
-    per_step = np.digitize(np.cumsum(x[..., 0], axis=0), [-0.5, 0.5])
-    per_seq = per_step[lengths - 1, np.arange(n)]
-    if batch_first:
-        return x.transpose(1, 0, 2).copy(), lengths, per_seq, per_step.T.copy()
-    return x, lengths, per_seq, per_step
-
-
-def snapshot(model) -> dict:
-    return {k: v.copy() for k, v in model.parameters().items()}
-
-
-def assert_same_parameters(a: dict, b: dict) -> None:
-    assert a.keys() == b.keys()
-    for k in a:
-        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
 
 
 def assert_close_parameters(a: dict, b: dict, dtype: str) -> None:
