@@ -39,9 +39,7 @@ def run_inference(model: Any, x: np.ndarray, lengths: Optional[np.ndarray], batc
     so this is the bits of one in-process call on all of ``x``, whatever the split.
 
     Arrays an engine deserialised from a message may start at any byte (pickle's out-of-band buffers): the
-    kernels need C-contiguous, aligned arrays, so such input is copied here."""
-    x = np.require(x, requirements=["C", "A"])
-    lengths = None if lengths is None else np.require(lengths, requirements=["C", "A"])
+    layers' own argument checks copy such input for the kernels, as for any caller."""
     if isinstance(model, RNNBase):
         axis = 0 if model.batch_first else 1
         n = x.shape[axis] if x.ndim == 3 else 0

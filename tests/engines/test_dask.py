@@ -314,8 +314,8 @@ def test_a_task_that_keeps_killing_workers_fails_the_fit_clearly(tmp_path):
 
 def test_unaligned_chunks_are_copied_not_refused():
     """A worker may receive a chunk whose buffer starts at an odd byte (distributed's deserialisation gave an
-    unaligned lengths chunk, once in a few runs): the chunk's task copies it rather than letting the kernels
-    refuse it ('lengths must be C-contiguous and aligned')."""
+    unaligned lengths chunk, once in a few runs): it runs, the layers' argument checks copying it for the
+    kernels, which once refused it ('lengths must be C-contiguous and aligned')."""
     from rnnfast._engine_common import spec_ref
     from rnnfast.dask._predict import _block
 
